@@ -1,0 +1,24 @@
+"""expertdata: the expert-demonstration format, its validation, storage backends and tools.
+
+>>> import expertdata
+>>> ds = expertdata.load("fixtures/pendulum.npz")          # .npz, .h5/.hdf5, .zarr or .zarr.zip
+>>> expertdata.validate(ds).ok
+True
+>>> expertdata.convert("fixtures/pendulum.npz", "/tmp/pendulum.zarr", overwrite=True).digest  # doctest: +ELLIPSIS
+'sha256:...'
+"""
+from .dataset import Dataset
+from .digest import digest
+from .episodes import EpisodeIndex
+from .errors import (DigestMismatchError, ExpertDataError, InvalidDatasetError, UnreadableError,
+                     UsageError)
+from .formats import WriteOptions
+from .schema import SCHEMA_VERSION
+from .storage import SaveResult, convert, load, save
+from .validation import Report, validate
+
+__version__ = "0.1.0"
+
+__all__ = ["Dataset", "DigestMismatchError", "EpisodeIndex", "ExpertDataError", "InvalidDatasetError", "Report",
+           "SCHEMA_VERSION", "SaveResult", "UnreadableError", "UsageError", "WriteOptions", "convert", "digest",
+           "load", "save", "validate", "__version__"]

@@ -1,0 +1,139 @@
+"""The ``expertdata`` command line: each command parses its arguments, calls one library function, prints.
+
+Errors of ours become a one-line message on stderr and the exit code the error carries (0 ok, 1 invalid
+or mismatched, 2 unreadable or a bad call); never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Iterable
+
+import click
+
+from . import __version__, formats
+from .digest import PREFIX, digest
+from .errors import DigestMismatchError, ExpertDataError
+from .info import info as dataset_info
+from .storage import convert as convert_dataset
+from .storage import load
+from .validation import validate as validate_dataset
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ExpertDataError as exc:
+            click.echo(f"expertdata: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("expertdata: interrupted; nothing was written", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="expertdata")
+def main() -> None:
+    """Validate, convert and inspect expert-demonstration datasets (.npz, HDF5, Zarr)."""
+
+
+def _table(rows: Iterable[tuple[str, ...]]) -> str:
+    rows = [tuple(str(c) for c in row) for row in rows]
+    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(max(len(r) for r in rows))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, one object per problem.")
+def validate(path: str, as_json: bool) -> None:
+    """Check PATH against every rule; exit 0 if valid, 1 if invalid, 2 if unreadable."""
+    report = validate_dataset(path)
+    if as_json:
+        click.echo(json.dumps({"path": path, "valid": report.ok, "exit_code": report.exit_code,
+                               "problems": [p.to_json() for p in report.problems]}, indent=2))
+    else:
+        for problem in report.problems:
+            click.echo(f"{path}: {problem.rule.severity}: {problem.one_line()}", err=problem.rule.severity == "error")
+        errors, warnings = len(report.errors), len(report.warnings)
+        verdict = "unreadable" if report.unreadable else ("valid" if report.ok else "invalid")
+        click.echo(f"{path}: {verdict} ({errors} errors, {warnings} warnings)")
+    sys.exit(report.exit_code)
+
+
+@main.command()
+@click.argument("src", type=click.Path())
+@click.argument("dst", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(formats.names()), help="Format of DST (default: from its suffix).")
+@click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
+@click.option("--compression", help="none, gzip[:level], lzf (HDF5), zstd[:level] (Zarr), deflate (npz).")
+@click.option("--chunk-rows", type=click.IntRange(min=1), help="Rows per chunk (default: about 2 MB a chunk).")
+@click.option("--traj-limitation", type=int, default=-1, show_default=True,
+              help="Keep only the first K whole episodes (-1: all).")
+def convert(src: str, dst: str, fmt: str | None, overwrite: bool, compression: str | None,
+            chunk_rows: int | None, traj_limitation: int) -> None:
+    """Convert SRC to DST losslessly, atomically, checking the content digest on both sides."""
+    result = convert_dataset(src, dst, format=fmt, overwrite=overwrite, traj_limitation=traj_limitation,
+                             options=formats.WriteOptions(chunk_rows, compression), progress=True)
+    click.echo(f"wrote {result.path} ({result.format}), digest {result.digest}")
+
+
+def _stats_line(stats: dict | None) -> str:
+    return "-" if stats is None else f"{stats['min']:.6g} / {stats['mean']:.6g} / {stats['max']:.6g}"
+
+
+def _space_line(space: dict | None) -> str:
+    if space is None:
+        return "-"
+    detail = {k: v for k, v in space.items() if k != "type"}
+    return f"{space['type']} {json.dumps(detail)}"
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--no-digest", is_flag=True, help="Skip the content digest (it reads every value).")
+def info(path: str, as_json: bool, no_digest: bool) -> None:
+    """Summarise the dataset at PATH: counts, returns, spaces, fields and storage."""
+    summary = dataset_info(path, with_digest=not no_digest)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(_table([
+        ("path", path),
+        ("format", f"{summary['format']}, schema {summary['schema_version']}"),
+        ("size on disk", f"{summary['size_on_disk']:,} bytes"),
+        ("env", summary["env_id"] or "-"),
+        ("transitions", f"{summary['transitions']:,}"),
+        ("episodes", f"{summary['episodes']:,}"),
+        ("lengths min/mean/max", _stats_line(summary["episode_lengths"])),
+        ("returns min/mean/max", _stats_line(summary["episode_returns"])),
+        ("observation space", _space_line(summary["observation_space"])),
+        ("action space", _space_line(summary["action_space"])),
+        ("digest", summary["digest"] or "-"),
+    ]))
+    click.echo("")
+    click.echo(_table([("field", "dtype", "shape", "chunks", "compression")] + [
+        (name, f["dtype"], tuple(f["shape"]), tuple(f["chunks"]) if f.get("chunks") else "-",
+         f.get("compression", "-")) for name, f in summary["fields"].items()]))
+    for entry in summary["lineage"]:
+        click.echo(f"lineage: {entry.get('operation')} from {entry.get('from_format')} "
+                   f"(parent {entry.get('parent_digest')}) at {entry.get('time')}")
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("--digest", "expected", required=True, help="The digest the sender published (sha256:...).")
+def verify(path: str, expected: str) -> None:
+    """Check that PATH holds exactly the content whose digest is given; exit 0 if so, 1 if not."""
+    expected = expected if expected.startswith(PREFIX) else PREFIX + expected
+    with load(path) as dataset:
+        actual = digest(dataset)
+    if actual != expected:
+        raise DigestMismatchError(f"{path}: digest {actual} does not match the expected {expected}")
+    click.echo(f"{path}: OK, digest {actual}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The in-process form of a dataset: named arrays (lazy or in memory), metadata, and the episode index."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .arrays import ArrayLike
+from .episodes import EpisodeIndex
+from .errors import InvalidDatasetError
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Expert trajectories: ``fields`` maps names (see ``expertdata.schema``) to arrays.
+
+    Arrays loaded from HDF5 or Zarr stay lazy: nothing is read until sliced. Construction checks the
+    structure (required fields, dtypes, lengths, episode count) and raises ``InvalidDatasetError`` with
+    every structural problem; ``expertdata.validate`` adds the checks that read every value.
+
+    :param root: the folder that relative image paths in ``obs`` are resolved against.
+    :param source: where the dataset was read from, for messages.
+    :param storage: per field, how the file stores it (``chunks``, ``compression``).
+    """
+
+    fields: Mapping[str, ArrayLike]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    root: Path | None = None
+    source: str = "<memory>"
+    format: str | None = None
+    closer: Callable[[], None] | None = field(default=None, repr=False)
+    storage: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        from .validation import structural_problems
+
+        problems = structural_problems(self.fields, self.metadata, self.root)
+        if problems:
+            more = f" (and {len(problems) - 1} more problems; run `expertdata validate`)" if len(problems) > 1 else ""
+            raise InvalidDatasetError(f"{self.source}: {problems[0].one_line()}{more}", tuple(problems))
+
+    @classmethod
+    def from_arrays(cls, metadata: Mapping[str, Any] | None = None, root: Path | str | None = None,
+                    **arrays: Any) -> "Dataset":
+        """Build an in-memory dataset from numpy arrays given by field name."""
+        return cls({k: np.asarray(v) for k, v in arrays.items()}, dict(metadata or {}),
+                   Path(root) if root is not None else None)
+
+    def __getitem__(self, name: str) -> ArrayLike:
+        return self.fields[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.fields
+
+    @cached_property
+    def episodes(self) -> EpisodeIndex:
+        """The episode index, read from ``episode_starts`` once."""
+        return EpisodeIndex.from_starts(np.asarray(self.fields["episode_starts"][:]))
+
+    @property
+    def n_transitions(self) -> int:
+        return int(self.fields["episode_starts"].shape[0])
+
+    @property
+    def n_episodes(self) -> int:
+        return int(self.fields["episode_returns"].shape[0])
+
+    @property
+    def has_image_paths(self) -> bool:
+        """True when ``obs`` holds paths to image files, as SB2 stored image observations."""
+        return np.dtype(self.fields["obs"].dtype).kind == "U"
+
+    def field_per(self, name: str) -> str:
+        """``step`` or ``episode``: which count a field's rows follow."""
+        from .schema import FIELDS_BY_NAME
+
+        known = FIELDS_BY_NAME.get(name)
+        if known is not None:
+            return known.per
+        return self.metadata.get("extras", {}).get(name, "step")
+
+    def take_episodes(self, stop: int) -> "Dataset":
+        """The first ``stop`` episodes, as lazy as the source: rows are sliced only when read.
+
+        Slicing a lazy array reads it, so fields are wrapped in views that defer the read.
+        """
+        steps = self.episodes.step_slice(0, stop)
+        fields = {name: RowWindow(array, steps if self.field_per(name) == "step" else slice(0, stop))
+                  for name, array in self.fields.items()}
+        return replace(self, fields=fields)
+
+    def with_metadata(self, metadata: Mapping[str, Any]) -> "Dataset":
+        """The same arrays with other metadata."""
+        return replace(self, metadata=metadata)
+
+    def close(self) -> None:
+        """Close the file behind lazy arrays (a no-op for in-memory datasets)."""
+        if self.closer is not None:
+            self.closer()
+
+    def __enter__(self) -> "Dataset":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RowWindow:
+    """Rows ``window`` of a lazy array, read only when sliced."""
+
+    def __init__(self, array: ArrayLike, window: slice) -> None:
+        self._array = array
+        self._start, self._stop, _ = window.indices(array.shape[0])
+        self.dtype = array.dtype
+        self.shape = (max(0, self._stop - self._start),) + tuple(array.shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice):
+            raise TypeError("a row window is read by slices of rows")
+        start, stop, step = key.indices(self.shape[0])
+        return np.asarray(self._array[self._start + start:self._start + stop])[::step]
+
+    @property
+    def storage(self) -> ArrayLike:
+        return getattr(self._array, "storage", self._array)

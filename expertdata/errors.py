@@ -1,0 +1,42 @@
+"""Exceptions for users: one line each, naming the file, the field and what to do.
+
+Every error carries the exit code the CLI returns for it, so the CLI never has to guess.
+"""
+from __future__ import annotations
+
+
+class ExpertDataError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_code = 2
+
+
+class UnreadableError(ExpertDataError):
+    """The path is missing, truncated, corrupt, or not a dataset in a format we know (exit 2)."""
+
+    exit_code = 2
+
+
+class UsageError(ExpertDataError):
+    """The call itself is wrong: a bad option, an existing destination without overwrite (exit 2)."""
+
+    exit_code = 2
+
+
+class InvalidDatasetError(ExpertDataError):
+    """The file was read, but its content breaks the schema (exit 1).
+
+    :param problems: every problem found (``expertdata.validation.Problem``), not only the first.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, problems: tuple = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class DigestMismatchError(ExpertDataError):
+    """Two digests that must agree do not (exit 1)."""
+
+    exit_code = 1

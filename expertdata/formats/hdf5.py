@@ -1,0 +1,95 @@
+"""HDF5 through h5py: one dataset per field at the file's root, metadata as a JSON attribute.
+
+Arrays stay lazy (h5py datasets) and are chunked along the rows for batch reading.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import UnreadableError
+from . import METADATA_KEY, Raw, WriteOptions, metadata_from_json, metadata_to_json
+from .chunked import ChunkedSink, as_read
+
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: A chunk cache larger than h5py's 1 MiB default, so reading a block never decompresses a chunk twice.
+_CACHE_BYTES = 64 * 2**20
+
+
+def _compression_label(ds: h5py.Dataset) -> str:
+    if ds.compression is None:
+        return "none"
+    return f"{ds.compression}:{ds.compression_opts}" if ds.compression_opts is not None else ds.compression
+
+
+def read(path: Path) -> Raw:
+    try:
+        f = h5py.File(path, "r", rdcc_nbytes=_CACHE_BYTES)
+    except OSError as exc:
+        raise UnreadableError(f"{path}: not a readable HDF5 file ({exc})") from None
+    try:
+        datasets = {name: obj for name, obj in f.items() if isinstance(obj, h5py.Dataset)}
+        fields = {name: as_read(ds, ds.attrs) for name, ds in datasets.items()}
+        storage = {name: {"chunks": list(ds.chunks) if ds.chunks else None, "compression": _compression_label(ds)}
+                   for name, ds in datasets.items()}
+        text = f.attrs.get(METADATA_KEY)
+        metadata = metadata_from_json(text, path) if text is not None else {}
+    except (OSError, KeyError, RuntimeError) as exc:
+        f.close()
+        raise UnreadableError(f"{path}: corrupt HDF5 file ({exc})") from None
+    except UnreadableError:
+        f.close()
+        raise
+    return Raw(fields, metadata, path.parent, "hdf5", storage, f.close)
+
+
+def sniff(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        return f.read(len(_SIGNATURE)) == _SIGNATURE
+
+
+class Hdf5Sink(ChunkedSink):
+    def __init__(self, path: Path, options: WriteOptions) -> None:
+        super().__init__(options, options.codec(BACKEND))
+        self._file = h5py.File(path, "w")
+
+    def _create(self, name: str, dtype: np.dtype, shape: tuple[int, ...], chunks: tuple[int, ...],
+                attrs: dict[str, str]) -> Any:
+        method, level = self._compression
+        ds = self._file.create_dataset(name, shape=shape, maxshape=(None,) + shape[1:], dtype=dtype, chunks=chunks,
+                                       compression=None if method == "none" else method,
+                                       compression_opts=level if method == "gzip" else None)
+        ds.attrs.update(attrs)
+        return ds
+
+    def _grow(self, array: Any, rows: int) -> None:
+        array.resize(rows, axis=0)
+
+    def set_metadata(self, metadata: dict[str, Any]) -> None:
+        self._file.attrs[METADATA_KEY] = metadata_to_json(metadata)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def abort(self) -> None:
+        self._file.close()
+
+
+class _Hdf5:
+    name = "hdf5"
+    suffixes = (".h5", ".hdf5")
+    compressions = ("none", "gzip", "lzf")
+    default_compression = "none"
+    sniff = staticmethod(sniff)
+    read = staticmethod(read)
+
+    def writer(self, path: Path, options: WriteOptions) -> Hdf5Sink:
+        return Hdf5Sink(path, options)
+
+
+BACKEND = _Hdf5()

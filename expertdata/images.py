@@ -1,0 +1,43 @@
+"""Image observations stored as SB2 stored them: paths, relative to the dataset's folder, to image files."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Iterable
+
+
+def escapes(path: str) -> bool:
+    """True when ``path`` is absolute or leaves the folder it is relative to."""
+    posix = PurePosixPath(path.replace("\\", "/"))
+    if posix.is_absolute() or PureWindowsPath(path).is_absolute() or PureWindowsPath(path).drive:
+        return True
+    depth = 0
+    for part in posix.parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            return True
+    return False
+
+
+def resolve(root: Path, path: str) -> Path:
+    """The file a relative image path names; call ``escapes`` first."""
+    return root / PurePosixPath(path.replace("\\", "/"))
+
+
+def copy_images(paths: Iterable[str], src_root: Path, dst_root: Path) -> list[Path]:
+    """Copy the image files ``paths`` name from one dataset folder to another, keeping relative paths.
+
+    Files already at the destination with the same size are left alone. Returns the files written, so
+    a failed conversion can remove exactly those.
+    """
+    written = []
+    if src_root.resolve() == dst_root.resolve():
+        return written
+    for path in sorted(set(paths)):
+        src, dst = resolve(src_root, path), resolve(dst_root, path)
+        if dst.exists() and dst.stat().st_size == src.stat().st_size:
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        written.append(dst)
+    return written

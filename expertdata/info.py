@@ -1,0 +1,54 @@
+"""What ``expertdata info`` shows: counts, episode statistics, spaces, and how each field is stored."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .dataset import Dataset
+from .digest import digest
+from .storage import load
+
+
+def size_on_disk(path: Path) -> int:
+    """Bytes a file, or every file under a folder, takes."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def _stats(values: np.ndarray) -> dict[str, float] | None:
+    if values.size == 0:
+        return None
+    return {"min": float(values.min()), "mean": float(values.mean()), "max": float(values.max())}
+
+
+def summarize(dataset: Dataset, with_digest: bool = True) -> dict[str, Any]:
+    """A JSON-ready summary of a dataset."""
+    meta = dataset.metadata
+    return {
+        "source": dataset.source,
+        "format": dataset.format,
+        "schema_version": meta.get("schema_version", "sb2 (no metadata)"),
+        "env_id": meta.get("env_id"),
+        "transitions": dataset.n_transitions,
+        "episodes": dataset.n_episodes,
+        "episode_lengths": _stats(dataset.episodes.lengths),
+        "episode_returns": _stats(np.asarray(dataset["episode_returns"][:], dtype=np.float64)),
+        "observation_space": meta.get("observation_space"),
+        "action_space": meta.get("action_space"),
+        "image_paths": dataset.has_image_paths,
+        "fields": {name: {"dtype": str(np.dtype(a.dtype)), "shape": list(a.shape),
+                          **dict(dataset.storage.get(name, {}))} for name, a in sorted(dataset.fields.items())},
+        "lineage": meta.get("lineage", []),
+        "digest": digest(dataset) if with_digest else None,
+    }
+
+
+def info(path: Path | str, with_digest: bool = True) -> dict[str, Any]:
+    """Summarise the dataset at ``path``, with its size on disk."""
+    with load(path) as dataset:
+        summary = summarize(dataset, with_digest)
+    summary["size_on_disk"] = size_on_disk(Path(path))
+    return summary

@@ -1,0 +1,114 @@
+"""The expert-trajectory schema: every field, every metadata key and every validation rule, in one place.
+
+Validation, the storage backends and the docs all read from here. Field names and dtypes follow what
+Stable Baselines 2 wrote, so SB2 files are valid datasets as they are.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SCHEMA_VERSION = "1.0"
+
+Per = Literal["step", "episode"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One array of a dataset.
+
+    :param per: ``step`` arrays have one row per transition (N), ``episode`` arrays one per episode (E).
+    :param kinds: numpy dtype kinds allowed (``f`` float, ``i``/``u`` integer, ``b`` bool, ``U`` text).
+    :param ndim: the exact number of dimensions, or ``None`` when it follows a space's shape.
+    """
+
+    name: str
+    per: Per
+    required: bool
+    kinds: str
+    ndim: int | None
+    doc: str
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("obs", "step", True, "fiubU", None,
+          "Observation before each step, (N, *obs_shape). Images as uint8 (N, H, W, C), or, as SB2 wrote "
+          "them, paths (text) relative to the dataset's folder."),
+    Field("actions", "step", True, "fiub", None,
+          "Action taken at each step, (N, *act_shape); a Discrete action is stored as (N, 1)."),
+    Field("rewards", "step", True, "fiu", 1, "Reward received after each step, (N,)."),
+    Field("episode_starts", "step", True, "b", 1, "True on the first step of each episode, (N,)."),
+    Field("episode_returns", "episode", True, "fiu", 1, "Sum of the rewards of each episode, (E,)."),
+    Field("terminated", "step", False, "b", 1,
+          "True where the episode ended in a terminal state (gymnasium's terminated), (N,)."),
+    Field("truncated", "step", False, "b", 1,
+          "True where the episode was cut, by a time limit for example (gymnasium's truncated), (N,)."),
+    Field("final_obs", "episode", False, "fiubU", None,
+          "Observation after the last step of each episode, (E, *obs_shape)."),
+)
+
+FIELDS_BY_NAME = {f.name: f for f in FIELDS}
+REQUIRED = tuple(f.name for f in FIELDS if f.required)
+SB2_FIELDS = REQUIRED
+
+#: Metadata keys that describe the data; together with the arrays they make up the content digest.
+DESCRIPTIVE_KEYS = ("env_id", "observation_space", "action_space", "max_episode_steps", "extras", "user")
+#: Metadata keys that record where a file came from; they change on conversion, so the digest ignores them.
+HISTORY_KEYS = ("schema_version", "provenance", "lineage")
+METADATA_KEYS = DESCRIPTIVE_KEYS + HISTORY_KEYS
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A validation check with a stable id that scripts and CI can rely on."""
+
+    id: str
+    name: str
+    severity: Severity
+    doc: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("E001", "missing-field", "error", "A required field (obs, actions, rewards, episode_starts, "
+         "episode_returns) is absent."),
+    Rule("E002", "bad-dtype", "error", "A field has a dtype its kind does not allow: object (pickled) "
+         "arrays, text where numbers are expected, a non-boolean episode_starts."),
+    Rule("E003", "episode-returns-mismatch", "error", "An episode's return differs from the sum of its "
+         "rewards by more than 1e-6 relative (1e-3 absolute) tolerance."),
+    Rule("E004", "length-mismatch", "error", "A per-step field does not have N rows, a per-episode field "
+         "does not have E rows, or a field has the wrong number of dimensions."),
+    Rule("E005", "first-episode-start", "error", "episode_starts[0] is not set: the first step must "
+         "open an episode."),
+    Rule("E006", "episode-count-mismatch", "error", "The number of episodes in episode_starts differs "
+         "from the length of episode_returns."),
+    Rule("E007", "non-finite", "error", "A numeric field holds NaN or infinity."),
+    Rule("E008", "action-space-shape", "error", "The action rows' shape or dtype does not fit the "
+         "declared action space."),
+    Rule("E009", "observation-space-shape", "error", "The observation rows' shape or dtype does not fit "
+         "the declared observation space."),
+    Rule("E010", "image-missing", "error", "An image path in obs names a file that does not exist."),
+    Rule("E011", "image-path-escapes", "error", "An image path in obs is absolute or leaves the "
+         "dataset's folder."),
+    Rule("E012", "outside-space", "error", "A Discrete, MultiDiscrete or MultiBinary value lies outside "
+         "its declared space."),
+    Rule("E013", "bad-metadata", "error", "The metadata is not a JSON object of the documented keys, a "
+         "space cannot be parsed, or the schema version is newer than this package reads."),
+    Rule("E014", "flag-mid-episode", "error", "terminated or truncated is set on a step that is not the "
+         "last of its episode."),
+    Rule("E100", "unreadable", "error", "The file is missing, truncated, corrupt or not a dataset "
+         "(exit code 2)."),
+    Rule("W101", "last-episode-cut", "warning", "The final episode looks cut short: it ends with neither "
+         "terminated nor truncated set, or (without those flags) it is shorter than every other episode."),
+    Rule("W102", "terminated-at-time-limit", "warning", "An episode is marked terminated at exactly the "
+         "env's time limit (max_episode_steps); it may have been truncated."),
+    Rule("W103", "box-out-of-bounds", "warning", "A Box observation or action lies outside the space's "
+         "bounds (envs usually clip actions, so this is allowed)."),
+    Rule("W104", "duplicate-episode", "warning", "Two episodes have identical observations and actions."),
+    Rule("W105", "unknown-field", "warning", "A field is neither in the schema nor declared in "
+         "metadata['extras']; it is kept as it is."),
+)
+
+RULES_BY_ID = {r.id: r for r in RULES}
+RULES_BY_NAME = {r.name: r for r in RULES}

@@ -1,0 +1,146 @@
+"""Gymnasium spaces as JSON, and the checks of stored rows against them.
+
+The JSON form is what metadata holds, so a dataset can be validated without gymnasium installed;
+``to_gymnasium`` rebuilds the space when gymnasium is there.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+SUPPORTED = ("Box", "Discrete", "MultiDiscrete", "MultiBinary")
+
+
+class SpaceError(ValueError):
+    """A space that cannot be stored or parsed; the message names it."""
+
+
+def _number(x: float) -> float | str:
+    """JSON has no infinities: store them as strings."""
+    return x if math.isfinite(x) else str(x)
+
+
+def _numbers(a: np.ndarray) -> Any:
+    """A compact JSON form of a bound array: one number when every entry is the same."""
+    flat = a.ravel()
+    if flat.size and np.all(flat == flat[0]):
+        return _number(flat[0].item())
+    return [_number(v) for v in flat.tolist()]
+
+
+def _array(value: Any, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    values = np.asarray(value if isinstance(value, list) else [value], dtype=object)
+    out = np.array([float(v) for v in values.ravel()], dtype=np.float64)
+    return (np.broadcast_to(out, shape) if out.size == 1 else out.reshape(shape)).astype(dtype)
+
+
+def to_json(space: Any) -> dict:
+    """Serialise a gymnasium space (Box, Discrete, MultiDiscrete, MultiBinary) to a JSON object."""
+    kind = type(space).__name__
+    if kind == "Box":
+        return {"type": "Box", "shape": list(space.shape), "dtype": np.dtype(space.dtype).str,
+                "low": _numbers(space.low), "high": _numbers(space.high)}
+    if kind == "Discrete":
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if kind == "MultiDiscrete":
+        return {"type": "MultiDiscrete", "nvec": np.asarray(space.nvec).tolist(),
+                "start": np.asarray(space.start).tolist(), "dtype": np.dtype(space.dtype).str}
+    if kind == "MultiBinary":
+        return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
+    raise SpaceError(f"cannot store a {kind} space ({space}); supported spaces: {', '.join(SUPPORTED)}")
+
+
+def check_json(spec: Any) -> None:
+    """Raise ``SpaceError`` unless ``spec`` is a space JSON object we can read."""
+    if not isinstance(spec, dict) or spec.get("type") not in SUPPORTED:
+        raise SpaceError(f"not a space description: {spec!r}; expected one of {', '.join(SUPPORTED)}")
+    try:
+        row_shape(spec)
+        row_dtype(spec)
+        if spec["type"] == "Box":
+            bounds(spec)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SpaceError(f"malformed {spec['type']} space {spec!r}: {exc}") from None
+
+
+def row_shape(spec: dict) -> tuple[int, ...]:
+    """The shape of one stored row: a Discrete value is stored as (1,), as SB2 did."""
+    kind = spec["type"]
+    if kind == "Box":
+        return tuple(int(d) for d in spec["shape"])
+    if kind == "Discrete":
+        return (1,)
+    if kind == "MultiDiscrete":
+        return tuple(np.asarray(spec["nvec"]).shape)
+    n = spec["n"]
+    return tuple(n) if isinstance(n, list) else (int(n),)
+
+
+def row_dtype(spec: dict) -> np.dtype:
+    """The dtype gymnasium samples from the space."""
+    kind = spec["type"]
+    if kind == "Box":
+        return np.dtype(spec["dtype"])
+    if kind == "Discrete":
+        return np.dtype(np.int64)
+    if kind == "MultiDiscrete":
+        return np.dtype(spec.get("dtype", "<i8"))
+    return np.dtype(np.int8)
+
+
+def bounds(spec: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Inclusive (low, high) per entry of a row, for every kind of space."""
+    kind, shape = spec["type"], row_shape(spec)
+    if kind == "Box":
+        return _array(spec["low"], shape, "f8"), _array(spec["high"], shape, "f8")
+    if kind == "Discrete":
+        start = int(spec.get("start", 0))
+        return np.full(shape, start), np.full(shape, start + int(spec["n"]) - 1)
+    if kind == "MultiDiscrete":
+        start = np.asarray(spec.get("start", 0)) + np.zeros(shape, dtype=np.int64)
+        return start, start + np.asarray(spec["nvec"]) - 1
+    return np.zeros(shape, dtype=np.int64), np.ones(shape, dtype=np.int64)
+
+
+def shape_fits(spec: dict, rows_shape: tuple[int, ...], dtype: np.dtype) -> str | None:
+    """Why rows of this shape and dtype cannot belong to the space, or ``None`` when they fit.
+
+    Shapes must match exactly; Discrete also accepts SB2-era flat (N,) rows. Discrete kinds need integer
+    (or boolean, for MultiBinary) dtypes; Box needs a numeric dtype.
+    """
+    want = row_shape(spec)
+    got = tuple(rows_shape[1:])
+    if got != want and not (spec["type"] == "Discrete" and got == ()):
+        return f"rows of shape {got} do not fit the {spec['type']} space's row shape {want}"
+    kinds = "fiub" if spec["type"] == "Box" else ("iub" if spec["type"] == "MultiBinary" else "iu")
+    if dtype.kind not in kinds:
+        return f"dtype {dtype} does not fit a {spec['type']} space"
+    return None
+
+
+def outside(spec: dict, rows: np.ndarray) -> np.ndarray:
+    """A boolean mask of the rows that hold a value outside the space's bounds."""
+    low, high = bounds(spec)
+    values = rows.reshape((rows.shape[0],) + low.shape) if rows.ndim == 1 else rows
+    bad = (values < low) | (values > high)
+    return bad.reshape(len(values), -1).any(axis=1)
+
+
+def to_gymnasium(spec: dict) -> Any:
+    """Rebuild the gymnasium space from its JSON object."""
+    from gymnasium import spaces
+
+    check_json(spec)
+    kind = spec["type"]
+    if kind == "Box":
+        low, high = bounds(spec)
+        return spaces.Box(low=low.astype(spec["dtype"]), high=high.astype(spec["dtype"]),
+                          shape=row_shape(spec), dtype=np.dtype(spec["dtype"]))
+    if kind == "Discrete":
+        return spaces.Discrete(int(spec["n"]), start=int(spec.get("start", 0)))
+    if kind == "MultiDiscrete":
+        return spaces.MultiDiscrete(spec["nvec"], dtype=np.dtype(spec.get("dtype", "<i8")),
+                                    start=spec.get("start"))
+    return spaces.MultiBinary(spec["n"])

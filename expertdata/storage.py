@@ -1,0 +1,141 @@
+"""Loading, saving and converting datasets: streamed block by block, atomic, checked by digest."""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import atomic, formats, images
+from .arrays import block_rows, first_rows, iter_blocks, row_bytes
+from .dataset import Dataset
+from .digest import Digester, digest
+from .errors import DigestMismatchError, InvalidDatasetError, UsageError
+from .schema import SCHEMA_VERSION
+
+
+def load(path: Path | str, format: str | None = None) -> Dataset:
+    """Open a dataset in any format; HDF5 and Zarr arrays (and uncompressed ``.npz``) stay lazy.
+
+    Raises ``UnreadableError`` for a file that cannot be read and ``InvalidDatasetError`` for one whose
+    structure breaks the schema. Close it (or use it as a context manager) to release the file.
+    """
+    raw = formats.read_raw(path, format)
+    try:
+        return Dataset(raw.fields, raw.metadata, raw.root, str(path), raw.format, raw.closer, raw.storage)
+    except InvalidDatasetError:
+        raw.close()
+        raise
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _image_paths(dataset: Dataset) -> set[str]:
+    return {path for array in dataset.fields.values() if np.dtype(array.dtype).kind == "U"
+            for path in first_rows(array)}
+
+
+def _stream(dataset: Dataset, sink: formats.Sink, options: formats.WriteOptions, progress: bool,
+            label: str) -> str:
+    """Copy every field into ``sink`` in name order, hashing the blocks on the way; returns the digest."""
+    digester = Digester()
+    total = sum(row_bytes(a) * a.shape[0] for a in dataset.fields.values())
+    with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=None if progress else True, leave=False) as bar:
+        for name in sorted(dataset.fields):
+            array = dataset.fields[name]
+            row_shape = tuple(array.shape[1:])
+            digester.begin_field(name, array.dtype, tuple(array.shape))
+            sink.add_field(name, np.dtype(array.dtype), row_shape, array.shape[0])
+            rows = block_rows(array, multiple=options.rows_per_chunk(np.dtype(array.dtype), row_shape))
+            for block in iter_blocks(array, rows=rows):
+                digester.update(block)
+                sink.append(name, block)
+                bar.update(block.nbytes)
+    return digester.finish(dataset.metadata)
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """What a save wrote: the destination, its format and the content digest checked on both sides."""
+
+    path: Path
+    format: str
+    digest: str
+
+
+def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
+         options: formats.WriteOptions | None = None, overwrite: bool = False, progress: bool = False,
+         lineage: Mapping[str, Any] | None = None) -> SaveResult:
+    """Write ``dataset`` to ``path`` atomically, in the format its suffix (or ``format``) names.
+
+    Rows are streamed a block at a time, so a lazy dataset larger than memory can be saved. The written
+    file is read back and its digest compared with the source's; a mismatch raises
+    ``DigestMismatchError`` and leaves nothing at ``path``. Image files that ``obs`` paths name are copied
+    next to the new file, keeping their relative paths.
+
+    :param lineage: an entry appended to the metadata's lineage (``operation``, ``parent_digest``, ...);
+        a ``parent_digest`` of ``None`` records the digest of what was written (a lossless copy).
+    """
+    path = Path(path)
+    backend = formats.for_path(path, format)
+    options = options or formats.WriteOptions()
+    options.codec(backend)
+    if dataset.source != "<memory>" and path.resolve() == Path(dataset.source).resolve():
+        raise UsageError(f"{path}: the destination is the source; write to another path")
+    metadata = dict(dataset.metadata)
+    metadata["schema_version"] = SCHEMA_VERSION
+    if lineage is not None:
+        metadata["lineage"] = list(metadata.get("lineage", [])) + [{**lineage, "time": _now()}]
+    written: list[Path] = []
+    with atomic.destination(path, overwrite) as tmp:
+        try:
+            if dataset.has_image_paths and dataset.root is not None:
+                written = images.copy_images(_image_paths(dataset), dataset.root, path.parent)
+            sink = backend.writer(tmp, options)
+            try:
+                source_digest = _stream(dataset.with_metadata(metadata), sink, options, progress, path.name)
+                if lineage is not None and lineage.get("parent_digest") is None:
+                    metadata["lineage"][-1]["parent_digest"] = source_digest
+                sink.set_metadata(metadata)
+            except BaseException:
+                sink.abort()
+                raise
+            sink.close()
+            with load(tmp, backend.name) as copy:
+                written_digest = digest(copy)
+            if written_digest != source_digest:
+                raise DigestMismatchError(f"{path}: the written data's digest {written_digest} differs from the "
+                                          f"source's {source_digest}; nothing was written")
+        except BaseException:
+            for image in written:
+                image.unlink(missing_ok=True)
+            raise
+    return SaveResult(path, backend.name, source_digest)
+
+
+def convert(src: Path | str, dst: Path | str, *, format: str | None = None,
+            options: formats.WriteOptions | None = None, overwrite: bool = False,
+            traj_limitation: int = -1, progress: bool = False) -> SaveResult:
+    """Convert a dataset losslessly to another format (or to its first ``traj_limitation`` episodes).
+
+    Every array is copied bit for bit and the metadata is kept; the destination records the source's
+    digest and the operation in its lineage. Atomic, streamed, and the source is never modified.
+    """
+    with load(src) as dataset:
+        source_format = dataset.format
+        if traj_limitation == -1 or traj_limitation is None:
+            return save(dataset, dst, format=format, options=options, overwrite=overwrite, progress=progress,
+                        lineage={"operation": "convert", "from_format": source_format,
+                                 "parent_digest": None})
+        if not 0 < traj_limitation <= dataset.n_episodes:
+            raise UsageError(f"traj_limitation={traj_limitation}: {src} holds {dataset.n_episodes} episodes; "
+                             f"ask for 1 to {dataset.n_episodes}, or -1 for all")
+        return save(dataset.take_episodes(traj_limitation), dst, format=format, options=options,
+                    overwrite=overwrite, progress=progress,
+                    lineage={"operation": "traj_limitation", "episodes": traj_limitation,
+                             "from_format": source_format, "parent_digest": digest(dataset)})

@@ -1,0 +1,374 @@
+"""Validation: every problem a consumer would trip on, each with a stable rule id, the field and the position.
+
+``structural_problems`` reads only shapes, dtypes, metadata and ``episode_starts``; it runs whenever a
+``Dataset`` is built. ``validate`` adds the checks that read every value, block by block, so a file
+larger than memory validates in bounded memory.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import images, schema, spaces
+from .arrays import ArrayLike, first_rows, iter_blocks
+from .episodes import EpisodeIndex
+from .errors import ExpertDataError
+
+RETURNS_RTOL = 1e-6
+RETURNS_ATOL = 1e-3
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: the rule broken, the field, the first position (row) where it shows, and what to do."""
+
+    rule: schema.Rule
+    message: str
+    field: str | None = None
+    position: int | None = None
+    count: int = 1
+
+    def one_line(self) -> str:
+        where = f"{self.field}" if self.field else "dataset"
+        if self.position is not None:
+            where += f"[{self.position}]"
+        return f"{self.rule.id} {self.rule.name}: {where}: {self.message}"
+
+    def to_json(self) -> dict:
+        return {"rule": self.rule.id, "name": self.rule.name, "severity": self.rule.severity,
+                "field": self.field, "position": self.position, "count": self.count, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Report:
+    """The outcome of ``validate``: every problem found; ``exit_code`` is what the CLI returns."""
+
+    source: str
+    problems: tuple[Problem, ...] = field(default=())
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.rule.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.rule.severity == "warning")
+
+    @property
+    def unreadable(self) -> bool:
+        return any(p.rule.id == "E100" for p in self.problems)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.unreadable else (0 if self.ok else 1)
+
+
+def _problem(name: str, message: str, field_name: str | None = None, position: int | None = None,
+             count: int = 1) -> Problem:
+    return Problem(schema.RULES_BY_NAME[name], message, field_name, position, count)
+
+
+def _per(name: str, metadata: Mapping[str, Any]) -> str | None:
+    known = schema.FIELDS_BY_NAME.get(name)
+    if known is not None:
+        return known.per
+    extras = metadata.get("extras")
+    return extras.get(name) if isinstance(extras, dict) else None
+
+
+def _metadata_problems(metadata: Any) -> list[Problem]:
+    if not isinstance(metadata, Mapping):
+        return [_problem("bad-metadata", f"metadata must be a JSON object, not {type(metadata).__name__}")]
+    out = []
+    unknown = sorted(set(metadata) - set(schema.METADATA_KEYS))
+    if unknown:
+        out.append(_problem("bad-metadata", f"unknown metadata keys {unknown}; put free-form keys under 'user'"))
+    version = metadata.get("schema_version")
+    if version is not None:
+        try:
+            too_new = int(str(version).split(".")[0]) > int(schema.SCHEMA_VERSION.split(".")[0])
+        except ValueError:
+            too_new = True
+        if too_new:
+            out.append(_problem("bad-metadata", f"schema version {version!r} is not readable by this package "
+                                f"(reads {schema.SCHEMA_VERSION}); upgrade expertdata"))
+    for key in ("observation_space", "action_space"):
+        if metadata.get(key) is not None:
+            try:
+                spaces.check_json(metadata[key])
+            except spaces.SpaceError as exc:
+                out.append(_problem("bad-metadata", f"{key}: {exc}"))
+    extras = metadata.get("extras", {})
+    if not isinstance(extras, dict) or any(v not in ("step", "episode") for v in extras.values()):
+        out.append(_problem("bad-metadata", "extras must map field names to 'step' or 'episode'"))
+    steps = metadata.get("max_episode_steps")
+    if steps is not None and (not isinstance(steps, int) or steps <= 0):
+        out.append(_problem("bad-metadata", f"max_episode_steps must be a positive integer, not {steps!r}"))
+    if not isinstance(metadata.get("user", {}), dict):
+        out.append(_problem("bad-metadata", "user must be a JSON object"))
+    return out
+
+
+def _space(metadata: Mapping[str, Any], key: str) -> dict | None:
+    spec = metadata.get(key) if isinstance(metadata, Mapping) else None
+    try:
+        spaces.check_json(spec)
+    except spaces.SpaceError:
+        return None
+    return spec
+
+
+def structural_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, Any],
+                        root: Path | None = None) -> list[Problem]:
+    """Problems visible from shapes, dtypes, metadata, ``episode_starts`` and image paths alone.
+
+    Image paths are checked here, not later, so a dataset whose paths escape its folder is never built.
+    """
+    out = _metadata_problems(metadata)
+    for name in schema.REQUIRED:
+        if name not in fields:
+            out.append(_problem("missing-field", f"required field '{name}' is absent", name))
+    for name, array in fields.items():
+        spec = schema.FIELDS_BY_NAME.get(name)
+        dtype = np.dtype(array.dtype)
+        if dtype.hasobject:
+            out.append(_problem("bad-dtype", "object array: it could only be read by unpickling, which is "
+                                "refused; re-save it with a numeric dtype", name))
+        elif spec is not None and dtype.kind not in spec.kinds:
+            out.append(_problem("bad-dtype", f"dtype {dtype} is not allowed (kinds '{spec.kinds}')", name))
+        elif spec is None and dtype.kind not in "fiubU":
+            out.append(_problem("bad-dtype", f"dtype {dtype} cannot be stored", name))
+        if spec is not None and spec.ndim is not None and len(array.shape) != spec.ndim:
+            out.append(_problem("length-mismatch", f"has {len(array.shape)} dimensions, expected {spec.ndim}",
+                                name))
+        if spec is None and _per(name, metadata) is None:
+            out.append(_problem("unknown-field", "not in the schema nor declared in metadata['extras']", name))
+        if dtype.kind == "U" and (spec is None or "U" in spec.kinds):
+            out.extend(_path_problems(name, first_rows(array), root))
+    if any(p.rule.id in ("E001", "E002") for p in out if p.field in schema.REQUIRED):
+        return out
+    n_steps = fields["episode_starts"].shape[0]
+    n_episodes = fields["episode_returns"].shape[0]
+    for name, array in fields.items():
+        per = _per(name, metadata) or "step"
+        want = n_steps if per == "step" else n_episodes
+        if array.shape[0] != want:
+            out.append(_problem("length-mismatch", f"has {array.shape[0]} rows, expected {want} "
+                                f"(one per {per})", name))
+    starts = np.asarray(fields["episode_starts"][:])
+    if n_steps and not starts[0]:
+        out.append(_problem("first-episode-start", "the first step must open an episode", "episode_starts", 0))
+    found = int(np.count_nonzero(starts))
+    if found != n_episodes:
+        out.append(_problem("episode-count-mismatch", f"episode_starts marks {found} episodes but "
+                            f"episode_returns has {n_episodes}", "episode_returns"))
+    for name, key, rule in (("actions", "action_space", "action-space-shape"),
+                            ("obs", "observation_space", "observation-space-shape")):
+        spec = _space(metadata, key)
+        if spec is not None and name in fields and np.dtype(fields[name].dtype).kind != "U":
+            why = spaces.shape_fits(spec, tuple(fields[name].shape), np.dtype(fields[name].dtype))
+            if why:
+                out.append(_problem(rule, why, name))
+    return out
+
+
+class _EpisodeHashes:
+    """Per-episode digests of a field, fed block by block, to find duplicate episodes."""
+
+    def __init__(self, index: EpisodeIndex) -> None:
+        self._index = index
+        self._hashers = [hashlib.sha1(usedforsecurity=False) for _ in range(index.n_episodes)]
+
+    def update(self, begin: int, block: np.ndarray) -> None:
+        stop = begin + len(block)
+        first = max(0, int(np.searchsorted(self._index.starts, begin, "right")) - 1)
+        last = int(np.searchsorted(self._index.starts, stop, "left"))
+        data = np.ascontiguousarray(block)
+        for e in range(first, last):
+            lo, hi = max(begin, int(self._index.starts[e])), min(stop, int(self._index.ends[e]))
+            if hi > lo:
+                self._hashers[e].update(data[lo - begin:hi - begin].tobytes())
+
+    def digests(self) -> list[bytes]:
+        return [h.digest() for h in self._hashers]
+
+
+def _episode_sums(rewards: ArrayLike, index: EpisodeIndex) -> np.ndarray:
+    sums = np.zeros(index.n_episodes)
+    begin = 0
+    for block in iter_blocks(rewards):
+        stop = begin + len(block)
+        inside = index.starts[(index.starts > begin) & (index.starts < stop)]
+        cuts = np.concatenate(([begin], inside)) - begin
+        episode = np.searchsorted(index.starts, cuts + begin, "right") - 1
+        keep = episode >= 0
+        np.add.at(sums, episode[keep], np.add.reduceat(block.astype(np.float64), cuts)[keep])
+        begin = stop
+    return sums
+
+
+def _time_limit(metadata: Mapping[str, Any]) -> int | None:
+    if metadata.get("max_episode_steps"):
+        return int(metadata["max_episode_steps"])
+    env_id = metadata.get("env_id")
+    if not env_id:
+        return None
+    try:
+        import gymnasium
+
+        return gymnasium.spec(env_id).max_episode_steps
+    except Exception:  # an env id gymnasium does not know: no time limit to compare with
+        return None
+
+
+def _value_problems(name: str, array: ArrayLike, spec: dict | None,
+                    hashes: _EpisodeHashes | None) -> list[Problem]:
+    """One pass over a field's blocks: non-finite values and values outside the space."""
+    dtype = np.dtype(array.dtype)
+    nonfinite, outside = [0, None], [0, None]
+    begin = 0
+    for block in iter_blocks(array):
+        if dtype.kind == "f":
+            bad = ~np.isfinite(block.reshape(len(block), -1)).all(axis=1)
+            if bad.any():
+                nonfinite[0] += int(bad.sum())
+                nonfinite[1] = nonfinite[1] if nonfinite[1] is not None else begin + int(np.argmax(bad))
+        if spec is not None and dtype.kind != "U":
+            bad = spaces.outside(spec, block)
+            if bad.any():
+                outside[0] += int(bad.sum())
+                outside[1] = outside[1] if outside[1] is not None else begin + int(np.argmax(bad))
+        if hashes is not None:
+            hashes.update(begin, block)
+        begin += len(block)
+    out = []
+    if nonfinite[0]:
+        out.append(_problem("non-finite", f"{nonfinite[0]} rows hold NaN or infinity", name, nonfinite[1],
+                            nonfinite[0]))
+    if outside[0]:
+        rule = "box-out-of-bounds" if spec["type"] == "Box" else "outside-space"
+        out.append(_problem(rule, f"{outside[0]} rows lie outside the {spec['type']} space", name, outside[1],
+                            outside[0]))
+    return out
+
+
+def _path_problems(name: str, paths: Mapping[str, int], root: Path | None) -> list[Problem]:
+    """Image paths that escape the dataset's folder, or (when it is known) name no file."""
+    escaping = {p: row for p, row in paths.items() if images.escapes(p)}
+    missing = {} if root is None else {p: row for p, row in paths.items()
+                                       if p not in escaping and not images.resolve(root, p).is_file()}
+    out = []
+    for rule, found, what in (("image-path-escapes", escaping, "absolute or outside the dataset's folder"),
+                              ("image-missing", missing, "no such file")):
+        if found:
+            path, row = min(found.items(), key=lambda item: item[1])
+            out.append(_problem(rule, f"{len(found)} image paths are {what} (first: {path!r})", name, row,
+                                len(found)))
+    return out
+
+
+def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, Any], index: EpisodeIndex,
+                      hashes: dict[str, _EpisodeHashes]) -> list[Problem]:
+    out = []
+    returns = np.asarray(fields["episode_returns"][:], dtype=np.float64)
+    sums = _episode_sums(fields["rewards"], index)
+    bad = ~np.isclose(returns, sums, rtol=RETURNS_RTOL, atol=RETURNS_ATOL) & np.isfinite(returns)
+    if bad.any():
+        e = int(np.argmax(bad))
+        out.append(_problem("episode-returns-mismatch", f"{int(bad.sum())} episodes' returns differ from the "
+                            f"sum of their rewards (episode {e}: {returns[e]!r} vs {sums[e]!r})",
+                            "episode_returns", e, int(bad.sum())))
+    last_steps = index.ends - 1
+    flags = {}
+    for name in ("terminated", "truncated"):
+        if name in fields:
+            flags[name] = np.asarray(fields[name][:], dtype=bool)
+            mid = flags[name].copy()
+            mid[last_steps] = False
+            if mid.any():
+                out.append(_problem("flag-mid-episode", f"set on {int(mid.sum())} steps that do not end their "
+                                    "episode", name, int(np.argmax(mid)), int(mid.sum())))
+    if index.n_episodes:
+        if flags:
+            ended = np.zeros(index.n_episodes, dtype=bool)
+            for values in flags.values():
+                ended |= values[last_steps]
+            if not ended[-1]:
+                out.append(_problem("last-episode-cut", "the final episode ends with neither terminated nor "
+                                    "truncated set", "episode_starts", int(index.starts[-1])))
+        elif index.n_episodes > 1 and index.lengths[-1] < index.lengths[:-1].min():
+            out.append(_problem("last-episode-cut", f"the final episode has {int(index.lengths[-1])} steps, "
+                                "fewer than any other", "episode_starts", int(index.starts[-1])))
+    limit = _time_limit(metadata)
+    if limit and "terminated" in flags:
+        at_limit = (index.lengths == limit) & flags["terminated"][last_steps]
+        if at_limit.any():
+            out.append(_problem("terminated-at-time-limit", f"{int(at_limit.sum())} episodes are terminated at "
+                                f"exactly the time limit ({limit} steps)", "terminated",
+                                int(last_steps[np.argmax(at_limit)]), int(at_limit.sum())))
+    if len(hashes) == 2:
+        seen: dict[tuple, int] = {}
+        duplicates = []
+        for e, key in enumerate(zip(hashes["obs"].digests(), hashes["actions"].digests())):
+            if key in seen:
+                duplicates.append((seen[key], e))
+            seen.setdefault(key, e)
+        if duplicates:
+            first, second = duplicates[0]
+            out.append(_problem("duplicate-episode", f"{len(duplicates)} episodes repeat an earlier one "
+                                f"(episode {second} repeats episode {first})", "obs",
+                                int(index.starts[second]), len(duplicates)))
+    return out
+
+
+def check(fields: Mapping[str, ArrayLike], metadata: Mapping[str, Any], root: Path | None,
+          source: str = "<memory>") -> Report:
+    """Run every check on raw fields and metadata."""
+    problems = structural_problems(fields, metadata, root)
+    broken = {p.field for p in problems if p.rule.severity == "error" and p.field}
+    episodes_ok = not any(p.rule.severity == "error" and p.rule.id != "E013" for p in problems)
+    index = EpisodeIndex.from_starts(np.asarray(fields["episode_starts"][:])) if episodes_ok else None
+    hashes = {name: _EpisodeHashes(index) for name in ("obs", "actions")} if index is not None else {}
+    for name, array in fields.items():
+        if name in broken or np.dtype(array.dtype).hasobject:
+            continue
+        key = {"obs": "observation_space", "final_obs": "observation_space", "actions": "action_space"}.get(name)
+        spec = _space(metadata, key) if key else None
+        if spec is not None and spaces.shape_fits(spec, tuple(array.shape), np.dtype(array.dtype)):
+            spec = None
+        problems.extend(_value_problems(name, array, spec, hashes.get(name)))
+    if index is not None:
+        problems.extend(_episode_problems(fields, metadata, index, hashes))
+    return Report(source, tuple(problems))
+
+
+def validate(dataset_or_path: Any) -> Report:
+    """Check a dataset, or the file at a path, against every rule in ``expertdata.schema.RULES``.
+
+    Never raises for bad data: an unreadable file gives a report with rule E100 (exit code 2).
+    """
+    from .dataset import Dataset
+    from .formats import read_raw
+
+    if isinstance(dataset_or_path, Dataset):
+        ds = dataset_or_path
+        return check(ds.fields, ds.metadata, ds.root, ds.source)
+    source = str(dataset_or_path)
+    try:
+        raw = read_raw(dataset_or_path)
+    except ExpertDataError as exc:
+        return Report(source, (_problem("unreadable", str(exc)),))
+    try:
+        return check(raw.fields, raw.metadata, raw.root, source)
+    except Exception as exc:  # a chunk that fails to decode mid-file: the file is corrupt, not invalid
+        return Report(source, (_problem("unreadable", f"{source}: cannot read: {exc}"),))
+    finally:
+        raw.close()

@@ -1,0 +1,57 @@
+"""Shared test helpers: small datasets built in memory, and the SB2 fixtures beside the repo."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import expertdata
+
+SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+SB2_PENDULUM = SHARED_FIXTURES / "sb2" / "expert_pendulum.npz"
+
+needs_sb2 = pytest.mark.skipif(not SB2_PENDULUM.exists(),
+                               reason=f"SB2 fixtures not found at {SHARED_FIXTURES} (they live in ../shared)")
+
+SUFFIXES = {"npz": ".npz", "hdf5": ".h5", "zarr": ".zarr", "zarr-zip": ".zarr.zip"}
+
+
+def make_arrays(lengths=(4, 4), obs="vector", actions="box", seed=0, root: Path | None = None) -> dict:
+    """Arrays of a valid dataset with episodes of the given lengths.
+
+    :param obs: ``vector`` (float32, 3 values), ``image`` (uint8 8x8x3) or ``paths`` (files under ``root``).
+    :param actions: ``box`` (float32, 2 values) or ``discrete`` (int64, shape (N, 1)).
+    """
+    rng = np.random.default_rng(seed)
+    n = int(sum(lengths))
+    starts = np.zeros(n, dtype=bool)
+    starts[np.cumsum((0,) + tuple(lengths[:-1]))] = True
+    if obs == "vector":
+        observations = rng.standard_normal((n, 3)).astype(np.float32)
+    elif obs == "image":
+        observations = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+    else:
+        observations = np.array([f"images/{i:04d}.png" for i in range(n)])
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        for i, path in enumerate(observations):
+            (root / path).write_bytes(bytes([i % 256]) * 16)
+    acts = (rng.integers(0, 2, (n, 1)) if actions == "discrete"
+            else rng.uniform(-1, 1, (n, 2)).astype(np.float32))
+    rewards = rng.standard_normal(n)
+    returns = np.array([r.sum() for r in np.split(rewards, np.flatnonzero(starts)[1:])])
+    return {"obs": observations, "actions": acts, "rewards": rewards, "episode_starts": starts,
+            "episode_returns": returns}
+
+
+def make_dataset(root: Path | None = None, metadata=None, **kwargs) -> expertdata.Dataset:
+    return expertdata.Dataset.from_arrays(metadata, root, **make_arrays(root=root, **kwargs))
+
+
+def assert_same_arrays(a: expertdata.Dataset, b: expertdata.Dataset) -> None:
+    """Every field present in both, with the same dtype, shape and bytes."""
+    assert sorted(a.fields) == sorted(b.fields)
+    for name in a.fields:
+        x, y = np.asarray(a[name][:]), np.asarray(b[name][:])
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        assert np.ascontiguousarray(x).tobytes() == np.ascontiguousarray(y).tobytes(), name

@@ -1,0 +1,170 @@
+"""The command line: readable output, documented exit codes, one-line errors, and nothing half-written."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import expertdata
+from expertdata.cli import main
+
+from .conftest import make_arrays, make_dataset
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    """Run the real command in a fresh interpreter, as a user would."""
+    return subprocess.run([sys.executable, "-m", "expertdata", *map(str, args)], capture_output=True, text=True)
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture
+def good(tmp_path) -> Path:
+    return expertdata.save(make_dataset(lengths=(6, 6), metadata={"env_id": "Pendulum-v1"}),
+                           tmp_path / "good.npz").path
+
+
+def test_validate_a_good_dataset(good):
+    result = CliRunner().invoke(main, ["validate", str(good)])
+    assert result.exit_code == 0 and "valid (0 errors, 0 warnings)" in result.output
+
+
+def test_validate_json_gives_one_object_per_problem(tmp_path):
+    arrays = make_arrays(lengths=(4, 4))
+    arrays["obs"][2, 0] = np.nan
+    arrays["episode_returns"][1] += 1
+    np.savez(tmp_path / "bad.npz", **arrays)
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "bad.npz"), "--json"])
+    report = json.loads(result.output)
+    assert result.exit_code == 1 and report["valid"] is False
+    assert sorted((p["rule"], p["field"], p["position"]) for p in report["problems"]) == [
+        ("E003", "episode_returns", 1), ("E007", "obs", 2)]
+
+
+def test_convert_info_and_verify_end_to_end(good, tmp_path):
+    out = tmp_path / "out" / "good.zarr"
+    result = CliRunner().invoke(main, ["convert", str(good), str(out), "--compression", "zstd:3"])
+    assert result.exit_code == 0, result.output
+    digest = result.output.strip().split()[-1]
+    info = CliRunner().invoke(main, ["info", str(out)])
+    assert info.exit_code == 0
+    for text in ("zarr", "Pendulum-v1", "transitions", "12", "zstd:3", digest, "lineage: convert from npz"):
+        assert text in info.output
+    summary = json.loads(CliRunner().invoke(main, ["info", str(out), "--json"]).output)
+    assert summary["episodes"] == 2 and summary["episode_lengths"] == {"min": 6, "mean": 6, "max": 6}
+    assert summary["fields"]["obs"]["chunks"] and summary["size_on_disk"] > 0
+    assert CliRunner().invoke(main, ["verify", str(out), "--digest", digest]).exit_code == 0
+    wrong = CliRunner().invoke(main, ["verify", str(good), "--digest", "sha256:" + "0" * 64])
+    assert wrong.exit_code == 1 and "does not match" in wrong.output
+
+
+def test_convert_with_traj_limitation_records_its_parent(good, tmp_path):
+    out = tmp_path / "one.h5"
+    assert CliRunner().invoke(main, ["convert", str(good), str(out), "--traj-limitation", "1"]).exit_code == 0
+    with expertdata.load(out) as ds, expertdata.load(good) as parent:
+        assert ds.n_episodes == 1 and ds.n_transitions == 6
+        assert ds.metadata["lineage"][-1]["operation"] == "traj_limitation"
+        assert ds.metadata["lineage"][-1]["parent_digest"] == expertdata.digest(parent)
+    too_many = run("convert", good, tmp_path / "x.h5", "--traj-limitation", "3")
+    assert too_many.returncode == 2 and "holds 2 episodes" in too_many.stderr
+
+
+def test_existing_destination_needs_overwrite(good, tmp_path):
+    out = tmp_path / "copy.h5"
+    assert CliRunner().invoke(main, ["convert", str(good), str(out)]).exit_code == 0
+    again = run("convert", good, out)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert run("convert", good, out, "--overwrite").returncode == 0
+
+
+def _truncated(tmp_path, good):
+    data = good.read_bytes()
+    (tmp_path / "bad.npz").write_bytes(data[: len(data) // 2])
+
+
+def _missing_key(tmp_path, good):
+    arrays = make_arrays()
+    del arrays["episode_starts"]
+    np.savez(tmp_path / "bad.npz", **arrays)
+
+
+def _mismatched(tmp_path, good):
+    arrays = make_arrays()
+    np.savez(tmp_path / "bad.npz", **{**arrays, "actions": arrays["actions"][:-2]})
+
+
+def _pickled(tmp_path, good):
+    np.savez(tmp_path / "bad.npz", **{**make_arrays(), "actions": np.array([object()] * 8)})
+
+
+def _escaping(tmp_path, good):
+    np.savez(tmp_path / "bad.npz", **{**make_arrays(), "obs": np.array(["../../etc/passwd"] * 8)})
+
+
+def _not_a_dataset(tmp_path, good):
+    (tmp_path / "bad.npz").mkdir()
+    (tmp_path / "bad.npz" / "notes.txt").write_text("hello")
+
+
+@pytest.mark.parametrize("make_bad,code,message", [
+    (_truncated, 2, "not a readable .npz"),
+    (_missing_key, 1, "E001 missing-field: episode_starts"),
+    (_mismatched, 1, "E004 length-mismatch: actions"),
+    (_pickled, 1, "unpickling"),
+    (_escaping, 1, "E011 image-path-escapes"),
+    (_not_a_dataset, 2, "not a dataset"),
+])
+def test_bad_input_gets_one_line_the_exit_code_and_no_output(tmp_path, good, make_bad, code, message):
+    make_bad(tmp_path, good)
+    bad = tmp_path / "bad.npz"
+    before = sorted(tmp_path.iterdir())
+    for args in (["convert", bad, tmp_path / "out.zarr"], ["info", bad], ["verify", bad, "--digest", "x"]):
+        result = run(*args)
+        assert result.returncode == code, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    validation = run("validate", bad)
+    assert validation.returncode == code and message in validation.stdout + validation.stderr
+    assert "Traceback" not in validation.stderr
+    assert sorted(tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("exception", [RuntimeError("disk on fire"), KeyboardInterrupt()])
+def test_a_failed_conversion_leaves_nothing_and_never_touches_the_source(tmp_path, good, monkeypatch, exception):
+    from expertdata.formats import chunked
+
+    source_bytes = hashlib.sha256(good.read_bytes()).hexdigest()
+    calls = []
+
+    def failing_append(self, name, block):
+        calls.append(name)
+        if len(calls) == 3:
+            raise exception
+
+    monkeypatch.setattr(chunked.ChunkedSink, "append", failing_append)
+    with pytest.raises(type(exception)):
+        expertdata.convert(good, tmp_path / "out.zarr")
+    assert _files(tmp_path) == ["good.npz"]
+    assert hashlib.sha256(good.read_bytes()).hexdigest() == source_bytes
+
+
+def test_a_digest_mismatch_fails_the_conversion(tmp_path, good, monkeypatch):
+    from expertdata.formats import chunked
+
+    real_append = chunked.ChunkedSink.append
+
+    def corrupting_append(self, name, block):
+        real_append(self, name, block[::-1] if name == "rewards" else block)
+
+    monkeypatch.setattr(chunked.ChunkedSink, "append", corrupting_append)
+    with pytest.raises(expertdata.DigestMismatchError, match="nothing was written"):
+        expertdata.convert(good, tmp_path / "out.h5")
+    assert _files(tmp_path) == ["good.npz"]

@@ -1,0 +1,31 @@
+"""The content digest covers values, dtypes, shapes and descriptive metadata, and nothing else."""
+from __future__ import annotations
+
+import numpy as np
+
+import expertdata
+
+from .conftest import make_arrays
+
+
+def _digest(metadata=None, **changes):
+    arrays = {**make_arrays(), **changes}
+    return expertdata.digest(expertdata.Dataset.from_arrays(metadata, **arrays))
+
+
+def test_digest_changes_with_any_value_dtype_or_descriptive_metadata():
+    base = _digest()
+    arrays = make_arrays()
+    obs = arrays["obs"].copy()
+    obs[3, 1] += 1e-6
+    assert _digest(obs=obs) != base
+    assert _digest(obs=arrays["obs"].astype(np.float64)) != base
+    assert _digest({"env_id": "Pendulum-v1"}) != base
+    assert _digest({"user": {"lab": "x"}}) != base
+
+
+def test_digest_ignores_provenance_lineage_and_schema_version():
+    base = _digest()
+    assert _digest({"provenance": {"who": "me"}, "lineage": [{"operation": "convert"}],
+                    "schema_version": "1.0"}) == base
+    assert base.startswith("sha256:") and len(base) == len("sha256:") + 64

@@ -1,0 +1,31 @@
+"""The project's own promises: CI runs the README's test command, and the fixtures script reproduces them."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import expertdata
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _commands(text: str) -> list[str]:
+    return re.findall(r"```bash\n(.+?)\n```", text)
+
+
+def test_ci_runs_the_readme_test_command():
+    setup = (ROOT / "README.md").read_text().split("## Set up", 1)[1].split("\n## ", 1)[0]
+    main_job, tests = _commands(setup)
+    assert "scripts/demo.sh" in main_job and "pytest" in tests
+    assert tests in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_fixtures_script_reproduces_the_committed_fixtures(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_fixtures", ROOT / "fixtures" / "make_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, path in module.make(tmp_path).items():
+        with expertdata.load(path) as fresh, expertdata.load(ROOT / "fixtures" / name) as committed:
+            assert expertdata.digest(fresh) == expertdata.digest(committed), name
