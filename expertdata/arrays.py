@@ -5,13 +5,17 @@ A dataset's fields are numpy arrays, memory maps, h5py datasets or zarr arrays: 
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol
+import queue
+import threading
+from typing import Any, Iterator, Protocol, TypeVar
 
 import numpy as np
 
 #: Rows are read and written in blocks of about this many bytes: large enough for sequential I/O,
 #: small enough that converting a dataset larger than memory stays within bounded memory.
-BLOCK_BYTES = 32 * 2**20
+BLOCK_BYTES = 16 * 2**20
+
+T = TypeVar("T")
 
 
 class ArrayLike(Protocol):
@@ -39,6 +43,45 @@ def iter_blocks(array: ArrayLike, start: int = 0, stop: int | None = None,
     rows = rows or block_rows(array)
     for begin in range(start, stop, rows):
         yield np.asarray(array[begin:min(begin + rows, stop)])
+
+
+def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Yield from ``items`` while a background thread already produces the next ``depth`` items.
+
+    Reading the next block overlaps with whatever the caller does with this one (numpy, h5py and zarr
+    release the GIL while copying and doing I/O). An exception in the producer is raised in the caller.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                slots.put((item, None))
+            slots.put((done, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            slots.put((done, exc))
+
+    worker = threading.Thread(target=produce, daemon=True, name="expertdata-prefetch")
+    worker.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue, then let it end
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                worker.join(0.01)
 
 
 def first_rows(array: ArrayLike) -> dict[str, int]:

@@ -68,7 +68,7 @@ def validate(path: str, as_json: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(formats.names()), help="Format of DST (default: from its suffix).")
 @click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
 @click.option("--compression", help="none, gzip[:level], lzf (HDF5), zstd[:level] (Zarr), deflate (npz).")
-@click.option("--chunk-rows", type=click.IntRange(min=1), help="Rows per chunk (default: about 2 MB a chunk).")
+@click.option("--chunk-rows", type=click.IntRange(min=1), help="Rows per chunk (default: about 8 MB a chunk).")
 @click.option("--traj-limitation", type=int, default=-1, show_default=True,
               help="Keep only the first K whole episodes (-1: all).")
 def convert(src: str, dst: str, fmt: str | None, overwrite: bool, compression: str | None,

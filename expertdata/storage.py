@@ -10,7 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import atomic, formats, images
-from .arrays import block_rows, first_rows, iter_blocks, row_bytes
+from .arrays import block_rows, first_rows, iter_blocks, prefetch, row_bytes
 from .dataset import Dataset
 from .digest import Digester, digest
 from .errors import DigestMismatchError, InvalidDatasetError, UsageError
@@ -52,7 +52,7 @@ def _stream(dataset: Dataset, sink: formats.Sink, options: formats.WriteOptions,
             digester.begin_field(name, array.dtype, tuple(array.shape))
             sink.add_field(name, np.dtype(array.dtype), row_shape, array.shape[0])
             rows = block_rows(array, multiple=options.rows_per_chunk(np.dtype(array.dtype), row_shape))
-            for block in iter_blocks(array, rows=rows):
+            for block in prefetch(iter_blocks(array, rows=rows)):
                 digester.update(block)
                 sink.append(name, block)
                 bar.update(block.nbytes)

@@ -29,3 +29,17 @@ def test_digest_ignores_provenance_lineage_and_schema_version():
     assert _digest({"provenance": {"who": "me"}, "lineage": [{"operation": "convert"}],
                     "schema_version": "1.0"}) == base
     assert base.startswith("sha256:") and len(base) == len("sha256:") + 64
+
+
+def test_digest_does_not_depend_on_how_rows_are_split_into_blocks():
+    from expertdata.digest import LEAF_BYTES, Digester
+
+    rows = np.random.default_rng(0).standard_normal((3 * LEAF_BYTES // 24 + 5, 3))
+    results = set()
+    for block in (7, 1000, LEAF_BYTES // 24, len(rows)):
+        digester = Digester()
+        digester.begin_field("obs", rows.dtype, rows.shape)
+        for begin in range(0, len(rows), block):
+            digester.update(rows[begin:begin + block])
+        results.add(digester.finish({}))
+    assert len(results) == 1

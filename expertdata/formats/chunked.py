@@ -30,7 +30,7 @@ class ChunkedSink:
     """Appends each field's rows in order, growing arrays whose length was not known up front.
 
     Subclasses create arrays (``_create``) and grow them (``_grow``); rows are written by slicing, which
-    h5py and zarr share.
+    h5py and zarr share, unless a subclass has a faster way (``_write``).
     """
 
     def __init__(self, options: WriteOptions, compression: tuple[str, int | None]) -> None:
@@ -46,6 +46,9 @@ class ChunkedSink:
     def _grow(self, array: Any, rows: int) -> None:
         raise NotImplementedError
 
+    def _write(self, array: Any, begin: int, block: np.ndarray) -> None:
+        array[begin:begin + len(block)] = block
+
     def add_field(self, name: str, dtype: np.dtype, row_shape: tuple[int, ...], n_rows: int | None) -> None:
         stored, stored_row, attrs = stored_form(dtype, row_shape)
         rows = self._options.rows_per_chunk(stored, stored_row)
@@ -59,5 +62,5 @@ class ChunkedSink:
         stop = begin + len(block)
         if stop > array.shape[0]:
             self._grow(array, stop)
-        array[begin:stop] = text_to_codes(block) if block.dtype.kind == "U" else block
+        self._write(array, begin, text_to_codes(block) if block.dtype.kind == "U" else block)
         self._filled[name] = stop

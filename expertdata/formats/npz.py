@@ -1,7 +1,8 @@
 """``.npz``: the format Stable Baselines 2 wrote, read and written so SB2's loader sees what it expects.
 
-Uncompressed members (SB2 never compressed) are memory-mapped, so they stay lazy; compressed members
-are read into memory. Object arrays are never unpickled: their header is read, their data refused.
+Uncompressed members (SB2 never compressed) stay lazy: rows are read from the file when sliced, with
+plain positioned reads rather than a memory map, so streaming a large file does not pin it in memory.
+Compressed members are read into memory. Object arrays are never unpickled: their header is read, their data refused.
 Members are written one after another through ``zipfile``, a block at a time.
 """
 from __future__ import annotations
@@ -27,6 +28,34 @@ class RefusedArray:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         raise UnreadableError(f"'{self.name}' is an object array; reading it would unpickle, which is refused")
+
+
+class NpyRows:
+    """The rows of an uncompressed C-order ``.npy`` member, read from the file when sliced."""
+
+    def __init__(self, path: Path, offset: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self._path, self._offset = path, offset
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self._row_bytes = self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            index = int(key) + (self.shape[0] if key < 0 else 0)
+            return self[index:index + 1][0]
+        if not isinstance(key, slice):
+            raise TypeError("rows of a .npy member are read by slices")
+        start, stop, step = key.indices(self.shape[0])
+        rows = max(0, stop - start)
+        out = np.empty((rows,) + self.shape[1:], dtype=self.dtype)
+        if rows:
+            with open(self._path, "rb", buffering=0) as f:
+                f.seek(self._offset + start * self._row_bytes)
+                if f.readinto(memoryview(out).cast("B")) != out.nbytes:
+                    raise UnreadableError(f"{self._path}: truncated while reading rows {start}-{stop}")
+        return out[::step]
 
 
 def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], bool, np.dtype, int]:
@@ -56,13 +85,13 @@ def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
     if dtype.hasobject:
         return RefusedArray(name, shape, dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if info.compress_type != zipfile.ZIP_STORED or nbytes == 0:
+    if info.compress_type != zipfile.ZIP_STORED or nbytes == 0 or fortran or not shape:
         with zf.open(info) as f:
             return np.lib.format.read_array(f, allow_pickle=False)
     offset = _data_offset(path, info) + header_len
     if offset + nbytes > path.stat().st_size or info.file_size != header_len + nbytes:
         raise ValueError(f"member '{name}' is truncated")
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+    return NpyRows(path, offset, shape, dtype)
 
 
 def read(path: Path) -> Raw:
@@ -79,8 +108,8 @@ def read(path: Path) -> Raw:
     zf.close()
     text = fields.pop(METADATA_KEY, None)
     metadata = metadata_from_json(np.asarray(text).item(), path) if text is not None else {}
-    storage = {name: {"chunks": None, "compression": "none" if isinstance(a, np.memmap) else "deflate"}
-               for name, a in fields.items()}
+    storage = {info.filename[:-4]: {"chunks": None, "compression": "none" if info.compress_type == zipfile.ZIP_STORED
+                                    else "deflate"} for info in zf.infolist() if info.filename[:-4] in fields}
     return Raw(fields, metadata, path.parent, "npz", storage)
 
 
