@@ -11,6 +11,8 @@ from typing import Any, Iterator, Protocol, TypeVar
 
 import numpy as np
 
+from .errors import ExpertDataError, UnreadableError
+
 #: Rows are read and written in blocks of about this many bytes: large enough for sequential I/O,
 #: small enough that converting a dataset larger than memory stays within bounded memory.
 BLOCK_BYTES = 16 * 2**20
@@ -36,13 +38,24 @@ def block_rows(array: ArrayLike, multiple: int = 1, target: int = BLOCK_BYTES) -
     return max(multiple, rows // multiple * multiple)
 
 
-def iter_blocks(array: ArrayLike, start: int = 0, stop: int | None = None,
-                rows: int | None = None) -> Iterator[np.ndarray]:
-    """Yield ``array[start:stop]`` as consecutive numpy blocks of ``rows`` rows."""
+def iter_blocks(array: ArrayLike, start: int = 0, stop: int | None = None, rows: int | None = None,
+                label: str = "array") -> Iterator[np.ndarray]:
+    """Yield ``array[start:stop]`` as consecutive numpy blocks of ``rows`` rows.
+
+    A block that cannot be read (a corrupt chunk, a truncated file) raises ``UnreadableError`` naming
+    ``label`` and the rows, whatever the storage library raised.
+    """
     stop = array.shape[0] if stop is None else stop
     rows = rows or block_rows(array)
     for begin in range(start, stop, rows):
-        yield np.asarray(array[begin:min(begin + rows, stop)])
+        end = min(begin + rows, stop)
+        try:
+            block = np.asarray(array[begin:end])
+        except ExpertDataError:
+            raise
+        except Exception as exc:  # h5py, zarr and numcodecs report damage with many exception types
+            raise UnreadableError(f"{label}: cannot read rows {begin}-{end}: {type(exc).__name__}: {exc}") from None
+        yield block
 
 
 def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:

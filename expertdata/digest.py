@@ -97,6 +97,6 @@ def digest(dataset: Any) -> str:
     for name in sorted(dataset.fields):
         array: ArrayLike = dataset.fields[name]
         digester.begin_field(name, array.dtype, tuple(array.shape))
-        for block in prefetch(iter_blocks(array)):
+        for block in prefetch(iter_blocks(array, label=f"{dataset.source}: field '{name}'")):
             digester.update(block)
     return digester.finish(dataset.metadata)

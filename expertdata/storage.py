@@ -52,7 +52,7 @@ def _stream(dataset: Dataset, sink: formats.Sink, options: formats.WriteOptions,
             digester.begin_field(name, array.dtype, tuple(array.shape))
             sink.add_field(name, np.dtype(array.dtype), row_shape, array.shape[0])
             rows = block_rows(array, multiple=options.rows_per_chunk(np.dtype(array.dtype), row_shape))
-            for block in prefetch(iter_blocks(array, rows=rows)):
+            for block in prefetch(iter_blocks(array, rows=rows, label=f"{dataset.source}: field '{name}'")):
                 digester.update(block)
                 sink.append(name, block)
                 bar.update(block.nbytes)

@@ -168,3 +168,21 @@ def test_a_digest_mismatch_fails_the_conversion(tmp_path, good, monkeypatch):
     with pytest.raises(expertdata.DigestMismatchError, match="nothing was written"):
         expertdata.convert(good, tmp_path / "out.h5")
     assert _files(tmp_path) == ["good.npz"]
+
+
+def _corrupt_chunk(path: Path) -> None:
+    chunk = next(p for p in sorted((path / "obs").rglob("*")) if p.is_file() and p.name != "zarr.json")
+    chunk.write_bytes(b"\x00garbage" * 3)
+
+
+def test_damaged_hdf5_and_zarr_are_unreadable_not_tracebacks(tmp_path, good):
+    h5 = expertdata.convert(good, tmp_path / "d.h5").path
+    h5.write_bytes(h5.read_bytes()[:2000])
+    zarr = expertdata.convert(good, tmp_path / "d.zarr").path
+    _corrupt_chunk(zarr)
+    for bad in (h5, zarr):
+        for args in (["validate", bad], ["convert", bad, tmp_path / "out.npz"], ["info", bad]):
+            result = run(*args)
+            assert result.returncode == 2, (args, result.stdout, result.stderr)
+            assert "Traceback" not in result.stderr and str(bad) in result.stdout + result.stderr
+    assert not (tmp_path / "out.npz").exists()
