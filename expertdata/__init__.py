@@ -13,12 +13,13 @@ from .episodes import EpisodeIndex
 from .errors import (DigestMismatchError, ExpertDataError, InvalidDatasetError, UnreadableError,
                      UsageError)
 from .formats import WriteOptions
+from .recording import RecordingError, generate_expert_traj
 from .schema import SCHEMA_VERSION
 from .storage import SaveResult, convert, load, save
 from .validation import Report, validate
 
 __version__ = "0.1.0"
 
-__all__ = ["Dataset", "DigestMismatchError", "EpisodeIndex", "ExpertDataError", "InvalidDatasetError", "Report",
-           "SCHEMA_VERSION", "SaveResult", "UnreadableError", "UsageError", "WriteOptions", "convert", "digest",
-           "load", "save", "validate", "__version__"]
+__all__ = ["Dataset", "DigestMismatchError", "EpisodeIndex", "ExpertDataError", "InvalidDatasetError",
+           "RecordingError", "Report", "SCHEMA_VERSION", "SaveResult", "UnreadableError", "UsageError", "WriteOptions",
+           "convert", "digest", "generate_expert_traj", "load", "save", "validate", "__version__"]

@@ -129,7 +129,21 @@ class TextView:
         codes = np.ascontiguousarray(self._codes[key], dtype=np.uint32)
         return codes.view(self.dtype).reshape(codes.shape[:-1])
 
-    @property
-    def storage(self) -> ArrayLike:
-        """The array the code points are stored in (for chunking and compression reports)."""
-        return self._codes
+
+class RowWindow:
+    """Rows ``window`` of a lazy array, read only when sliced."""
+
+    def __init__(self, array: ArrayLike, window: slice) -> None:
+        self._array = array
+        self._start, self._stop, _ = window.indices(array.shape[0])
+        self.dtype = array.dtype
+        self.shape = (max(0, self._stop - self._start),) + tuple(array.shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice):
+            raise TypeError("a row window is read by slices of rows")
+        start, stop, step = key.indices(self.shape[0])
+        return np.asarray(self._array[self._start + start:self._start + stop])[::step]

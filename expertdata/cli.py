@@ -11,10 +11,15 @@ from typing import Any, Iterable
 
 import click
 
+import numpy as np
+
 from . import __version__, formats
 from .digest import PREFIX, digest
+from .experts import BUILTIN
+from .experts import resolve as resolve_expert
 from .errors import DigestMismatchError, ExpertDataError
 from .info import info as dataset_info
+from .recording import generate_expert_traj
 from .storage import convert as convert_dataset
 from .storage import load
 from .validation import validate as validate_dataset
@@ -28,7 +33,7 @@ class _Group(click.Group):
             click.echo(f"expertdata: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("expertdata: interrupted; nothing was written", err=True)
+            click.echo("expertdata: interrupted", err=True)
             ctx.exit(130)
 
 
@@ -133,6 +138,56 @@ def verify(path: str, expected: str) -> None:
     if actual != expected:
         raise DigestMismatchError(f"{path}: digest {actual} does not match the expected {expected}")
     click.echo(f"{path}: OK, digest {actual}")
+
+
+@main.command()
+@click.argument("env_id")
+@click.option("--expert", required=True,
+              help=f"A built-in expert ({', '.join(BUILTIN)}) or an importable module:callable (obs -> action).")
+@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--out", "out", type=click.Path(), required=True, help="The dataset to write (.npz, .h5, .zarr, ...).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Episode i starts from reset(seed=SEED + i).")
+@click.option("--num-envs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Record on K sub-envs of a vector env at once (same data as K=1).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--append", is_flag=True, help="Add the episodes to OUT (same env and spaces).")
+@click.option("--image-folder", default="recorded_images", show_default=True,
+              help="For image observations saved to .npz: where the PNG files go, relative to OUT.")
+def record(env_id: str, expert: str, episodes: int, out: str, seed: int, num_envs: int, overwrite: bool,
+           append: bool, image_folder: str) -> None:
+    """Record EPISODES episodes of an expert acting in ENV_ID into OUT."""
+    env: Any = env_id
+    if num_envs > 1:
+        import gymnasium
+
+        import expertdata.envs  # noqa: F401  (registers the package's own env ids)
+
+        env = gymnasium.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
+    try:
+        dataset = generate_expert_traj(resolve_expert(expert), out, env, n_episodes=episodes, image_folder=image_folder,
+                                       seed=seed, overwrite=overwrite, append=append, progress=True)
+    except KeyboardInterrupt:
+        click.echo(f"expertdata: interrupted; the finished episodes are kept in {out}", err=True)
+        sys.exit(130)
+    with dataset:
+        returns = np.asarray(dataset["episode_returns"][:])
+        click.echo(f"wrote {out}: {dataset.n_episodes} episodes, {dataset.n_transitions} transitions, "
+                   f"return {returns.mean():.2f} +/- {returns.std():.2f}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out", type=click.Path(), required=True, help="The figure to write (PNG).")
+def plot(paths: tuple[str, ...], out: str) -> None:
+    """Plot returns, lengths, actions and observation ranges of one or more datasets, overlaid."""
+    from contextlib import ExitStack
+
+    from .plotting import plot as plot_datasets
+
+    with ExitStack() as stack:
+        datasets = [stack.enter_context(load(p)) for p in paths]
+        plot_datasets(datasets, out)
+    click.echo(f"wrote {out}")
 
 
 if __name__ == "__main__":

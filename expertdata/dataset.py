@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .arrays import ArrayLike
+from .arrays import ArrayLike, RowWindow
 from .episodes import EpisodeIndex
 from .errors import InvalidDatasetError
 
@@ -75,12 +75,9 @@ class Dataset:
 
     def field_per(self, name: str) -> str:
         """``step`` or ``episode``: which count a field's rows follow."""
-        from .schema import FIELDS_BY_NAME
+        from .formats import field_per
 
-        known = FIELDS_BY_NAME.get(name)
-        if known is not None:
-            return known.per
-        return self.metadata.get("extras", {}).get(name, "step")
+        return field_per(name, dict(self.metadata))
 
     def take_episodes(self, stop: int) -> "Dataset":
         """The first ``stop`` episodes, as lazy as the source: rows are sliced only when read.
@@ -106,26 +103,3 @@ class Dataset:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class RowWindow:
-    """Rows ``window`` of a lazy array, read only when sliced."""
-
-    def __init__(self, array: ArrayLike, window: slice) -> None:
-        self._array = array
-        self._start, self._stop, _ = window.indices(array.shape[0])
-        self.dtype = array.dtype
-        self.shape = (max(0, self._stop - self._start),) + tuple(array.shape[1:])
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, key: slice) -> np.ndarray:
-        if not isinstance(key, slice):
-            raise TypeError("a row window is read by slices of rows")
-        start, stop, step = key.indices(self.shape[0])
-        return np.asarray(self._array[self._start + start:self._start + stop])[::step]
-
-    @property
-    def storage(self) -> ArrayLike:
-        return getattr(self._array, "storage", self._array)

@@ -2,7 +2,8 @@
 
 ``cartpole`` scores 500 (the maximum) on CartPole-v1 from every seed tried; ``pendulum`` swings
 Pendulum-v1 up by pumping energy and holds it upright with a saturated PD law (mean return about -138
-over seeds 0-19). ``resolve`` turns a built-in name or ``module:callable`` into a policy.
+over seeds 0-19); ``pixel-cartpole`` plays ``expertdata/PixelCartPole-v1`` from its pictures. ``resolve``
+turns a built-in name or ``module:callable`` into a policy.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import envs
 from .errors import UsageError
 
 
@@ -38,6 +40,7 @@ def pendulum(obs: np.ndarray) -> np.ndarray:
 BUILTIN: dict[str, tuple[str, Callable[[np.ndarray], Any]]] = {
     "cartpole": ("CartPole-v1", cartpole),
     "pendulum": ("Pendulum-v1", pendulum),
+    "pixel-cartpole": (envs.ENV_ID, envs.pixel_cartpole_expert),
 }
 
 

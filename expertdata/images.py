@@ -5,6 +5,8 @@ import shutil
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable
 
+import numpy as np
+
 
 def escapes(path: str) -> bool:
     """True when ``path`` is absolute or leaves the folder it is relative to."""
@@ -41,3 +43,20 @@ def copy_images(paths: Iterable[str], src_root: Path, dst_root: Path) -> list[Pa
         shutil.copyfile(src, dst)
         written.append(dst)
     return written
+
+
+def write_png(path: Path, frame: np.ndarray) -> None:
+    """Write a uint8 frame (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) as a lossless PNG."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(frame[..., 0] if frame.ndim == 3 and frame.shape[-1] == 1 else frame).save(path, format="PNG")
+
+
+def read_image(path: Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Decode an image file to uint8, reshaped to ``shape`` (a single channel keeps its axis if asked)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        frame = np.asarray(image)
+    return frame.reshape(shape) if shape is not None else frame

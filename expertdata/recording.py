@@ -1,26 +1,35 @@
-"""Recording expert demonstrations from gymnasium environments: SB2's ``generate_expert_traj``, reborn."""
+"""Recording expert demonstrations from gymnasium environments: SB2's ``generate_expert_traj``, reborn.
+
+Episode ``i`` always starts from ``reset(seed=seed + i)``, in a plain env or in any sub-env of a vector
+env, and episodes are stored in that order, whole and contiguous: a vector recording is identical to the
+serial recording of the same seeds.
+"""
 from __future__ import annotations
 
 import datetime as _dt
 import getpass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from . import spaces
 from .dataset import Dataset
+from .episode_writer import EpisodeWriter
 from .errors import ExpertDataError, UsageError
 
 
 class RecordingError(ExpertDataError):
-    """The expert or the env failed mid-recording; the message names the episode and step."""
+    """The expert or the env failed mid-recording; the message names the episode and the step."""
 
     exit_code = 1
 
 
-def as_policy(model: Any, deterministic: bool = True) -> Callable[[np.ndarray], Any]:
+Policy = Callable[[np.ndarray], Any]
+
+
+def as_policy(model: Any, deterministic: bool = True) -> Policy:
     """A function ``obs -> action`` from a callable, or from an object with ``predict`` (SB3 models)."""
     if hasattr(model, "predict"):
         def predict(obs: np.ndarray) -> Any:
@@ -40,6 +49,8 @@ def _make_env(env: Any, model: Any) -> Any:
     if isinstance(env, str):
         import gymnasium
 
+        import expertdata.envs  # noqa: F401  (registers the package's own env ids)
+
         try:
             return gymnasium.make(env)
         except Exception as exc:  # gymnasium raises several types for an unknown or broken id
@@ -47,54 +58,115 @@ def _make_env(env: Any, model: Any) -> Any:
     return env
 
 
-def _action_row(action: Any, spec: dict, episode: int, step: int) -> np.ndarray:
-    row = np.asarray(action)
-    shape, dtype = spaces.row_shape(spec), spaces.row_dtype(spec)
-    if row.size != int(np.prod(shape)):
-        raise RecordingError(f"episode {episode}, step {step}: the expert returned an action of shape "
-                             f"{row.shape}; the {spec['type']} action space needs {shape}")
-    if row.dtype.kind == "f" and not np.all(np.isfinite(row)):
-        raise RecordingError(f"episode {episode}, step {step}: the expert returned a non-finite action {row}")
-    return row.reshape(shape).astype(dtype, copy=False)
+def _is_vector(env: Any) -> bool:
+    return hasattr(env, "num_envs") and hasattr(env, "single_action_space")
 
 
-def record_episode(env: Any, policy: Callable[[np.ndarray], Any], action_spec: dict, seed: int | None,
-                   episode: int) -> dict[str, Any]:
-    """Run one episode from ``env.reset(seed=seed)``; returns its steps as arrays plus its final obs."""
-    obs, _ = env.reset(seed=seed)
-    rows: dict[str, list] = {"obs": [], "actions": [], "rewards": [], "terminated": [], "truncated": []}
-    done = False
-    while not done:
-        step = len(rows["obs"])
+class _Episode:
+    """The steps of one episode as they come, checked and cast to the spaces' row dtypes and shapes."""
+
+    def __init__(self, index: int, seed: int | None, obs_spec: dict, action_spec: dict) -> None:
+        self.index, self.seed = index, seed
+        self._obs_spec, self._action_spec = obs_spec, action_spec
+        self.rows: dict[str, list] = {k: [] for k in ("obs", "actions", "rewards", "terminated", "truncated")}
+
+    def where(self) -> str:
+        seed = "" if self.seed is None else f" (seed {self.seed})"
+        return f"episode {self.index}{seed}, step {len(self.rows['obs'])}"
+
+    def _obs(self, obs: Any) -> np.ndarray:
+        return np.asarray(obs).reshape(spaces.row_shape(self._obs_spec)).astype(spaces.row_dtype(self._obs_spec),
+                                                                                 copy=False)
+
+    def act(self, policy: Policy, obs: Any) -> np.ndarray:
+        """Ask the expert for an action; any failure names the episode and the step."""
         try:
-            action = policy(obs)
+            action = np.asarray(policy(obs))
         except Exception as exc:
-            raise RecordingError(f"episode {episode}, step {step}: the expert raised "
-                                 f"{type(exc).__name__}: {exc}") from exc
-        row = _action_row(action, action_spec, episode, step)
-        env_action = row.reshape(()) if action_spec["type"] == "Discrete" else row
-        next_obs, reward, terminated, truncated, _ = env.step(env_action.item() if env_action.ndim == 0 else env_action)
-        for name, value in (("obs", obs), ("actions", row), ("rewards", float(reward)),
+            raise RecordingError(f"{self.where()}: the expert raised {type(exc).__name__}: {exc}") from exc
+        shape, dtype = spaces.row_shape(self._action_spec), spaces.row_dtype(self._action_spec)
+        if action.size != int(np.prod(shape)):
+            raise RecordingError(f"{self.where()}: the expert returned an action of shape {action.shape}; the "
+                                 f"{self._action_spec['type']} action space needs {shape}")
+        if action.dtype.kind == "f" and not np.all(np.isfinite(action)):
+            raise RecordingError(f"{self.where()}: the expert returned a non-finite action {action.tolist()}")
+        return action.reshape(shape).astype(dtype, copy=False)
+
+    def env_action(self, row: np.ndarray) -> Any:
+        """The action as the env takes it: a Discrete action is a plain integer."""
+        return row.item() if self._action_spec["type"] == "Discrete" else row
+
+    def add(self, obs: Any, action: np.ndarray, reward: float, terminated: bool, truncated: bool) -> None:
+        for name, value in (("obs", self._obs(obs)), ("actions", action), ("rewards", float(reward)),
                             ("terminated", bool(terminated)), ("truncated", bool(truncated))):
-            rows[name].append(value)
-        obs, done = next_obs, terminated or truncated
-    arrays = {name: np.asarray(values) for name, values in rows.items()}
-    arrays["final_obs"] = np.asarray(obs)
-    return arrays
+            self.rows[name].append(value)
+
+    def finish(self, final_obs: Any) -> dict[str, np.ndarray]:
+        arrays = {name: np.asarray(values) for name, values in self.rows.items()}
+        arrays["final_obs"] = self._obs(final_obs)
+        return arrays
 
 
-def assemble(episodes: list[dict[str, Any]], metadata: dict[str, Any]) -> Dataset:
-    """One dataset from recorded episodes, concatenated in order."""
-    if not episodes:
-        raise RecordingError("no episode was finished; nothing to store")
-    starts = [np.eye(1, len(e["rewards"]), dtype=bool)[0] for e in episodes]
-    return Dataset.from_arrays(
-        metadata,
-        **{name: np.concatenate([e[name] for e in episodes]) for name in ("obs", "actions", "rewards",
-                                                                          "terminated", "truncated")},
-        episode_starts=np.concatenate(starts),
-        episode_returns=np.array([e["rewards"].sum() for e in episodes], dtype=np.float64),
-        final_obs=np.stack([e["final_obs"] for e in episodes]))
+def _serial(env: Any, policy: Policy, seeds: list[int | None], obs_spec: dict,
+            action_spec: dict) -> Iterator[dict[str, np.ndarray]]:
+    for index, seed in enumerate(seeds):
+        episode = _Episode(index, seed, obs_spec, action_spec)
+        obs, _ = env.reset(seed=seed)
+        done = False
+        while not done:
+            action = episode.act(policy, obs)
+            next_obs, reward, terminated, truncated, _ = env.step(episode.env_action(action))
+            episode.add(obs, action, reward, terminated, truncated)
+            obs, done = next_obs, terminated or truncated
+        yield episode.finish(obs)
+
+
+def _vector(envs: Any, policy: Policy, seeds: list[int | None], obs_spec: dict,
+            action_spec: dict) -> Iterator[dict[str, np.ndarray]]:
+    """Run episodes on every sub-env at once; yield them in seed order as soon as they are next in line.
+
+    A finished sub-env is reset at once with the next episode's seed (``reset_mask``), whatever the
+    vector env's autoreset mode; sub-envs with no episode left keep stepping with ignored results.
+    """
+    n = envs.num_envs
+    same_step = str(envs.metadata.get("autoreset_mode", "")).endswith("SAME_STEP")
+    running: list[_Episode | None] = [None] * n
+    started = 0
+    first_seeds: list[int | None] = []
+    for i in range(n):
+        if started < len(seeds):
+            running[i] = _Episode(started, seeds[started], obs_spec, action_spec)
+            started += 1
+        first_seeds.append(running[i].seed if running[i] is not None else None)
+    obs, _ = envs.reset(seed=first_seeds)
+    finished: dict[int, dict[str, np.ndarray]] = {}
+    emitted = 0
+    while emitted < len(seeds):
+        rows = [ep.act(policy, obs[i]) if ep is not None else None for i, ep in enumerate(running)]
+        batch = [ep.env_action(row) if ep is not None else envs.single_action_space.sample()
+                 for ep, row in zip(running, rows)]
+        next_obs, rewards, terminated, truncated, infos = envs.step(np.array(batch))
+        done = np.logical_or(terminated, truncated)
+        reset_seeds: list[int | None] = [None] * n
+        for i in np.flatnonzero(done):
+            episode = running[i]
+            if episode is not None:
+                episode.add(obs[i], rows[i], rewards[i], terminated[i], truncated[i])
+                finished[episode.index] = episode.finish(infos["final_obs"][i] if same_step else next_obs[i])
+                running[i] = None
+                if started < len(seeds):
+                    running[i] = _Episode(started, seeds[started], obs_spec, action_spec)
+                    reset_seeds[i] = seeds[started]
+                    started += 1
+        for i in np.flatnonzero(~done):
+            if running[i] is not None:
+                running[i].add(obs[i], rows[i], rewards[i], False, False)
+        if done.any():  # the reset returns every sub-env's current observation, the reset ones' fresh
+            next_obs, _ = envs.reset(seed=reset_seeds, options={"reset_mask": done})
+        obs = next_obs
+        while emitted in finished:
+            yield finished.pop(emitted)
+            emitted += 1
 
 
 def _user() -> str:
@@ -109,19 +181,50 @@ def _describe(model: Any) -> str:
     return f"{getattr(model, '__module__', '?')}.{name}"
 
 
+def recording_metadata(env: Any, model: Any, seed: int | None, deterministic: bool) -> dict[str, Any]:
+    """Env id, spaces, time limit and provenance of a recording; refuses spaces we cannot store."""
+    from . import __version__
+
+    vector = _is_vector(env)
+    obs_space = env.single_observation_space if vector else env.observation_space
+    act_space = env.single_action_space if vector else env.action_space
+    try:
+        metadata: dict[str, Any] = {"observation_space": spaces.to_json(obs_space),
+                                    "action_space": spaces.to_json(act_space)}
+    except spaces.SpaceError as exc:
+        raise UsageError(str(exc)) from None
+    spec = getattr(env, "spec", None)
+    if spec is not None:
+        metadata["env_id"] = spec.id
+        if spec.max_episode_steps:
+            metadata["max_episode_steps"] = int(spec.max_episode_steps)
+    metadata["provenance"] = {
+        "expert": _describe(model), "seed": seed, "deterministic": deterministic, "recorded_by": _user(),
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "expertdata_version": __version__,
+        "num_envs": int(env.num_envs) if vector else 1}
+    return metadata
+
+
 def generate_expert_traj(model: Any, save_path: str | Path | None = None, env: Any = None,
-                         n_timesteps: int = 0, n_episodes: int = 100, *, seed: int | None = 0, deterministic: bool = True, overwrite: bool = False,
-                         progress: bool = False) -> Dataset:
+                         n_timesteps: int = 0, n_episodes: int = 100, image_folder: str = "recorded_images",
+                         *, seed: int | None = 0, deterministic: bool = True, overwrite: bool = False,
+                         append: bool = False, progress: bool = False) -> Dataset:
     """Record ``n_episodes`` episodes of ``model`` acting in ``env``; SB2's signature and meaning.
 
-    :param model: a callable ``obs -> action``, or an object with ``predict(obs)`` (a Stable-Baselines3
-        model works as it is), trained first with ``learn(n_timesteps)`` when ``n_timesteps > 0``.
-    :param save_path: where to write the dataset (any format, by suffix); ``None`` keeps it in memory.
-    :param env: a gymnasium env or env id; taken from the model when not given. It is not closed.
-    :param seed: episode ``i`` starts from ``reset(seed=seed + i)``, so recordings are reproducible;
-        ``None`` leaves the env's randomness alone.
+    :param model: a callable ``obs -> action`` (a controller, a human prompt, a random agent) or an object
+        with ``predict(obs)`` (a Stable-Baselines3 model works as it is), trained first with
+        ``learn(n_timesteps)`` when ``n_timesteps > 0``.
+    :param save_path: where to write the dataset (format by suffix); ``None`` keeps it in memory. Zarr
+        and HDF5 are written episode by episode: a recording stopped by Ctrl-C, an error or a kill keeps
+        every finished episode. ``.npz`` is written once, at the end.
+    :param env: a gymnasium env, a vector env (every sub-env is recorded) or an env id; taken from the
+        model when not given. It is not closed.
+    :param image_folder: for image observations saved to ``.npz``: the folder, relative to the dataset,
+        that receives one lossless PNG per observation (SB2 wrote JPEG).
+    :param seed: episode ``i`` starts from ``reset(seed=seed + i)``; ``None`` leaves seeding to the env.
     :param deterministic: ask ``predict`` for deterministic actions (SB2 recorded stochastic ones).
-    :returns: the recorded dataset.
+    :param overwrite: replace an existing ``save_path``; ``append``: add episodes to it instead.
+    :returns: the dataset (lazy when saved as Zarr or HDF5).
     """
     if n_episodes < 1:
         raise UsageError(f"n_episodes must be at least 1, not {n_episodes}")
@@ -131,30 +234,23 @@ def generate_expert_traj(model: Any, save_path: str | Path | None = None, env: A
         model.learn(n_timesteps)
     env = _make_env(env, model)
     policy = as_policy(model, deterministic)
-    obs_spec, action_spec = spaces.to_json(env.observation_space), spaces.to_json(env.action_space)
-    spec = getattr(env, "spec", None)
-    from . import __version__
-
-    metadata: dict[str, Any] = {
-        "observation_space": obs_spec, "action_space": action_spec,
-        "provenance": {"expert": _describe(model), "seed": seed, "deterministic": deterministic,
-                       "recorded_by": _user(), "time": _dt.datetime.now(_dt.timezone.utc).isoformat(
-                           timespec="seconds"), "expertdata_version": __version__},
-    }
-    if spec is not None:
-        metadata["env_id"] = spec.id
-        if spec.max_episode_steps:
-            metadata["max_episode_steps"] = int(spec.max_episode_steps)
-    episodes: list[dict[str, Any]] = []
+    metadata = recording_metadata(env, model, seed, deterministic)
+    seeds = [None if seed is None else seed + i for i in range(n_episodes)]
+    run = _vector if _is_vector(env) else _serial
+    writer = EpisodeWriter(save_path, metadata, overwrite=overwrite, append=append, image_folder=image_folder)
+    returns: list[float] = []
     with tqdm(total=n_episodes, unit="episode", disable=None if progress else True) as bar:
-        for episode in range(n_episodes):
-            episodes.append(record_episode(env, policy, action_spec, None if seed is None else seed + episode,
-                                           episode))
-            bar.update(1)
-            bar.set_postfix(mean_return=float(np.mean([e["rewards"].sum() for e in episodes])))
-    dataset = assemble(episodes, metadata)
-    if save_path is not None:
-        from .storage import save
-
-        save(dataset, save_path, overwrite=overwrite)
-    return dataset
+        try:
+            for episode in run(env, policy, seeds, metadata["observation_space"], metadata["action_space"]):
+                writer.write(episode)
+                returns.append(float(episode["rewards"].sum()))
+                bar.update(1)
+                bar.set_postfix(mean_return=f"{np.mean(returns):.1f}")
+        except BaseException as exc:
+            kept = writer.close()
+            if kept is not None:
+                kept.close()
+            if isinstance(exc, ExpertDataError) and save_path is not None:
+                raise type(exc)(f"{exc}; the {len(returns)} finished episodes are kept in {save_path}") from exc
+            raise
+    return writer.close()

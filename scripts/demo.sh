@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The main job on the project's own small data: validate, convert between formats, inspect, verify.
+# The main job on the project's own small data: record with a reference expert, validate, convert,
+# inspect, verify against the committed fixture (same expert, same seeds), plot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-demo-out}
 mkdir -p "$out"
-expertdata validate fixtures/pendulum.npz
-expertdata convert fixtures/pendulum.npz "$out/pendulum.zarr" --overwrite
+expertdata record Pendulum-v1 --expert pendulum --episodes 10 --num-envs 2 --out "$out/pendulum.zarr" --overwrite
+expertdata validate "$out/pendulum.zarr"
 expertdata convert "$out/pendulum.zarr" "$out/pendulum.h5" --overwrite
 expertdata info "$out/pendulum.h5"
 digest=$(expertdata info "$out/pendulum.h5" --json | python -c 'import json, sys; print(json.load(sys.stdin)["digest"])')
 expertdata verify fixtures/pendulum.npz --digest "$digest"
+expertdata plot "$out/pendulum.h5" --out "$out/pendulum.png"

@@ -186,3 +186,19 @@ def test_damaged_hdf5_and_zarr_are_unreadable_not_tracebacks(tmp_path, good):
             assert result.returncode == 2, (args, result.stdout, result.stderr)
             assert "Traceback" not in result.stderr and str(bad) in result.stdout + result.stderr
     assert not (tmp_path / "out.npz").exists()
+
+
+def test_record_validate_convert_from_the_command_line(tmp_path):
+    out = tmp_path / "pendulum.zarr"
+    result = run("record", "Pendulum-v1", "--expert", "pendulum", "--episodes", "4", "--out", out, "--num-envs", "2")
+    assert result.returncode == 0, result.stderr
+    assert "4 episodes, 800 transitions" in result.stdout
+    serial = run("record", "Pendulum-v1", "--expert", "expertdata.experts:pendulum", "--episodes", "4",
+                 "--out", tmp_path / "serial.h5")
+    assert serial.returncode == 0, serial.stderr
+    assert expertdata.digest(expertdata.load(out)) == expertdata.digest(expertdata.load(tmp_path / "serial.h5"))
+    again = run("record", "Pendulum-v1", "--expert", "pendulum", "--episodes", "1", "--out", out)
+    assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
+    bad = run("record", "CartPole-v1", "--expert", "pendulum", "--episodes", "1", "--out", tmp_path / "x.npz")
+    assert bad.returncode == 1 and "episode 0 (seed 0), step 0: the expert raised" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.npz").exists()

@@ -23,6 +23,8 @@ CHUNK_BYTES = 8 * 2**20
 METADATA_KEY = "expertdata_metadata"
 #: Attribute naming the numpy dtype of a text array stored as UTF-32 code points.
 TEXT_DTYPE_KEY = "expertdata_dtype"
+#: File attribute marking how many transitions and episodes a streaming writer has completed.
+COMMIT_KEY = "expertdata_committed"
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Raw:
     format: str
     storage: dict[str, dict[str, Any]] = field(default_factory=dict)
     closer: Callable[[], None] | None = None
+    committed: tuple[int, int] | None = None
 
     def close(self) -> None:
         if self.closer is not None:
@@ -45,19 +48,21 @@ class Raw:
 class WriteOptions:
     """How a backend lays arrays out.
 
-    :param chunk_rows: rows per chunk (HDF5, Zarr); ``None`` picks about ``CHUNK_BYTES`` (8 MB) per chunk.
+    :param chunk_rows: rows per chunk (HDF5, Zarr); ``None`` picks about ``chunk_bytes`` per chunk.
     :param compression: ``none``, ``gzip[:level]``, ``lzf`` (HDF5), ``zstd[:level]`` (Zarr) or
         ``None`` for the format's default.
+    :param chunk_bytes: the chunk size aimed at when ``chunk_rows`` is not given (8 MB by default).
     """
 
     chunk_rows: int | None = None
     compression: str | None = None
+    chunk_bytes: int = CHUNK_BYTES
 
     def rows_per_chunk(self, dtype: np.dtype, row_shape: tuple[int, ...]) -> int:
         if self.chunk_rows:
             return int(self.chunk_rows)
         per_row = max(1, np.dtype(dtype).itemsize * int(np.prod(row_shape, dtype=np.int64)))
-        return max(1, CHUNK_BYTES // per_row)
+        return max(1, self.chunk_bytes // per_row)
 
     def codec(self, backend: "Backend") -> tuple[str, int | None]:
         """The compression name and level to use for ``backend``, checked against what it offers."""
@@ -157,6 +162,32 @@ def read_raw(path: Path | str, format: str | None = None) -> Raw:
         backend = next((b for b in _backends() if str(path).lower().endswith(b.suffixes)), None)
     if backend is None:
         raise UnreadableError(f"{path}: not a dataset in any known format ({', '.join(names())})")
-    return backend.read(path)
+    return _cut_to_commit(backend.read(path))
+
+
+def field_per(name: str, metadata: dict[str, Any]) -> str:
+    """``step`` or ``episode``: which count a field's rows follow (undeclared extras: ``step``)."""
+    from ..schema import FIELDS_BY_NAME
+
+    known = FIELDS_BY_NAME.get(name)
+    if known is not None:
+        return known.per
+    extras = metadata.get("extras")
+    return extras.get(name, "step") if isinstance(extras, dict) else "step"
+
+
+def _cut_to_commit(raw: Raw) -> Raw:
+    """Cut every array to what a streaming writer marked complete: rows past the mark belong to an
+    episode that was still being written when the writer stopped."""
+    if raw.committed is None:
+        return raw
+    from ..arrays import RowWindow
+
+    transitions, episodes = raw.committed
+    for name, array in raw.fields.items():
+        rows = transitions if field_per(name, raw.metadata) == "step" else episodes
+        if array.shape[0] != rows:
+            raw.fields[name] = RowWindow(array, slice(0, rows))
+    return raw
 
 

@@ -2,15 +2,20 @@
 
 Text arrays (SB2's image paths) are stored as UTF-32 code points with one trailing axis, the numpy dtype
 kept in an attribute, so they round-trip bit-identically where the format has no fixed-width text type.
+
+Appending is crash-safe: arrays grow ahead of the data (geometrically, so growing is rare), and after
+each whole episode the writer records how many transitions and episodes are complete (``commit``).
+Readers cut every array to that mark, so a killed recording still reads as a valid dataset.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 
 from ..arrays import ArrayLike, TextView, text_to_codes
-from . import TEXT_DTYPE_KEY, WriteOptions
+from . import COMMIT_KEY, METADATA_KEY, TEXT_DTYPE_KEY, WriteOptions, metadata_to_json
 
 
 def stored_form(dtype: np.dtype, row_shape: tuple[int, ...]) -> tuple[np.dtype, tuple[int, ...], dict[str, str]]:
@@ -26,11 +31,21 @@ def as_read(array: ArrayLike, attrs: Any) -> ArrayLike:
     return TextView(array, np.dtype(attrs[TEXT_DTYPE_KEY])) if TEXT_DTYPE_KEY in attrs else array
 
 
+def committed(attrs: Any) -> tuple[int, int] | None:
+    """The (transitions, episodes) a writer last marked complete, if it marked any."""
+    text = attrs.get(COMMIT_KEY)
+    if text is None:
+        return None
+    mark = json.loads(text)
+    return int(mark["transitions"]), int(mark["episodes"])
+
+
 class ChunkedSink:
     """Appends each field's rows in order, growing arrays whose length was not known up front.
 
-    Subclasses create arrays (``_create``) and grow them (``_grow``); rows are written by slicing, which
-    h5py and zarr share, unless a subclass has a faster way (``_write``).
+    Subclasses provide the storage calls: create, resize and list arrays, set a file-level attribute,
+    flush and close. Rows are written by slicing, which h5py and zarr share, unless a subclass has a
+    faster way (``_write``).
     """
 
     def __init__(self, options: WriteOptions, compression: tuple[str, int | None]) -> None:
@@ -43,11 +58,25 @@ class ChunkedSink:
                 attrs: dict[str, str]) -> Any:
         raise NotImplementedError
 
-    def _grow(self, array: Any, rows: int) -> None:
+    def _resize(self, array: Any, rows: int) -> None:
+        raise NotImplementedError
+
+    def _set_attr(self, key: str, text: str) -> None:
+        raise NotImplementedError
+
+    def _flush(self) -> None:
+        """Make everything written so far durable (HDF5 buffers metadata; Zarr writes through)."""
+
+    def _close(self) -> None:
         raise NotImplementedError
 
     def _write(self, array: Any, begin: int, block: np.ndarray) -> None:
         array[begin:begin + len(block)] = block
+
+    def resume(self, arrays: dict[str, Any], transitions: int, episodes: int, per: dict[str, str]) -> None:
+        """Continue appending to existing arrays after the given committed counts."""
+        self._arrays = dict(arrays)
+        self._filled = {name: transitions if per[name] == "step" else episodes for name in arrays}
 
     def add_field(self, name: str, dtype: np.dtype, row_shape: tuple[int, ...], n_rows: int | None) -> None:
         stored, stored_row, attrs = stored_form(dtype, row_shape)
@@ -61,6 +90,25 @@ class ChunkedSink:
         array, begin = self._arrays[name], self._filled[name]
         stop = begin + len(block)
         if stop > array.shape[0]:
-            self._grow(array, stop)
+            self._resize(array, max(stop, 2 * array.shape[0]))
         self._write(array, begin, text_to_codes(block) if block.dtype.kind == "U" else block)
         self._filled[name] = stop
+
+    def set_metadata(self, metadata: dict[str, Any]) -> None:
+        # Stored as JSON text, not as a JSON object, so every format holds the very same bytes.
+        self._set_attr(METADATA_KEY, metadata_to_json(metadata))
+
+    def commit(self, transitions: int, episodes: int) -> None:
+        """Mark the first ``transitions`` steps and ``episodes`` episodes complete, durably."""
+        self._flush()
+        self._set_attr(COMMIT_KEY, json.dumps({"transitions": transitions, "episodes": episodes}))
+        self._flush()
+
+    def close(self) -> None:
+        for name, array in self._arrays.items():
+            if array.shape[0] != self._filled[name]:
+                self._resize(array, self._filled[name])
+        self._close()
+
+    def abort(self) -> None:
+        self._close()

@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 
 from ..errors import UnreadableError
-from . import METADATA_KEY, Raw, WriteOptions, metadata_from_json, metadata_to_json
-from .chunked import ChunkedSink, as_read
+from . import METADATA_KEY, Raw, WriteOptions, metadata_from_json
+from .chunked import ChunkedSink, as_read, committed
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -56,13 +56,14 @@ def read(path: Path) -> Raw:
                    for name, ds in datasets.items()}
         text = f.attrs.get(METADATA_KEY)
         metadata = metadata_from_json(text, path) if text is not None else {}
-    except (OSError, KeyError, RuntimeError) as exc:
+        mark = committed(f.attrs)
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
         f.close()
         raise UnreadableError(f"{path}: corrupt HDF5 file ({exc})") from None
     except UnreadableError:
         f.close()
         raise
-    return Raw(fields, metadata, path.parent, "hdf5", storage, f.close)
+    return Raw(fields, metadata, path.parent, "hdf5", storage, f.close, mark)
 
 
 def sniff(path: Path) -> bool:
@@ -73,9 +74,14 @@ def sniff(path: Path) -> bool:
 
 
 class Hdf5Sink(ChunkedSink):
-    def __init__(self, path: Path, options: WriteOptions) -> None:
+    """Writes an HDF5 file; ``append=True`` continues an existing one. Flushed at every commit."""
+
+    def __init__(self, path: Path, options: WriteOptions, append: bool = False) -> None:
         super().__init__(options, options.codec(BACKEND))
-        self._file = h5py.File(path, "w")
+        self._file = h5py.File(path, "a" if append else "w")
+
+    def existing(self) -> dict[str, Any]:
+        return {name: obj for name, obj in self._file.items() if isinstance(obj, h5py.Dataset)}
 
     def _create(self, name: str, dtype: np.dtype, shape: tuple[int, ...], chunks: tuple[int, ...],
                 attrs: dict[str, str]) -> Any:
@@ -86,20 +92,20 @@ class Hdf5Sink(ChunkedSink):
         ds.attrs.update(attrs)
         return ds
 
-    def _grow(self, array: Any, rows: int) -> None:
+    def _resize(self, array: Any, rows: int) -> None:
         array.resize(rows, axis=0)
 
     def _write(self, array: Any, begin: int, block: np.ndarray) -> None:
         if len(block):
             array.write_direct(np.ascontiguousarray(block), dest_sel=np.s_[begin:begin + len(block)])
 
-    def set_metadata(self, metadata: dict[str, Any]) -> None:
-        self._file.attrs[METADATA_KEY] = metadata_to_json(metadata)
+    def _set_attr(self, key: str, text: str) -> None:
+        self._file.attrs[key] = text
 
-    def close(self) -> None:
-        self._file.close()
+    def _flush(self) -> None:
+        self._file.flush()
 
-    def abort(self) -> None:
+    def _close(self) -> None:
         self._file.close()
 
 
@@ -111,8 +117,8 @@ class _Hdf5:
     sniff = staticmethod(sniff)
     read = staticmethod(read)
 
-    def writer(self, path: Path, options: WriteOptions) -> Hdf5Sink:
-        return Hdf5Sink(path, options)
+    def writer(self, path: Path, options: WriteOptions, append: bool = False) -> Hdf5Sink:
+        return Hdf5Sink(path, options, append)
 
 
 BACKEND = _Hdf5()

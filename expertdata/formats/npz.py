@@ -156,10 +156,13 @@ class NpzSink:
         self._metadata = metadata
 
     def abort(self) -> None:
-        try:
-            self._zip.close()
-        except (OSError, ValueError, RuntimeError):
-            pass  # the half-written temporary file is deleted by the caller
+        for handle in (self._member, self._zip):  # the member first: zipfile refuses to close around it
+            try:
+                if handle is not None:
+                    handle.close()
+            except (OSError, ValueError, RuntimeError):
+                pass  # the half-written temporary file is deleted by the caller
+        self._member = None
 
     def close(self) -> None:
         self._finish_member()

@@ -15,9 +15,9 @@ import zarr.codecs
 import zarr.storage
 
 from ..atomic import remove
-from ..errors import UnreadableError
-from . import METADATA_KEY, Raw, WriteOptions, metadata_from_json, metadata_to_json
-from .chunked import ChunkedSink, as_read
+from ..errors import UnreadableError, UsageError
+from . import METADATA_KEY, Raw, WriteOptions, metadata_from_json
+from .chunked import ChunkedSink, as_read, committed
 
 _CODECS = {"zstd": lambda level: zarr.codecs.ZstdCodec(level=1 if level is None else level),
            "gzip": lambda level: zarr.codecs.GzipCodec(level=5 if level is None else level)}
@@ -50,12 +50,13 @@ def read(path: Path) -> Raw:
         fields = {name: as_read(a, a.attrs) for name, a in arrays.items()}
         storage = {name: {"chunks": list(a.chunks), "compression": _compression_label(a)} for name, a in arrays.items()}
         text = group.attrs.get(METADATA_KEY)
+        mark = committed(group.attrs)
     except Exception as exc:  # zarr reports a broken store with many exception types
         if store is not None:
             store.close()
         raise UnreadableError(f"{path}: not a readable Zarr v3 store ({type(exc).__name__}: {exc})") from None
     metadata = metadata_from_json(text, path) if text is not None else {}
-    return Raw(fields, metadata, path.parent, "zarr", storage, store.close)
+    return Raw(fields, metadata, path.parent, "zarr", storage, store.close, mark)
 
 
 def sniff(path: Path) -> bool:
@@ -75,15 +76,21 @@ def _pack(folder: Path, path: Path) -> None:
 
 
 class ZarrSink(ChunkedSink):
-    """Writes a directory store; for a zip store, a directory beside it that is zipped on close, because
-    a zip member cannot be rewritten and metadata is rewritten as arrays grow."""
+    """Writes a directory store, every file replaced atomically by zarr, so a killed writer leaves the
+    store as of its last commit. A zip store is written as a directory beside it and zipped on close,
+    because a zip member cannot be rewritten and metadata is rewritten as arrays grow."""
 
-    def __init__(self, path: Path, options: WriteOptions) -> None:
+    def __init__(self, path: Path, options: WriteOptions, append: bool = False) -> None:
         super().__init__(options, options.codec(BACKEND))
         self._zip = path if _is_zip(path) else None
+        if self._zip and append:
+            raise UsageError(f"{path}: a zip store cannot be appended to; record to a .zarr directory")
         self._folder = path.with_name(path.name + ".d") if self._zip else path
         self._store = zarr.storage.LocalStore(self._folder)
-        self._group = zarr.open_group(self._store, mode="w", zarr_format=3)
+        self._group = zarr.open_group(self._store, mode="r+" if append else "w", zarr_format=3)
+
+    def existing(self) -> dict[str, Any]:
+        return dict(self._group.arrays())
 
     def _create(self, name: str, dtype: np.dtype, shape: tuple[int, ...], chunks: tuple[int, ...],
                 attrs: dict[str, str]) -> Any:
@@ -92,14 +99,13 @@ class ZarrSink(ChunkedSink):
         return self._group.create_array(name, shape=shape, dtype=dtype, chunks=chunks, compressors=compressors,
                                         fill_value=0, attributes=attrs)
 
-    def _grow(self, array: Any, rows: int) -> None:
+    def _resize(self, array: Any, rows: int) -> None:
         array.resize((rows,) + array.shape[1:])
 
-    def set_metadata(self, metadata: dict[str, Any]) -> None:
-        # Stored as JSON text, not as a JSON object, so every format holds the very same bytes.
-        self._group.attrs[METADATA_KEY] = metadata_to_json(metadata)
+    def _set_attr(self, key: str, text: str) -> None:
+        self._group.attrs[key] = text
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._store.close()
         if self._zip is not None:
             _pack(self._folder, self._zip)
@@ -119,8 +125,8 @@ class _Zarr:
     sniff = staticmethod(sniff)
     read = staticmethod(read)
 
-    def writer(self, path: Path, options: WriteOptions) -> ZarrSink:
-        return ZarrSink(path, options)
+    def writer(self, path: Path, options: WriteOptions, append: bool = False) -> ZarrSink:
+        return ZarrSink(path, options, append)
 
 
 BACKEND = _Zarr()

@@ -1,0 +1,112 @@
+"""Looking at datasets: a per-episode table, and the figure SB2's ``plot()`` showed, extended.
+
+The figure has four panels: episode returns (SB2's histogram), episode lengths, the action distribution
+(bars for discrete actions, per-dimension histograms for continuous ones) and per-dimension observation
+ranges (min to max, with the mean; per channel for images). Several datasets are overlaid for comparison.
+Values are read block by block; histograms use an even sample of at most ``MAX_SAMPLE`` rows.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import atomic, images
+from .arrays import iter_blocks
+from .dataset import Dataset
+
+MAX_SAMPLE = 200_000
+#: Image observations stored as paths: how many images to decode for the ranges panel.
+MAX_IMAGES = 256
+_MAX_ACTION_DIMS = 4
+
+
+def episode_table(dataset: Dataset) -> Any:
+    """One row per episode: ``episode``, ``start`` (first transition), ``length`` and ``return``."""
+    import pandas as pd
+
+    index = dataset.episodes
+    return pd.DataFrame({"episode": np.arange(index.n_episodes), "start": index.starts, "length": index.lengths,
+                         "return": np.asarray(dataset["episode_returns"][:], dtype=np.float64)})
+
+
+def _sample(array: Any) -> np.ndarray:
+    stride = max(1, -(-array.shape[0] // MAX_SAMPLE))
+    parts = [block[(-begin) % stride::stride] for begin, block in _numbered(array)]
+    return np.concatenate(parts) if parts else np.empty((0,) + tuple(array.shape[1:]), array.dtype)
+
+
+def _numbered(array: Any):
+    begin = 0
+    for block in iter_blocks(array, label="plot"):
+        yield begin, block
+        begin += len(block)
+
+
+def _observation_ranges(dataset: Dataset) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-dimension (per-channel for images) min, mean and max of the observations."""
+    obs = dataset["obs"]
+    if dataset.has_image_paths:
+        paths = np.asarray(obs[:min(len(obs), MAX_IMAGES)])
+        frames = np.stack([images.read_image(images.resolve(dataset.root, str(p))) for p in paths])
+        values = frames.reshape(len(frames), -1, frames.shape[-1] if frames.ndim == 4 else 1)
+        return "channel", values.min(axis=(0, 1)), values.mean(axis=(0, 1)), values.max(axis=(0, 1))
+    image = np.dtype(obs.dtype) == np.uint8 and len(obs.shape) == 4
+    lows, highs, sums, count = None, None, None, 0
+    for _, block in _numbered(obs):
+        rows = block.reshape(len(block), -1, block.shape[-1]) if image else block.reshape(len(block), -1)
+        axes = (0, 1) if image else 0
+        low, high = rows.min(axis=axes), rows.max(axis=axes)
+        total = rows.sum(axis=axes, dtype=np.float64)
+        lows = low if lows is None else np.minimum(lows, low)
+        highs = high if highs is None else np.maximum(highs, high)
+        sums = total if sums is None else sums + total
+        count += rows.shape[0] * (rows.shape[1] if image else 1)
+    return ("channel" if image else "dimension"), lows, sums / max(count, 1), highs
+
+
+def plot(datasets: Sequence[Dataset], out: Path | str, labels: Sequence[str] | None = None) -> Path:
+    """Draw the four panels for one or more datasets, overlaid, and write them to ``out`` (PNG), atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    labels = list(labels) if labels is not None else [Path(d.source).name for d in datasets]
+    fig = Figure(figsize=(12, 8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_ret, ax_len, ax_act, ax_obs = fig.subplots(2, 2).ravel()
+    width = 0.8 / len(datasets)
+    for k, (dataset, label) in enumerate(zip(datasets, labels)):
+        color = f"C{k}"
+        returns = np.asarray(dataset["episode_returns"][:], dtype=np.float64)
+        ax_ret.hist(returns, bins=30, alpha=0.5, color=color, label=f"{label} (mean {returns.mean():.1f})")
+        ax_len.hist(dataset.episodes.lengths, bins=30, alpha=0.5, color=color, label=label)
+        actions = _sample(dataset["actions"])
+        actions = actions.reshape(len(actions), -1)
+        if np.dtype(actions.dtype).kind in "iub":
+            values, counts = np.unique(actions[:, 0], return_counts=True)
+            ax_act.bar(values + k * width, counts / counts.sum(), width=width, color=color, label=label)
+            ax_act.set_xlabel("action (first dimension)")
+        else:
+            for d in range(min(actions.shape[1], _MAX_ACTION_DIMS)):
+                ax_act.hist(actions[:, d], bins=40, histtype="step", color=color, linestyle=["-", "--", ":", "-."][d],
+                            label=f"{label} a[{d}]")
+            ax_act.set_xlabel("action value")
+        unit, low, mean, high = _observation_ranges(dataset)
+        dims = np.arange(len(low)) + k * width
+        ax_obs.vlines(dims, low, high, color=color, linewidth=3, alpha=0.6, label=label)
+        ax_obs.plot(dims, mean, "o", color=color, markersize=4)
+        ax_obs.set_xlabel(f"observation {unit}")
+    for ax, title in ((ax_ret, "episode returns"), (ax_len, "episode lengths"), (ax_act, "actions"),
+                      (ax_obs, "observation ranges (min-max, dot: mean)")):
+        ax.set_title(title)
+        ax.legend(fontsize="small")
+    ax_ret.set_xlabel("return")
+    ax_len.set_xlabel("steps")
+    for ax in (ax_obs, ax_len) + ((ax_act,) if np.dtype(datasets[0]["actions"].dtype).kind in "iub" else ()):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    out = Path(out)
+    with atomic.destination(out, overwrite=True) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return out

@@ -1,0 +1,49 @@
+"""The per-episode table and the figure: real numbers, and a PNG that is not blank."""
+from __future__ import annotations
+
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+
+import expertdata
+from expertdata.cli import main
+from expertdata.plotting import episode_table
+
+from .conftest import make_dataset
+
+
+def test_episode_table_has_one_row_per_episode():
+    ds = make_dataset(lengths=(3, 5, 2))
+    table = episode_table(ds)
+    assert table["length"].tolist() == [3, 5, 2] and table["start"].tolist() == [0, 3, 8]
+    assert np.allclose(table["return"], ds["episode_returns"])
+
+
+def _is_a_real_figure(path) -> None:
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.shape == (800, 1200, 3)
+    assert image.std() > 10 and len(np.unique(image.reshape(-1, 3), axis=0)) > 50
+
+
+def test_plot_several_datasets_overlaid_from_the_cli(tmp_path):
+    a = expertdata.save(make_dataset(lengths=(20, 30), seed=1), tmp_path / "a.zarr").path
+    b = expertdata.save(make_dataset(lengths=(25, 25), seed=2, actions="discrete"), tmp_path / "b.npz").path
+    result = CliRunner().invoke(main, ["plot", str(a), str(b), "--out", str(tmp_path / "fig.png")])
+    assert result.exit_code == 0, result.output
+    _is_a_real_figure(tmp_path / "fig.png")
+
+
+def test_plot_image_datasets_in_both_forms(tmp_path):
+    import gymnasium as gym
+
+    from expertdata import envs
+    from expertdata.plotting import plot
+    from expertdata.recording import generate_expert_traj
+
+    arrays = expertdata.save(make_dataset(obs="image", lengths=(10, 10)), tmp_path / "img.h5").path
+    paths = tmp_path / "p.npz"  # SB2's form: PNG files beside the dataset
+    generate_expert_traj(envs.pixel_cartpole_expert, paths, gym.make(envs.ENV_ID, max_episode_steps=10), n_episodes=2)
+    with expertdata.load(arrays) as ds, expertdata.load(paths) as other:
+        assert other.has_image_paths
+        plot([ds, other], tmp_path / "fig.png")
+    _is_a_real_figure(tmp_path / "fig.png")
