@@ -12,7 +12,9 @@ from .digest import digest
 from .episodes import EpisodeIndex
 from .errors import (DigestMismatchError, ExpertDataError, InvalidDatasetError, UnreadableError,
                      UsageError)
+from .expert_dataset import ExpertDataset
 from .formats import WriteOptions
+from .loader import DataLoader
 from .recording import RecordingError, generate_expert_traj
 from .schema import SCHEMA_VERSION
 from .storage import SaveResult, convert, load, save
@@ -20,6 +22,6 @@ from .validation import Report, validate
 
 __version__ = "0.1.0"
 
-__all__ = ["Dataset", "DigestMismatchError", "EpisodeIndex", "ExpertDataError", "InvalidDatasetError",
+__all__ = ["DataLoader", "Dataset", "DigestMismatchError", "EpisodeIndex", "ExpertDataset", "ExpertDataError", "InvalidDatasetError",
            "RecordingError", "Report", "SCHEMA_VERSION", "SaveResult", "UnreadableError", "UsageError", "WriteOptions",
            "convert", "digest", "generate_expert_traj", "load", "save", "validate", "__version__"]

@@ -92,6 +92,7 @@ class EpisodeWriter:
         elif self._backend.name != "npz":
             if exists:
                 atomic.remove(self.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._sink = self._backend.writer(self.path, options or STREAMING[self._backend.name])
             self._created = True
             self._sink.set_metadata(self.metadata)

@@ -66,8 +66,8 @@ def _observation_ranges(dataset: Dataset) -> tuple[str, np.ndarray, np.ndarray, 
     return ("channel" if image else "dimension"), lows, sums / max(count, 1), highs
 
 
-def plot(datasets: Sequence[Dataset], out: Path | str, labels: Sequence[str] | None = None) -> Path:
-    """Draw the four panels for one or more datasets, overlaid, and write them to ``out`` (PNG), atomically."""
+def figure(datasets: Sequence[Dataset], labels: Sequence[str] | None = None) -> Any:
+    """The four panels for one or more datasets, overlaid, as a matplotlib ``Figure``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -106,6 +106,12 @@ def plot(datasets: Sequence[Dataset], out: Path | str, labels: Sequence[str] | N
     ax_len.set_xlabel("steps")
     for ax in (ax_obs, ax_len) + ((ax_act,) if np.dtype(datasets[0]["actions"].dtype).kind in "iub" else ()):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
+
+
+def plot(datasets: Sequence[Dataset], out: Path | str, labels: Sequence[str] | None = None) -> Path:
+    """Draw ``figure(datasets, labels)`` and write it to ``out`` (PNG), atomically."""
+    fig = figure(datasets, labels)
     out = Path(out)
     with atomic.destination(out, overwrite=True) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

@@ -1,0 +1,267 @@
+"""SB2's ``DataLoader``: minibatches of (observations, actions), prefetched in the background.
+
+A background thread gathers a *group* of many batches at once (one ``np.take`` over thousands of rows)
+and hands the group over whole; the consumer only slices batches out of it. Handing over each batch
+through a queue would cost more than gathering it.
+
+Arrays that are numpy arrays are served from memory. Lazy arrays (HDF5, Zarr) are served out of core:
+the rows are cut into blocks of about ``BLOCK_BYTES``, the order of the blocks is shuffled, and rows are
+shuffled within a buffer of ``shuffle_buffer`` blocks, so reads stay large and sequential while batches
+stay mixed, and memory stays bounded by the buffer. Block boundaries follow from the row size alone, so
+the same seed gives the same batches in every format.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .arrays import ArrayLike, row_bytes
+from .errors import UsageError
+from .images import read_image, resolve
+
+#: Rows a group of batches holds, about this many bytes (rounded to whole batches).
+GROUP_BYTES = 4 * 2**20
+#: Out of core: rows per read block, about this many bytes.
+BLOCK_BYTES = 8 * 2**20
+BACKENDS = ("threading", "multiprocessing")
+_EPOCH_END = object()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _decode(root: str, path: str) -> np.ndarray:
+    return read_image(resolve(Path(root), path))
+
+
+class DataLoader:
+    """Serve minibatches of ``(observations[i], actions[i])`` for ``i`` in ``indices``.
+
+    SB2's parameters keep their meaning:
+
+    :param indices: the transition indices to serve.
+    :param observations: numpy array (served from memory), lazy array (served out of core), or text paths
+        to image files (decoded on the fly by ``n_workers`` workers of ``backend``).
+    :param batch_size: transitions per minibatch.
+    :param n_workers: workers decoding image files.
+    :param infinite_loop: start a new epoch after the last batch instead of stopping.
+    :param max_queue_len: groups of batches prepared ahead of the consumer.
+    :param shuffle: a new random order every epoch (without replacement).
+    :param start_process: start the background thread now (else on first use).
+    :param backend: ``threading`` or ``multiprocessing``, for image decoding.
+    :param sequential: prepare batches in the calling thread (no background thread).
+    :param partial_minibatch: serve the last, smaller batch of an epoch (else drop it).
+
+    And ours, keyword-only:
+
+    :param seed: seeds the shuffles; the same seed gives the same batches.
+    :param block_rows: out of core, rows per read block (default about 8 MB of observations).
+    :param shuffle_buffer: out of core, blocks shuffled together.
+    :param image_root: the folder image paths are relative to.
+    :param to_torch: serve ``torch.Tensor`` batches; ``device`` moves them, ``pin_memory`` pins them first
+        (when CUDA is available).
+    """
+
+    def __init__(self, indices: np.ndarray, observations: ArrayLike, actions: ArrayLike, batch_size: int,
+                 n_workers: int = 1, infinite_loop: bool = True, max_queue_len: int = 1, shuffle: bool = False,
+                 start_process: bool = True, backend: str = "threading", sequential: bool = False,
+                 partial_minibatch: bool = True, *, seed: int | np.random.SeedSequence | None = None,
+                 block_rows: int | None = None, shuffle_buffer: int = 8, image_root: Path | str | None = None,
+                 to_torch: bool = False, device: Any = None, pin_memory: bool = False) -> None:
+        if batch_size < 1:
+            raise UsageError(f"batch_size must be at least 1, not {batch_size}")
+        if backend not in BACKENDS:
+            raise UsageError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        if n_workers < 1 or max_queue_len < 1 or shuffle_buffer < 1:
+            raise UsageError("n_workers, max_queue_len and shuffle_buffer must be at least 1")
+        if observations.shape[0] != actions.shape[0]:
+            raise UsageError(f"observations have {observations.shape[0]} rows but actions {actions.shape[0]}")
+        self.indices = np.asarray(indices, dtype=np.int64)
+        if len(self.indices) and (self.indices.min() < 0 or self.indices.max() >= observations.shape[0]):
+            raise UsageError(f"indices must lie in 0..{observations.shape[0] - 1}")
+        self.observations, self.actions = observations, actions
+        self.batch_size, self.n_workers, self.backend = int(batch_size), n_workers, backend
+        self.infinite_loop, self.max_queue_len, self.shuffle = infinite_loop, max_queue_len, shuffle
+        self.sequential, self.partial_minibatch = sequential, partial_minibatch
+        self.in_memory = isinstance(observations, np.ndarray) and isinstance(actions, np.ndarray)
+        self.image_paths = np.dtype(observations.dtype).kind == "U"
+        if self.image_paths and image_root is None:
+            raise UsageError("observations are image paths: pass image_root, the folder they are relative to")
+        self.image_root = str(image_root) if image_root is not None else None
+        self.block_rows = block_rows or max(1, BLOCK_BYTES // max(1, row_bytes(observations)))
+        self.shuffle_buffer = shuffle_buffer
+        self.to_torch, self.device, self.pin_memory = to_torch, device, pin_memory
+        self._rng = np.random.default_rng(seed)
+        per_row = max(1, row_bytes(observations) + row_bytes(actions))
+        self._group_rows = self.batch_size * max(1, GROUP_BYTES // (per_row * self.batch_size))
+        self._pool: Executor | None = None
+        self.process: threading.Thread | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue_len)
+        self._stop = threading.Event()
+        self._groups: Iterator[Any] | None = None
+        self._group: tuple[np.ndarray, np.ndarray] | None = None
+        self._pos = 0
+        self._exhausted = False
+        if start_process and not sequential:
+            self.start_process()
+
+    def __len__(self) -> int:
+        """Minibatches per epoch."""
+        n = len(self.indices)
+        return -(-n // self.batch_size) if self.partial_minibatch else n // self.batch_size
+
+    # -- producing groups of batches -------------------------------------------------------------
+
+    def _decode_paths(self, paths: np.ndarray) -> np.ndarray:
+        if self._pool is None:
+            make = ThreadPoolExecutor if self.backend == "threading" else ProcessPoolExecutor
+            self._pool = make(max_workers=self.n_workers)
+        frames = list(self._pool.map(_decode, [self.image_root] * len(paths), paths.tolist(), chunksize=16))
+        return np.stack(frames) if frames else np.empty((0,), dtype=np.uint8)
+
+    def _finish(self, obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (self._decode_paths(obs) if self.image_paths else obs), actions
+
+    def _memory_epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        order = self._rng.permutation(self.indices) if self.shuffle else self.indices
+        for begin in range(0, len(order), self._group_rows):
+            rows = order[begin:begin + self._group_rows]
+            yield self._finish(np.take(self.observations, rows, axis=0), np.take(self.actions, rows, axis=0))
+
+    def _out_of_core_epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        wanted = np.sort(self.indices)
+        blocks = np.unique(wanted // self.block_rows)
+        if self.shuffle:
+            blocks = self._rng.permutation(blocks)
+        n_rows = self.observations.shape[0]
+        carry: tuple[np.ndarray, np.ndarray] | None = None
+        for begin in range(0, len(blocks), self.shuffle_buffer):
+            obs_parts, act_parts = [], []
+            for block in np.sort(blocks[begin:begin + self.shuffle_buffer]):  # ascending: sequential reads
+                lo, hi = int(block) * self.block_rows, min((int(block) + 1) * self.block_rows, n_rows)
+                rows = wanted[np.searchsorted(wanted, lo):np.searchsorted(wanted, hi)] - lo
+                obs, act = np.asarray(self.observations[lo:hi]), np.asarray(self.actions[lo:hi])
+                full = len(rows) == hi - lo
+                obs_parts.append(obs if full else obs[rows])
+                act_parts.append(act if full else act[rows])
+            obs, act = np.concatenate(obs_parts), np.concatenate(act_parts)
+            if self.shuffle:
+                mix = self._rng.permutation(len(obs))
+                obs, act = obs[mix], act[mix]
+            if carry is not None:
+                obs, act = np.concatenate([carry[0], obs]), np.concatenate([carry[1], act])
+            last = begin + self.shuffle_buffer >= len(blocks)
+            whole = len(obs) if last else len(obs) // self.batch_size * self.batch_size
+            for start in range(0, whole, self._group_rows):
+                stop = min(start + self._group_rows, whole)
+                yield self._finish(obs[start:stop], act[start:stop])
+            carry = None if last else (obs[whole:], act[whole:])
+
+    def _produce(self) -> Iterator[Any]:
+        """Groups of batches, with a marker after each epoch; endless when ``infinite_loop``."""
+        while True:
+            yield from (self._memory_epoch() if self.in_memory else self._out_of_core_epoch())
+            yield _EPOCH_END
+            if not self.infinite_loop:
+                return
+
+    def _fill(self, groups: Iterator[Any]) -> None:
+        try:
+            for item in groups:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._queue.put(_Failure(exc))
+
+    def start_process(self) -> None:
+        """Start preparing batches in the background (SB2's name, kept)."""
+        if self.sequential or (self.process is not None and self.process.is_alive()):
+            return
+        self._stop.clear()
+        self.process = threading.Thread(target=self._fill, args=(self._produce(),), daemon=True,
+                                        name="expertdata-loader")
+        self.process.start()
+
+    def _next_group(self) -> Any:
+        if self.sequential:
+            if self._groups is None:
+                self._groups = self._produce()
+            return next(self._groups, _EPOCH_END)
+        if self.process is None:
+            self.start_process()
+        item = self._queue.get()
+        if isinstance(item, _Failure):
+            raise item.error
+        return item
+
+    # -- consuming batches --------------------------------------------------------------------------
+
+    def _convert(self, obs: np.ndarray, actions: np.ndarray) -> tuple[Any, Any]:
+        if not self.to_torch:
+            return obs, actions
+        import torch
+
+        out = []
+        for array in (obs, actions):
+            tensor = torch.from_numpy(np.ascontiguousarray(array))
+            if self.pin_memory and torch.cuda.is_available():
+                tensor = tensor.pin_memory()
+            out.append(tensor.to(self.device, non_blocking=self.pin_memory) if self.device is not None else tensor)
+        return out[0], out[1]
+
+    def __iter__(self) -> "DataLoader":
+        if self._exhausted:  # a finite loader starts its next epoch
+            self.close()
+            self._exhausted = False
+            self._groups = None
+            self._queue = queue.Queue(maxsize=self.max_queue_len)
+            if not self.sequential:
+                self.start_process()
+        return self
+
+    def __next__(self) -> tuple[Any, Any]:
+        if self._exhausted:
+            raise StopIteration
+        while True:
+            if self._group is not None and self._pos < len(self._group[0]):
+                obs, act = self._group
+                batch = obs[self._pos:self._pos + self.batch_size], act[self._pos:self._pos + self.batch_size]
+                self._pos += self.batch_size
+                if len(batch[0]) < self.batch_size and not self.partial_minibatch:
+                    continue
+                return self._convert(*batch)
+            item = self._next_group()
+            self._group, self._pos = None, 0
+            if item is _EPOCH_END:
+                if self.infinite_loop:
+                    continue
+                self._exhausted = True
+                raise StopIteration
+            self._group = item
+
+    def close(self) -> None:
+        """Stop the background thread and the decoding workers."""
+        self._stop.set()
+        if self.process is not None:
+            while self.process.is_alive():
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    self.process.join(0.01)
+            self.process = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
