@@ -97,6 +97,22 @@ def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
                 worker.join(0.01)
 
 
+def read_into(array: ArrayLike, start: int, stop: int, out: np.ndarray) -> None:
+    """Copy rows ``start:stop`` of ``array`` into ``out``, straight from the file where the array can."""
+    reader = getattr(array, "read_into", None)
+    if reader is not None:
+        reader(start, stop, out)
+    else:
+        out[...] = array[start:stop]
+
+
+def will_need(array: ArrayLike, start: int, stop: int) -> None:
+    """Hint that rows ``start:stop`` will be read soon, where the array's storage can act on it."""
+    hint = getattr(array, "will_need", None)
+    if hint is not None:
+        hint(start, stop)
+
+
 def first_rows(array: ArrayLike) -> dict[str, int]:
     """Each distinct value of a one-dimensional text array, with the first row that holds it."""
     first: dict[str, int] = {}
@@ -141,6 +157,12 @@ class RowWindow:
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        read_into(self._array, self._start + start, self._start + stop, out)
+
+    def will_need(self, start: int, stop: int) -> None:
+        will_need(self._array, self._start + start, self._start + stop)
 
     def __getitem__(self, key: slice) -> np.ndarray:
         if not isinstance(key, slice):

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .arrays import ArrayLike, row_bytes
+from .arrays import ArrayLike, read_into, row_bytes, will_need
 from .errors import UsageError
 from .images import read_image, resolve
 
@@ -35,6 +35,31 @@ _EPOCH_END = object()
 class _Failure:
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+def _put(slots: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    """Put ``item`` unless ``stop`` is set first; returns whether it was put."""
+    while not stop.is_set():
+        try:
+            slots.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(slots: queue.Queue, stop: threading.Event) -> Any:
+    """Get an item, waking up to give up once ``stop`` is set."""
+    while True:
+        try:
+            return slots.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                raise _Stopped from None
+
+
+class _Stopped(Exception):
+    """The consumer went away while a helper thread waited."""
 
 
 def _decode(root: str, path: str) -> np.ndarray:
@@ -135,34 +160,73 @@ class DataLoader:
             rows = order[begin:begin + self._group_rows]
             yield self._finish(np.take(self.observations, rows, axis=0), np.take(self.actions, rows, axis=0))
 
+    def _fill(self, plan: list[np.ndarray], wanted: np.ndarray, reserve: int, free: queue.Queue,
+              full: queue.Queue, stop: threading.Event) -> None:
+        """Reader thread: for each buffer of blocks, take a free buffer and read the wanted rows into it
+        after ``reserve`` rows (room for the previous buffer's leftover), one contiguous read per block."""
+        try:
+            for number, blocks in enumerate(plan):
+                for block in plan[number + 1] if number + 1 < len(plan) else ():  # the next buffer's reads
+                    lo = int(block) * self.block_rows
+                    will_need(self.observations, lo, min(lo + self.block_rows, self.observations.shape[0]))
+                obs, act = _get(free, stop)
+                at = reserve
+                for block in blocks:
+                    lo = int(block) * self.block_rows
+                    hi = min(lo + self.block_rows, self.observations.shape[0])
+                    rows = wanted[np.searchsorted(wanted, lo):np.searchsorted(wanted, hi)] - lo
+                    if len(rows) == hi - lo:
+                        read_into(self.observations, lo, hi, obs[at:at + len(rows)])
+                        read_into(self.actions, lo, hi, act[at:at + len(rows)])
+                    else:
+                        obs[at:at + len(rows)] = np.asarray(self.observations[lo:hi])[rows]
+                        act[at:at + len(rows)] = np.asarray(self.actions[lo:hi])[rows]
+                    at += len(rows)
+                _put(full, (obs, act, at), stop)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            _put(full, _Failure(exc), stop)
+
     def _out_of_core_epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         wanted = np.sort(self.indices)
         blocks = np.unique(wanted // self.block_rows)
         if self.shuffle:
             blocks = self._rng.permutation(blocks)
-        n_rows = self.observations.shape[0]
-        carry: tuple[np.ndarray, np.ndarray] | None = None
-        for begin in range(0, len(blocks), self.shuffle_buffer):
-            obs_parts, act_parts = [], []
-            for block in np.sort(blocks[begin:begin + self.shuffle_buffer]):  # ascending: sequential reads
-                lo, hi = int(block) * self.block_rows, min((int(block) + 1) * self.block_rows, n_rows)
-                rows = wanted[np.searchsorted(wanted, lo):np.searchsorted(wanted, hi)] - lo
-                obs, act = np.asarray(self.observations[lo:hi]), np.asarray(self.actions[lo:hi])
-                full = len(rows) == hi - lo
-                obs_parts.append(obs if full else obs[rows])
-                act_parts.append(act if full else act[rows])
-            obs, act = np.concatenate(obs_parts), np.concatenate(act_parts)
-            if self.shuffle:
-                mix = self._rng.permutation(len(obs))
-                obs, act = obs[mix], act[mix]
-            if carry is not None:
-                obs, act = np.concatenate([carry[0], obs]), np.concatenate([carry[1], act])
-            last = begin + self.shuffle_buffer >= len(blocks)
-            whole = len(obs) if last else len(obs) // self.batch_size * self.batch_size
-            for start in range(0, whole, self._group_rows):
-                stop = min(start + self._group_rows, whole)
-                yield self._finish(obs[start:stop], act[start:stop])
-            carry = None if last else (obs[whole:], act[whole:])
+        plan = [np.sort(blocks[b:b + self.shuffle_buffer]) for b in range(0, len(blocks), self.shuffle_buffer)]
+        if not plan:
+            return
+        # Two buffers go round between the reader thread and this one: one is read into (ascending blocks:
+        # sequential I/O) while the other is shuffled and gathered into groups. Memory: two buffers.
+        reserve = self.batch_size
+        capacity = reserve + self.shuffle_buffer * self.block_rows
+        free: queue.Queue = queue.Queue()
+        full: queue.Queue = queue.Queue(maxsize=1)
+        for _ in range(2):
+            free.put((np.empty((capacity,) + tuple(self.observations.shape[1:]), dtype=self.observations.dtype),
+                      np.empty((capacity,) + tuple(self.actions.shape[1:]), dtype=self.actions.dtype)))
+        stop = threading.Event()
+        reader = threading.Thread(target=self._fill, args=(plan, wanted, reserve, free, full, stop), daemon=True,
+                                  name="expertdata-reader")
+        reader.start()
+        try:
+            carry_obs, carry_act = self.observations[0:0], self.actions[0:0]
+            for i in range(len(plan)):
+                item = _get(full, stop)
+                if isinstance(item, _Failure):
+                    raise item.error
+                obs, act, end = item
+                begin = reserve - len(carry_obs)
+                obs[begin:reserve], act[begin:reserve] = carry_obs, carry_act
+                count = end - begin
+                order = begin + (self._rng.permutation(count) if self.shuffle else np.arange(count))
+                whole = count if i == len(plan) - 1 else count // self.batch_size * self.batch_size
+                for start in range(0, whole, self._group_rows):
+                    rows = order[start:min(start + self._group_rows, whole)]
+                    yield self._finish(obs[rows], act[rows])
+                carry_obs, carry_act = obs[order[whole:]], act[order[whole:]]
+                free.put((obs, act))
+        finally:
+            stop.set()
+            reader.join()
 
     def _produce(self) -> Iterator[Any]:
         """Groups of batches, with a marker after each epoch; endless when ``infinite_loop``."""
@@ -172,26 +236,21 @@ class DataLoader:
             if not self.infinite_loop:
                 return
 
-    def _fill(self, groups: Iterator[Any]) -> None:
+    def _serve(self, groups: Iterator[Any]) -> None:
+        """Background thread: put groups of batches into the queue until stopped."""
         try:
             for item in groups:
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
+                if not _put(self._queue, item, self._stop):
                     return
         except BaseException as exc:  # handed to the consumer, which raises it
-            self._queue.put(_Failure(exc))
+            _put(self._queue, _Failure(exc), self._stop)
 
     def start_process(self) -> None:
         """Start preparing batches in the background (SB2's name, kept)."""
         if self.sequential or (self.process is not None and self.process.is_alive()):
             return
         self._stop.clear()
-        self.process = threading.Thread(target=self._fill, args=(self._produce(),), daemon=True,
+        self.process = threading.Thread(target=self._serve, args=(self._produce(),), daemon=True,
                                         name="expertdata-loader")
         self.process.start()
 

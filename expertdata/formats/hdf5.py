@@ -4,6 +4,7 @@ Arrays stay lazy (h5py datasets) and are chunked along the rows for batch readin
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +26,34 @@ class _Rows:
         self._ds = ds
         self.shape, self.dtype = ds.shape, ds.dtype
 
+    def will_need(self, start: int, stop: int) -> None:
+        """Ask the kernel to start reading the chunks that hold rows ``start:stop`` (h5py reads one
+        request at a time, so a reader that knows what comes next saves waiting on the disk)."""
+        if not self._ds.chunks or stop <= start:
+            return
+        rows = self._ds.chunks[0]
+        fd = os.open(self._ds.file.filename, os.O_RDONLY)
+        try:
+            for first in range(start // rows * rows, stop, rows):
+                info = self._ds.id.get_chunk_info_by_coord((first,) + (0,) * (len(self.shape) - 1))
+                if info.byte_offset is not None:
+                    os.posix_fadvise(fd, info.byte_offset, info.size, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
+
     def __len__(self) -> int:
         return self.shape[0]
+
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        if stop > start:
+            self._ds.read_direct(out, np.s_[start:stop])
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if not (isinstance(key, slice) and key.step in (None, 1)):
             return self._ds[key]
         start, stop, _ = key.indices(self.shape[0])
         out = np.empty((max(0, stop - start),) + self.shape[1:], dtype=self.dtype)
-        if len(out):
-            self._ds.read_direct(out, np.s_[start:stop])
+        self.read_into(start, stop, out)
         return out
 
 

@@ -41,6 +41,14 @@ class NpyRows:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        if stop <= start:
+            return
+        with open(self._path, "rb", buffering=0) as f:
+            f.seek(self._offset + start * self._row_bytes)
+            if f.readinto(memoryview(out).cast("B")) != out.nbytes:
+                raise UnreadableError(f"{self._path}: truncated while reading rows {start}-{stop}")
+
     def __getitem__(self, key: Any) -> np.ndarray:
         if isinstance(key, (int, np.integer)):
             index = int(key) + (self.shape[0] if key < 0 else 0)
@@ -48,13 +56,8 @@ class NpyRows:
         if not isinstance(key, slice):
             raise TypeError("rows of a .npy member are read by slices")
         start, stop, step = key.indices(self.shape[0])
-        rows = max(0, stop - start)
-        out = np.empty((rows,) + self.shape[1:], dtype=self.dtype)
-        if rows:
-            with open(self._path, "rb", buffering=0) as f:
-                f.seek(self._offset + start * self._row_bytes)
-                if f.readinto(memoryview(out).cast("B")) != out.nbytes:
-                    raise UnreadableError(f"{self._path}: truncated while reading rows {start}-{stop}")
+        out = np.empty((max(0, stop - start),) + self.shape[1:], dtype=self.dtype)
+        self.read_into(start, stop, out)
         return out[::step]
 
 
