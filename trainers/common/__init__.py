@@ -1,0 +1,1 @@
+"""What the trainers share: networks, action heads, the policy, the optimiser, MPI and checkpoints."""
