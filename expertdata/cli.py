@@ -17,7 +17,7 @@ from . import __version__, formats
 from .digest import PREFIX, digest
 from .experts import BUILTIN
 from .experts import resolve as resolve_expert
-from .errors import DigestMismatchError, ExpertDataError
+from .errors import DigestMismatchError, ExpertDataError, UsageError
 from .info import info as dataset_info
 from .recording import generate_expert_traj
 from .storage import convert as convert_dataset
@@ -187,6 +187,46 @@ def plot(paths: tuple[str, ...], out: str) -> None:
     with ExitStack() as stack:
         datasets = [stack.enter_context(load(p)) for p in paths]
         plot_datasets(datasets, out)
+    click.echo(f"wrote {out}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("name", required=False)
+@click.argument("dataset", required=False, type=click.Path())
+@click.option("--env", "env_id", help="The gymnasium env id: its spaces must match the dataset's; the policy is "
+                                      "evaluated on it.")
+@click.option("--out", type=click.Path(), help="The directory that receives the policy, log.csv and summary.json.")
+@click.option("--traj-limitation", type=int, default=-1, show_default=True, help="Train on the first K episodes.")
+@click.option("--seed", type=int, help="Seeds the run: the same seed repeats it.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--list", "list_trainers", is_flag=True, help="List the installed trainers and their options.")
+@click.pass_context
+def train(ctx: click.Context, name: str | None, dataset: str | None, env_id: str | None, out: str | None,
+          traj_limitation: int, seed: int | None, overwrite: bool, list_trainers: bool) -> None:
+    """Train trainer NAME on DATASET (any format); trainer options follow as --option value."""
+    from pathlib import Path
+
+    from trainers import plugins
+
+    if list_trainers:
+        for plugin in plugins.discover().values():
+            click.echo(f"{plugin.name}: {plugin.summary}")
+            for option, kind, default in plugins.options(plugin.config_class):
+                click.echo(f"    {option} ({kind}, default {default})")
+        return
+    if not (name and dataset and out):
+        raise UsageError("usage: expertdata train NAME DATASET --out DIR [--env ENV_ID] [options]; "
+                         "expertdata train --list shows the trainers")
+    plugin = plugins.get(name)
+    config = plugins.parse_config(plugin.config_class, ctx.args, **({"seed": seed} if seed is not None else {}))
+    if Path(out).exists() and not overwrite:
+        raise UsageError(f"{out} already exists; pass --overwrite to replace it")
+    summary = plugin.run(plugins.TrainRequest(Path(dataset), env_id, Path(out), traj_limitation, seed), config)
+    if not summary.get("saved", True):  # another MPI rank: rank 0 reports
+        return
+    if "eval_return_mean" in summary:
+        click.echo(f"evaluated on {env_id}: return {summary['eval_return_mean']:.2f} +/- "
+                   f"{summary['eval_return_std']:.2f} over {summary['eval_episodes']} episodes")
     click.echo(f"wrote {out}")
 
 

@@ -128,6 +128,18 @@ def _validation_loss(loss_fn: Callable, dataset: ExpertDataset, world: World) ->
     return float(total[0] / total[1]) if total[1] else None
 
 
+def reached_parameters(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], module: torch.nn.Module,
+                       dataset: ExpertDataset) -> list[torch.nn.Parameter]:
+    """The trainable parameters the loss depends on, found on one transition: an actor-critic's value
+    network, or the log std under ``loss="mse"``, would otherwise get no gradient."""
+    candidates = [p for p in module.parameters() if p.requires_grad]
+    obs, act = (torch.from_numpy(a) for a in next(iter(DataLoader(
+        dataset.train_indices[:1], dataset.observations, dataset.actions, 1, sequential=True,
+        image_root=dataset.source.root))))
+    reached = torch.autograd.grad(loss_fn(obs, act), candidates, allow_unused=True)
+    return [p for p, g in zip(candidates, reached) if g is not None]
+
+
 def fit(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], params: Sequence[torch.nn.Parameter],
         dataset: ExpertDataset, config: BCConfig, module: torch.nn.Module | None = None,
         progress: bool = True, world: World | None = None) -> History:
@@ -225,7 +237,8 @@ class BC:
         else:
             def loss_fn(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
                 return head.squared_error(policy(obs), act).mean()
-        self.history = fit(loss_fn, list(policy.parameters()), dataset, self.config, policy, progress, world)
+        self.history = fit(loss_fn, reached_parameters(loss_fn, policy, dataset), dataset, self.config, policy,
+                           progress, world)
         self.world = world
         return self
 
@@ -275,5 +288,8 @@ def pretrain(policy: torch.nn.Module, dataset: ExpertDataset | str | Path,
         torch.manual_seed(config.seed)
     world = World()
     dataset = as_dataset(dataset, config)
-    params = [p for p in policy.parameters() if p.requires_grad]
-    return fit(lambda obs, act: -log_prob(obs, act).mean(), params, dataset, config, policy, progress, world)
+
+    def loss_fn(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return -log_prob(obs, act).mean()
+
+    return fit(loss_fn, reached_parameters(loss_fn, policy, dataset), dataset, config, policy, progress, world)
