@@ -201,3 +201,15 @@ def test_mpi_data_parallel_training_keeps_parameters_identical(tmp_path):
     log = (out / "log.csv").read_text().splitlines()
     first, last = (float(line.split(",")[2]) for line in (log[1], log[-1]))
     assert last < first  # training progressed
+
+
+def test_a_callback_sees_every_report_and_can_stop_training():
+    seen = []
+
+    def callback(report):
+        seen.append(report.epoch)
+        return np.float64(report.epoch) < 6  # a numpy boolean stops as well as a Python one
+
+    bc = BC("Pendulum-v1", seed=0, n_epochs=50, val_interval=2).learn(FIXTURES / "pendulum.npz", progress=False,
+                                                                      callback=callback)
+    assert seen == [2, 4, 6] and bc.history.reports[-1].epoch == 6

@@ -140,13 +140,18 @@ def reached_parameters(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Ten
     return [p for p, g in zip(candidates, reached) if g is not None]
 
 
+Callback = Callable[[Report], "bool | None"]
+
+
 def fit(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], params: Sequence[torch.nn.Parameter],
         dataset: ExpertDataset, config: BCConfig, module: torch.nn.Module | None = None,
-        progress: bool = True, world: World | None = None) -> History:
+        progress: bool = True, world: World | None = None, callback: Callback | None = None) -> History:
     """Minimise ``loss_fn(obs, actions)`` over the training split with Adam; report every ``val_interval``.
 
     Under MPI each rank takes its shard of the batches, gradients are averaged every step and every
     rank takes the same number of steps, so parameters stay identical (``module`` is broadcast first).
+    ``callback(report)`` runs after each report; returning a false value other than ``None`` stops
+    training. Its time is not counted in the reports' seconds.
     """
     world = world or World()
     if module is not None:
@@ -157,7 +162,7 @@ def fit(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], params: S
     steps_per_epoch = world.min(max(1, -(-len(dataset.train_indices) // loader.batch_size)))
     interval = config.val_interval or max(1, config.n_epochs // 10)
     history, best_state, waited = History(), None, 0
-    start, transitions = time.perf_counter(), 0
+    start, transitions, outside = time.perf_counter(), 0, 0.0
     bar = tqdm(range(config.n_epochs), desc="bc", unit="epoch", disable=None if progress and world.is_root else True)
     for epoch in bar:
         running = 0.0
@@ -172,9 +177,16 @@ def fit(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], params: S
             continue
         train_loss = float(world.sum(np.array([running / steps_per_epoch]))[0] / world.size)
         val_loss = _validation_loss(loss_fn, dataset, world)
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start - outside
         history.reports.append(Report(epoch + 1, (epoch + 1) * steps_per_epoch, train_loss, val_loss, seconds,
                                       world.size * transitions / seconds))
+        if callback is not None:
+            called = time.perf_counter()
+            answer = callback(history.reports[-1])
+            stop = answer is not None and not answer
+            outside += time.perf_counter() - called
+            if stop:
+                break
         bar.set_postfix(train_loss=f"{train_loss:.4f}", val_loss="-" if val_loss is None else f"{val_loss:.4f}")
         if val_loss is not None and (history.best_val_loss is None or val_loss < history.best_val_loss):
             history.best_val_loss, waited = val_loss, 0
@@ -216,8 +228,10 @@ class BC:
                              "pass env= so they can be taken from the env")
         return have
 
-    def learn(self, dataset: ExpertDataset | str | Path, traj_limitation: int = -1, progress: bool = True) -> "BC":
-        """Train on ``dataset`` (an ``ExpertDataset``, or a path in any format)."""
+    def learn(self, dataset: ExpertDataset | str | Path, traj_limitation: int = -1, progress: bool = True,
+              callback: Callback | None = None) -> "BC":
+        """Train on ``dataset`` (an ``ExpertDataset``, or a path in any format); ``callback(report)`` runs
+        at every report and stops training by returning ``False``."""
         if self.config.seed is not None:
             torch.manual_seed(self.config.seed)
         world = World()
@@ -238,7 +252,7 @@ class BC:
             def loss_fn(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
                 return head.squared_error(policy(obs), act).mean()
         self.history = fit(loss_fn, reached_parameters(loss_fn, policy, dataset), dataset, self.config, policy,
-                           progress, world)
+                           progress, world, callback)
         self.world = world
         return self
 
