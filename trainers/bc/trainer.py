@@ -10,7 +10,8 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from expertdata.errors import UsageError
 
 from ..common.distributed import World
 from ..common.evaluation import EVAL_SEED
+from ..common.nets import VectorFeatures
 from ..common.optim import Adam
 from ..common.policy import Policy, check_spaces, env_spaces
 
@@ -48,6 +50,8 @@ class BCConfig:
         parameters (``None``: never).
     :param train_fraction: share of episodes for training (when the trainer builds the dataset).
     :param seed: seeds the network, the split and the batches: the same seed repeats a run.
+    :param torch_threads: torch's intra-op threads while training (restored after); ``None`` uses one for
+        an MLP, whose small matrices lose more to thread hand-offs than they gain, and leaves a CNN alone.
     """
 
     n_epochs: int = 10
@@ -63,6 +67,7 @@ class BCConfig:
     early_stopping: int | None = None
     train_fraction: float = 0.7
     seed: int | None = None
+    torch_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -126,6 +131,18 @@ def _validation_loss(loss_fn: Callable, dataset: ExpertDataset, world: World) ->
             total += (float(loss_fn(obs, act)) * len(obs), len(obs))
     total = world.sum(total)
     return float(total[0] / total[1]) if total[1] else None
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run with ``count`` intra-op threads (``None``: unchanged), restoring the previous number."""
+    previous = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def reached_parameters(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], module: torch.nn.Module,
@@ -251,8 +268,10 @@ class BC:
         else:
             def loss_fn(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
                 return head.squared_error(policy(obs), act).mean()
-        self.history = fit(loss_fn, reached_parameters(loss_fn, policy, dataset), dataset, self.config, policy,
-                           progress, world, callback)
+        threads = self.config.torch_threads or (1 if isinstance(policy.features, VectorFeatures) else None)
+        with torch_threads(threads):
+            self.history = fit(loss_fn, reached_parameters(loss_fn, policy, dataset), dataset, self.config, policy,
+                               progress, world, callback)
         self.world = world
         return self
 
