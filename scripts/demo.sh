@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the project's own small data: record with a reference expert, validate, convert,
-# inspect, verify against the committed fixture (same expert, same seeds), plot.
+# inspect, verify against the committed fixture (same expert, same seeds), plot, clone by behaviour cloning.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-demo-out}
@@ -12,3 +12,5 @@ expertdata info "$out/pendulum.h5"
 digest=$(expertdata info "$out/pendulum.h5" --json | python -c 'import json, sys; print(json.load(sys.stdin)["digest"])')
 expertdata verify fixtures/pendulum.npz --digest "$digest"
 expertdata plot "$out/pendulum.h5" --out "$out/pendulum.png"
+expertdata train bc "$out/pendulum.h5" --env Pendulum-v1 --out "$out/pendulum-bc" --overwrite --seed 0 \
+    --n-epochs 300 --learning-rate 1e-3
