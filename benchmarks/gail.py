@@ -1,0 +1,161 @@
+"""GAIL: imitation shown against two controls, steps and wall time to the targets, throughput, MPI.
+
+    python benchmarks/gail.py [--seeds 5] [--tasks pendulum,cartpole,cartpole-1] [--skip-mpi] [--quick]
+
+Every quality figure is printed beside two controls run the same way: GAIL on demonstrations from a
+uniform random policy, and GAIL whose discriminator is never trained. Scores are measured every few
+iterations on 10 deterministic evaluation episodes (seeds 10000+, never used for recording); wall time
+counts training only.
+
+- pendulum: Pendulum-v1 from the 10-episode fixture; score normalised between a random policy (0) and
+  the expert (1) on the evaluation seeds; threshold 0.9 within 300k steps; after the threshold is first
+  reached the score must stay at least 0.8 (no collapse).
+- cartpole: CartPole-v1 from the 10-episode fixture, reward ``logit`` (no survival bonus); threshold a mean
+  return of 475 within 100k steps.
+- cartpole-1: the same from a single episode, within 300k steps.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from expertdata.experts import pendulum
+from expertdata.recording import generate_expert_traj
+from trainers.common.evaluation import episode_returns
+from trainers.gail import GAIL
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+PENDULUM = dict(gamma=0.9, learning_rate=1e-3, reward="logit", gradient_penalty=10.0)
+CARTPOLE = dict(reward="logit", gradient_penalty=10.0)
+TASKS = {
+    "pendulum": ("Pendulum-v1", FIXTURES / "pendulum.npz", -1, PENDULUM, 0.9, 300_000),
+    "cartpole": ("CartPole-v1", FIXTURES / "cartpole.npz", -1, CARTPOLE, 475.0, 100_000),
+    "cartpole-1": ("CartPole-v1", FIXTURES / "cartpole.npz", 1, CARTPOLE, 475.0, 300_000),
+}
+
+
+def random_demonstrations(env_id: str, folder: Path) -> Path:
+    env = gym.make(env_id)
+    env.action_space.seed(0)
+    path = folder / f"random-{env_id}.npz"
+    generate_expert_traj(lambda obs: env.action_space.sample(), path, env_id, n_episodes=10, seed=0, overwrite=True)
+    return path
+
+
+def scorer(env_id: str):
+    if env_id != "Pendulum-v1":
+        return lambda model: model.evaluate(env_id, n_episodes=10)[0]
+    env = gym.make(env_id)
+    env.action_space.seed(0)
+    low = episode_returns(lambda obs: env.action_space.sample(), env_id, 10).mean()
+    high = episode_returns(pendulum, env_id, 10).mean()
+    return lambda model: (model.evaluate(env_id, n_episodes=10)[0] - low) / (high - low)
+
+
+def run(env_id: str, dataset: Path, traj_limitation: int, config: dict, steps: int, seed: int, score,
+        every: int = 4, **control) -> dict:
+    """One training run: the curve of (steps, training seconds, score)."""
+    from expertdata import ExpertDataset
+
+    expert = ExpertDataset(dataset, traj_limitation=traj_limitation, verbose=0, seed=seed, in_memory=True)
+    model = GAIL(None, env_id, expert, seed=seed, **{**config, **control})
+    curve, clock = [], {"training": 0.0, "since": time.perf_counter()}
+
+    def callback(entry):
+        if entry["iteration"] % every:
+            return None
+        clock["training"] += time.perf_counter() - clock["since"]
+        curve.append((entry["timesteps"], clock["training"], score(model)))
+        clock["since"] = time.perf_counter()
+        return None
+
+    model.learn(steps, callback=callback)
+    logs = model.logs
+    return {"curve": curve, "steps_per_second": statistics.median(e["steps_per_second"] for e in logs),
+            "split": {k: statistics.median(e[k] for e in logs) for k in logs[-1] if k.startswith("time_")}}
+
+
+def reached(curve: list, threshold: float) -> tuple[int | None, float | None, bool]:
+    """Steps and seconds at the first score >= threshold, and whether the score then stayed at least 0.8
+    (a normalised score) or 80% of the threshold (a return) for the rest of the run."""
+    floor = 0.8 if threshold <= 1 else 0.8 * threshold
+    for i, (steps, seconds, value) in enumerate(curve):
+        if value >= threshold:
+            return steps, seconds, all(v >= floor for _, _, v in curve[i:])
+    return None, None, False
+
+
+def mpi_run(ranks: int, steps: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "expertdata", "train", "gail", str(FIXTURES / "pendulum.npz"), "--env",
+                   "Pendulum-v1", "--out", f"{tmp}/m", "--seed", "0", "--steps", str(steps)]
+        command += [a for k, v in PENDULUM.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+        if ranks > 1:
+            command = [str(Path(sys.executable).parent / "mpirun"), "-n", str(ranks)] + command
+        subprocess.run(command, check=True, capture_output=True)
+        rows = Path(f"{tmp}/m/log.csv").read_text().splitlines()
+        header = rows[0].split(",")
+        logs = [dict(zip(header, r.split(","))) for r in rows[1:]]
+        return {"steps_per_second": statistics.median(float(e["steps_per_second"]) for e in logs),
+                "curve": [(int(e["timesteps"]), e["env_return"]) for e in logs]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--tasks", default="pendulum,cartpole,cartpole-1")
+    parser.add_argument("--quick", action="store_true", help="a third of the steps, for a look")
+    parser.add_argument("--skip-mpi", action="store_true")
+    args = parser.parse_args()
+    report: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for task in args.tasks.split(","):
+            env_id, dataset, limit, config, threshold, steps = TASKS[task]
+            steps = steps // 3 if args.quick else steps
+            score = scorer(env_id)
+            controls = {"gail": (dataset, {}), "random demonstrations": (random_demonstrations(env_id, Path(tmp)), {}),
+                        "untrained discriminator": (dataset, {"train_discriminator": False})}
+            print(f"{task}: {env_id}, threshold {threshold}, {steps} steps, seeds 0-{args.seeds - 1}")
+            report[task] = {}
+            for name, (data, control) in controls.items():
+                runs = [run(env_id, data, limit if name != "random demonstrations" else -1, config, steps, seed,
+                            score, **control) for seed in range(args.seeds)]
+                hits = [reached(r["curve"], threshold) for r in runs]
+                finals = [r["curve"][-1][2] for r in runs]
+                best = [max(v for _, _, v in r["curve"]) for r in runs]
+                print(f"  {name}: reached in {sum(h[0] is not None for h in hits)}/{len(hits)} seeds; "
+                      f"final score median {statistics.median(finals):.3f}, best median {statistics.median(best):.3f}")
+                for seed, (hit, r) in enumerate(zip(hits, runs)):
+                    where = f"at {hit[0]} steps, {hit[1]:.1f} s, {'no collapse' if hit[2] else 'COLLAPSED'}" \
+                        if hit[0] is not None else "not reached"
+                    print(f"    seed {seed}: {where}; curve " +
+                          " ".join(f"{s // 1000}k:{v:.2f}" for s, _, v in r["curve"][::max(1, len(r['curve']) // 12)]))
+                if name == "gail":
+                    sps = statistics.median(r["steps_per_second"] for r in runs)
+                    split = {k: statistics.median(r["split"][k] for r in runs) for k in runs[0]["split"]}
+                    print(f"  throughput: {sps:,.0f} env steps/s ({sps / 2200:.1f}x the reference's 2.2k/s); time: " +
+                          ", ".join(f"{k[5:]} {v:.0%}" for k, v in split.items()))
+                report[task][name] = {"hits": hits, "finals": finals, "runs": runs}
+    if not args.skip_mpi:
+        steps = 30_000 if args.quick else 100_000
+        one, two = mpi_run(1, steps), mpi_run(2, steps)
+        print(f"MPI, Pendulum GAIL, {steps} steps: 1 rank {one['steps_per_second']:,.0f} env steps/s, 2 ranks "
+              f"{two['steps_per_second']:,.0f} env steps/s")
+        for name, result in (("1 rank", one), ("2 ranks", two)):
+            print(f"  {name} env return by steps: " + " ".join(f"{s // 1000}k:{float(r):.0f}" for s, r in
+                                                              result["curve"][::max(1, len(result['curve']) // 10)] if r))
+        report["mpi"] = {"1": one, "2": two}
+    print(json.dumps(report, default=str)[:2000])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""GAIL: SB2's interface, exact resume from checkpoints, images, the plugin CLI and MPI; imitation is
+checked against controls on a reduced budget (the full figures are in benchmarks/gail.py)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import expertdata
+from trainers.gail import GAIL, load
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+SMALL = dict(n_envs=2, n_steps=64, batch_size=64, n_epochs=2)
+
+
+def test_sb2s_interface(tmp_path):
+    model = GAIL("MlpPolicy", "Pendulum-v1", FIXTURES / "pendulum.npz", hidden_size_adversary=32,
+                 adversary_entcoeff=0.01, g_step=2, d_step=2, d_stepsize=1e-3, seed=0, **SMALL)
+    assert model.learn(1000) is model and model.num_timesteps == 1024  # 4 iterations of 2 x 64 x 2 steps
+    entry = model.logs[-1]
+    for key in ("d_accuracy_expert", "d_accuracy_generator", "d_loss", "d_entropy", "mean_learned_reward",
+                "env_return", "steps_per_second", "time_env", "time_policy_update", "time_discriminator_update"):
+        assert key in entry
+    action, state = model.predict(np.zeros(3, np.float32), deterministic=True)
+    assert action.shape == (1,) and state is None
+    mean, std = model.action_probability(np.zeros((4, 3), np.float32))
+    assert mean.shape == (4, 1) and (std > 0).all()
+    params = model.get_parameters()
+    assert any(k.startswith("policy.") for k in params)
+    other = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=1, **SMALL)
+    other.load_parameters(params)
+    obs = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    assert np.array_equal(other.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    model.save(tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert np.array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    assert loaded.get_env() is None and loaded.expert_dataset is None
+    with pytest.raises(expertdata.UsageError, match="observation spaces differ"):
+        model.set_env("CartPole-v1")
+
+
+def test_spaces_are_checked_and_reward_forms_named():
+    with pytest.raises(expertdata.UsageError, match="observation spaces differ: the dataset .* the env has"):
+        GAIL(None, "CartPole-v1", FIXTURES / "pendulum.npz")
+    with pytest.raises(expertdata.UsageError, match="reward must be one of"):
+        GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", reward="survival")
+    with pytest.raises(expertdata.UsageError, match="SAME_STEP"):
+        GAIL(None, gym.make_vec("Pendulum-v1", num_envs=2, vectorization_mode="sync"), FIXTURES / "pendulum.npz")
+
+
+def test_a_resumed_run_continues_exactly(tmp_path):
+    def fresh():
+        return GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=3, checkpoint_interval=2, **SMALL)
+
+    straight = fresh().learn(6 * 256, checkpoint_dir=tmp_path / "a")
+    first = fresh().learn(2 * 256, checkpoint_dir=tmp_path / "b")
+    resumed = load(tmp_path / "b" / f"{first.num_timesteps:09d}", env="Pendulum-v1",
+                   expert_dataset=FIXTURES / "pendulum.npz")
+    assert resumed.iteration == 2
+    resumed.learn(6 * 256)
+    for name, value in straight.get_parameters().items():
+        assert np.array_equal(value, resumed.get_parameters()[name]), name
+    assert [e["d_loss"] for e in straight.logs[2:]] == [e["d_loss"] for e in resumed.logs]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["000000768", "000001536"]  # every 2 x 384 steps
+
+
+def test_pretrain_warm_starts_the_policy_by_behaviour_cloning():
+    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, **SMALL)
+    history = model.pretrain(FIXTURES / "pendulum.npz", progress=False, n_epochs=200, learning_rate=1e-3, seed=0)
+    assert history.reports[-1].train_loss < history.reports[0].train_loss
+    assert model.evaluate("Pendulum-v1", n_episodes=5)[0] > -600  # random actions score about -1100
+
+
+def test_images_through_cnn_policy_and_discriminator():
+    env = gym.make("expertdata/PixelCartPole-v1", max_episode_steps=50)
+    model = GAIL("CnnPolicy", env, FIXTURES / "pixel_cartpole.h5", seed=0, n_envs=1, n_steps=32, batch_size=32,
+                 n_epochs=1)
+    model.learn(200)
+    assert model.num_timesteps == 288 and model.predict(np.zeros((16, 16, 3), np.uint8))[0].shape == ()
+
+
+def _cli(*args, mpi: int = 0):
+    command = [sys.executable, "-m", "expertdata", *map(str, args)]
+    if mpi:
+        command = [str(Path(sys.executable).parent / "mpirun"), "-n", str(mpi)] + command
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("ranks", [0, 2])
+def test_train_gail_from_the_command_line(tmp_path, ranks):
+    out = tmp_path / "gail"
+    result = _cli("train", "gail", FIXTURES / "cartpole.npz", "--env", "CartPole-v1", "--out", out, "--seed", "0",
+                  "--steps", "4000", "--n-envs", "2", "--n-steps", "128", "--checkpoint-interval", "2",
+                  "--reward", "logit", mpi=ranks)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["timesteps"] >= 4000 and summary["ranks"] == max(ranks, 1)
+    assert summary["parameters_identical_across_ranks"] is True and "eval_return_mean" in summary
+    assert (out / "log.csv").read_text().startswith("iteration,timesteps,")
+    assert load(out).predict(np.zeros(4, np.float32))[0].shape == ()
+    assert any((tmp_path / "gail-checkpoints").iterdir())
+    assert result.stdout.count("wrote") == 1

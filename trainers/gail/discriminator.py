@@ -1,0 +1,109 @@
+"""The GAIL discriminator: D(s, a), the probability that a transition is the expert's.
+
+Input: observations normalised by running statistics of expert and generator observations (an image goes
+through a CNN instead), and actions encoded for the space (one-hot for discrete kinds, bits for
+MultiBinary, Box actions clipped to their bounds, since the env clips them too). Trained by binary
+cross-entropy, expert 1 and generator 0, with an entropy bonus (``adversary_entcoeff``) and an optional
+gradient penalty.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from expertdata import spaces
+
+from ..common.nets import ImageFeatures, is_image, mlp
+
+REWARDS = ("positive", "logit")
+
+
+def action_size(space: dict) -> int:
+    kind = space["type"]
+    if kind == "Discrete":
+        return int(space["n"])
+    if kind == "MultiDiscrete":
+        return int(np.sum(space["nvec"]))
+    return int(np.prod(spaces.row_shape(space)))
+
+
+class Discriminator(nn.Module):
+    """Logits of D(s, a); ``reward`` turns them into the generator's reward.
+
+    :param hidden_size: units of each of the two hidden layers (SB2's ``hidden_size_adversary``).
+    """
+
+    def __init__(self, observation_space: dict, action_space: dict, hidden_size: int = 100) -> None:
+        super().__init__()
+        self.action_space = action_space
+        self.image = is_image(observation_space)
+        self.cnn = ImageFeatures(tuple(observation_space["shape"])) if self.image else None
+        obs_size = self.cnn.out_dim if self.image else int(np.prod(observation_space["shape"]))
+        self.register_buffer("obs_scale", torch.ones(1 if self.image else obs_size))
+        self.register_buffer("obs_shift", torch.zeros(1 if self.image else obs_size))
+        if action_space["type"] == "Box":
+            low, high = (torch.as_tensor(b.reshape(-1), dtype=torch.float32) for b in spaces.bounds(action_space))
+            self.register_buffer("act_low", low)
+            self.register_buffer("act_high", high)
+        self.net = mlp([obs_size + action_size(action_space), hidden_size, hidden_size, 1], "tanh",
+                       last_activation=False)
+
+    def set_observation_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        if not self.image:
+            with torch.no_grad():
+                self.obs_scale.copy_(torch.as_tensor(1.0 / std, dtype=torch.float32).reshape(-1))
+                self.obs_shift.copy_(torch.as_tensor(-mean / std, dtype=torch.float32).reshape(-1))
+
+    def encode(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The network's input for a batch."""
+        if self.image:
+            x = self.cnn(obs)
+        else:
+            x = torch.addcmul(self.obs_shift, obs.reshape(obs.shape[0], -1).float(), self.obs_scale).clamp(-10, 10)
+        kind = self.action_space["type"]
+        if kind == "Discrete":
+            a = F.one_hot(actions.reshape(-1).long() - int(self.action_space.get("start", 0)),
+                          int(self.action_space["n"])).float()
+        elif kind == "MultiDiscrete":
+            start = np.asarray(self.action_space.get("start", 0)) + np.zeros(len(self.action_space["nvec"]), int)
+            rows = actions.reshape(actions.shape[0], -1).long() - torch.as_tensor(start)
+            a = torch.cat([F.one_hot(rows[:, i], int(n)).float() for i, n in enumerate(self.action_space["nvec"])], -1)
+        elif kind == "MultiBinary":
+            a = actions.reshape(actions.shape[0], -1).float()
+        else:
+            a = torch.maximum(torch.minimum(actions.reshape(actions.shape[0], -1).float(), self.act_high), self.act_low)
+        return torch.cat([x, a], dim=-1)
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return self.net(self.encode(obs, actions)).squeeze(-1)
+
+    @torch.no_grad()
+    def reward(self, obs: torch.Tensor, actions: torch.Tensor, form: str) -> torch.Tensor:
+        """``positive``: SB2's ``-log(1 - D)``, always positive (a survival bonus where episodes end on
+        failure); ``logit``: ``log D - log(1 - D)``, positive where the transition looks like the expert's,
+        negative where it does not."""
+        logits = self(obs, actions)
+        return F.softplus(logits) if form == "positive" else logits
+
+    def loss(self, expert: tuple[torch.Tensor, torch.Tensor], generator: tuple[torch.Tensor, torch.Tensor],
+             entcoeff: float, gradient_penalty: float) -> tuple[torch.Tensor, dict[str, float]]:
+        """Binary cross-entropy (expert 1, generator 0) minus ``entcoeff`` times the mean entropy of D,
+        plus ``gradient_penalty`` times the penalty on inputs interpolated between the two batches."""
+        x_expert, x_generator = self.encode(*expert), self.encode(*generator)
+        logits_expert, logits_generator = self.net(x_expert).squeeze(-1), self.net(x_generator).squeeze(-1)
+        logits = torch.cat([logits_expert, logits_generator])
+        labels = torch.cat([torch.ones_like(logits_expert), torch.zeros_like(logits_generator)])
+        bce = F.binary_cross_entropy_with_logits(logits, labels)
+        entropy = F.binary_cross_entropy_with_logits(logits, torch.sigmoid(logits))
+        loss = bce - entcoeff * entropy
+        if gradient_penalty > 0:
+            mix = torch.rand(len(x_expert), 1)
+            inputs = (mix * x_expert + (1 - mix) * x_generator).detach().requires_grad_(True)
+            grad, = torch.autograd.grad(self.net(inputs).sum(), inputs, create_graph=True)
+            loss = loss + gradient_penalty * ((grad.norm(dim=-1) - 1) ** 2).mean()
+        stats = {"d_loss": float(bce.detach()), "d_entropy": float(entropy.detach()),
+                 "d_accuracy_expert": float((logits_expert > 0).float().mean()),
+                 "d_accuracy_generator": float((logits_generator < 0).float().mean())}
+        return loss, stats

@@ -1,0 +1,414 @@
+"""GAIL with SB2's interface, on torch and gymnasium: a PPO generator rewarded by a discriminator that
+tells expert transitions from the generator's.
+
+One iteration: ``g_step`` times, a rollout of ``n_steps`` on every env, rewarded by the discriminator,
+then a PPO update; then ``d_step`` discriminator updates on the last rollout's transitions against as many
+expert transitions (SB2's scheme). Envs are reset (with seeds derived from the iteration) at every
+checkpoint, so a run resumed from a checkpoint continues exactly as the uninterrupted run does.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from expertdata import ExpertDataset, atomic
+from expertdata.errors import UsageError
+
+from ..common.distributed import World
+from ..common.evaluation import EVAL_SEED, make_env
+from ..common.optim import Adam
+from ..common.policy import Policy, check_spaces, env_spaces, read_saved
+from ..common.running_stats import RunningMeanStd
+from .discriminator import REWARDS, Discriminator
+from .ppo import ActorCritic, Rollout, gae, ppo_update
+
+STATE_FILE = "gail.json"
+
+
+@dataclass
+class GAILConfig:
+    """GAIL's hyperparameters: SB2's names and defaults first, then the PPO generator's.
+
+    :param hidden_size_adversary: units in each of the discriminator's two hidden layers.
+    :param adversary_entcoeff: weight of the discriminator's entropy bonus.
+    :param g_step: generator rollouts and updates per iteration.
+    :param d_step: discriminator updates per iteration (each on a 1/d_step share of the last rollout).
+    :param d_stepsize: the discriminator's Adam step size.
+    :param reward: ``positive`` (SB2's ``-log(1 - D)``) or ``logit`` (``log D - log(1 - D)``).
+    :param gradient_penalty: weight of the discriminator's gradient penalty (0: none).
+    :param train_discriminator: ``False`` never trains it: a control showing what rewards alone do.
+    :param n_envs: envs stepped together (when the env is given by id).
+    :param n_steps: steps per env per rollout.
+    :param learning_rate, n_epochs, batch_size, gamma, gae_lambda, clip_range, ent_coef, vf_coef,
+        max_grad_norm: PPO's usual parameters.
+    :param net_arch: hidden layers of the actor's and the critic's MLPs.
+    :param normalize_obs: normalise observations by running statistics (MPI-synchronised).
+    :param normalize_reward: scale learned rewards by the running std of their discounted sum.
+    :param checkpoint_interval: iterations between checkpoints (``None``: none during learning).
+    :param seed: seeds everything; rank r's envs start from seed + 1000 r.
+    """
+
+    hidden_size_adversary: int = 100
+    adversary_entcoeff: float = 1e-3
+    g_step: int = 3
+    d_step: int = 1
+    d_stepsize: float = 3e-4
+    reward: str = "positive"
+    gradient_penalty: float = 0.0
+    train_discriminator: bool = True
+    n_envs: int = 8
+    n_steps: int = 128
+    learning_rate: float = 3e-4
+    n_epochs: int = 10
+    batch_size: int = 256
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    net_arch: tuple[int, ...] = (64, 64)
+    normalize_obs: bool = True
+    normalize_reward: bool = True
+    checkpoint_interval: int | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.reward not in REWARDS:
+            raise UsageError(f"reward must be one of {REWARDS}, not {self.reward!r}")
+        if min(self.g_step, self.d_step, self.n_envs, self.n_steps, self.batch_size, self.n_epochs) < 1:
+            raise UsageError("g_step, d_step, n_envs, n_steps, batch_size and n_epochs must be at least 1")
+        self.net_arch = tuple(int(n) for n in self.net_arch)
+
+
+def _vector_env(env: Any, n_envs: int) -> Any:
+    """A sync vector env in SAME_STEP autoreset mode from an env id, an env, or a vector env."""
+    import gymnasium
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    import expertdata.envs  # noqa: F401  (registers the package's own env ids)
+
+    if isinstance(env, str):
+        return gymnasium.make_vec(env, num_envs=n_envs, vectorization_mode="sync",
+                                  vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+    if hasattr(env, "num_envs"):
+        if env.metadata.get("autoreset_mode") != AutoresetMode.SAME_STEP:
+            raise UsageError("GAIL needs a vector env in SAME_STEP autoreset mode (gymnasium.make_vec(..., "
+                             "vector_kwargs={'autoreset_mode': AutoresetMode.SAME_STEP})), or an env id")
+        return env
+    return SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+class GAIL:
+    """Generative adversarial imitation learning (SB2's ``GAIL``), with a PPO generator.
+
+    :param policy: ``"MlpPolicy"``/``"CnnPolicy"``/``None`` (the network follows the observation space), or
+        a ``Policy`` to start from (a behaviour-cloned one, say).
+    :param env: an env id, a gymnasium env, or a vector env in SAME_STEP autoreset mode.
+    :param expert_dataset: an ``ExpertDataset``, or a path in any format.
+    :param generator_kwargs: any other ``GAILConfig`` field (``n_envs``, ``reward``, ``learning_rate``, ...).
+    """
+
+    def __init__(self, policy: Any, env: Any, expert_dataset: ExpertDataset | str | Path | None,
+                 hidden_size_adversary: int = 100, adversary_entcoeff: float = 0.001, g_step: int = 3,
+                 d_step: int = 1, d_stepsize: float = 3e-4, verbose: int = 0, seed: int | None = None,
+                 _config: GAILConfig | None = None, **generator_kwargs: Any) -> None:
+        self.config = _config or GAILConfig(hidden_size_adversary=hidden_size_adversary,
+                                            adversary_entcoeff=adversary_entcoeff, g_step=g_step, d_step=d_step,
+                                            d_stepsize=d_stepsize, seed=seed, **generator_kwargs)
+        self.verbose, self.world = verbose, World()
+        self.env: Any = None
+        self.num_timesteps, self.iteration = 0, 0
+        self.logs: list[dict[str, Any]] = []
+        self.set_random_seed(self.config.seed)
+        self.expert_dataset = self._expert(expert_dataset)
+        spaces_ = self._spaces(env, policy)
+        self.model = ActorCritic(*spaces_, self.config.net_arch)
+        if isinstance(policy, Policy):
+            self.model.policy = policy
+        self.discriminator = Discriminator(*spaces_, self.config.hidden_size_adversary)
+        self.world.broadcast(self.model)
+        self.world.broadcast(self.discriminator)
+        self.g_params = [p for p in self.model.parameters() if p.requires_grad]
+        self.d_params = list(self.discriminator.parameters())
+        self.g_optimizer = Adam(self.g_params, self.config.learning_rate, 1e-5)
+        self.d_optimizer = Adam(self.d_params, self.config.d_stepsize)
+        self.obs_stats = RunningMeanStd(tuple(self.model.policy.observation_space["shape"]))
+        self.d_obs_stats = RunningMeanStd(tuple(self.model.policy.observation_space["shape"]))
+        self.return_stats = RunningMeanStd()
+        if env is not None:
+            self.set_env(env)
+
+    # -- set-up ---------------------------------------------------------------------------------------
+
+    def _expert(self, dataset: ExpertDataset | str | Path | None) -> ExpertDataset | None:
+        if dataset is None or isinstance(dataset, ExpertDataset):
+            return dataset
+        return ExpertDataset(dataset, verbose=0, seed=self.config.seed, in_memory=True)
+
+    def _spaces(self, env: Any, policy: Any) -> tuple[dict, dict]:
+        if isinstance(policy, Policy):
+            have = (policy.observation_space, policy.action_space)
+        elif env is not None:
+            have = env_spaces(env)
+        else:
+            raise UsageError("GAIL needs an env (or a Policy) to know its spaces")
+        if self.expert_dataset is not None:
+            meta = self.expert_dataset.source.metadata
+            check_spaces((meta.get("observation_space"), meta.get("action_space")), have,
+                         f"the dataset {self.expert_dataset.source.source}", "the env")
+        return have
+
+    def set_random_seed(self, seed: int | None) -> None:
+        """Seed torch and the trainer's own generator (expert batches, minibatch order)."""
+        if seed is not None:
+            torch.manual_seed(seed + 7919 * World().rank)
+        self.rng = np.random.default_rng(None if seed is None else [seed, World().rank])
+
+    def get_env(self) -> Any:
+        return self.env
+
+    def set_env(self, env: Any) -> None:
+        """Use ``env`` from now on (its spaces must be the policy's)."""
+        check_spaces((self.model.policy.observation_space, self.model.policy.action_space), env_spaces(env),
+                     "the model", "the env")
+        self.env = _vector_env(env, self.config.n_envs)
+        self._reset_envs()
+
+    def _reset_envs(self) -> None:
+        seed = self.config.seed
+        base = None if seed is None else seed + 1000 * self.world.rank + 100_003 * self.iteration
+        n = self.env.num_envs
+        self._obs, _ = self.env.reset(seed=None if base is None else [base + i for i in range(n)])
+        self._episode_returns = np.zeros(n)
+        self._returns_running = np.zeros(n)
+        self._finished: list[float] = []
+
+    # -- learning ---------------------------------------------------------------------------------------
+
+    def _collect(self, timers: dict[str, float]) -> Rollout:
+        cfg, n = self.config, self.env.num_envs
+        obs_shape = tuple(self._obs.shape[1:])
+        buf_obs = np.empty((cfg.n_steps, n) + obs_shape, dtype=self._obs.dtype)
+        buf_act = buf_logp = buf_val = None
+        dones, env_rewards = np.zeros((cfg.n_steps, n)), np.zeros((cfg.n_steps, n))
+        bootstrap = np.zeros((cfg.n_steps, n))
+        discrete = self.model.policy.action_space["type"] == "Discrete"
+        for t in range(cfg.n_steps):
+            start = time.perf_counter()
+            actions, logp, values = self.model.act(self._obs)
+            if buf_act is None:
+                buf_act = np.empty((cfg.n_steps,) + actions.shape, dtype=actions.dtype)
+                buf_logp, buf_val = np.empty((cfg.n_steps, n), np.float32), np.empty((cfg.n_steps, n), np.float32)
+            next_obs, rewards, terminated, truncated, infos = self.env.step(actions.reshape(n) if discrete else actions)
+            buf_obs[t], buf_act[t], buf_logp[t], buf_val[t] = self._obs, actions, logp, values
+            dones[t], env_rewards[t] = np.logical_or(terminated, truncated), rewards
+            self._episode_returns += rewards
+            cut = np.flatnonzero(truncated & ~terminated)
+            if len(cut):
+                final = np.stack([infos["final_obs"][i] for i in cut])
+                with torch.no_grad():
+                    bootstrap[t, cut] = cfg.gamma * self.model.value(torch.as_tensor(final)).numpy()
+            for i in np.flatnonzero(dones[t]):
+                self._finished.append(float(self._episode_returns[i]))
+                self._episode_returns[i] = 0.0
+            self._obs = next_obs
+            timers["env"] += time.perf_counter() - start
+        with torch.no_grad():
+            last = self.model.value(torch.as_tensor(self._obs)).numpy()
+        return Rollout(buf_obs, buf_act, buf_logp, buf_val, env_rewards, dones, bootstrap, last)
+
+    def _learned_rewards(self, rollout: Rollout) -> np.ndarray:
+        obs, act = torch.as_tensor(rollout.flat("obs")), torch.as_tensor(rollout.flat("actions"))
+        rewards = self.discriminator.reward(obs, act, self.config.reward).numpy().reshape(rollout.dones.shape)
+        self._last_mean_reward = float(rewards.mean())
+        if not self.config.normalize_reward:
+            return rewards
+        discounted = np.empty_like(rewards)
+        for t in range(len(rewards)):
+            self._returns_running = self._returns_running * self.config.gamma + rewards[t]
+            discounted[t] = self._returns_running
+            self._returns_running[rollout.dones[t] > 0] = 0.0
+        self.return_stats.update(discounted.reshape(-1), self.world)
+        # The bootstrap is a value of the scaled rewards already; only the learned rewards are scaled here.
+        return rewards / self.return_stats.std
+
+    def _expert_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ds = self.expert_dataset
+        rows = ds.indices[self.rng.integers(0, len(ds.indices), size)]
+        return torch.as_tensor(np.asarray(ds.observations)[rows]), torch.as_tensor(np.asarray(ds.actions)[rows])
+
+    def _train_discriminator(self, rollout: Rollout) -> dict[str, float]:
+        cfg = self.config
+        obs, act = rollout.flat("obs"), rollout.flat("actions")
+        order = self.rng.permutation(len(obs))
+        size = len(obs) // cfg.d_step
+        stats: dict[str, float] = {}
+        for k in range(cfg.d_step):
+            rows = order[k * size:(k + 1) * size]
+            expert = self._expert_batch(size)
+            generator = (torch.as_tensor(obs[rows]), torch.as_tensor(act[rows]))
+            if cfg.normalize_obs:
+                self.d_obs_stats.update(np.concatenate([expert[0].numpy(), generator[0].numpy()]), self.world)
+                self.discriminator.set_observation_stats(self.d_obs_stats.mean, self.d_obs_stats.std)
+            loss, stats = self.discriminator.loss(expert, generator, cfg.adversary_entcoeff, cfg.gradient_penalty)
+            if cfg.train_discriminator:
+                self.d_optimizer.step(self.world.average(torch.autograd.grad(loss, self.d_params)))
+        return stats
+
+    def learn(self, total_timesteps: int, callback: Callable[[dict[str, Any]], Any] | None = None,
+              log_interval: int = 100, checkpoint_dir: str | Path | None = None, progress: bool = False) -> "GAIL":
+        """Train until ``total_timesteps`` env steps (over all ranks) have been taken.
+
+        :param callback: called with each iteration's log entry; returning a false value other than
+            ``None`` stops training.
+        :param log_interval: iterations between printed log lines (with ``verbose``); every iteration is
+            kept in ``logs``.
+        :param checkpoint_dir: with ``checkpoint_interval``, checkpoints go to ``checkpoint_dir/NNNNNNNN``.
+        """
+        from tqdm.auto import tqdm
+
+        if self.env is None or self.expert_dataset is None:
+            raise UsageError("learn needs an env and an expert dataset (set_env, or load(..., env=, expert_dataset=))")
+        cfg = self.config
+        per_iteration = cfg.g_step * cfg.n_steps * self.env.num_envs * self.world.size
+        bar = tqdm(total=total_timesteps, initial=self.num_timesteps, unit="step", desc="gail",
+                   disable=None if progress and self.world.is_root else True)
+        while self.num_timesteps < total_timesteps:
+            timers = dict.fromkeys(("env", "policy update", "discriminator update", "rewards and data"), 0.0)
+            start = time.perf_counter()
+            for _ in range(cfg.g_step):
+                rollout = self._collect(timers)
+                mark = time.perf_counter()
+                rewards = self._learned_rewards(rollout)
+                advantages, returns = gae(rewards, rollout, cfg.gamma, cfg.gae_lambda)
+                timers["rewards and data"] += time.perf_counter() - mark
+                mark = time.perf_counter()
+                g_stats = ppo_update(self.model, self.g_optimizer, self.g_params, rollout, advantages, returns, cfg,
+                                     self.rng, self.world)
+                timers["policy update"] += time.perf_counter() - mark
+                if cfg.normalize_obs:
+                    self.obs_stats.update(rollout.flat("obs"), self.world)
+                    self.model.set_observation_stats(self.obs_stats.mean, self.obs_stats.std)
+            mark = time.perf_counter()
+            d_stats = self._train_discriminator(rollout)
+            timers["discriminator update"] += time.perf_counter() - mark
+            self.iteration += 1
+            self.num_timesteps += per_iteration
+            seconds = time.perf_counter() - start
+            finished = self.world.sum(np.array([sum(self._finished), len(self._finished)]))
+            entry = {"iteration": self.iteration, "timesteps": self.num_timesteps, **d_stats,
+                     "mean_learned_reward": self._last_mean_reward,
+                     "env_return": float(finished[0] / finished[1]) if finished[1] else None,
+                     "steps_per_second": per_iteration / seconds,
+                     **{f"time_{k.replace(' ', '_')}": v / seconds for k, v in timers.items()}, **g_stats}
+            self._finished = []
+            self.logs.append(entry)
+            bar.update(per_iteration)
+            if self.verbose and self.world.is_root and self.iteration % log_interval == 0:
+                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()))
+            if cfg.checkpoint_interval and self.iteration % cfg.checkpoint_interval == 0:
+                if checkpoint_dir is not None and self.world.is_root:
+                    self.save(Path(checkpoint_dir) / f"{self.num_timesteps:09d}")
+                self._reset_envs()
+            if callback is not None:
+                answer = callback(entry)
+                if answer is not None and not answer:
+                    break
+        bar.close()
+        return self
+
+    # -- SB2's model API ------------------------------------------------------------------------------
+
+    def predict(self, observation: Any, state: Any = None, mask: Any = None, deterministic: bool = False) -> Any:
+        return self.model.policy.predict(observation, state, mask, deterministic)
+
+    def action_probability(self, observation: Any, state: Any = None, mask: Any = None, actions: Any = None,
+                           logp: bool = False) -> Any:
+        return self.model.policy.action_probability(observation, state, mask, actions, logp)
+
+    def evaluate(self, env: Any, n_episodes: int = 20, seed: int = EVAL_SEED) -> tuple[float, float]:
+        return self.model.policy.evaluate(make_env(env), n_episodes, seed)
+
+    def pretrain(self, dataset: ExpertDataset | str | Path, progress: bool = True, **bc_config: Any) -> Any:
+        """Warm-start the policy by behaviour cloning (``trainers.bc.pretrain``'s config)."""
+        from ..bc import BCConfig, pretrain
+        from ..bc.trainer import as_dataset, observation_stats
+
+        dataset = as_dataset(dataset, BCConfig(**bc_config))
+        if self.config.normalize_obs:  # start the running statistics from the expert's observations
+            mean, std = observation_stats(dataset)
+            self.obs_stats.load_state({"mean": mean, "var": std**2, "count": np.array(float(dataset.num_transition))})
+            self.model.set_observation_stats(self.obs_stats.mean, self.obs_stats.std)
+        policy = self.model.policy
+        return pretrain(policy, dataset, lambda obs, act: policy.log_prob(obs, act), progress=progress, **bc_config)
+
+    def get_parameters(self) -> dict[str, np.ndarray]:
+        """The generator's parameters and buffers (policy and critic), by name."""
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
+
+    def load_parameters(self, parameters: dict[str, np.ndarray]) -> None:
+        self.model.load_state_dict({k: torch.as_tensor(v) for k, v in parameters.items()})
+
+    def save(self, path: str | Path) -> Path:
+        """A directory that ``GAIL.load`` resumes from exactly: the policy (as ``trainers.bc`` saves it),
+        the critic, the discriminator, the optimisers, the normalisers and the random state. The expert
+        dataset is not stored (unlike SB2). Nothing is pickled."""
+        path = Path(path)
+        arrays: dict[str, np.ndarray] = {}
+        for prefix, tensors in (("model", self.model.state_dict()), ("discriminator", self.discriminator.state_dict()),
+                                ("g_optimizer", self.g_optimizer.state()), ("d_optimizer", self.d_optimizer.state())):
+            arrays.update({f"{prefix}/{k}": v.detach().cpu().numpy() for k, v in tensors.items()})
+        for prefix, stats in (("obs_stats", self.obs_stats), ("d_obs_stats", self.d_obs_stats),
+                              ("return_stats", self.return_stats)):
+            arrays.update({f"{prefix}/{k}": v for k, v in stats.state().items()})
+        arrays["rng/torch"] = torch.get_rng_state().numpy()
+        state = {"config": dataclasses.asdict(self.config), "num_timesteps": self.num_timesteps,
+                 "iteration": self.iteration, "rng": self.rng.bit_generator.state}
+        with atomic.destination(path, overwrite=True) as tmp:
+            self.model.policy.save(tmp, {"trainer": "gail"})
+            (tmp / STATE_FILE).write_text(json.dumps(state, default=int))
+            np.savez(tmp / "trainer.npz", **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, env: Any = None, expert_dataset: ExpertDataset | str | Path | None = None,
+             **overrides: Any) -> "GAIL":
+        """Load what ``save`` (or ``expertdata train gail --out``) wrote; with ``env`` and ``expert_dataset``,
+        ``learn`` continues exactly where the saved run stopped."""
+        path = Path(path)
+        policy = Policy.load(path, env)
+        try:
+            state = json.loads((path / STATE_FILE).read_text())
+            with np.load(path / "trainer.npz", allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as exc:
+            from expertdata.errors import UnreadableError
+
+            raise UnreadableError(f"{path}: not a saved GAIL model ({exc})") from None
+        config = GAILConfig(**{**state["config"], **overrides})
+        model = cls(policy, None, expert_dataset, _config=config)
+        model.num_timesteps, model.iteration = state["num_timesteps"], state["iteration"]
+
+        def part(prefix: str) -> dict[str, np.ndarray]:
+            return {k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
+
+        model.model.load_state_dict({k: torch.as_tensor(v) for k, v in part("model").items()})
+        model.discriminator.load_state_dict({k: torch.as_tensor(v) for k, v in part("discriminator").items()})
+        model.g_optimizer.load_state({k: torch.as_tensor(v) for k, v in part("g_optimizer").items()})
+        model.d_optimizer.load_state({k: torch.as_tensor(v) for k, v in part("d_optimizer").items()})
+        for prefix, stats in (("obs_stats", model.obs_stats), ("d_obs_stats", model.d_obs_stats),
+                              ("return_stats", model.return_stats)):
+            stats.load_state(part(prefix))
+        torch.set_rng_state(torch.as_tensor(arrays["rng/torch"]))
+        model.rng.bit_generator.state = state["rng"]
+        if env is not None:
+            model.set_env(env)
+        return model

@@ -1,0 +1,119 @@
+"""The generator: PPO on an actor (``Policy``) and a critic, from rollouts of a vector env.
+
+Rollouts come from a gymnasium vector env in ``SAME_STEP`` autoreset mode, so the observation after a
+truncated episode's last step is at hand (``final_obs``) and its value bootstraps the return.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..common.distributed import World
+from ..common.nets import features_for
+from ..common.optim import Adam
+from ..common.policy import Policy
+
+
+class ActorCritic(nn.Module):
+    """The policy and a critic with its own network, both on observations normalised the same way."""
+
+    def __init__(self, observation_space: dict, action_space: dict, net_arch: tuple[int, ...],
+                 activation: str = "tanh") -> None:
+        super().__init__()
+        self.policy = Policy(observation_space, action_space, net_arch, activation)
+        self.critic_features = features_for(observation_space, list(net_arch), activation)
+        self.value_head = nn.Linear(self.critic_features.out_dim, 1)
+
+    def set_observation_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.policy.set_observation_stats(mean, std)
+        if hasattr(self.critic_features, "set_stats"):
+            self.critic_features.set_stats(torch.as_tensor(mean, dtype=torch.float32).reshape(-1),
+                                           torch.as_tensor(np.maximum(std, 1e-6), dtype=torch.float32).reshape(-1))
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.value_head(self.critic_features(obs)).squeeze(-1)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sampled actions (stored form), their log-probabilities and the values, for a batch."""
+        x = torch.as_tensor(obs)
+        params = self.policy(x)
+        actions = self.policy.head.sample(params, deterministic=False)
+        return actions.numpy(), self.policy.head.log_prob(params, actions).numpy(), self.value(x).numpy()
+
+
+@dataclass
+class Rollout:
+    """``n_steps`` steps of ``n_envs`` envs, time-major."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    log_probs: np.ndarray
+    values: np.ndarray
+    env_rewards: np.ndarray  # the env's own rewards: logged, never learned from
+    dones: np.ndarray
+    bootstrap: np.ndarray  # gamma * V(final obs) where an episode was truncated, else 0
+    last_values: np.ndarray
+
+    def flat(self, name: str) -> np.ndarray:
+        array = getattr(self, name)
+        return array.reshape((-1,) + array.shape[2:])
+
+
+def gae(rewards: np.ndarray, rollout: Rollout, gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Generalised advantage estimates and returns (time-major arrays)."""
+    advantages = np.zeros_like(rewards)
+    running = np.zeros(rewards.shape[1])
+    for t in reversed(range(len(rewards))):
+        following = rollout.last_values if t == len(rewards) - 1 else rollout.values[t + 1]
+        alive = 1.0 - rollout.dones[t]
+        delta = rewards[t] + rollout.bootstrap[t] + gamma * following * alive - rollout.values[t]
+        running = delta + gamma * lam * alive * running
+        advantages[t] = running
+    return advantages, advantages + rollout.values
+
+
+def ppo_update(model: ActorCritic, optimizer: Adam, params: list[nn.Parameter], rollout: Rollout,
+               advantages: np.ndarray, returns: np.ndarray, config: Any, rng: np.random.Generator,
+               world: World) -> dict[str, float]:
+    """``n_epochs`` passes of clipped-objective minibatch updates; gradients averaged over ranks."""
+    obs, actions = torch.as_tensor(rollout.flat("obs")), torch.as_tensor(rollout.flat("actions"))
+    old_logp = torch.as_tensor(rollout.flat("log_probs"))
+    adv, ret = torch.as_tensor(advantages.reshape(-1)), torch.as_tensor(returns.reshape(-1))
+    n = len(obs)
+    head, policy = model.policy.head, model.policy
+    stats = np.zeros(4)
+    updates = 0
+    for _ in range(config.n_epochs):
+        order = rng.permutation(n)
+        for begin in range(0, n - config.batch_size + 1, config.batch_size):
+            rows = torch.as_tensor(order[begin:begin + config.batch_size])
+            params_ = policy(obs[rows])
+            logp = head.log_prob(params_, actions[rows])
+            a = adv[rows]
+            a = (a - a.mean()) / (a.std() + 1e-8)
+            ratio = torch.exp(logp - old_logp[rows])
+            policy_loss = -torch.min(ratio * a, ratio.clamp(1 - config.clip_range, 1 + config.clip_range) * a).mean()
+            value_loss = ((model.value(obs[rows]) - ret[rows]) ** 2).mean()
+            entropy = head.entropy(params_).mean()
+            loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy
+            grads = world.average(torch.autograd.grad(loss, params))
+            norm = _clip(grads, config.max_grad_norm)
+            optimizer.step(grads)
+            stats += (float(policy_loss.detach()), float(value_loss.detach()), float(entropy.detach()), float(norm))
+            updates += 1
+    stats /= max(updates, 1)
+    return {"policy_loss": stats[0], "value_loss": stats[1], "entropy": stats[2], "grad_norm": stats[3]}
+
+
+def _clip(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Scale gradients in place so their global norm is at most ``max_norm``; returns the norm before."""
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    if norm > max_norm:
+        for g in grads:
+            g.mul_(max_norm / (norm + 1e-6))
+    return norm
