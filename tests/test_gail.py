@@ -106,3 +106,11 @@ def test_train_gail_from_the_command_line(tmp_path, ranks):
     assert load(out).predict(np.zeros(4, np.float32))[0].shape == ()
     assert any((tmp_path / "gail-checkpoints").iterdir())
     assert result.stdout.count("wrote") == 1
+
+
+def test_cartpole_is_imitated_and_the_untrained_discriminator_control_is_not():
+    """Reduced: 45k steps, one seed (benchmarks/gail.py runs 100k steps on 5 seeds and both controls)."""
+    gail = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0).learn(45_000)
+    control = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, train_discriminator=False).learn(45_000)
+    imitated, untrained = gail.evaluate("CartPole-v1", 10)[0], control.evaluate("CartPole-v1", 10)[0]
+    assert imitated >= 400 and untrained < 200
