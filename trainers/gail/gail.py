@@ -51,6 +51,7 @@ class GAILConfig:
     :param n_steps: steps per env per rollout.
     :param learning_rate, n_epochs, batch_size, gamma, gae_lambda, clip_range, ent_coef, vf_coef,
         max_grad_norm: PPO's usual parameters.
+    :param anneal_lr: decay the generator's learning rate linearly to zero over ``learn``'s total steps.
     :param net_arch: hidden layers of the actor's and the critic's MLPs.
     :param normalize_obs: normalise observations by running statistics (MPI-synchronised).
     :param normalize_reward: scale learned rewards by the running std of their discounted sum.
@@ -77,6 +78,7 @@ class GAILConfig:
     ent_coef: float = 0.0
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
+    anneal_lr: bool = False
     net_arch: tuple[int, ...] = (64, 64)
     normalize_obs: bool = True
     normalize_reward: bool = True
@@ -287,6 +289,8 @@ class GAIL:
         while self.num_timesteps < total_timesteps:
             timers = dict.fromkeys(("env", "policy update", "discriminator update", "rewards and data"), 0.0)
             start = time.perf_counter()
+            if cfg.anneal_lr:
+                self.g_optimizer.lr = cfg.learning_rate * max(0.0, 1.0 - self.num_timesteps / total_timesteps)
             for _ in range(cfg.g_step):
                 rollout = self._collect(timers)
                 mark = time.perf_counter()
