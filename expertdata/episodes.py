@@ -46,7 +46,3 @@ class EpisodeIndex:
         lengths = self.lengths[episodes]
         offsets = np.repeat(self.starts[episodes] - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
         return offsets + np.arange(int(lengths.sum()), dtype=np.int64)
-
-    def episode_of_step(self) -> np.ndarray:
-        """For each step, the number of its episode."""
-        return np.repeat(np.arange(self.n_episodes, dtype=np.int64), self.lengths)

@@ -49,7 +49,6 @@ FIELDS: tuple[Field, ...] = (
 
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 REQUIRED = tuple(f.name for f in FIELDS if f.required)
-SB2_FIELDS = REQUIRED
 
 #: Metadata keys that describe the data; together with the arrays they make up the content digest.
 DESCRIPTIVE_KEYS = ("env_id", "observation_space", "action_space", "max_episode_steps", "extras", "user")

@@ -17,6 +17,7 @@ from . import images, schema, spaces
 from .arrays import ArrayLike, first_rows, iter_blocks
 from .episodes import EpisodeIndex
 from .errors import ExpertDataError
+from .formats import field_per
 
 RETURNS_RTOL = 1e-6
 RETURNS_ATOL = 1e-3
@@ -76,12 +77,10 @@ def _problem(name: str, message: str, field_name: str | None = None, position: i
     return Problem(schema.RULES_BY_NAME[name], message, field_name, position, count)
 
 
-def _per(name: str, metadata: Mapping[str, Any]) -> str | None:
-    known = schema.FIELDS_BY_NAME.get(name)
-    if known is not None:
-        return known.per
+def _declared(name: str, metadata: Mapping[str, Any]) -> bool:
+    """Whether a field is in the schema or declared in ``metadata['extras']``."""
     extras = metadata.get("extras")
-    return extras.get(name) if isinstance(extras, dict) else None
+    return name in schema.FIELDS_BY_NAME or (isinstance(extras, dict) and name in extras)
 
 
 def _metadata_problems(metadata: Any) -> list[Problem]:
@@ -149,7 +148,7 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, 
         if spec is not None and spec.ndim is not None and len(array.shape) != spec.ndim:
             out.append(_problem("length-mismatch", f"has {len(array.shape)} dimensions, expected {spec.ndim}",
                                 name))
-        if spec is None and _per(name, metadata) is None:
+        if not _declared(name, metadata):
             out.append(_problem("unknown-field", "not in the schema nor declared in metadata['extras']", name))
         if dtype.kind == "U" and (spec is None or "U" in spec.kinds):
             out.extend(_path_problems(name, first_rows(array), root))
@@ -158,7 +157,7 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, 
     n_steps = fields["episode_starts"].shape[0]
     n_episodes = fields["episode_returns"].shape[0]
     for name, array in fields.items():
-        per = _per(name, metadata) or "step"
+        per = field_per(name, dict(metadata))
         want = n_steps if per == "step" else n_episodes
         if array.shape[0] != want:
             out.append(_problem("length-mismatch", f"has {array.shape[0]} rows, expected {want} "

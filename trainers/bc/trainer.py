@@ -5,7 +5,6 @@ warm-starts any torch policy that returns an action distribution (``pretrain``).
 """
 from __future__ import annotations
 
-import csv
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -94,12 +93,6 @@ class History:
     reports: list[Report] = field(default_factory=list)
     best_val_loss: float | None = None
     stopped_early: bool = False
-
-    def to_csv(self, path: Path) -> None:
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=[f.name for f in fields(Report)])
-            writer.writeheader()
-            writer.writerows(asdict(r) for r in self.reports)
 
 
 def as_dataset(dataset: ExpertDataset | str | Path, config: BCConfig, traj_limitation: int = -1) -> ExpertDataset:

@@ -174,8 +174,8 @@ class GAIL:
     def set_random_seed(self, seed: int | None) -> None:
         """Seed torch and the trainer's own generator (expert batches, minibatch order)."""
         if seed is not None:
-            torch.manual_seed(seed + 7919 * World().rank)
-        self.rng = np.random.default_rng(None if seed is None else [seed, World().rank])
+            torch.manual_seed(seed + 7919 * self.world.rank)
+        self.rng = np.random.default_rng(None if seed is None else [seed, self.world.rank])
 
     def get_env(self) -> Any:
         return self.env
