@@ -1,6 +1,7 @@
 """Feature extractors: an MLP for vector observations, a small CNN for images, with input preprocessing."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,27 +24,41 @@ def mlp(sizes: list[int], activation: str, last_activation: bool = True) -> nn.S
     return nn.Sequential(*layers)
 
 
-class VectorFeatures(nn.Module):
-    """Flattened observations, normalised by per-dimension mean and std (from the dataset), then an MLP.
+class Normalizer(nn.Module):
+    """Per-dimension ``(x - mean) / std`` of flattened observations, clipped to [-10, 10].
 
-    Normalisation is kept as a scale and a shift, so it is one fused multiply-add per step.
+    Kept as a scale and a shift, so it is one fused multiply-add per step; the identity until
+    ``set_stats`` is called.
     """
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.ones(size))
+        self.register_buffer("shift", torch.zeros(size))
+
+    def set_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Normalise by these statistics (numpy; std floored at 1e-6)."""
+        std = np.maximum(np.asarray(std, dtype=np.float64), 1e-6).reshape(-1)
+        mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+        with torch.no_grad():
+            self.scale.copy_(torch.as_tensor(1.0 / std, dtype=torch.float32))
+            self.shift.copy_(torch.as_tensor(-mean / std, dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift, obs.reshape(obs.shape[0], -1).float(), self.scale).clamp(-10.0, 10.0)
+
+
+class VectorFeatures(nn.Module):
+    """Flattened observations, normalised by per-dimension mean and std (from the dataset), then an MLP."""
 
     def __init__(self, obs_dim: int, net_arch: list[int], activation: str) -> None:
         super().__init__()
-        self.register_buffer("obs_scale", torch.ones(obs_dim))
-        self.register_buffer("obs_shift", torch.zeros(obs_dim))
+        self.normalizer = Normalizer(obs_dim)
         self.net = mlp([obs_dim] + list(net_arch), activation)
         self.out_dim = net_arch[-1] if net_arch else obs_dim
 
-    def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        with torch.no_grad():
-            self.obs_scale.copy_(1.0 / std)
-            self.obs_shift.copy_(-mean / std)
-
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.reshape(obs.shape[0], -1).float()
-        return self.net(torch.addcmul(self.obs_shift, x, self.obs_scale).clamp(-10.0, 10.0))
+        return self.net(self.normalizer(obs))
 
 
 class ImageFeatures(nn.Module):

@@ -71,8 +71,7 @@ class Policy(nn.Module):
     def set_observation_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
         """Normalise vector observations by these statistics (from the dataset)."""
         if isinstance(self.features, VectorFeatures):
-            self.features.set_stats(torch.as_tensor(mean, dtype=torch.float32).reshape(-1),
-                                    torch.as_tensor(np.maximum(std, 1e-6), dtype=torch.float32).reshape(-1))
+            self.features.normalizer.set_stats(mean, std)
 
     # -- SB2's prediction API ----------------------------------------------------------------------
 

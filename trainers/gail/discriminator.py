@@ -15,7 +15,7 @@ from torch import nn
 
 from expertdata import spaces
 
-from ..common.nets import ImageFeatures, is_image, mlp
+from ..common.nets import ImageFeatures, Normalizer, is_image, mlp
 
 REWARDS = ("positive", "logit")
 
@@ -41,8 +41,7 @@ class Discriminator(nn.Module):
         self.image = is_image(observation_space)
         self.cnn = ImageFeatures(tuple(observation_space["shape"])) if self.image else None
         obs_size = self.cnn.out_dim if self.image else int(np.prod(observation_space["shape"]))
-        self.register_buffer("obs_scale", torch.ones(1 if self.image else obs_size))
-        self.register_buffer("obs_shift", torch.zeros(1 if self.image else obs_size))
+        self.normalizer = None if self.image else Normalizer(obs_size)
         if action_space["type"] == "Box":
             low, high = (torch.as_tensor(b.reshape(-1), dtype=torch.float32) for b in spaces.bounds(action_space))
             self.register_buffer("act_low", low)
@@ -51,17 +50,12 @@ class Discriminator(nn.Module):
                        last_activation=False)
 
     def set_observation_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
-        if not self.image:
-            with torch.no_grad():
-                self.obs_scale.copy_(torch.as_tensor(1.0 / std, dtype=torch.float32).reshape(-1))
-                self.obs_shift.copy_(torch.as_tensor(-mean / std, dtype=torch.float32).reshape(-1))
+        if self.normalizer is not None:
+            self.normalizer.set_stats(mean, std)
 
     def encode(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The network's input for a batch."""
-        if self.image:
-            x = self.cnn(obs)
-        else:
-            x = torch.addcmul(self.obs_shift, obs.reshape(obs.shape[0], -1).float(), self.obs_scale).clamp(-10, 10)
+        x = self.cnn(obs) if self.image else self.normalizer(obs)
         kind = self.action_space["type"]
         if kind == "Discrete":
             a = F.one_hot(actions.reshape(-1).long() - int(self.action_space.get("start", 0)),

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..common.distributed import World
-from ..common.nets import features_for
+from ..common.nets import VectorFeatures, features_for
 from ..common.optim import Adam
 from ..common.policy import Policy
 
@@ -30,9 +30,8 @@ class ActorCritic(nn.Module):
 
     def set_observation_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
         self.policy.set_observation_stats(mean, std)
-        if hasattr(self.critic_features, "set_stats"):
-            self.critic_features.set_stats(torch.as_tensor(mean, dtype=torch.float32).reshape(-1),
-                                           torch.as_tensor(np.maximum(std, 1e-6), dtype=torch.float32).reshape(-1))
+        if isinstance(self.critic_features, VectorFeatures):
+            self.critic_features.normalizer.set_stats(mean, std)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.value_head(self.critic_features(obs)).squeeze(-1)
