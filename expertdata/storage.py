@@ -40,9 +40,10 @@ def _image_paths(dataset: Dataset) -> set[str]:
             for path in first_rows(array)}
 
 
-def _stream(dataset: Dataset, sink: formats.Sink, options: formats.WriteOptions, progress: bool,
-            label: str) -> str:
-    """Copy every field into ``sink`` in name order, hashing the blocks on the way; returns the digest."""
+def _stream(dataset: Dataset, metadata: Mapping[str, Any], sink: formats.Sink, options: formats.WriteOptions,
+            progress: bool, label: str) -> str:
+    """Copy every field into ``sink`` in name order, hashing the blocks on the way; returns the digest of
+    the arrays with ``metadata`` (the metadata being written)."""
     digester = Digester()
     total = sum(row_bytes(a) * a.shape[0] for a in dataset.fields.values())
     with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=None if progress else True, leave=False) as bar:
@@ -56,7 +57,7 @@ def _stream(dataset: Dataset, sink: formats.Sink, options: formats.WriteOptions,
                 digester.update(block)
                 sink.append(name, block)
                 bar.update(block.nbytes)
-    return digester.finish(dataset.metadata)
+    return digester.finish(metadata)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
                 written = images.copy_images(_image_paths(dataset), dataset.root, path.parent)
             sink = backend.writer(tmp, options)
             try:
-                source_digest = _stream(dataset.with_metadata(metadata), sink, options, progress, path.name)
+                source_digest = _stream(dataset, metadata, sink, options, progress, path.name)
                 if lineage is not None and lineage.get("parent_digest") is None:
                     metadata["lineage"][-1]["parent_digest"] = source_digest
                 sink.set_metadata(metadata)
