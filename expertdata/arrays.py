@@ -58,6 +58,20 @@ def iter_blocks(array: ArrayLike, start: int = 0, stop: int | None = None, rows:
         yield block
 
 
+def put_unless_stopped(slots: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    """Put ``item`` into ``slots``, giving up if ``stop`` is set first; returns whether it was put.
+
+    A producer thread uses it so that a consumer that goes away never leaves it blocked on a full queue.
+    """
+    while not stop.is_set():
+        try:
+            slots.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     """Yield from ``items`` while a background thread already produces the next ``depth`` items.
 
@@ -71,12 +85,11 @@ def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     def produce() -> None:
         try:
             for item in items:
-                if stop.is_set():
+                if not put_unless_stopped(slots, (item, None), stop):
                     return
-                slots.put((item, None))
-            slots.put((done, None))
+            put_unless_stopped(slots, (done, None), stop)
         except BaseException as exc:  # handed to the consumer, which raises it
-            slots.put((done, exc))
+            put_unless_stopped(slots, (done, exc), stop)
 
     worker = threading.Thread(target=produce, daemon=True, name="expertdata-prefetch")
     worker.start()
@@ -90,11 +103,7 @@ def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
             yield item
     finally:
         stop.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue, then let it end
-            try:
-                slots.get_nowait()
-            except queue.Empty:
-                worker.join(0.01)
+        worker.join()
 
 
 def read_into(array: ArrayLike, start: int, stop: int, out: np.ndarray) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .arrays import ArrayLike, read_into, row_bytes, will_need
+from .arrays import ArrayLike, put_unless_stopped, read_into, row_bytes, will_need
 from .errors import UsageError
 from .images import read_image, resolve
 
@@ -35,17 +35,6 @@ _EPOCH_END = object()
 class _Failure:
     def __init__(self, error: BaseException) -> None:
         self.error = error
-
-
-def _put(slots: queue.Queue, item: Any, stop: threading.Event) -> bool:
-    """Put ``item`` unless ``stop`` is set first; returns whether it was put."""
-    while not stop.is_set():
-        try:
-            slots.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
 
 
 def _get(slots: queue.Queue, stop: threading.Event) -> Any:
@@ -182,9 +171,9 @@ class DataLoader:
                         obs[at:at + len(rows)] = np.asarray(self.observations[lo:hi])[rows]
                         act[at:at + len(rows)] = np.asarray(self.actions[lo:hi])[rows]
                     at += len(rows)
-                _put(full, (obs, act, at), stop)
+                put_unless_stopped(full, (obs, act, at), stop)
         except BaseException as exc:  # handed to the consumer, which raises it
-            _put(full, _Failure(exc), stop)
+            put_unless_stopped(full, _Failure(exc), stop)
 
     def _out_of_core_epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         wanted = np.sort(self.indices)
@@ -240,10 +229,10 @@ class DataLoader:
         """Background thread: put groups of batches into the queue until stopped."""
         try:
             for item in groups:
-                if not _put(self._queue, item, self._stop):
+                if not put_unless_stopped(self._queue, item, self._stop):
                     return
         except BaseException as exc:  # handed to the consumer, which raises it
-            _put(self._queue, _Failure(exc), self._stop)
+            put_unless_stopped(self._queue, _Failure(exc), self._stop)
 
     def start_process(self) -> None:
         """Start preparing batches in the background (SB2's name, kept)."""
