@@ -158,11 +158,9 @@ def record(env_id: str, expert: str, episodes: int, out: str, seed: int, num_env
     """Record EPISODES episodes of an expert acting in ENV_ID into OUT."""
     env: Any = env_id
     if num_envs > 1:
-        import gymnasium
+        from .envs import make_vec
 
-        import expertdata.envs  # noqa: F401  (registers the package's own env ids)
-
-        env = gymnasium.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
+        env = make_vec(env_id, num_envs)
     try:
         dataset = generate_expert_traj(resolve_expert(expert), out, env, n_episodes=episodes, image_folder=image_folder,
                                        seed=seed, overwrite=overwrite, append=append, progress=True)

@@ -1,7 +1,9 @@
-"""A tiny image-observation env for tests, fixtures and demos: CartPole seen as a 16x16 RGB picture.
+"""Making envs, with the package's own ids registered; and a tiny image-observation env for tests,
+fixtures and demos: CartPole seen as a 16x16 RGB picture.
 
 Channel 0 draws the cart and the pole; channels 1 and 2 hold the cart's and the pole's velocities as
-bars, so a single frame is enough to act on. Registered as ``expertdata/PixelCartPole-v1``.
+bars, so a single frame is enough to act on. Registered as ``expertdata/PixelCartPole-v1`` when this
+module is imported, which ``make`` and ``make_vec`` guarantee.
 """
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from typing import Any
 
 import gymnasium
 import numpy as np
+
+from .errors import UsageError
 
 SIZE = 16
 ENV_ID = "expertdata/PixelCartPole-v1"
@@ -57,3 +61,22 @@ def pixel_cartpole_expert(obs: np.ndarray) -> int:
 
 if ENV_ID not in gymnasium.registry:
     gymnasium.register(ENV_ID, entry_point=make_pixel_cartpole)
+
+
+def make(env: Any, **kwargs: Any) -> gymnasium.Env:
+    """The env itself, or ``gymnasium.make(env)`` for an env id; an id gymnasium cannot make is a
+    one-line ``UsageError``."""
+    if not isinstance(env, str):
+        return env
+    try:
+        return gymnasium.make(env, **kwargs)
+    except Exception as exc:  # gymnasium raises several types for an unknown or broken id
+        raise UsageError(f"cannot make env '{env}': {exc}") from None
+
+
+def make_vec(env_id: str, num_envs: int, **vector_kwargs: Any) -> Any:
+    """A synchronous vector env of ``num_envs`` copies of ``env_id``."""
+    try:
+        return gymnasium.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync", vector_kwargs=vector_kwargs)
+    except Exception as exc:  # as in make
+        raise UsageError(f"cannot make env '{env_id}': {exc}") from None

@@ -46,16 +46,9 @@ def _make_env(env: Any, model: Any) -> Any:
         env = model.get_env() if hasattr(model, "get_env") else None
         if env is None:
             raise UsageError("no env given and the model has none; pass env=<gymnasium env or env id>")
-    if isinstance(env, str):
-        import gymnasium
+    from .envs import make
 
-        import expertdata.envs  # noqa: F401  (registers the package's own env ids)
-
-        try:
-            return gymnasium.make(env)
-        except Exception as exc:  # gymnasium raises several types for an unknown or broken id
-            raise UsageError(f"cannot make env '{env}': {exc}") from None
-    return env
+    return make(env)
 
 
 def _is_vector(env: Any) -> bool:

@@ -5,25 +5,16 @@ from typing import Any, Callable
 
 import numpy as np
 
+from expertdata.envs import make
+
 #: Evaluation seeds start here, far from the seeds recordings use (0, 1, ...), so a policy is judged on
 #: episodes it was not shown.
 EVAL_SEED = 10_000
 
 
-def make_env(env: Any) -> Any:
-    """A gymnasium env from an env or an env id (the package's own ids registered)."""
-    if isinstance(env, str):
-        import gymnasium
-
-        import expertdata.envs  # noqa: F401  (registers the package's own env ids)
-
-        return gymnasium.make(env)
-    return env
-
-
 def episode_returns(act: Callable[[np.ndarray], Any], env: Any, n_episodes: int, seed: int = EVAL_SEED) -> np.ndarray:
     """Returns of ``n_episodes`` episodes, episode ``i`` from ``reset(seed=seed + i)``."""
-    env = make_env(env)
+    env = make(env)
     returns = np.zeros(n_episodes)
     for i in range(n_episodes):
         obs, _ = env.reset(seed=seed + i)

@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from expertdata import atomic, spaces
+from expertdata.envs import make
 from expertdata.errors import UnreadableError, UsageError
 
-from .evaluation import EVAL_SEED, episode_returns, make_env
+from .evaluation import EVAL_SEED, episode_returns
 from .heads import GaussianHead, head_for
 from .nets import VectorFeatures, features_for
 
@@ -26,7 +27,7 @@ CONFIG_FILE, WEIGHTS_FILE = "policy.json", "weights.npz"
 
 def env_spaces(env: Any) -> tuple[dict, dict]:
     """An env's (single) observation and action spaces as JSON."""
-    env = make_env(env)
+    env = make(env)
     obs = getattr(env, "single_observation_space", env.observation_space)
     act = getattr(env, "single_action_space", env.action_space)
     try:
@@ -122,7 +123,7 @@ class Policy(nn.Module):
 
     def evaluate(self, env: Any, n_episodes: int = 20, seed: int = EVAL_SEED) -> tuple[float, float]:
         """Mean and std of the return over ``n_episodes`` deterministic episodes (seeds ``seed``, ``seed+1``...)."""
-        env = make_env(env)  # once: an env id would otherwise be made for the check and again for the episodes
+        env = make(env)  # once: an env id would otherwise be made for the check and again for the episodes
         check_spaces((self.observation_space, self.action_space), env_spaces(env), "the policy", "the env")
         returns = episode_returns(self.act, env, n_episodes, seed)
         return float(returns.mean()), float(returns.std())

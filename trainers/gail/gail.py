@@ -22,9 +22,9 @@ from expertdata import ExpertDataset, atomic
 from expertdata.errors import UsageError
 
 from ..common.distributed import World
-from ..common.evaluation import EVAL_SEED, make_env
+from ..common.evaluation import EVAL_SEED
 from ..common.optim import Adam
-from ..common.policy import Policy, check_spaces, env_spaces, read_saved
+from ..common.policy import Policy, check_spaces, env_spaces
 from ..common.running_stats import RunningMeanStd
 from .discriminator import REWARDS, Discriminator
 from .ppo import ActorCritic, Rollout, gae, ppo_update
@@ -95,14 +95,12 @@ class GAILConfig:
 
 def _vector_env(env: Any, n_envs: int) -> Any:
     """A sync vector env in SAME_STEP autoreset mode from an env id, an env, or a vector env."""
-    import gymnasium
     from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-    import expertdata.envs  # noqa: F401  (registers the package's own env ids)
+    from expertdata.envs import make_vec
 
     if isinstance(env, str):
-        return gymnasium.make_vec(env, num_envs=n_envs, vectorization_mode="sync",
-                                  vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+        return make_vec(env, n_envs, autoreset_mode=AutoresetMode.SAME_STEP)
     if hasattr(env, "num_envs"):
         if env.metadata.get("autoreset_mode") != AutoresetMode.SAME_STEP:
             raise UsageError("GAIL needs a vector env in SAME_STEP autoreset mode (gymnasium.make_vec(..., "
@@ -342,7 +340,7 @@ class GAIL:
         return self.model.policy.action_probability(observation, state, mask, actions, logp)
 
     def evaluate(self, env: Any, n_episodes: int = 20, seed: int = EVAL_SEED) -> tuple[float, float]:
-        return self.model.policy.evaluate(make_env(env), n_episodes, seed)
+        return self.model.policy.evaluate(env, n_episodes, seed)
 
     def pretrain(self, dataset: ExpertDataset | str | Path, progress: bool = True, **bc_config: Any) -> Any:
         """Warm-start the policy by behaviour cloning (``trainers.bc.pretrain``'s config)."""
