@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 from expertdata.experts import pendulum

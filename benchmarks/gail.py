@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 
 from expertdata.experts import pendulum
 from expertdata.recording import generate_expert_traj

@@ -1,6 +1,8 @@
 """Shared test helpers: small datasets built in memory, and the SB2 fixtures beside the repo."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,14 @@ SB2_PENDULUM = SHARED_FIXTURES / "sb2" / "expert_pendulum.npz"
 
 needs_sb2 = pytest.mark.skipif(not SB2_PENDULUM.exists(),
                                reason=f"SB2 fixtures not found at {SHARED_FIXTURES} (they live in ../shared)")
+
+def run_cli(*args, mpi: int = 0) -> subprocess.CompletedProcess:
+    """Run the real ``expertdata`` command in a fresh interpreter, as a user would (on ``mpi`` ranks)."""
+    command = [sys.executable, "-m", "expertdata", *map(str, args)]
+    if mpi:
+        command = [str(Path(sys.executable).parent / "mpirun"), "-n", str(mpi)] + command
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
 
 SUFFIXES = {"npz": ".npz", "hdf5": ".h5", "zarr": ".zarr", "zarr-zip": ".zarr.zip"}
 

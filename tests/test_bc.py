@@ -3,8 +3,6 @@ repeatability, the plugin CLI, MPI and warm starts."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -13,13 +11,13 @@ import pytest
 import torch
 
 import expertdata
-from expertdata import ExpertDataset
 from expertdata.experts import pendulum
 from expertdata.recording import generate_expert_traj
 from trainers import bc as bc_module
 from trainers.bc import BC
 from trainers.common.evaluation import episode_returns
 
+from .conftest import run_cli
 from .test_recording import TinyEnv
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -161,18 +159,11 @@ def test_pretrain_a_stable_baselines3_policy_in_place():
     assert episode_returns(act, "CartPole-v1", 10).mean() >= 450
 
 
-def _cli(*args, mpi: int = 0):
-    command = [sys.executable, "-m", "expertdata", *map(str, args)]
-    if mpi:
-        command = [str(Path(sys.executable).parent / "mpirun"), "-n", str(mpi)] + command
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
-
-
 def test_train_bc_from_the_command_line(tmp_path):
-    listing = _cli("train", "--list")
+    listing = run_cli("train", "--list")
     assert listing.returncode == 0 and "bc:" in listing.stdout and "--learning-rate" in listing.stdout
     out = tmp_path / "policy"
-    result = _cli("train", "bc", FIXTURES / "cartpole.npz", "--env", "CartPole-v1", "--out", out,
+    result = run_cli("train", "bc", FIXTURES / "cartpole.npz", "--env", "CartPole-v1", "--out", out,
                   "--traj-limitation", "1", "--seed", "0", "--n-epochs", "200", "--learning-rate", "1e-3",
                   "--net-arch", "32,32")
     assert result.returncode == 0, result.stderr
@@ -180,19 +171,19 @@ def test_train_bc_from_the_command_line(tmp_path):
     assert summary["eval_return_mean"] >= 450 and summary["config"]["net_arch"] == [32, 32]
     assert (out / "log.csv").read_text().startswith("epoch,steps,train_loss,val_loss")
     assert bc_module.load(out, env="CartPole-v1").policy.net_arch == (32, 32)
-    again = _cli("train", "bc", FIXTURES / "cartpole.npz", "--out", out)
+    again = run_cli("train", "bc", FIXTURES / "cartpole.npz", "--out", out)
     assert again.returncode == 2 and "--overwrite" in again.stderr
     for args, message in ((["--n-epoch", "3"], "unknown option '--n-epoch'"),
                           (["--n-epochs", "x"], "--n-epochs: cannot read 'x' as int"),
                           (["--env", "CartPole-v1", "--overwrite"], "observation spaces differ")):
-        bad = _cli("train", "bc", FIXTURES / "pendulum.npz", "--out", tmp_path / "x", *args)
+        bad = run_cli("train", "bc", FIXTURES / "pendulum.npz", "--out", tmp_path / "x", *args)
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
-    assert _cli("train", "nope", FIXTURES / "pendulum.npz", "--out", tmp_path / "y").returncode == 2
+    assert run_cli("train", "nope", FIXTURES / "pendulum.npz", "--out", tmp_path / "y").returncode == 2
 
 
 def test_mpi_data_parallel_training_keeps_parameters_identical(tmp_path):
     out = tmp_path / "policy"
-    result = _cli("train", "bc", FIXTURES / "pendulum.npz", "--env", "Pendulum-v1", "--out", out, "--seed", "0",
+    result = run_cli("train", "bc", FIXTURES / "pendulum.npz", "--env", "Pendulum-v1", "--out", out, "--seed", "0",
                   "--n-epochs", "100", "--learning-rate", "1e-3", mpi=2)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("wrote") == 1  # rank 0 alone saves and reports

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +12,7 @@ from click.testing import CliRunner
 import expertdata
 from expertdata.cli import main
 
-from .conftest import make_arrays, make_dataset
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    """Run the real command in a fresh interpreter, as a user would."""
-    return subprocess.run([sys.executable, "-m", "expertdata", *map(str, args)], capture_output=True, text=True)
+from .conftest import make_arrays, make_dataset, run_cli
 
 
 def _files(folder: Path) -> list[str]:
@@ -73,16 +66,16 @@ def test_convert_with_traj_limitation_records_its_parent(good, tmp_path):
         assert ds.n_episodes == 1 and ds.n_transitions == 6
         assert ds.metadata["lineage"][-1]["operation"] == "traj_limitation"
         assert ds.metadata["lineage"][-1]["parent_digest"] == expertdata.digest(parent)
-    too_many = run("convert", good, tmp_path / "x.h5", "--traj-limitation", "3")
+    too_many = run_cli("convert", good, tmp_path / "x.h5", "--traj-limitation", "3")
     assert too_many.returncode == 2 and "holds 2 episodes" in too_many.stderr
 
 
 def test_existing_destination_needs_overwrite(good, tmp_path):
     out = tmp_path / "copy.h5"
     assert CliRunner().invoke(main, ["convert", str(good), str(out)]).exit_code == 0
-    again = run("convert", good, out)
+    again = run_cli("convert", good, out)
     assert again.returncode == 2 and "--overwrite" in again.stderr
-    assert run("convert", good, out, "--overwrite").returncode == 0
+    assert run_cli("convert", good, out, "--overwrite").returncode == 0
 
 
 def _truncated(tmp_path, good):
@@ -127,11 +120,11 @@ def test_bad_input_gets_one_line_the_exit_code_and_no_output(tmp_path, good, mak
     bad = tmp_path / "bad.npz"
     before = sorted(tmp_path.iterdir())
     for args in (["convert", bad, tmp_path / "out.zarr"], ["info", bad], ["verify", bad, "--digest", "x"]):
-        result = run(*args)
+        result = run_cli(*args)
         assert result.returncode == code, (args, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    validation = run("validate", bad)
+    validation = run_cli("validate", bad)
     assert validation.returncode == code and message in validation.stdout + validation.stderr
     assert "Traceback" not in validation.stderr
     assert sorted(tmp_path.iterdir()) == before
@@ -182,7 +175,7 @@ def test_damaged_hdf5_and_zarr_are_unreadable_not_tracebacks(tmp_path, good):
     _corrupt_chunk(zarr)
     for bad in (h5, zarr):
         for args in (["validate", bad], ["convert", bad, tmp_path / "out.npz"], ["info", bad]):
-            result = run(*args)
+            result = run_cli(*args)
             assert result.returncode == 2, (args, result.stdout, result.stderr)
             assert "Traceback" not in result.stderr and str(bad) in result.stdout + result.stderr
     assert not (tmp_path / "out.npz").exists()
@@ -190,15 +183,15 @@ def test_damaged_hdf5_and_zarr_are_unreadable_not_tracebacks(tmp_path, good):
 
 def test_record_validate_convert_from_the_command_line(tmp_path):
     out = tmp_path / "pendulum.zarr"
-    result = run("record", "Pendulum-v1", "--expert", "pendulum", "--episodes", "4", "--out", out, "--num-envs", "2")
+    result = run_cli("record", "Pendulum-v1", "--expert", "pendulum", "--episodes", "4", "--out", out, "--num-envs", "2")
     assert result.returncode == 0, result.stderr
     assert "4 episodes, 800 transitions" in result.stdout
-    serial = run("record", "Pendulum-v1", "--expert", "expertdata.experts:pendulum", "--episodes", "4",
+    serial = run_cli("record", "Pendulum-v1", "--expert", "expertdata.experts:pendulum", "--episodes", "4",
                  "--out", tmp_path / "serial.h5")
     assert serial.returncode == 0, serial.stderr
     assert expertdata.digest(expertdata.load(out)) == expertdata.digest(expertdata.load(tmp_path / "serial.h5"))
-    again = run("record", "Pendulum-v1", "--expert", "pendulum", "--episodes", "1", "--out", out)
+    again = run_cli("record", "Pendulum-v1", "--expert", "pendulum", "--episodes", "1", "--out", out)
     assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
-    bad = run("record", "CartPole-v1", "--expert", "pendulum", "--episodes", "1", "--out", tmp_path / "x.npz")
+    bad = run_cli("record", "CartPole-v1", "--expert", "pendulum", "--episodes", "1", "--out", tmp_path / "x.npz")
     assert bad.returncode == 1 and "episode 0 (seed 0), step 0: the expert raised" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.npz").exists()

@@ -3,17 +3,16 @@ checked against controls on a reduced budget (the full figures are in benchmarks
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 import expertdata
 from trainers.gail import GAIL, load
+
+from .conftest import run_cli
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SMALL = dict(n_envs=2, n_steps=64, batch_size=64, n_epochs=2)
@@ -85,17 +84,10 @@ def test_images_through_cnn_policy_and_discriminator():
     assert model.num_timesteps == 288 and model.predict(np.zeros((16, 16, 3), np.uint8))[0].shape == ()
 
 
-def _cli(*args, mpi: int = 0):
-    command = [sys.executable, "-m", "expertdata", *map(str, args)]
-    if mpi:
-        command = [str(Path(sys.executable).parent / "mpirun"), "-n", str(mpi)] + command
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.parametrize("ranks", [0, 2])
 def test_train_gail_from_the_command_line(tmp_path, ranks):
     out = tmp_path / "gail"
-    result = _cli("train", "gail", FIXTURES / "cartpole.npz", "--env", "CartPole-v1", "--out", out, "--seed", "0",
+    result = run_cli("train", "gail", FIXTURES / "cartpole.npz", "--env", "CartPole-v1", "--out", out, "--seed", "0",
                   "--steps", "4000", "--n-envs", "2", "--n-steps", "128", "--checkpoint-interval", "2",
                   "--reward", "logit", mpi=ranks)
     assert result.returncode == 0, result.stderr

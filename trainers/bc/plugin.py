@@ -5,7 +5,6 @@ import dataclasses
 import time
 from typing import Any
 
-from ..common.distributed import World
 from ..plugins import TrainerPlugin, TrainRequest, write_outputs
 from .trainer import BC, BCConfig
 
