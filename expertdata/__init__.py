@@ -5,7 +5,7 @@
 >>> expertdata.validate(ds).ok
 True
 >>> expertdata.convert("fixtures/pendulum.npz", "/tmp/pendulum.zarr", overwrite=True).digest  # doctest: +ELLIPSIS
-'sha256:...'
+'blake3:...'
 """
 from .dataset import Dataset
 from .digest import digest

@@ -129,7 +129,7 @@ def info(path: str, as_json: bool, no_digest: bool) -> None:
 
 @main.command()
 @click.argument("path", type=click.Path())
-@click.option("--digest", "expected", required=True, help="The digest the sender published (sha256:...).")
+@click.option("--digest", "expected", required=True, help="The digest the sender published (blake3:...).")
 def verify(path: str, expected: str) -> None:
     """Check that PATH holds exactly the content whose digest is given; exit 0 if so, 1 if not."""
     expected = expected if expected.startswith(PREFIX) else PREFIX + expected

@@ -96,8 +96,10 @@ class ZarrSink(ChunkedSink):
                 attrs: dict[str, str]) -> Any:
         method, level = self._compression
         compressors = None if method == "none" else _CODECS[method](level)
+        # Every chunk is written, even one that equals the fill value: checking each chunk for it took more
+        # than half of an uncompressed write.
         return self._group.create_array(name, shape=shape, dtype=dtype, chunks=chunks, compressors=compressors,
-                                        fill_value=0, attributes=attrs)
+                                        fill_value=0, attributes=attrs, config={"write_empty_chunks": True})
 
     def _resize(self, array: Any, rows: int) -> None:
         array.resize((rows,) + array.shape[1:])
