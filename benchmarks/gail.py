@@ -83,14 +83,17 @@ def run(env_id: str, dataset: Path, traj_limitation: int, config: dict, steps: i
             "split": {k: statistics.median(e[k] for e in logs) for k in logs[-1] if k.startswith("time_")}}
 
 
-def reached(curve: list, threshold: float) -> tuple[int | None, float | None, bool]:
-    """Steps and seconds at the first score >= threshold, and whether the score then stayed at least 0.8
-    (a normalised score) or 80% of the threshold (a return) for the rest of the run."""
-    floor = 0.8 if threshold <= 1 else 0.8 * threshold
+def reached(curve: list, threshold: float) -> tuple[int | None, float | None, list[float]]:
+    """Steps and seconds at the first score >= threshold, and the scores from there to the end of the run
+    (no collapse: they all stay at least 0.8 for a normalised score, or 80% of the threshold for a return)."""
     for i, (steps, seconds, value) in enumerate(curve):
         if value >= threshold:
-            return steps, seconds, all(v >= floor for _, _, v in curve[i:])
-    return None, None, False
+            return steps, seconds, [v for _, _, v in curve[i:]]
+    return None, None, []
+
+
+def floor(threshold: float) -> float:
+    return 0.8 if threshold <= 1 else 0.8 * threshold
 
 
 def mpi_run(ranks: int, steps: int) -> dict:
@@ -131,11 +134,15 @@ def main() -> None:
                 hits = [reached(r["curve"], threshold) for r in runs]
                 finals = [r["curve"][-1][2] for r in runs]
                 best = [max(v for _, _, v in r["curve"]) for r in runs]
-                print(f"  {name}: reached in {sum(h[0] is not None for h in hits)}/{len(hits)} seeds; "
+                steady = sum(h[0] is not None and min(h[2]) >= floor(threshold) for h in hits)
+                print(f"  {name}: reached in {sum(h[0] is not None for h in hits)}/{len(hits)} seeds, "
+                      f"without a later collapse in {steady}; "
                       f"final score median {statistics.median(finals):.3f}, best median {statistics.median(best):.3f}")
                 for seed, (hit, r) in enumerate(zip(hits, runs)):
-                    where = f"at {hit[0]} steps, {hit[1]:.1f} s, {'no collapse' if hit[2] else 'COLLAPSED'}" \
-                        if hit[0] is not None else "not reached"
+                    below = sum(v < floor(threshold) for v in hit[2])
+                    where = (f"at {hit[0]} steps, {hit[1]:.1f} s, then lowest {min(hit[2]):.2f}, "
+                             f"{below}/{len(hit[2])} later scores below {floor(threshold):g}"
+                             if hit[0] is not None else "not reached")
                     print(f"    seed {seed}: {where}; curve " +
                           " ".join(f"{s // 1000}k:{v:.2f}" for s, _, v in r["curve"][::max(1, len(r['curve']) // 12)]))
                 if name == "gail":

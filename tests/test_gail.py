@@ -8,6 +8,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 import expertdata
 from trainers.gail import GAIL, load
@@ -51,6 +52,25 @@ def test_spaces_are_checked_and_reward_forms_named():
         GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", reward="survival")
     with pytest.raises(expertdata.UsageError, match="SAME_STEP"):
         GAIL(None, gym.make_vec("Pendulum-v1", num_envs=2, vectorization_mode="sync"), FIXTURES / "pendulum.npz")
+
+
+def test_an_untrained_discriminator_is_indifferent_so_the_logit_reward_pays_nothing():
+    model = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, **SMALL)
+    obs = torch.as_tensor(np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32))
+    actions = torch.as_tensor(np.random.default_rng(1).integers(0, 2, (50, 1)))
+    assert torch.equal(model.discriminator.reward(obs, actions, "logit"), torch.zeros(50))
+    assert torch.allclose(model.discriminator.reward(obs, actions, "positive"), torch.full((50,), np.log(2.0)))
+
+
+def test_ppo_updates_stop_once_the_policy_moves_past_target_kl():
+    def updates(target_kl):
+        model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, n_envs=2, n_steps=256,
+                     batch_size=64, n_epochs=10, g_step=1, learning_rate=3e-3, target_kl=target_kl)
+        return model.learn(512).logs[-1]
+
+    free, held = updates(None), updates(1e-4)
+    assert free["policy_updates"] == 10 * 512 // 64
+    assert 1 <= held["policy_updates"] < free["policy_updates"] and held["approx_kl"] <= 1.5e-4
 
 
 def test_a_resumed_run_continues_exactly(tmp_path):
@@ -106,3 +126,16 @@ def test_cartpole_is_imitated_and_the_untrained_discriminator_control_is_not():
     control = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, train_discriminator=False).learn(45_000)
     imitated, untrained = gail.evaluate("CartPole-v1", 10)[0], control.evaluate("CartPole-v1", 10)[0]
     assert imitated >= 400 and untrained < 200
+
+
+def test_pendulum_is_imitated():
+    """Reduced: 80k steps, one seed, a margin below the 0.9 goal (benchmarks/gail.py: 300k steps, 5 seeds)."""
+    from expertdata.experts import pendulum
+    from trainers.common.evaluation import episode_returns
+
+    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", gamma=0.9, seed=0).learn(80_000)
+    env = gym.make("Pendulum-v1")
+    env.action_space.seed(0)
+    low = episode_returns(lambda obs: env.action_space.sample(), "Pendulum-v1", 10).mean()
+    high = episode_returns(pendulum, "Pendulum-v1", 10).mean()
+    assert (model.evaluate("Pendulum-v1", 10)[0] - low) / (high - low) >= 0.75

@@ -48,6 +48,10 @@ class Discriminator(nn.Module):
             self.register_buffer("act_high", high)
         self.net = mlp([obs_size + action_size(action_space), hidden_size, hidden_size, 1], "tanh",
                        last_activation=False)
+        # An untrained discriminator is indifferent: D = 1/2 everywhere, so the logit reward starts at 0
+        # and pays for nothing, surviving included, until the discriminator has learned something.
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
 
     def set_observation_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
         if self.normalizer is not None:

@@ -37,7 +37,8 @@ class GAILConfig:
     """GAIL's hyperparameters: SB2's names first, then the PPO generator's. Defaults differ from SB2's
     where measurement said so (``benchmarks/gail.py``): 32 discriminator updates per iteration at 1e-3
     (SB2's single update at 3e-4 leaves the discriminator too weak to guide a PPO generator), the
-    ``logit`` reward (no survival bonus), and a gradient penalty of 10 (keeps imitation from collapsing).
+    ``logit`` reward (no survival bonus), a gradient penalty of 1 (keeps the reward smooth), and PPO
+    updates stopped at a KL of 0.02 from the rollout's policy (fewer relapses once imitation is reached).
 
     :param hidden_size_adversary: units in each of the discriminator's two hidden layers.
     :param adversary_entcoeff: weight of the discriminator's entropy bonus.
@@ -51,6 +52,8 @@ class GAILConfig:
     :param n_steps: steps per env per rollout.
     :param learning_rate, n_epochs, batch_size, gamma, gae_lambda, clip_range, ent_coef, vf_coef,
         max_grad_norm: PPO's usual parameters.
+    :param target_kl: stop a PPO update early once the policy's KL from the rollout's passes 1.5 times
+        this (``None``: always ``n_epochs``).
     :param anneal_lr: decay the generator's learning rate linearly to zero over ``learn``'s total steps.
     :param net_arch: hidden layers of the actor's and the critic's MLPs.
     :param normalize_obs: normalise observations by running statistics (MPI-synchronised).
@@ -65,7 +68,7 @@ class GAILConfig:
     d_step: int = 32
     d_stepsize: float = 1e-3
     reward: str = "logit"
-    gradient_penalty: float = 10.0
+    gradient_penalty: float = 1.0
     train_discriminator: bool = True
     n_envs: int = 8
     n_steps: int = 128
@@ -78,6 +81,7 @@ class GAILConfig:
     ent_coef: float = 0.0
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
+    target_kl: float | None = 0.02
     anneal_lr: bool = False
     net_arch: tuple[int, ...] = (64, 64)
     normalize_obs: bool = True

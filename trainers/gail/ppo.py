@@ -6,7 +6,7 @@ truncated episode's last step is at hand (``final_obs``) and its value bootstrap
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -79,34 +79,50 @@ def gae(rewards: np.ndarray, rollout: Rollout, gamma: float, lam: float) -> tupl
 def ppo_update(model: ActorCritic, optimizer: Adam, params: list[nn.Parameter], rollout: Rollout,
                advantages: np.ndarray, returns: np.ndarray, config: Any, rng: np.random.Generator,
                world: World) -> dict[str, float]:
-    """``n_epochs`` passes of clipped-objective minibatch updates; gradients averaged over ranks."""
+    """Up to ``n_epochs`` passes of clipped-objective minibatch updates; gradients averaged over ranks.
+
+    With ``config.target_kl``, the update stops before a minibatch step once the policy has moved more
+    than 1.5 times that from the rollout's (by the KL estimate ``E[(r - 1) - log r]``, averaged over
+    ranks with the gradients, so every rank stops at the same step).
+    """
     obs, actions = torch.as_tensor(rollout.flat("obs")), torch.as_tensor(rollout.flat("actions"))
     old_logp = torch.as_tensor(rollout.flat("log_probs"))
     adv, ret = torch.as_tensor(advantages.reshape(-1)), torch.as_tensor(returns.reshape(-1))
     n = len(obs)
     head, policy = model.policy.head, model.policy
-    stats = np.zeros(4)
+    stats = np.zeros(5)
     updates = 0
-    for _ in range(config.n_epochs):
-        order = rng.permutation(n)
-        for begin in range(0, n - config.batch_size + 1, config.batch_size):
-            rows = torch.as_tensor(order[begin:begin + config.batch_size])
-            params_ = policy(obs[rows])
-            logp = head.log_prob(params_, actions[rows])
-            a = adv[rows]
-            a = (a - a.mean()) / (a.std() + 1e-8)
-            ratio = torch.exp(logp - old_logp[rows])
-            policy_loss = -torch.min(ratio * a, ratio.clamp(1 - config.clip_range, 1 + config.clip_range) * a).mean()
-            value_loss = ((model.value(obs[rows]) - ret[rows]) ** 2).mean()
-            entropy = head.entropy(params_).mean()
-            loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy
-            grads = world.average(torch.autograd.grad(loss, params))
-            norm = _clip(grads, config.max_grad_norm)
-            optimizer.step(grads)
-            stats += (float(policy_loss.detach()), float(value_loss.detach()), float(entropy.detach()), float(norm))
-            updates += 1
+    for rows in _minibatches(n, config.batch_size, config.n_epochs, rng):
+        params_ = policy(obs[rows])
+        logp = head.log_prob(params_, actions[rows])
+        a = adv[rows]
+        a = (a - a.mean()) / (a.std() + 1e-8)
+        log_ratio = logp - old_logp[rows]
+        ratio = torch.exp(log_ratio)
+        policy_loss = -torch.min(ratio * a, ratio.clamp(1 - config.clip_range, 1 + config.clip_range) * a).mean()
+        value_loss = ((model.value(obs[rows]) - ret[rows]) ** 2).mean()
+        entropy = head.entropy(params_).mean()
+        loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy
+        kl = ((ratio - 1) - log_ratio).mean().detach().reshape(1)
+        *grads, kl = world.average(list(torch.autograd.grad(loss, params)) + [kl])
+        if config.target_kl is not None and float(kl) > 1.5 * config.target_kl:
+            break
+        norm = _clip(grads, config.max_grad_norm)
+        optimizer.step(grads)
+        stats += (float(policy_loss.detach()), float(value_loss.detach()), float(entropy.detach()), float(norm),
+                  float(kl))
+        updates += 1
     stats /= max(updates, 1)
-    return {"policy_loss": stats[0], "value_loss": stats[1], "entropy": stats[2], "grad_norm": stats[3]}
+    return {"policy_loss": stats[0], "value_loss": stats[1], "entropy": stats[2], "grad_norm": stats[3],
+            "approx_kl": stats[4], "policy_updates": updates}
+
+
+def _minibatches(n: int, size: int, epochs: int, rng: np.random.Generator) -> Iterator[torch.Tensor]:
+    """Row indices of ``epochs`` shuffled passes over ``n`` rows, ``size`` at a time (a short tail is left out)."""
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        for begin in range(0, n - size + 1, size):
+            yield torch.as_tensor(order[begin:begin + size])
 
 
 def _clip(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
