@@ -6,16 +6,16 @@
 Converts .npz -> Zarr -> HDF5 -> .npz, each step in a fresh process, and prints medians over the runs:
 throughput in MB/s and its ratio to a plain file copy of the same .npz measured in the same run (the
 median of the per-run ratios), peak resident memory beside the idle baseline of a process that imports
-the same modules, and the CPU seconds used. Timing starts after the imports, so it measures the conversion's throughput, not the
-interpreter's start-up. Goals (with compression off): at least half the copy's throughput; peak memory
-under a quarter of the dataset.
+the same modules, and the CPU seconds used. Timing starts after the imports, so it measures the
+conversion's throughput, not the interpreter's start-up. Goals (with compression off): at least half the
+copy's throughput; peak memory under a quarter of the dataset.
 
 Every step, the copy included, writes a new output under the same conditions: its previous output is
 deleted and dirty pages are written back (``sync``). Then memory is warmed: this machine is a VM that
 hands freed memory back to its host, and memory the guest has not touched for a few seconds costs several
 times more to fill (about 0.5 GB/s here), which would make every step, the copy included, as slow as that.
 The parent touches ``--warm-gigabytes`` of memory and frees it just before each step, so every step runs
-as on a machine where memory is simply free; ``--warm-gigabytes 0`` measures the cold case instead.
+as on a machine where memory is simply free; ``--warm-gigabytes 0`` leaves memory as it is (cold after a few idle seconds).
 """
 from __future__ import annotations
 
