@@ -93,6 +93,7 @@ def reached(curve: list, threshold: float) -> tuple[int | None, float | None, li
 
 
 def floor(threshold: float) -> float:
+    """The score a run must not fall below once it has reached ``threshold``."""
     return 0.8 if threshold <= 1 else 0.8 * threshold
 
 
