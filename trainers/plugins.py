@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import types
 import typing
 from dataclasses import dataclass
@@ -118,6 +119,29 @@ def parse_config(config_class: type, args: list[str], **fixed: Any) -> Any:
             raise UsageError(f"unknown option {arg!r} for this trainer; its options: {valid}")
         values[key] = _convert(text, hints[key], arg)
     return config_class(**values, **{k: v for k, v in fixed.items() if k in names})
+
+
+#: Episodes a trained policy is evaluated on before it is saved.
+EVAL_EPISODES = 20
+
+
+def finish(name: str, request: TrainRequest, config: Any, started: float, model: Any, world: Any,
+           rows: list[dict], **results: Any) -> dict[str, Any]:
+    """What every trainer ends with: the summary (the request, the config, the ranks, the seconds since
+    ``started`` and the trainer's own ``results``), then, on rank 0 alone, an evaluation on the env (when
+    one is given), ``model.save(request.out)`` and the log and summary beside it. Every rank must call it
+    with ``results`` already gathered (collective checks included); it returns the summary."""
+    summary: dict[str, Any] = {"trainer": name, "saved": world.is_root, "dataset": str(request.dataset),
+                               "env": request.env_id, "traj_limitation": request.traj_limitation,
+                               "ranks": world.size, "config": dataclasses.asdict(config),
+                               "seconds": time.perf_counter() - started, **results}
+    if world.is_root:
+        if request.env_id is not None:
+            mean, std = model.evaluate(request.env_id, n_episodes=EVAL_EPISODES)
+            summary.update(eval_return_mean=mean, eval_return_std=std, eval_episodes=EVAL_EPISODES)
+        model.save(request.out)
+        write_outputs(request.out, rows, summary)
+    return summary
 
 
 def write_outputs(out: Path, rows: list[dict], summary: dict) -> None:

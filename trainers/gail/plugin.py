@@ -9,7 +9,7 @@ from typing import Any
 from expertdata import ExpertDataset
 from expertdata.errors import UsageError
 
-from ..plugins import TrainerPlugin, TrainRequest, write_outputs
+from ..plugins import TrainerPlugin, TrainRequest, finish
 from .gail import GAIL, GAILConfig
 
 
@@ -38,18 +38,9 @@ def run(request: TrainRequest, config: GAILRun) -> dict[str, Any]:
     model.learn(config.steps, log_interval=config.log_interval,
                 checkpoint_dir=request.out.with_name(request.out.name + "-checkpoints"),
                 progress=request.progress)
-    summary: dict[str, Any] = {"trainer": "gail", "saved": model.world.is_root, "dataset": str(request.dataset),
-                               "env": request.env_id, "traj_limitation": request.traj_limitation,
-                               "ranks": model.world.size, "config": dataclasses.asdict(config),
-                               "timesteps": model.num_timesteps, "seconds": time.perf_counter() - start,
-                               "parameters_identical_across_ranks": model.world.identical(model.model),
-                               "last_log": model.logs[-1] if model.logs else None}
-    if model.world.is_root:
-        mean, std = model.evaluate(request.env_id, n_episodes=20)
-        summary.update(eval_return_mean=mean, eval_return_std=std, eval_episodes=20)
-        model.save(request.out)
-        write_outputs(request.out, model.logs, summary)
-    return summary
+    return finish("gail", request, config, start, model, model.world, model.logs, timesteps=model.num_timesteps,
+                  parameters_identical_across_ranks=model.world.identical(model.model),
+                  last_log=model.logs[-1] if model.logs else None)
 
 
 PLUGIN = TrainerPlugin("gail", "generative adversarial imitation learning (SB2's GAIL), PPO generator", GAILRun, run)
