@@ -57,6 +57,8 @@ def test_convert_info_and_verify_end_to_end(good, tmp_path):
     assert CliRunner().invoke(main, ["verify", str(out), "--digest", digest]).exit_code == 0
     wrong = CliRunner().invoke(main, ["verify", str(good), "--digest", "blake3:" + "0" * 64])
     assert wrong.exit_code == 1 and "does not match" in wrong.output
+    other = run_cli("verify", good, "--digest", "sha256:" + "0" * 64)
+    assert other.returncode == 2 and "a sha256 digest" in other.stderr and "Traceback" not in other.stderr
 
 
 def test_convert_with_traj_limitation_records_its_parent(good, tmp_path):
