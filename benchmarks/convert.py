@@ -6,9 +6,11 @@
 Converts .npz -> Zarr -> HDF5 -> .npz, each step in a fresh process, and prints medians over the runs:
 throughput in MB/s and its ratio to a plain file copy of the same .npz measured in the same run (the
 median of the per-run ratios), peak resident memory beside the idle baseline of a process that imports
-the same modules, and the CPU seconds used. Timing starts after the imports, so it measures the
-conversion's throughput, not the interpreter's start-up. Goals (with compression off): at least half the
-copy's throughput; peak memory under a quarter of the dataset.
+the same modules, and the CPU seconds used. One more row times the source's content digest alone (read
+and hash, nothing written): a conversion does that twice, for the source and for the copy it reads back.
+Timing starts after the imports, so it measures the conversion's throughput, not the interpreter's
+start-up. Goals (with compression off): at least half the copy's throughput; peak memory under a quarter
+of the dataset.
 
 Every step, the copy included, writes a new output under the same conditions: its previous output is
 deleted and dirty pages are written back (``sync``). Then memory is warmed: this machine is a VM that
@@ -100,6 +102,7 @@ def main() -> None:
             "npz -> zarr": (timed(f"expertdata.convert({str(src)!r}, {str(zarr)!r}, options={options})"), zarr),
             "zarr -> hdf5": (timed(f"expertdata.convert({str(zarr)!r}, {str(hdf5)!r}, options={options})"), hdf5),
             "hdf5 -> npz": (timed(f"expertdata.convert({str(hdf5)!r}, {str(back)!r})"), back),
+            "digest .npz (no write)": (timed(f"expertdata.digest(expertdata.load({str(src)!r}))"), None),
             IDLE: (timed("pass"), None),
         }
         results: dict[str, list[tuple[float, int, float]]] = {name: [] for name in steps}

@@ -17,6 +17,7 @@ from .conftest import run_cli
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SMALL = dict(n_envs=2, n_steps=64, batch_size=64, n_epochs=2)
+PENDULUM = dict(gamma=0.9, n_steps=256, n_epochs=30, anneal_lr=True, g_step=1)  # as benchmarks/gail.py runs it
 
 
 def test_sb2s_interface(tmp_path):
@@ -129,13 +130,14 @@ def test_cartpole_is_imitated_and_the_untrained_discriminator_control_is_not():
 
 
 def test_pendulum_is_imitated():
-    """Reduced: 80k steps, one seed, a margin below the 0.9 goal (benchmarks/gail.py: 300k steps, 5 seeds)."""
+    """Reduced: 80k steps, one seed, a margin below the 0.9 goal (benchmarks/gail.py: 300k steps, 5 seeds;
+    seeds 0-3 score 0.95-0.97 here)."""
     from expertdata.experts import pendulum
     from trainers.common.evaluation import episode_returns
 
-    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", gamma=0.9, seed=0).learn(80_000)
+    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, **PENDULUM).learn(80_000)
     env = gym.make("Pendulum-v1")
     env.action_space.seed(0)
     low = episode_returns(lambda obs: env.action_space.sample(), "Pendulum-v1", 10).mean()
     high = episode_returns(pendulum, "Pendulum-v1", 10).mean()
-    assert (model.evaluate("Pendulum-v1", 10)[0] - low) / (high - low) >= 0.75
+    assert (model.evaluate("Pendulum-v1", 10)[0] - low) / (high - low) >= 0.8
