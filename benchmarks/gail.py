@@ -5,10 +5,10 @@
 
 Every quality figure is printed beside two controls run the same way: GAIL on demonstrations from a
 uniform random policy, and GAIL whose discriminator is never trained. Scores are measured at most every
-6k env steps (a whole number of iterations) on 10 deterministic evaluation episodes (seeds 10000+, never used for recording); wall time
-counts training only.
+6k env steps (a whole number of iterations) on 10 deterministic evaluation episodes (seeds 10000+, never
+used for recording); wall time counts training only.
 
-- pendulum: Pendulum-v1 from the 10-episode fixture; score normalised between a random policy (0) and
+- pendulum: Pendulum-v1 from the 10-episode fixture, with ``PENDULUM``'s settings; score normalised between a random policy (0) and
   the expert (1) on the evaluation seeds; threshold 0.9 within 300k steps; after the threshold is first
   reached the score must stay at least 0.8 (no collapse).
 - cartpole: CartPole-v1 from the 10-episode fixture, reward ``logit`` (no survival bonus); threshold a mean

@@ -132,6 +132,7 @@ def info(path: str, as_json: bool, no_digest: bool) -> None:
 @click.option("--digest", "expected", required=True, help="The digest the sender published (blake3:...).")
 def verify(path: str, expected: str) -> None:
     """Check that PATH holds exactly the content whose digest is given; exit 0 if so, 1 if not."""
+    expected = expected.strip().lower()
     algorithm, named, _ = expected.partition(":")
     if named and f"{algorithm}:" != PREFIX:
         raise UsageError(f"--digest is a {algorithm} digest, but expertdata's digests are BLAKE3 ({PREFIX}...); "

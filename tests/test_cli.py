@@ -55,6 +55,7 @@ def test_convert_info_and_verify_end_to_end(good, tmp_path):
     assert summary["episodes"] == 2 and summary["episode_lengths"] == {"min": 6, "mean": 6, "max": 6}
     assert summary["fields"]["obs"]["chunks"] and summary["size_on_disk"] > 0
     assert CliRunner().invoke(main, ["verify", str(out), "--digest", digest]).exit_code == 0
+    assert CliRunner().invoke(main, ["verify", str(out), "--digest", f" {digest.upper()} "]).exit_code == 0
     wrong = CliRunner().invoke(main, ["verify", str(good), "--digest", "blake3:" + "0" * 64])
     assert wrong.exit_code == 1 and "does not match" in wrong.output
     other = run_cli("verify", good, "--digest", "sha256:" + "0" * 64)
