@@ -54,7 +54,8 @@ class GAILConfig:
         max_grad_norm: PPO's usual parameters.
     :param target_kl: stop a PPO update early once the policy's KL from the rollout's passes 1.5 times
         this (``None``: always ``n_epochs``).
-    :param anneal_lr: decay the generator's learning rate linearly to zero over ``learn``'s total steps.
+    :param anneal_lr: decay the generator's learning rate linearly to zero over ``learn``'s total steps
+        (``learning_rate * (1 - steps so far / total_timesteps)``, counting the steps of earlier calls).
     :param net_arch: hidden layers of the actor's and the critic's MLPs.
     :param normalize_obs: normalise observations by running statistics (MPI-synchronised).
     :param normalize_reward: scale learned rewards by the running std of their discounted sum.
