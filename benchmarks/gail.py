@@ -39,7 +39,9 @@ EVAL_STEPS = 6144  # scored every k iterations, the largest k that spans at most
 # over the run), each followed by the discriminator's: they stop the relapses the defaults show once the
 # expert is reached (docs/gail.md).
 PENDULUM = dict(gamma=0.9, n_steps=256, n_epochs=30, anneal_lr=True, g_step=1)
-CARTPOLE: dict = {}
+# Twice the discriminator's updates per iteration: it then keeps the random-demonstration control from
+# learning to balance (docs/gail.md).
+CARTPOLE = dict(d_step=64)
 TASKS = {
     "pendulum": ("Pendulum-v1", FIXTURES / "pendulum.npz", -1, PENDULUM, 0.9, 300_000),
     "cartpole": ("CartPole-v1", FIXTURES / "cartpole.npz", -1, CARTPOLE, 475.0, 100_000),

@@ -18,6 +18,7 @@ from .conftest import run_cli
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SMALL = dict(n_envs=2, n_steps=64, batch_size=64, n_epochs=2)
 PENDULUM = dict(gamma=0.9, n_steps=256, n_epochs=30, anneal_lr=True, g_step=1)  # as benchmarks/gail.py runs it
+CARTPOLE = dict(d_step=64)  # likewise
 
 
 def test_sb2s_interface(tmp_path):
@@ -123,8 +124,9 @@ def test_train_gail_from_the_command_line(tmp_path, ranks):
 
 def test_cartpole_is_imitated_and_the_untrained_discriminator_control_is_not():
     """Reduced: 45k steps, one seed (benchmarks/gail.py runs 100k steps on 5 seeds and both controls)."""
-    gail = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0).learn(45_000)
-    control = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, train_discriminator=False).learn(45_000)
+    gail = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, **CARTPOLE).learn(45_000)
+    control = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, train_discriminator=False,
+                   **CARTPOLE).learn(45_000)
     imitated, untrained = gail.evaluate("CartPole-v1", 10)[0], control.evaluate("CartPole-v1", 10)[0]
     assert imitated >= 400 and untrained < 200
 
