@@ -17,7 +17,8 @@ deleted and dirty pages are written back (``sync``). Then memory is warmed: this
 hands freed memory back to its host, and memory the guest has not touched for a few seconds costs several
 times more to fill (about 0.5 GB/s here), which would make every step, the copy included, as slow as that.
 The parent touches ``--warm-gigabytes`` of memory and frees it just before each step, so every step runs
-as on a machine where memory is simply free; ``--warm-gigabytes 0`` leaves memory as it is (cold after a few idle seconds).
+as on a machine where memory is simply free; ``--warm-gigabytes 0`` leaves memory as it is (cold after a
+few idle seconds).
 """
 from __future__ import annotations
 

@@ -8,11 +8,11 @@ uniform random policy, and GAIL whose discriminator is never trained. Scores are
 6k env steps (a whole number of iterations) on 10 deterministic evaluation episodes (seeds 10000+, never
 used for recording); wall time counts training only.
 
-- pendulum: Pendulum-v1 from the 10-episode fixture, with ``PENDULUM``'s settings; score normalised between a random policy (0) and
-  the expert (1) on the evaluation seeds; threshold 0.9 within 300k steps; after the threshold is first
-  reached the score must stay at least 0.8 (no collapse).
-- cartpole: CartPole-v1 from the 10-episode fixture, reward ``logit`` (no survival bonus); threshold a mean
-  return of 475 within 100k steps.
+- pendulum: Pendulum-v1 from the 10-episode fixture, with ``PENDULUM``'s settings; score normalised
+  between a random policy (0) and the expert (1) on the evaluation seeds; threshold 0.9 within 300k steps;
+  after the threshold is first reached the score must stay at least 0.8 (no collapse).
+- cartpole: CartPole-v1 from the 10-episode fixture, with ``CARTPOLE``'s settings and the ``logit`` reward
+  (no survival bonus); threshold a mean return of 475 within 100k steps.
 - cartpole-1: the same from a single episode, within 300k steps.
 """
 from __future__ import annotations
