@@ -38,8 +38,8 @@ EVAL_STEPS = 6144  # scored every k iterations, the largest k that spans at most
 EVAL_EPISODES = 20  # the count for CartPole, used for Pendulum's score as well
 # Pendulum's usual short horizon, and larger PPO updates (2048 steps, 30 epochs, a step size annealed to 0
 # over the run), each followed by the discriminator's: far fewer relapses than the defaults show once the
-# expert is reached. A lighter gradient penalty sharpens the discriminator: it keeps the random-demonstration
-# control near a random policy's score, and reaches the expert sooner (docs/gail.md).
+# expert is reached. A lighter gradient penalty sharpens the discriminator: the random-demonstration control
+# then stays near a random policy's score, and the expert is reached sooner (docs/gail.md).
 PENDULUM = dict(gamma=0.9, n_steps=256, n_epochs=30, anneal_lr=True, g_step=1, gradient_penalty=0.3)
 # Twice the discriminator's updates per iteration: it then keeps the random-demonstration control from
 # learning to balance (docs/gail.md).
