@@ -11,15 +11,12 @@ import pytest
 import torch
 
 import expertdata
-from trainers.gail import GAIL, load
+from trainers.gail import GAIL, TUNED, load
 
 from .conftest import run_cli
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SMALL = dict(n_envs=2, n_steps=64, batch_size=64, n_epochs=2)
-# As benchmarks/gail.py runs each task.
-PENDULUM = dict(gamma=0.9, n_steps=256, n_epochs=30, anneal_lr=True, g_step=1, gradient_penalty=0.3)
-CARTPOLE = dict(d_step=64)
 
 
 def test_sb2s_interface(tmp_path):
@@ -125,9 +122,9 @@ def test_train_gail_from_the_command_line(tmp_path, ranks):
 
 def test_cartpole_is_imitated_and_the_untrained_discriminator_control_is_not():
     """Reduced: 45k steps, one seed (benchmarks/gail.py runs 100k steps on 5 seeds and both controls)."""
-    gail = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, **CARTPOLE).learn(45_000)
+    gail = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, **TUNED["CartPole-v1"]).learn(45_000)
     control = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, train_discriminator=False,
-                   **CARTPOLE).learn(45_000)
+                   **TUNED["CartPole-v1"]).learn(45_000)
     imitated, untrained = gail.evaluate("CartPole-v1", 10)[0], control.evaluate("CartPole-v1", 10)[0]
     assert imitated >= 400 and untrained < 200
 
@@ -138,7 +135,7 @@ def test_pendulum_is_imitated():
     from expertdata.experts import pendulum
     from trainers.common.evaluation import episode_returns
 
-    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, **PENDULUM).learn(80_000)
+    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, **TUNED["Pendulum-v1"]).learn(80_000)
     env = gym.make("Pendulum-v1")
     env.action_space.seed(0)
     low = episode_returns(lambda obs: env.action_space.sample(), "Pendulum-v1", 10).mean()

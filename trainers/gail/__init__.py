@@ -5,7 +5,8 @@
 >>> model.learn(100_000)  # doctest: +SKIP
 """
 from .gail import GAIL, GAILConfig
+from .tuned import TUNED
 
 load = GAIL.load
 
-__all__ = ["GAIL", "GAILConfig", "load"]
+__all__ = ["GAIL", "GAILConfig", "TUNED", "load"]
