@@ -24,12 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import torch
 
 from expertdata.experts import pendulum
 from trainers.bc import BC, BCConfig
-from trainers.common.evaluation import episode_returns
+from trainers.common.evaluation import NormalisedScore
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REFERENCE_TPS = 30_000
@@ -108,13 +107,10 @@ def main() -> None:
 
     cartpole = [time_to_target("CartPole-v1", FIXTURES / "cartpole.npz", lambda bc: bc.evaluate(n_episodes=20)[0],
                                475, seed, traj_limitation=1, n_epochs=1000, learning_rate=1e-3) for seed in seeds]
-    env = gym.make("Pendulum-v1")
-    env.action_space.seed(0)
-    random = episode_returns(lambda obs: env.action_space.sample(), "Pendulum-v1", 20).mean()
-    expert = episode_returns(pendulum, "Pendulum-v1", 20).mean()
+    scale = NormalisedScore.measure("Pendulum-v1", pendulum, 20)
 
     def normalised(bc) -> float:
-        return (bc.evaluate(n_episodes=20)[0] - random) / (expert - random)
+        return scale(bc.evaluate(n_episodes=20)[0])
 
     pend = [time_to_target("Pendulum-v1", FIXTURES / "pendulum.npz", normalised, 0.95, seed, n_epochs=2000,
                            learning_rate=1e-3) for seed in seeds]
@@ -126,8 +122,8 @@ def main() -> None:
                   f"after {r['epoch']} epochs, {r['seconds']:.2f} s of training")
         print(f"  median wall time to the target: {statistics.median(r['seconds'] for r in runs):.2f} s; "
               f"reached in {sum(r['reached'] for r in runs)} of {len(runs)} runs")
-    print(f"  (Pendulum on the evaluation seeds: random policy {random:.1f}, expert {expert:.1f})")
-    report.update(cartpole=cartpole, pendulum=pend, pendulum_random=random, pendulum_expert=expert)
+    print(f"  (Pendulum on the evaluation seeds: random policy {scale.random:.1f}, expert {scale.expert:.1f})")
+    report.update(cartpole=cartpole, pendulum=pend, pendulum_random=scale.random, pendulum_expert=scale.expert)
 
     for label, config in (("reference config: batch 64, 32-32 MLP, Adam", {"net_arch": (32, 32), "batch_size": 64}),
                           (f"our defaults: batch {BCConfig.batch_size}, {BCConfig.net_arch} MLP", {})):

@@ -32,7 +32,7 @@ import gymnasium as gym
 
 from expertdata.experts import pendulum
 from expertdata.recording import generate_expert_traj
-from trainers.common.evaluation import episode_returns
+from trainers.common.evaluation import NormalisedScore
 from trainers.gail import GAIL, TUNED
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -59,11 +59,8 @@ def scorer(env_id: str):
 
     if env_id != "Pendulum-v1":
         return mean_return
-    env = gym.make(env_id)
-    env.action_space.seed(0)
-    low = episode_returns(lambda obs: env.action_space.sample(), env_id, EVAL_EPISODES).mean()
-    high = episode_returns(pendulum, env_id, EVAL_EPISODES).mean()
-    return lambda model: (mean_return(model) - low) / (high - low)
+    normalised = NormalisedScore.measure(env_id, pendulum, EVAL_EPISODES)
+    return lambda model: normalised(mean_return(model))
 
 
 def run(env_id: str, dataset: Path, traj_limitation: int, config: dict, steps: int, seed: int, score,

@@ -1,6 +1,8 @@
-"""Evaluating a policy on an env: mean and std of the return over seeded episodes."""
+"""Evaluating a policy on an env: returns over seeded episodes, and scores normalised between a random
+policy and the expert."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -24,3 +26,24 @@ def episode_returns(act: Callable[[np.ndarray], Any], env: Any, n_episodes: int,
             returns[i] += float(reward)
             done = terminated or truncated
     return returns
+
+
+@dataclass(frozen=True)
+class NormalisedScore:
+    """Maps a mean return onto a scale where a uniform random policy scores 0 and the expert 1."""
+
+    random: float
+    expert: float
+
+    @classmethod
+    def measure(cls, env_id: str, expert: Callable[[np.ndarray], Any], n_episodes: int,
+                seed: int = EVAL_SEED) -> "NormalisedScore":
+        """Both ends measured on the evaluation episodes a policy is scored on (the random policy's
+        actions drawn from an action space seeded 0)."""
+        space = make(env_id).action_space
+        space.seed(0)
+        return cls(float(episode_returns(lambda obs: space.sample(), env_id, n_episodes, seed).mean()),
+                   float(episode_returns(expert, env_id, n_episodes, seed).mean()))
+
+    def __call__(self, mean_return: float) -> float:
+        return (mean_return - self.random) / (self.expert - self.random)
