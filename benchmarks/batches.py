@@ -181,9 +181,9 @@ def main() -> None:
     report = {"in_memory": memory}
     if not args.skip_out_of_core:
         ooc = out_of_core(args.runs, args.gigabytes, args.workdir)
-        from expertdata import loader
+        from expertdata.arrays import BLOCK_BYTES
 
-        buffer_mb = 8 * loader.BLOCK_BYTES / 2**20  # DataLoader's default shuffle_buffer of 8 blocks
+        buffer_mb = 8 * BLOCK_BYTES / 2**20  # DataLoader's default shuffle_buffer of 8 blocks
         print(f"out of core: {ooc['bytes'] / 1e9:.2f} GB of {IMAGE} uint8 images per format, page cache dropped, "
               f"median of {args.runs}; the loader holds two shuffle buffers of {buffer_mb:.0f} MB")
         for name in ("zarr", "hdf5"):

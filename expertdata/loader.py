@@ -5,7 +5,7 @@ and hands the group over whole; the consumer only slices batches out of it. Hand
 through a queue would cost more than gathering it.
 
 Arrays that are numpy arrays are served from memory. Lazy arrays (HDF5, Zarr) are served out of core:
-the rows are cut into blocks of about ``BLOCK_BYTES``, the order of the blocks is shuffled, and rows are
+the rows are cut into blocks of about ``arrays.BLOCK_BYTES``, the order of the blocks is shuffled, and rows are
 shuffled within a buffer of ``shuffle_buffer`` blocks, so reads stay large and sequential while batches
 stay mixed, and memory stays bounded by the buffer. Block boundaries follow from the row size alone, so
 the same seed gives the same batches in every format.
@@ -21,13 +21,12 @@ from typing import Any, Iterator
 import numpy as np
 
 from .arrays import ArrayLike, put_unless_stopped, read_into, row_bytes, will_need
+from .arrays import block_rows as rows_per_block
 from .errors import UsageError
 from .images import read_image, resolve
 
 #: Rows a group of batches holds, about this many bytes (rounded to whole batches).
 GROUP_BYTES = 4 * 2**20
-#: Out of core: rows per read block, about this many bytes.
-BLOCK_BYTES = 8 * 2**20
 BACKENDS = ("threading", "multiprocessing")
 _EPOCH_END = object()
 
@@ -109,7 +108,7 @@ class DataLoader:
         if self.image_paths and image_root is None:
             raise UsageError("observations are image paths: pass image_root, the folder they are relative to")
         self.image_root = str(image_root) if image_root is not None else None
-        self.block_rows = block_rows or max(1, BLOCK_BYTES // max(1, row_bytes(observations)))
+        self.block_rows = block_rows or rows_per_block(observations)
         self.shuffle_buffer = shuffle_buffer
         self.to_torch, self.device, self.pin_memory = to_torch, device, pin_memory
         self._rng = np.random.default_rng(seed)
