@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import expertdata
-from trainers.gail import GAIL, TUNED, load
+from trainers.gail import GAIL, TUNED, GAILConfig, load
 
 from .conftest import run_cli
 
@@ -71,6 +71,17 @@ def test_ppo_updates_stop_once_the_policy_moves_past_target_kl():
     free, held = updates(None), updates(1e-4)
     assert free["policy_updates"] == 10 * 512 // 64
     assert 1 <= held["policy_updates"] < free["policy_updates"] and held["approx_kl"] <= 1.5e-4
+
+
+def test_anneal_lr_decays_the_generators_step_size_linearly_to_zero_over_learn():
+    """Each iteration starts at ``learning_rate * (1 - steps so far / total_timesteps)``."""
+    def step_sizes(**anneal):
+        model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, **SMALL, **anneal).learn(4 * 256)
+        return model.g_optimizer.lr, model.d_optimizer.lr
+
+    config = GAILConfig(**SMALL)
+    assert step_sizes() == (config.learning_rate, config.d_stepsize)
+    assert step_sizes(anneal_lr=True) == pytest.approx((config.learning_rate / 4, config.d_stepsize))  # last iteration from 768 of 1024
 
 
 def test_a_resumed_run_continues_exactly(tmp_path):
