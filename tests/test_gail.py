@@ -81,7 +81,8 @@ def test_anneal_lr_decays_the_generators_step_size_linearly_to_zero_over_learn()
 
     config = GAILConfig(**SMALL)
     assert step_sizes() == (config.learning_rate, config.d_stepsize)
-    assert step_sizes(anneal_lr=True) == pytest.approx((config.learning_rate / 4, config.d_stepsize))  # last iteration from 768 of 1024
+    # 384 steps per iteration: the last one starts at 768 of the 1024 steps
+    assert step_sizes(anneal_lr=True) == pytest.approx((config.learning_rate / 4, config.d_stepsize))
 
 
 def test_a_resumed_run_continues_exactly(tmp_path):
