@@ -258,7 +258,7 @@ class GAIL:
         obs, act = rollout.flat("obs"), rollout.flat("actions")
         order = self.rng.permutation(len(obs))
         size = max(1, len(obs) // cfg.d_step)
-        stats: dict[str, float] = {}
+        totals: dict[str, float] = {}
         for k in range(cfg.d_step):
             rows = order[k * size:(k + 1) * size]
             expert = self._expert_batch(size)
@@ -269,7 +269,8 @@ class GAIL:
             loss, stats = self.discriminator.loss(expert, generator, cfg.adversary_entcoeff, cfg.gradient_penalty)
             if cfg.train_discriminator:
                 self.d_optimizer.step(self.world.average(torch.autograd.grad(loss, self.d_params)))
-        return stats
+            totals = {name: totals.get(name, 0.0) + value for name, value in stats.items()}
+        return {name: value / cfg.d_step for name, value in totals.items()}
 
     def learn(self, total_timesteps: int, callback: Callable[[dict[str, Any]], Any] | None = None,
               log_interval: int = 100, checkpoint_dir: str | Path | None = None, progress: bool = False) -> "GAIL":
