@@ -1,14 +1,16 @@
 """GAIL: imitation shown against two controls, steps and wall time to the targets, throughput, MPI.
 
-    python benchmarks/gail.py [--seeds 5] [--tasks pendulum,cartpole,cartpole-1] [--skip-mpi] [--quick]
-                              [--report FILE.json]
+    python benchmarks/gail.py [--seeds 5] [--first-seed 0] [--tasks pendulum,cartpole,cartpole-1] [--skip-mpi]
+                              [--quick] [--report FILE.json] [--set KEY=VALUE ...] [--controls] [--jobs 1]
 
 Every quality figure is printed beside two controls run the same way: GAIL on demonstrations from a
 uniform random policy, and GAIL whose discriminator is never trained. Scores are measured at most every
 6k env steps (a whole number of iterations) on 20 deterministic evaluation episodes (seeds 10000+, never
 used for recording); wall time counts training only.
 
-Each task runs with ``trainers.gail.TUNED``'s settings for its env.
+Each task runs with ``trainers.gail.TUNED``'s settings for its env; ``--set gamma=0.95`` (repeatable, values
+read as JSON) changes one for a screen, ``--controls none`` runs GAIL alone, and ``--jobs 2`` runs seeds in
+parallel processes with one torch thread each (how docs/gail.md's screens ran; wall times then differ).
 
 - pendulum: Pendulum-v1 from the 10-episode fixture; score normalised between a random policy (0) and the
   expert (1) on the evaluation seeds; threshold 0.9 within 300k steps; after the threshold is first
@@ -26,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -53,14 +57,22 @@ def random_demonstrations(env_id: str, folder: Path) -> Path:
     return path
 
 
-def scorer(env_id: str):
-    def mean_return(model) -> float:
-        return model.evaluate(env_id, n_episodes=EVAL_EPISODES)[0]
+@dataclass(frozen=True)
+class Score:
+    """A model's mean return over the evaluation episodes, normalised where the task has an expert's scale."""
 
+    env_id: str
+    normalised: NormalisedScore | None = None
+
+    def __call__(self, model) -> float:
+        mean = model.evaluate(self.env_id, n_episodes=EVAL_EPISODES)[0]
+        return mean if self.normalised is None else self.normalised(mean)
+
+
+def scorer(env_id: str) -> Score:
     if env_id != "Pendulum-v1":
-        return mean_return
-    normalised = NormalisedScore.measure(env_id, pendulum, EVAL_EPISODES)
-    return lambda model: normalised(mean_return(model))
+        return Score(env_id)
+    return Score(env_id, NormalisedScore.measure(env_id, pendulum, EVAL_EPISODES))
 
 
 def run(env_id: str, dataset: Path, traj_limitation: int, config: dict, steps: int, seed: int, score,
@@ -88,6 +100,30 @@ def run(env_id: str, dataset: Path, traj_limitation: int, config: dict, steps: i
             "split": {k: statistics.median(e[k] for e in logs) for k in logs[-1] if k.startswith("time_")}}
 
 
+def _one_thread(_: int = 0) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def runs_over_seeds(seeds: list[int], jobs: int, **run_args) -> list[dict]:
+    """``run`` for each seed, in ``jobs`` processes (one torch thread each) when ``jobs`` > 1."""
+    if jobs == 1:
+        return [run(seed=seed, **run_args) for seed in seeds]
+    with ProcessPoolExecutor(jobs, initializer=_one_thread) as pool:
+        futures = [pool.submit(run, seed=seed, **run_args) for seed in seeds]
+        return [future.result() for future in futures]
+
+
+def setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as JSON (a bare word stays a string)."""
+    key, _, value = text.partition("=")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def reached(curve: list, threshold: float) -> tuple[int | None, float | None, list[float]]:
     """Steps and seconds at the first score >= threshold, and the scores from there to the end of the run
     (no collapse: they all stay at least 0.8 for a normalised score, or 80% of the threshold for a return)."""
@@ -102,11 +138,11 @@ def floor(threshold: float) -> float:
     return 0.8 if threshold <= 1 else 0.8 * threshold
 
 
-def mpi_run(ranks: int, steps: int) -> dict:
+def mpi_run(ranks: int, steps: int, config: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "expertdata", "train", "gail", str(FIXTURES / "pendulum.npz"), "--env",
                    "Pendulum-v1", "--out", f"{tmp}/m", "--seed", "0", "--steps", str(steps)]
-        command += [a for k, v in TUNED["Pendulum-v1"].items() for a in (f"--{k.replace('_', '-')}", str(v))]
+        command += [a for k, v in config.items() for a in (f"--{k.replace('_', '-')}", str(v))]
         if ranks > 1:
             command = [str(Path(sys.executable).parent / "mpirun"), "-n", str(ranks)] + command
         subprocess.run(command, check=True, capture_output=True)
@@ -120,25 +156,32 @@ def mpi_run(ranks: int, steps: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--tasks", default="pendulum,cartpole,cartpole-1")
     parser.add_argument("--quick", action="store_true", help="a third of the steps, for a look")
     parser.add_argument("--skip-mpi", action="store_true")
     parser.add_argument("--report", type=Path, help="also write every run's curve and figures to this JSON file")
+    parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="change one of TUNED's settings (or another GAILConfig field) for every run")
+    parser.add_argument("--controls", choices=("both", "none"), default="both")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel, one torch thread each")
     args = parser.parse_args()
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     report: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks.split(","):
             env_id, dataset, limit, threshold, steps = TASKS[task]
-            config = TUNED[env_id]
+            config = {**TUNED[env_id], **dict(args.set)}
             steps = steps // 3 if args.quick else steps
-            score = scorer(env_id)
-            controls = {"gail": (dataset, {}), "random demonstrations": (random_demonstrations(env_id, Path(tmp)), {}),
-                        "untrained discriminator": (dataset, {"train_discriminator": False})}
-            print(f"{task}: {env_id}, threshold {threshold}, {steps} steps, seeds 0-{args.seeds - 1}")
+            controls = {"gail": (dataset, limit, {})}
+            if args.controls == "both":
+                controls["random demonstrations"] = (random_demonstrations(env_id, Path(tmp)), -1, {})
+                controls["untrained discriminator"] = (dataset, limit, {"train_discriminator": False})
+            print(f"{task}: {env_id}, {config}, threshold {threshold}, {steps} steps, seeds {seeds[0]}-{seeds[-1]}")
             report[task] = {}
-            for name, (data, control) in controls.items():
-                runs = [run(env_id, data, limit if name != "random demonstrations" else -1, config, steps, seed,
-                            score, **control) for seed in range(args.seeds)]
+            for name, (data, traj_limitation, control) in controls.items():
+                runs = runs_over_seeds(seeds, args.jobs, env_id=env_id, dataset=data, traj_limitation=traj_limitation,
+                                       config=config, steps=steps, score=scorer(env_id), **control)
                 hits = [reached(r["curve"], threshold) for r in runs]
                 finals = [r["curve"][-1][2] for r in runs]
                 best = [max(v for _, _, v in r["curve"]) for r in runs]
@@ -147,7 +190,7 @@ def main() -> None:
                       f"without a later collapse in {steady}; "
                       f"final score median {statistics.median(finals):.3f}, best median {statistics.median(best):.3f}, "
                       f"highest {max(best):.3f}")
-                for seed, (hit, r) in enumerate(zip(hits, runs)):
+                for seed, hit, r in zip(seeds, hits, runs):
                     below = sum(v < floor(threshold) for v in hit[2])
                     where = (f"at {hit[0]} steps, {hit[1]:.1f} s, then lowest {min(hit[2]):.2f}, "
                              f"{below}/{len(hit[2])} later scores below {floor(threshold):g}"
@@ -162,7 +205,8 @@ def main() -> None:
                 report[task][name] = {"hits": hits, "finals": finals, "runs": runs}
     if not args.skip_mpi:
         steps = 30_000 if args.quick else 100_000
-        one, two = mpi_run(1, steps), mpi_run(2, steps)
+        config = {**TUNED["Pendulum-v1"], **dict(args.set)}
+        one, two = mpi_run(1, steps, config), mpi_run(2, steps, config)
         print(f"MPI, Pendulum GAIL, {steps} steps: 1 rank {one['steps_per_second']:,.0f} env steps/s, 2 ranks "
               f"{two['steps_per_second']:,.0f} env steps/s")
         for name, result in (("1 rank", one), ("2 ranks", two)):
