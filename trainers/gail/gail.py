@@ -30,6 +30,7 @@ from .discriminator import REWARDS, Discriminator
 from .ppo import ActorCritic, Rollout, gae, ppo_update
 
 STATE_FILE = "gail.json"
+OBS_NORMALIZATIONS = ("running", "expert")
 
 
 @dataclass
@@ -57,7 +58,11 @@ class GAILConfig:
     :param anneal_lr: decay the generator's learning rate linearly to zero over ``learn``'s total steps
         (``learning_rate * (1 - steps so far / total_timesteps)``, counting the steps of earlier calls).
     :param net_arch: hidden layers of the actor's and the critic's MLPs.
-    :param normalize_obs: normalise observations by running statistics (MPI-synchronised).
+    :param normalize_obs: normalise observations (the policy's and critic's, and the discriminator's by running
+        statistics of expert and generator observations; MPI-synchronised).
+    :param obs_normalization: where the policy's and critic's statistics come from: ``running`` (running
+        statistics of the rollouts) or ``expert`` (the expert dataset's mean and std, fixed for the run; suits
+        demonstrations that cover the states the task visits, such as swing-ups from random starts).
     :param normalize_reward: scale learned rewards by the running std of their discounted sum.
     :param checkpoint_interval: iterations between checkpoints (``None``: none during learning).
     :param seed: seeds everything; rank r's envs start from seed + 1000 r.
@@ -86,6 +91,7 @@ class GAILConfig:
     anneal_lr: bool = False
     net_arch: tuple[int, ...] = (64, 64)
     normalize_obs: bool = True
+    obs_normalization: str = "running"
     normalize_reward: bool = True
     checkpoint_interval: int | None = None
     seed: int | None = None
@@ -93,6 +99,8 @@ class GAILConfig:
     def __post_init__(self) -> None:
         if self.reward not in REWARDS:
             raise UsageError(f"reward must be one of {REWARDS}, not {self.reward!r}")
+        if self.obs_normalization not in OBS_NORMALIZATIONS:
+            raise UsageError(f"obs_normalization must be one of {OBS_NORMALIZATIONS}, not {self.obs_normalization!r}")
         if min(self.g_step, self.d_step, self.n_envs, self.n_steps, self.batch_size, self.n_epochs) < 1:
             raise UsageError("g_step, d_step, n_envs, n_steps, batch_size and n_epochs must be at least 1")
         self.net_arch = tuple(int(n) for n in self.net_arch)
@@ -151,6 +159,8 @@ class GAIL:
         self.obs_stats = RunningMeanStd(tuple(self.model.policy.observation_space["shape"]))
         self.d_obs_stats = RunningMeanStd(tuple(self.model.policy.observation_space["shape"]))
         self.return_stats = RunningMeanStd()
+        if self.expert_dataset is not None and self.config.normalize_obs and self.config.obs_normalization == "expert":
+            self._observation_stats_from(self.expert_dataset)
         if env is not None:
             self.set_env(env)
 
@@ -173,6 +183,15 @@ class GAIL:
             check_spaces((meta.get("observation_space"), meta.get("action_space")), have,
                          f"the dataset {self.expert_dataset.source.source}", "the env")
         return have
+
+    def _observation_stats_from(self, dataset: ExpertDataset) -> None:
+        """Set the policy's and critic's observation statistics to the dataset's (where running statistics
+        are kept, they start from there, weighted by the dataset's size)."""
+        from ..bc.trainer import observation_stats
+
+        mean, std = observation_stats(dataset)
+        self.obs_stats.load_state({"mean": mean, "var": std**2, "count": np.array(float(dataset.num_transition))})
+        self.model.set_observation_stats(self.obs_stats.mean, self.obs_stats.std)
 
     def set_random_seed(self, seed: int | None) -> None:
         """Seed torch and the trainer's own generator (expert batches, minibatch order)."""
@@ -305,7 +324,7 @@ class GAIL:
                 g_stats = ppo_update(self.model, self.g_optimizer, self.g_params, rollout, advantages, returns, cfg,
                                      self.rng, self.world)
                 timers["policy update"] += time.perf_counter() - mark
-                if cfg.normalize_obs:
+                if cfg.normalize_obs and cfg.obs_normalization == "running":
                     self.obs_stats.update(rollout.flat("obs"), self.world)
                     self.model.set_observation_stats(self.obs_stats.mean, self.obs_stats.std)
             mark = time.perf_counter()
@@ -351,13 +370,11 @@ class GAIL:
     def pretrain(self, dataset: ExpertDataset | str | Path, progress: bool = True, **bc_config: Any) -> Any:
         """Warm-start the policy by behaviour cloning (``trainers.bc.pretrain``'s config)."""
         from ..bc import BCConfig, pretrain
-        from ..bc.trainer import as_dataset, observation_stats
+        from ..bc.trainer import as_dataset
 
         dataset = as_dataset(dataset, BCConfig(**bc_config))
-        if self.config.normalize_obs:  # start the running statistics from the expert's observations
-            mean, std = observation_stats(dataset)
-            self.obs_stats.load_state({"mean": mean, "var": std**2, "count": np.array(float(dataset.num_transition))})
-            self.model.set_observation_stats(self.obs_stats.mean, self.obs_stats.std)
+        if self.config.normalize_obs:
+            self._observation_stats_from(dataset)
         policy = self.model.policy
         return pretrain(policy, dataset, lambda obs, act: policy.log_prob(obs, act), progress=progress, **bc_config)
 
