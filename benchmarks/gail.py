@@ -1,7 +1,7 @@
 """GAIL: imitation shown against two controls, steps and wall time to the targets, throughput, MPI.
 
     python benchmarks/gail.py [--seeds 5] [--first-seed 0] [--tasks pendulum,cartpole,cartpole-1] [--skip-mpi]
-                              [--quick] [--report FILE.json] [--set KEY=VALUE ...] [--controls] [--jobs 1]
+                              [--quick] [--report FILE.json] [--set KEY=VALUE ...] [--controls both|none] [--jobs 1]
 
 Every quality figure is printed beside two controls run the same way: GAIL on demonstrations from a
 uniform random policy, and GAIL whose discriminator is never trained. Scores are measured at most every
