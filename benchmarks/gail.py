@@ -173,6 +173,7 @@ def main() -> None:
             env_id, dataset, limit, threshold, steps = TASKS[task]
             config = {**TUNED[env_id], **dict(args.set)}
             steps = steps // 3 if args.quick else steps
+            score = scorer(env_id)
             controls = {"gail": (dataset, limit, {})}
             if args.controls == "both":
                 controls["random demonstrations"] = (random_demonstrations(env_id, Path(tmp)), -1, {})
@@ -181,7 +182,7 @@ def main() -> None:
             report[task] = {}
             for name, (data, traj_limitation, control) in controls.items():
                 runs = runs_over_seeds(seeds, args.jobs, env_id=env_id, dataset=data, traj_limitation=traj_limitation,
-                                       config=config, steps=steps, score=scorer(env_id), **control)
+                                       config=config, steps=steps, score=score, **control)
                 hits = [reached(r["curve"], threshold) for r in runs]
                 finals = [r["curve"][-1][2] for r in runs]
                 best = [max(v for _, _, v in r["curve"]) for r in runs]
