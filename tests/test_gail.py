@@ -104,15 +104,31 @@ def test_the_policy_can_normalise_observations_by_the_expert_datasets_statistics
         GAILConfig(obs_normalization="dataset")
 
 
-def test_a_resumed_run_continues_exactly(tmp_path):
+def test_the_discriminator_can_replay_recent_rollouts_as_the_generators_transitions(monkeypatch):
+    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, g_step=1, discriminator_replay=2, **SMALL)
+    seen = []
+    loss = model.discriminator.loss
+    monkeypatch.setattr(model.discriminator, "loss", lambda e, g, *a: seen.append(g[0].numpy()) or loss(e, g, *a))
+    model.learn(3 * 128)  # three iterations of 128 steps: the replay keeps the last two rollouts
+    rollouts = [{row.tobytes() for row in obs} for obs, _ in model.replay]
+    last_batches = np.concatenate(seen[-model.config.d_step:])
+    assert len(last_batches) == 128 and len(model.replay) == 2
+    assert {sum(row.tobytes() in rollout for row in last_batches) > 0 for rollout in rollouts} == {True}
+    assert all(any(row.tobytes() in rollout for rollout in rollouts) for row in last_batches)
+
+
+@pytest.mark.parametrize("replay", [1, 3])
+def test_a_resumed_run_continues_exactly(tmp_path, replay):
+    """The checkpoint holds everything, the discriminator's replay of recent rollouts included."""
     def fresh():
-        return GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=3, checkpoint_interval=2, **SMALL)
+        return GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=3, checkpoint_interval=2,
+                    discriminator_replay=replay, **SMALL)
 
     straight = fresh().learn(6 * 256, checkpoint_dir=tmp_path / "a")
     first = fresh().learn(2 * 256, checkpoint_dir=tmp_path / "b")
     resumed = load(tmp_path / "b" / f"{first.num_timesteps:09d}", env="Pendulum-v1",
                    expert_dataset=FIXTURES / "pendulum.npz")
-    assert resumed.iteration == 2
+    assert resumed.iteration == 2 and len(resumed.replay) == min(replay, 2)
     resumed.learn(6 * 256)
     for name, value in straight.get_parameters().items():
         assert np.array_equal(value, resumed.get_parameters()[name]), name

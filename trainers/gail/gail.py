@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -49,6 +50,9 @@ class GAILConfig:
     :param reward: ``positive`` (SB2's ``-log(1 - D)``) or ``logit`` (``log D - log(1 - D)``).
     :param gradient_penalty: weight of the discriminator's gradient penalty (0: none).
     :param train_discriminator: ``False`` never trains it: a control showing what rewards alone do.
+    :param discriminator_replay: the discriminator's generator transitions are drawn from this many of the
+        latest rollouts (1: the last one only, SB2's scheme); older behaviour stays labelled as the generator's,
+        so a discriminator facing a generator close to the expert does not forget what it ruled out.
     :param n_envs: envs stepped together (when the env is given by id).
     :param n_steps: steps per env per rollout.
     :param learning_rate, n_epochs, batch_size, gamma, gae_lambda, clip_range, ent_coef, vf_coef,
@@ -76,6 +80,7 @@ class GAILConfig:
     reward: str = "logit"
     gradient_penalty: float = 1.0
     train_discriminator: bool = True
+    discriminator_replay: int = 1
     n_envs: int = 8
     n_steps: int = 128
     learning_rate: float = 1e-3
@@ -101,8 +106,10 @@ class GAILConfig:
             raise UsageError(f"reward must be one of {REWARDS}, not {self.reward!r}")
         if self.obs_normalization not in OBS_NORMALIZATIONS:
             raise UsageError(f"obs_normalization must be one of {OBS_NORMALIZATIONS}, not {self.obs_normalization!r}")
-        if min(self.g_step, self.d_step, self.n_envs, self.n_steps, self.batch_size, self.n_epochs) < 1:
-            raise UsageError("g_step, d_step, n_envs, n_steps, batch_size and n_epochs must be at least 1")
+        if min(self.g_step, self.d_step, self.discriminator_replay, self.n_envs, self.n_steps, self.batch_size,
+               self.n_epochs) < 1:
+            raise UsageError("g_step, d_step, discriminator_replay, n_envs, n_steps, batch_size and n_epochs must be "
+                             "at least 1")
         self.net_arch = tuple(int(n) for n in self.net_arch)
 
 
@@ -159,6 +166,7 @@ class GAIL:
         self.obs_stats = RunningMeanStd(tuple(self.model.policy.observation_space["shape"]))
         self.d_obs_stats = RunningMeanStd(tuple(self.model.policy.observation_space["shape"]))
         self.return_stats = RunningMeanStd()
+        self.replay: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self.config.discriminator_replay)
         if self.expert_dataset is not None and self.config.normalize_obs and self.config.obs_normalization == "expert":
             self._observation_stats_from(self.expert_dataset)
         if env is not None:
@@ -273,10 +281,13 @@ class GAIL:
         return torch.as_tensor(np.asarray(ds.observations)[rows]), torch.as_tensor(np.asarray(ds.actions)[rows])
 
     def _train_discriminator(self, rollout: Rollout) -> dict[str, float]:
+        """``d_step`` updates, on as many generator transitions as the last rollout holds, drawn from the
+        latest ``discriminator_replay`` rollouts, each against as many expert transitions."""
         cfg = self.config
-        obs, act = rollout.flat("obs"), rollout.flat("actions")
+        self.replay.append((rollout.flat("obs"), rollout.flat("actions")))
+        obs, act = (np.concatenate(part) for part in zip(*self.replay))
         order = self.rng.permutation(len(obs))
-        size = max(1, len(obs) // cfg.d_step)
+        size = max(1, len(self.replay[-1][0]) // cfg.d_step)
         totals: dict[str, float] = {}
         for k in range(cfg.d_step):
             rows = order[k * size:(k + 1) * size]
@@ -397,6 +408,8 @@ class GAIL:
         for prefix, stats in (("obs_stats", self.obs_stats), ("d_obs_stats", self.d_obs_stats),
                               ("return_stats", self.return_stats)):
             arrays.update({f"{prefix}/{k}": v for k, v in stats.state().items()})
+        for i, (obs, act) in enumerate(self.replay):
+            arrays.update({f"replay/obs/{i}": obs, f"replay/actions/{i}": act})
         arrays["rng/torch"] = torch.get_rng_state().numpy()
         state = {"config": dataclasses.asdict(self.config), "num_timesteps": self.num_timesteps,
                  "iteration": self.iteration, "rng": self.rng.bit_generator.state}
@@ -435,6 +448,8 @@ class GAIL:
         for prefix, stats in (("obs_stats", model.obs_stats), ("d_obs_stats", model.d_obs_stats),
                               ("return_stats", model.return_stats)):
             stats.load_state(part(prefix))
+        replay = part("replay")
+        model.replay.extend((replay[f"obs/{i}"], replay[f"actions/{i}"]) for i in range(len(replay) // 2))
         torch.set_rng_state(torch.as_tensor(arrays["rng/torch"]))
         model.rng.bit_generator.state = state["rng"]
         if env is not None:
