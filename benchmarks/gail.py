@@ -1,7 +1,8 @@
 """GAIL: imitation shown against two controls, steps and wall time to the targets, throughput, MPI.
 
     python benchmarks/gail.py [--seeds 5] [--first-seed 0] [--tasks pendulum,cartpole,cartpole-1] [--skip-mpi]
-                              [--quick] [--report FILE.json] [--set KEY=VALUE ...] [--controls both|none] [--jobs 1]
+                              [--quick] [--report FILE.json] [--set KEY=VALUE ...] [--jobs 1]
+                              [--arms gail,random,untrained]
 
 Every quality figure is printed beside two controls run the same way: GAIL on demonstrations from a
 uniform random policy, and GAIL whose discriminator is never trained. Scores are measured at most every
@@ -9,8 +10,9 @@ uniform random policy, and GAIL whose discriminator is never trained. Scores are
 used for recording); wall time counts training only.
 
 Each task runs with ``trainers.gail.TUNED``'s settings for its env; ``--set gamma=0.95`` (repeatable, values
-read as JSON) changes one for a screen, ``--controls none`` runs GAIL alone, and ``--jobs 2`` runs seeds in
-parallel processes with one torch thread each (how docs/gail.md's screens ran; wall times then differ).
+read as JSON) changes one for a screen, ``--arms gail`` runs GAIL alone (``random`` and ``untrained`` name
+the controls), and ``--jobs 2`` runs seeds in parallel processes with one torch thread each (how
+docs/gail.md's screens ran; wall times then differ).
 
 - pendulum: Pendulum-v1 from the 10-episode fixture; score normalised between a random policy (0) and the
   expert (1) on the evaluation seeds; threshold 0.9 within 300k steps; after the threshold is first
@@ -42,6 +44,7 @@ from trainers.gail import GAIL, TUNED
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 EVAL_STEPS = 6144  # scored every k iterations, the largest k that spans at most this many env steps
 EVAL_EPISODES = 20  # the issue's count for CartPole, used for Pendulum's score as well
+ARMS = ("gail", "random", "untrained")
 TASKS = {
     "pendulum": ("Pendulum-v1", FIXTURES / "pendulum.npz", -1, 0.9, 300_000),
     "cartpole": ("CartPole-v1", FIXTURES / "cartpole.npz", -1, 475.0, 100_000),
@@ -124,6 +127,14 @@ def setting(text: str) -> tuple[str, object]:
         return key, value
 
 
+def arms(text: str) -> tuple[str, ...]:
+    """``gail,random,untrained`` or any part of it."""
+    names = tuple(text.split(","))
+    if not set(names) <= set(ARMS):
+        raise argparse.ArgumentTypeError(f"arms are {','.join(ARMS)}, not {text}")
+    return names
+
+
 def reached(curve: list, threshold: float) -> tuple[int | None, float | None, list[float]]:
     """Steps and seconds at the first score >= threshold, and the scores from there to the end of the run
     (no collapse: they all stay at least 0.8 for a normalised score, or 80% of the threshold for a return)."""
@@ -163,7 +174,7 @@ def main() -> None:
     parser.add_argument("--report", type=Path, help="also write every run's curve and figures to this JSON file")
     parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
                         help="change one of TUNED's settings (or another GAILConfig field) for every run")
-    parser.add_argument("--controls", choices=("both", "none"), default="both")
+    parser.add_argument("--arms", type=arms, default=ARMS, help="GAIL and the controls to run, comma-separated")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel, one torch thread each")
     args = parser.parse_args()
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
@@ -174,9 +185,12 @@ def main() -> None:
             config = {**TUNED[env_id], **dict(args.set)}
             steps = steps // 3 if args.quick else steps
             score = scorer(env_id)
-            controls = {"gail": (dataset, limit, {})}
-            if args.controls == "both":
+            controls = {}
+            if "gail" in args.arms:
+                controls["gail"] = (dataset, limit, {})
+            if "random" in args.arms:
                 controls["random demonstrations"] = (random_demonstrations(env_id, Path(tmp)), -1, {})
+            if "untrained" in args.arms:
                 controls["untrained discriminator"] = (dataset, limit, {"train_discriminator": False})
             print(f"{task}: {env_id}, {config}, threshold {threshold}, {steps} steps, seeds {seeds[0]}-{seeds[-1]}")
             report[task] = {}

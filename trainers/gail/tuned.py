@@ -9,11 +9,9 @@ TUNED: dict[str, dict] = {
     # discriminator's; a lighter gradient penalty (a sharper discriminator keeps the random-demonstration
     # control near a random policy's score); and, together, the policy's observations normalised by the
     # expert's statistics and gamma=0.95 rather than Pendulum's usual 0.9: 19 of 20 seeds never relapse after
-    # reaching the expert (12 of 20 before; docs/gail.md), where either change alone still relapsed in several;
-    # and the discriminator's generator transitions drawn from the last 4 rollouts, so that it does not
-    # forget the behaviour it ruled out: 20 of 20 seeds never relapse, none of 916 later scores below 0.8.
+    # reaching the expert (12 of 20 before; docs/gail.md), where either change alone still relapsed in several.
     "Pendulum-v1": dict(gamma=0.95, n_steps=256, n_epochs=30, anneal_lr=True, g_step=1, gradient_penalty=0.3,
-                        obs_normalization="expert", discriminator_replay=4),
+                        obs_normalization="expert"),
     # Twice the discriminator's updates per iteration: it then keeps the random-demonstration control from
     # learning to balance.
     "CartPole-v1": dict(d_step=64),
