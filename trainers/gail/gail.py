@@ -408,7 +408,9 @@ class GAIL:
         for prefix, stats in (("obs_stats", self.obs_stats), ("d_obs_stats", self.d_obs_stats),
                               ("return_stats", self.return_stats)):
             arrays.update({f"{prefix}/{k}": v for k, v in stats.state().items()})
-        for i, (obs, act) in enumerate(self.replay):
+        # The rollouts the next discriminator update will still use (none without a replay)
+        kept = list(self.replay)[max(0, len(self.replay) - self.config.discriminator_replay + 1):]
+        for i, (obs, act) in enumerate(kept):
             arrays.update({f"replay/obs/{i}": obs, f"replay/actions/{i}": act})
         arrays["rng/torch"] = torch.get_rng_state().numpy()
         state = {"config": dataclasses.asdict(self.config), "num_timesteps": self.num_timesteps,
