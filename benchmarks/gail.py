@@ -225,8 +225,8 @@ def main() -> None:
         print(f"MPI, Pendulum GAIL, {steps} steps: 1 rank {one['steps_per_second']:,.0f} env steps/s, 2 ranks "
               f"{two['steps_per_second']:,.0f} env steps/s")
         for name, result in (("1 rank", one), ("2 ranks", two)):
-            print(f"  {name} env return by steps: " + " ".join(f"{s // 1000}k:{float(r):.0f}" for s, r in
-                                                              result["curve"][::max(1, len(result['curve']) // 10)] if r))
+            shown = result["curve"][::max(1, len(result["curve"]) // 10)]
+            print(f"  {name} env return by steps: " + " ".join(f"{s // 1000}k:{float(r):.0f}" for s, r in shown if r))
         report["mpi"] = {"1": one, "2": two}
     if args.report is not None:
         args.report.write_text(json.dumps(report, default=str))
