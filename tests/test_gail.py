@@ -85,6 +85,20 @@ def test_anneal_lr_decays_the_generators_step_size_linearly_to_zero_over_learn()
     assert step_sizes(anneal_lr=True) == pytest.approx((config.learning_rate / 4, config.d_stepsize))
 
 
+def test_lr_accuracy_scale_moves_the_generator_only_as_far_as_the_discriminator_tells_it_apart():
+    """Each iteration's step size: ``learning_rate * clip((a - 0.5) / s, 0, 1)``, ``a`` the discriminator's
+    balanced accuracy in the iteration before."""
+    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, lr_accuracy_scale=1.0, **SMALL)
+    model.learn(3 * 384)
+    before = model.logs[-2]
+    accuracy = (before["d_accuracy_expert"] + before["d_accuracy_generator"]) / 2
+    assert 0 < model.g_optimizer.lr < model.config.learning_rate
+    assert model.g_optimizer.lr == pytest.approx(model.config.learning_rate * (accuracy - 0.5) / 1.0)
+    untrained = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, lr_accuracy_scale=0.25,
+                     train_discriminator=False, **SMALL).learn(2 * 384)
+    assert untrained.d_accuracy == 0 and untrained.g_optimizer.lr == 0  # an indifferent discriminator: no step
+
+
 def test_the_policy_can_normalise_observations_by_the_expert_datasets_statistics():
     """``obs_normalization="expert"``: the dataset's mean and std, fixed for the run; ``running`` follows the
     rollouts."""
@@ -117,12 +131,13 @@ def test_the_discriminator_can_replay_recent_rollouts_as_the_generators_transiti
     assert all(any(row.tobytes() in rollout for rollout in rollouts) for row in last_batches)
 
 
-@pytest.mark.parametrize("replay", [1, 3])
-def test_a_resumed_run_continues_exactly(tmp_path, replay):
-    """The checkpoint holds everything, the discriminator's replay of recent rollouts included."""
+@pytest.mark.parametrize("replay, lr_accuracy_scale", [(1, 0.0), (3, 1.0)])
+def test_a_resumed_run_continues_exactly(tmp_path, replay, lr_accuracy_scale):
+    """The checkpoint holds everything: the discriminator's replay of recent rollouts and its last accuracy
+    included."""
     def fresh():
         return GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=3, checkpoint_interval=2,
-                    discriminator_replay=replay, **SMALL)
+                    discriminator_replay=replay, lr_accuracy_scale=lr_accuracy_scale, **SMALL)
 
     straight = fresh().learn(6 * 256, checkpoint_dir=tmp_path / "a")
     first = fresh().learn(2 * 256, checkpoint_dir=tmp_path / "b")

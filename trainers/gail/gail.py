@@ -61,6 +61,10 @@ class GAILConfig:
         this (``None``: always ``n_epochs``).
     :param anneal_lr: decay the generator's learning rate linearly to zero over ``learn``'s total steps
         (``learning_rate * (1 - steps so far / total_timesteps)``, counting the steps of earlier calls).
+    :param lr_accuracy_scale: with ``s > 0``, multiply each iteration's generator learning rate by
+        ``clip((a - 0.5) / s, 0, 1)``, where ``a`` is the discriminator's balanced accuracy (the mean of its
+        accuracies on expert and generator transitions) in the previous iteration: the generator moves only
+        as far as the discriminator tells it from the expert (0: off).
     :param net_arch: hidden layers of the actor's and the critic's MLPs.
     :param normalize_obs: normalise observations (the policy's and critic's, and the discriminator's by running
         statistics of expert and generator observations; MPI-synchronised).
@@ -94,6 +98,7 @@ class GAILConfig:
     max_grad_norm: float = 0.5
     target_kl: float | None = 0.02
     anneal_lr: bool = False
+    lr_accuracy_scale: float = 0.0
     net_arch: tuple[int, ...] = (64, 64)
     normalize_obs: bool = True
     obs_normalization: str = "running"
@@ -149,6 +154,7 @@ class GAIL:
         self.verbose, self.world = verbose, World()
         self.env: Any = None
         self.num_timesteps, self.iteration = 0, 0
+        self.d_accuracy: float | None = None  # the last iteration's balanced accuracy, for lr_accuracy_scale
         self.logs: list[dict[str, Any]] = []
         self.set_random_seed(self.config.seed)
         self.expert_dataset = self._expert(expert_dataset)
@@ -302,6 +308,16 @@ class GAIL:
             totals = {name: totals.get(name, 0.0) + value for name, value in stats.items()}
         return {name: value / cfg.d_step for name, value in totals.items()}
 
+    def _generator_lr(self, total_timesteps: int) -> float:
+        """This iteration's generator learning rate: annealed with ``anneal_lr``, scaled by the
+        discriminator's last accuracy with ``lr_accuracy_scale``."""
+        cfg, lr = self.config, self.config.learning_rate
+        if cfg.anneal_lr:
+            lr *= max(0.0, 1.0 - self.num_timesteps / total_timesteps)
+        if cfg.lr_accuracy_scale > 0 and self.d_accuracy is not None:
+            lr *= min(1.0, max(0.0, (self.d_accuracy - 0.5) / cfg.lr_accuracy_scale))
+        return lr
+
     def learn(self, total_timesteps: int, callback: Callable[[dict[str, Any]], Any] | None = None,
               log_interval: int = 100, checkpoint_dir: str | Path | None = None, progress: bool = False) -> "GAIL":
         """Train until ``total_timesteps`` env steps (over all ranks) have been taken.
@@ -323,8 +339,7 @@ class GAIL:
         while self.num_timesteps < total_timesteps:
             timers = dict.fromkeys(("env", "policy update", "discriminator update", "rewards and data"), 0.0)
             start = time.perf_counter()
-            if cfg.anneal_lr:
-                self.g_optimizer.lr = cfg.learning_rate * max(0.0, 1.0 - self.num_timesteps / total_timesteps)
+            self.g_optimizer.lr = self._generator_lr(total_timesteps)
             for _ in range(cfg.g_step):
                 rollout = self._collect(timers)
                 mark = time.perf_counter()
@@ -340,6 +355,8 @@ class GAIL:
                     self.model.set_observation_stats(self.obs_stats.mean, self.obs_stats.std)
             mark = time.perf_counter()
             d_stats = self._train_discriminator(rollout)
+            accuracy = 0.5 * (d_stats["d_accuracy_expert"] + d_stats["d_accuracy_generator"])
+            self.d_accuracy = float(self.world.sum(np.array([accuracy]))[0]) / self.world.size  # same on every rank
             timers["discriminator update"] += time.perf_counter() - mark
             self.iteration += 1
             self.num_timesteps += per_iteration
@@ -414,7 +431,7 @@ class GAIL:
             arrays.update({f"replay/obs/{i}": obs, f"replay/actions/{i}": act})
         arrays["rng/torch"] = torch.get_rng_state().numpy()
         state = {"config": dataclasses.asdict(self.config), "num_timesteps": self.num_timesteps,
-                 "iteration": self.iteration, "rng": self.rng.bit_generator.state}
+                 "iteration": self.iteration, "d_accuracy": self.d_accuracy, "rng": self.rng.bit_generator.state}
         with atomic.destination(path, overwrite=True) as tmp:
             self.model.policy.save(tmp, {"trainer": "gail"})
             (tmp / STATE_FILE).write_text(json.dumps(state, default=int))
@@ -439,6 +456,7 @@ class GAIL:
         config = GAILConfig(**{**state["config"], **overrides})
         model = cls(policy, None, expert_dataset, _config=config)
         model.num_timesteps, model.iteration = state["num_timesteps"], state["iteration"]
+        model.d_accuracy = state.get("d_accuracy")
 
         def part(prefix: str) -> dict[str, np.ndarray]:
             return {k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
