@@ -85,18 +85,20 @@ def test_anneal_lr_decays_the_generators_step_size_linearly_to_zero_over_learn()
     assert step_sizes(anneal_lr=True) == pytest.approx((config.learning_rate / 4, config.d_stepsize))
 
 
-def test_lr_accuracy_scale_moves_the_generator_only_as_far_as_the_discriminator_tells_it_apart():
-    """Each iteration's step size: ``learning_rate * clip((a - 0.5) / s, 0, 1)``, ``a`` the discriminator's
+def test_kl_accuracy_scale_moves_the_generator_only_as_far_as_the_discriminator_tells_it_apart():
+    """Each PPO update's KL budget: ``target_kl * clip((a - 0.5) / s, 0, 1)``, ``a`` the discriminator's
     balanced accuracy in the iteration before."""
-    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, lr_accuracy_scale=1.0, **SMALL)
+    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, kl_accuracy_scale=1.0, **SMALL)
     model.learn(3 * 384)
     before = model.logs[-2]
     accuracy = (before["d_accuracy_expert"] + before["d_accuracy_generator"]) / 2
-    assert 0 < model.g_optimizer.lr < model.config.learning_rate
-    assert model.g_optimizer.lr == pytest.approx(model.config.learning_rate * (accuracy - 0.5) / 1.0)
-    untrained = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, lr_accuracy_scale=0.25,
+    budget = model.config.target_kl * (accuracy - 0.5)
+    assert 0 < budget < model.config.target_kl and model.logs[-1]["approx_kl"] <= 1.5 * budget
+    assert model._update_config().target_kl == pytest.approx(model.config.target_kl * (model.d_accuracy - 0.5))
+    untrained = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, kl_accuracy_scale=0.25,
                      train_discriminator=False, **SMALL).learn(2 * 384)
-    assert untrained.d_accuracy == 0 and untrained.g_optimizer.lr == 0  # an indifferent discriminator: no step
+    # an indifferent discriminator (accuracy 0): a budget of 0, so one minibatch step and no more
+    assert untrained.d_accuracy == 0 and untrained.logs[-1]["policy_updates"] == 1
 
 
 def test_the_policy_can_normalise_observations_by_the_expert_datasets_statistics():
@@ -131,13 +133,13 @@ def test_the_discriminator_can_replay_recent_rollouts_as_the_generators_transiti
     assert all(any(row.tobytes() in rollout for rollout in rollouts) for row in last_batches)
 
 
-@pytest.mark.parametrize("replay, lr_accuracy_scale", [(1, 0.0), (3, 1.0)])
-def test_a_resumed_run_continues_exactly(tmp_path, replay, lr_accuracy_scale):
+@pytest.mark.parametrize("replay, options", [(1, {}), (3, dict(kl_accuracy_scale=1.0, n_epochs=10, learning_rate=3e-3))])
+def test_a_resumed_run_continues_exactly(tmp_path, replay, options):
     """The checkpoint holds everything: the discriminator's replay of recent rollouts and its last accuracy
     included."""
     def fresh():
         return GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=3, checkpoint_interval=2,
-                    discriminator_replay=replay, lr_accuracy_scale=lr_accuracy_scale, **SMALL)
+                    discriminator_replay=replay, **{**SMALL, **options})
 
     straight = fresh().learn(6 * 256, checkpoint_dir=tmp_path / "a")
     first = fresh().learn(2 * 256, checkpoint_dir=tmp_path / "b")

@@ -61,10 +61,10 @@ class GAILConfig:
         this (``None``: always ``n_epochs``).
     :param anneal_lr: decay the generator's learning rate linearly to zero over ``learn``'s total steps
         (``learning_rate * (1 - steps so far / total_timesteps)``, counting the steps of earlier calls).
-    :param lr_accuracy_scale: with ``s > 0``, multiply each iteration's generator learning rate by
-        ``clip((a - 0.5) / s, 0, 1)``, where ``a`` is the discriminator's balanced accuracy (the mean of its
-        accuracies on expert and generator transitions) in the previous iteration: the generator moves only
-        as far as the discriminator tells it from the expert (0: off).
+    :param kl_accuracy_scale: with ``s > 0`` (and ``target_kl``), each PPO update's KL budget is
+        ``target_kl * clip((a - 0.5) / s, 0, 1)``, where ``a`` is the discriminator's balanced accuracy (the
+        mean of its accuracies on expert and generator transitions) in the previous iteration: the generator
+        moves only as far as the discriminator tells it from the expert (0: off).
     :param net_arch: hidden layers of the actor's and the critic's MLPs.
     :param normalize_obs: normalise observations (the policy's and critic's, and the discriminator's by running
         statistics of expert and generator observations; MPI-synchronised).
@@ -98,7 +98,7 @@ class GAILConfig:
     max_grad_norm: float = 0.5
     target_kl: float | None = 0.02
     anneal_lr: bool = False
-    lr_accuracy_scale: float = 0.0
+    kl_accuracy_scale: float = 0.0
     net_arch: tuple[int, ...] = (64, 64)
     normalize_obs: bool = True
     obs_normalization: str = "running"
@@ -154,7 +154,7 @@ class GAIL:
         self.verbose, self.world = verbose, World()
         self.env: Any = None
         self.num_timesteps, self.iteration = 0, 0
-        self.d_accuracy: float | None = None  # the last iteration's balanced accuracy, for lr_accuracy_scale
+        self.d_accuracy: float | None = None  # the last iteration's balanced accuracy, for kl_accuracy_scale
         self.logs: list[dict[str, Any]] = []
         self.set_random_seed(self.config.seed)
         self.expert_dataset = self._expert(expert_dataset)
@@ -308,15 +308,14 @@ class GAIL:
             totals = {name: totals.get(name, 0.0) + value for name, value in stats.items()}
         return {name: value / cfg.d_step for name, value in totals.items()}
 
-    def _generator_lr(self, total_timesteps: int) -> float:
-        """This iteration's generator learning rate: annealed with ``anneal_lr``, scaled by the
-        discriminator's last accuracy with ``lr_accuracy_scale``."""
-        cfg, lr = self.config, self.config.learning_rate
-        if cfg.anneal_lr:
-            lr *= max(0.0, 1.0 - self.num_timesteps / total_timesteps)
-        if cfg.lr_accuracy_scale > 0 and self.d_accuracy is not None:
-            lr *= min(1.0, max(0.0, (self.d_accuracy - 0.5) / cfg.lr_accuracy_scale))
-        return lr
+    def _update_config(self) -> GAILConfig:
+        """The config of this iteration's PPO update: ``target_kl`` scaled by the discriminator's last
+        accuracy with ``kl_accuracy_scale``."""
+        cfg = self.config
+        if cfg.kl_accuracy_scale <= 0 or cfg.target_kl is None or self.d_accuracy is None:
+            return cfg
+        scale = min(1.0, max(0.0, (self.d_accuracy - 0.5) / cfg.kl_accuracy_scale))
+        return dataclasses.replace(cfg, target_kl=cfg.target_kl * scale)
 
     def learn(self, total_timesteps: int, callback: Callable[[dict[str, Any]], Any] | None = None,
               log_interval: int = 100, checkpoint_dir: str | Path | None = None, progress: bool = False) -> "GAIL":
@@ -339,7 +338,9 @@ class GAIL:
         while self.num_timesteps < total_timesteps:
             timers = dict.fromkeys(("env", "policy update", "discriminator update", "rewards and data"), 0.0)
             start = time.perf_counter()
-            self.g_optimizer.lr = self._generator_lr(total_timesteps)
+            if cfg.anneal_lr:
+                self.g_optimizer.lr = cfg.learning_rate * max(0.0, 1.0 - self.num_timesteps / total_timesteps)
+            update_config = self._update_config()
             for _ in range(cfg.g_step):
                 rollout = self._collect(timers)
                 mark = time.perf_counter()
@@ -347,8 +348,8 @@ class GAIL:
                 advantages, returns = gae(rewards, rollout, cfg.gamma, cfg.gae_lambda)
                 timers["rewards and data"] += time.perf_counter() - mark
                 mark = time.perf_counter()
-                g_stats = ppo_update(self.model, self.g_optimizer, self.g_params, rollout, advantages, returns, cfg,
-                                     self.rng, self.world)
+                g_stats = ppo_update(self.model, self.g_optimizer, self.g_params, rollout, advantages, returns,
+                                     update_config, self.rng, self.world)
                 timers["policy update"] += time.perf_counter() - mark
                 if cfg.normalize_obs and cfg.obs_normalization == "running":
                     self.obs_stats.update(rollout.flat("obs"), self.world)
