@@ -133,7 +133,8 @@ def test_the_discriminator_can_replay_recent_rollouts_as_the_generators_transiti
     assert all(any(row.tobytes() in rollout for rollout in rollouts) for row in last_batches)
 
 
-@pytest.mark.parametrize("replay, options", [(1, {}), (3, dict(kl_accuracy_scale=1.0, n_epochs=10, learning_rate=3e-3))])
+@pytest.mark.parametrize("replay, options",
+                         [(1, {}), (3, dict(kl_accuracy_scale=1.0, n_epochs=10, learning_rate=3e-3))])
 def test_a_resumed_run_continues_exactly(tmp_path, replay, options):
     """The checkpoint holds everything: the discriminator's replay of recent rollouts and its last accuracy
     included."""
