@@ -17,11 +17,11 @@ from .formats import WriteOptions
 from .loader import DataLoader
 from .recording import RecordingError, generate_expert_traj
 from .schema import SCHEMA_VERSION
-from .storage import SaveResult, convert, load, save
+from .storage import SaveResult, convert, load, save, verify
 from .validation import Report, validate
 
 __version__ = "0.1.0"
 
 __all__ = ["DataLoader", "Dataset", "DigestMismatchError", "EpisodeIndex", "ExpertDataset", "ExpertDataError", "InvalidDatasetError",
            "RecordingError", "Report", "SCHEMA_VERSION", "SaveResult", "UnreadableError", "UsageError", "WriteOptions",
-           "convert", "digest", "generate_expert_traj", "load", "save", "validate", "__version__"]
+           "convert", "digest", "generate_expert_traj", "load", "save", "validate", "verify", "__version__"]

@@ -14,14 +14,14 @@ import click
 import numpy as np
 
 from . import __version__, formats
-from .digest import PREFIX, digest
 from .experts import BUILTIN
 from .experts import resolve as resolve_expert
-from .errors import DigestMismatchError, ExpertDataError, UsageError
+from .errors import ExpertDataError, UsageError
 from .info import info as dataset_info
 from .recording import generate_expert_traj
 from .storage import convert as convert_dataset
 from .storage import load
+from .storage import verify as verify_digest
 from .validation import validate as validate_dataset
 
 
@@ -132,17 +132,7 @@ def info(path: str, as_json: bool, no_digest: bool) -> None:
 @click.option("--digest", "expected", required=True, help="The digest the sender published (blake3:...).")
 def verify(path: str, expected: str) -> None:
     """Check that PATH holds exactly the content whose digest is given; exit 0 if so, 1 if not."""
-    expected = expected.strip().lower()
-    algorithm, named, _ = expected.partition(":")
-    if named and f"{algorithm}:" != PREFIX:
-        raise UsageError(f"--digest is a {algorithm} digest, but expertdata's digests are BLAKE3 ({PREFIX}...); "
-                         f"ask the sender for the digest that `expertdata info` shows (docs/format.md)")
-    expected = expected if named else PREFIX + expected
-    with load(path) as dataset:
-        actual = digest(dataset)
-    if actual != expected:
-        raise DigestMismatchError(f"{path}: digest {actual} does not match the expected {expected}")
-    click.echo(f"{path}: OK, digest {actual}")
+    click.echo(f"{path}: OK, digest {verify_digest(path, expected)}")
 
 
 @main.command()

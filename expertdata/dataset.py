@@ -11,6 +11,8 @@ import numpy as np
 from .arrays import ArrayLike, RowWindow
 from .episodes import EpisodeIndex
 from .errors import InvalidDatasetError
+from .schema import field_per
+from .validation import structural_problems
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,8 +37,6 @@ class Dataset:
     storage: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        from .validation import structural_problems
-
         problems = structural_problems(self.fields, self.metadata, self.root)
         if problems:
             more = f" (and {len(problems) - 1} more problems; run `expertdata validate`)" if len(problems) > 1 else ""
@@ -75,9 +75,7 @@ class Dataset:
 
     def field_per(self, name: str) -> str:
         """``step`` or ``episode``: which count a field's rows follow."""
-        from .formats import field_per
-
-        return field_per(name, dict(self.metadata))
+        return field_per(name, self.metadata)
 
     def take_episodes(self, stop: int) -> "Dataset":
         """The first ``stop`` episodes, as lazy as the source: rows are sliced only when read.

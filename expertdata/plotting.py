@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import atomic, images
+from . import atomic, images, schema
 from .arrays import iter_blocks
 from .dataset import Dataset
 
@@ -52,10 +52,11 @@ def _observation_ranges(dataset: Dataset) -> tuple[str, np.ndarray, np.ndarray, 
         frames = np.stack([images.read_image(images.resolve(dataset.root, str(p))) for p in paths])
         values = frames.reshape(len(frames), -1, frames.shape[-1] if frames.ndim == 4 else 1)
         return "channel", values.min(axis=(0, 1)), values.mean(axis=(0, 1)), values.max(axis=(0, 1))
-    image = np.dtype(obs.dtype) == np.uint8 and len(obs.shape) == 4
+    image = schema.is_image(dataset.metadata.get("observation_space"), tuple(obs.shape[1:]), obs.dtype)
     lows, highs, sums, count = None, None, None, 0
     for _, block in _numbered(obs):
-        rows = block.reshape(len(block), -1, block.shape[-1]) if image else block.reshape(len(block), -1)
+        channels = block.shape[-1] if block.ndim == 4 else 1
+        rows = block.reshape(len(block), -1, channels) if image else block.reshape(len(block), -1)
         axes = (0, 1) if image else 0
         low, high = rows.min(axis=axes), rows.max(axis=axes)
         total = rows.sum(axis=axes, dtype=np.float64)

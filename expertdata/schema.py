@@ -6,7 +6,11 @@ Stable Baselines 2 wrote, so SB2 files are valid datasets as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Mapping
+
+import numpy as np
+
+from . import spaces
 
 SCHEMA_VERSION = "1.0"
 
@@ -20,6 +24,8 @@ class Field:
     :param per: ``step`` arrays have one row per transition (N), ``episode`` arrays one per episode (E).
     :param kinds: numpy dtype kinds allowed (``f`` float, ``i``/``u`` integer, ``b`` bool, ``U`` text).
     :param ndim: the exact number of dimensions, or ``None`` when it follows a space's shape.
+    :param space: the metadata key of the space its rows are checked against (and recorded from).
+    :param dtype: the dtype a recording writes, when no space decides it.
     """
 
     name: str
@@ -28,33 +34,90 @@ class Field:
     kinds: str
     ndim: int | None
     doc: str
+    space: str | None = None
+    dtype: str | None = None
 
 
 FIELDS: tuple[Field, ...] = (
     Field("obs", "step", True, "fiubU", None,
           "Observation before each step, (N, *obs_shape). Images as uint8 (N, H, W, C), or, as SB2 wrote "
-          "them, paths (text) relative to the dataset's folder."),
+          "them, paths (text) relative to the dataset's folder.", space="observation_space"),
     Field("actions", "step", True, "fiub", None,
-          "Action taken at each step, (N, *act_shape); a Discrete action is stored as (N, 1)."),
-    Field("rewards", "step", True, "fiu", 1, "Reward received after each step, (N,)."),
-    Field("episode_starts", "step", True, "b", 1, "True on the first step of each episode, (N,)."),
-    Field("episode_returns", "episode", True, "fiu", 1, "Sum of the rewards of each episode, (E,)."),
+          "Action taken at each step, (N, *act_shape); a Discrete action is stored as (N, 1).",
+          space="action_space"),
+    Field("rewards", "step", True, "fiu", 1, "Reward received after each step, (N,).", dtype="<f8"),
+    Field("episode_starts", "step", True, "b", 1, "True on the first step of each episode, (N,).", dtype="|b1"),
+    Field("episode_returns", "episode", True, "fiu", 1, "Sum of the rewards of each episode, (E,).", dtype="<f8"),
     Field("terminated", "step", False, "b", 1,
-          "True where the episode ended in a terminal state (gymnasium's terminated), (N,)."),
+          "True where the episode ended in a terminal state (gymnasium's terminated), (N,).", dtype="|b1"),
     Field("truncated", "step", False, "b", 1,
-          "True where the episode was cut, by a time limit for example (gymnasium's truncated), (N,)."),
+          "True where the episode was cut, by a time limit for example (gymnasium's truncated), (N,).",
+          dtype="|b1"),
     Field("final_obs", "episode", False, "fiubU", None,
-          "Observation after the last step of each episode, (E, *obs_shape)."),
+          "Observation after the last step of each episode, (E, *obs_shape).", space="observation_space"),
 )
 
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 REQUIRED = tuple(f.name for f in FIELDS if f.required)
+#: The fields a recording writes, per-step ones first, in the order they are written.
+RECORDED = tuple(f.name for f in FIELDS if f.per == "step") + tuple(f.name for f in FIELDS if f.per == "episode")
+
+#: An episode's return may differ from the sum of its rewards by this much (``numpy.isclose``).
+RETURNS_RTOL = 1e-6
+RETURNS_ATOL = 1e-3
+
+
+def field_per(name: str, metadata: Mapping[str, Any]) -> Per:
+    """``step`` or ``episode``: which count a field's rows follow (undeclared extras: ``step``)."""
+    known = FIELDS_BY_NAME.get(name)
+    if known is not None:
+        return known.per
+    extras = metadata.get("extras") if isinstance(metadata, Mapping) else None
+    per = extras.get(name, "step") if isinstance(extras, dict) else "step"
+    return "episode" if per == "episode" else "step"
+
+
+def recorded_fields(metadata: Mapping[str, Any]) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Dtype and row shape of every recorded field (``RECORDED``), from the spaces in ``metadata``."""
+    out = {}
+    for name in RECORDED:
+        known = FIELDS_BY_NAME[name]
+        if known.space is not None:
+            space = metadata[known.space]
+            out[name] = (spaces.row_dtype(space), spaces.row_shape(space))
+        else:
+            out[name] = (np.dtype(known.dtype), ())
+    return out
+
+
+def is_image(space: Mapping[str, Any] | None = None, row_shape: tuple[int, ...] | None = None,
+             dtype: Any = None) -> bool:
+    """Whether observations are images: a uint8 Box of shape (H, W) or (H, W, C) with C in 1, 3 or 4.
+
+    The space decides when there is one; without it (an SB2 file) the rows' shape and dtype decide, by
+    the same rule.
+    """
+    if space is not None:
+        if space.get("type") != "Box":
+            return False
+        row_shape, dtype = tuple(space.get("shape", ())), space.get("dtype")
+    try:
+        uint8 = np.dtype(dtype) == np.uint8
+    except TypeError:
+        return False
+    shape = tuple(row_shape or ())
+    return uint8 and (len(shape) == 2 or (len(shape) == 3 and shape[-1] in (1, 3, 4)))
+
 
 #: Metadata keys that describe the data; together with the arrays they make up the content digest.
 DESCRIPTIVE_KEYS = ("env_id", "observation_space", "action_space", "max_episode_steps", "extras", "user")
 #: Metadata keys that record where a file came from; they change on conversion, so the digest ignores them.
 HISTORY_KEYS = ("schema_version", "provenance", "lineage")
 METADATA_KEYS = DESCRIPTIVE_KEYS + HISTORY_KEYS
+#: The JSON type each metadata key must have (spaces are checked further by ``expertdata.spaces``).
+METADATA_TYPES: dict[str, type] = {"env_id": str, "observation_space": dict, "action_space": dict,
+                                   "max_episode_steps": int, "extras": dict, "user": dict, "schema_version": str,
+                                   "provenance": dict, "lineage": list}
 
 Severity = Literal["error", "warning"]
 

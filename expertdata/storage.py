@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from . import atomic, formats, images
 from .arrays import block_rows, first_rows, iter_blocks, prefetch, row_bytes
 from .dataset import Dataset
-from .digest import Digester, digest
+from .digest import PREFIX, Digester, digest
 from .errors import DigestMismatchError, InvalidDatasetError, UsageError
 from .schema import SCHEMA_VERSION
 
@@ -29,6 +29,23 @@ def load(path: Path | str, format: str | None = None) -> Dataset:
     except InvalidDatasetError:
         raw.close()
         raise
+
+
+def verify(path: Path | str, expected: str) -> str:
+    """Check that the dataset at ``path`` holds exactly the content whose digest is ``expected`` (with or
+    without the ``blake3:`` prefix, in either case); returns the digest, or raises
+    ``DigestMismatchError``. A digest named for another algorithm is a ``UsageError``."""
+    expected = expected.strip().lower()
+    algorithm, named, _ = expected.partition(":")
+    if named and f"{algorithm}:" != PREFIX:
+        raise UsageError(f"the expected digest is a {algorithm} digest, but expertdata's digests are BLAKE3 "
+                         f"({PREFIX}...); ask the sender for the digest that `expertdata info` shows")
+    expected = expected if named else PREFIX + expected
+    with load(path) as dataset:
+        actual = digest(dataset)
+    if actual != expected:
+        raise DigestMismatchError(f"{path}: digest {actual} does not match the expected {expected}")
+    return actual
 
 
 def _now() -> str:

@@ -17,10 +17,10 @@ from . import images, schema, spaces
 from .arrays import ArrayLike, first_rows, iter_blocks
 from .episodes import EpisodeIndex
 from .errors import ExpertDataError
-from .formats import field_per
+from .formats import read_raw
+from .schema import field_per
 
-RETURNS_RTOL = 1e-6
-RETURNS_ATOL = 1e-3
+_JSON_TYPES = {str: "a string", dict: "an object", list: "an array", int: "an integer"}
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,12 @@ def _metadata_problems(metadata: Any) -> list[Problem]:
     unknown = sorted(set(metadata) - set(schema.METADATA_KEYS))
     if unknown:
         out.append(_problem("bad-metadata", f"unknown metadata keys {unknown}; put free-form keys under 'user'"))
+    for key, kind in schema.METADATA_TYPES.items():
+        value = metadata.get(key)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            out.append(_problem("bad-metadata", f"{key} must be {_JSON_TYPES[kind]}, not {type(value).__name__}"))
     version = metadata.get("schema_version")
-    if version is not None:
+    if isinstance(version, str):
         try:
             too_new = int(str(version).split(".")[0]) > int(schema.SCHEMA_VERSION.split(".")[0])
         except ValueError:
@@ -106,13 +110,11 @@ def _metadata_problems(metadata: Any) -> list[Problem]:
             except spaces.SpaceError as exc:
                 out.append(_problem("bad-metadata", f"{key}: {exc}"))
     extras = metadata.get("extras", {})
-    if not isinstance(extras, dict) or any(v not in ("step", "episode") for v in extras.values()):
+    if isinstance(extras, dict) and any(v not in ("step", "episode") for v in extras.values()):
         out.append(_problem("bad-metadata", "extras must map field names to 'step' or 'episode'"))
     steps = metadata.get("max_episode_steps")
-    if steps is not None and (not isinstance(steps, int) or steps <= 0):
+    if isinstance(steps, int) and steps <= 0:
         out.append(_problem("bad-metadata", f"max_episode_steps must be a positive integer, not {steps!r}"))
-    if not isinstance(metadata.get("user", {}), dict):
-        out.append(_problem("bad-metadata", "user must be a JSON object"))
     return out
 
 
@@ -169,9 +171,8 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, 
     if found != n_episodes:
         out.append(_problem("episode-count-mismatch", f"episode_starts marks {found} episodes but "
                             f"episode_returns has {n_episodes}", "episode_returns"))
-    for name, key, rule in (("actions", "action_space", "action-space-shape"),
-                            ("obs", "observation_space", "observation-space-shape")):
-        spec = _space(metadata, key)
+    for name, rule in (("actions", "action-space-shape"), ("obs", "observation-space-shape")):
+        spec = _space(metadata, schema.FIELDS_BY_NAME[name].space)
         if spec is not None and name in fields and np.dtype(fields[name].dtype).kind != "U":
             why = spaces.shape_fits(spec, tuple(fields[name].shape), np.dtype(fields[name].dtype))
             if why:
@@ -279,7 +280,7 @@ def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, An
     out = []
     returns = np.asarray(fields["episode_returns"][:], dtype=np.float64)
     sums = _episode_sums(fields["rewards"], index)
-    bad = ~np.isclose(returns, sums, rtol=RETURNS_RTOL, atol=RETURNS_ATOL) & np.isfinite(returns)
+    bad = ~np.isclose(returns, sums, rtol=schema.RETURNS_RTOL, atol=schema.RETURNS_ATOL) & np.isfinite(returns)
     if bad.any():
         e = int(np.argmax(bad))
         out.append(_problem("episode-returns-mismatch", f"{int(bad.sum())} episodes' returns differ from the "
@@ -339,8 +340,8 @@ def check(fields: Mapping[str, ArrayLike], metadata: Mapping[str, Any], root: Pa
     for name, array in fields.items():
         if name in broken or np.dtype(array.dtype).hasobject:
             continue
-        key = {"obs": "observation_space", "final_obs": "observation_space", "actions": "action_space"}.get(name)
-        spec = _space(metadata, key) if key else None
+        known = schema.FIELDS_BY_NAME.get(name)
+        spec = _space(metadata, known.space) if known is not None and known.space else None
         if spec is not None and spaces.shape_fits(spec, tuple(array.shape), np.dtype(array.dtype)):
             spec = None
         problems.extend(_value_problems(name, array, spec, hashes.get(name)))
@@ -350,14 +351,12 @@ def check(fields: Mapping[str, ArrayLike], metadata: Mapping[str, Any], root: Pa
 
 
 def validate(dataset_or_path: Any) -> Report:
-    """Check a dataset, or the file at a path, against every rule in ``expertdata.schema.RULES``.
+    """Check a dataset (an ``expertdata.Dataset``), or the file at a path, against every rule in
+    ``expertdata.schema.RULES``.
 
     Never raises for bad data: an unreadable file gives a report with rule E100 (exit code 2).
     """
-    from .dataset import Dataset
-    from .formats import read_raw
-
-    if isinstance(dataset_or_path, Dataset):
+    if hasattr(dataset_or_path, "fields") and hasattr(dataset_or_path, "metadata"):
         ds = dataset_or_path
         return check(ds.fields, ds.metadata, ds.root, ds.source)
     source = str(dataset_or_path)

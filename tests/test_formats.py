@@ -71,7 +71,7 @@ def test_a_compression_the_format_lacks_is_refused(tmp_path):
 
 def test_format_is_chosen_by_suffix_or_named(tmp_path):
     assert formats.for_path("x.hdf5").name == "hdf5"
-    assert formats.for_path("x.zarr.zip").name == "zarr"
+    assert formats.for_path("x.zarr.zip").name == "zarr-zip"
     assert formats.for_path("x.bin", "npz").name == "npz"
     with pytest.raises(expertdata.UsageError, match="cannot tell the format"):
         formats.for_path("x.bin")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..arrays import ArrayLike, TextView, text_to_codes
-from . import COMMIT_KEY, METADATA_KEY, TEXT_DTYPE_KEY, WriteOptions, metadata_to_json
+from .base import COMMIT_KEY, METADATA_KEY, TEXT_DTYPE_KEY, WriteOptions, metadata_to_json
 
 
 def stored_form(dtype: np.dtype, row_shape: tuple[int, ...]) -> tuple[np.dtype, tuple[int, ...], dict[str, str]]:
@@ -70,13 +70,19 @@ class ChunkedSink:
     def _close(self) -> None:
         raise NotImplementedError
 
+    def _existing(self) -> dict[str, Any]:
+        """The arrays already in the file, by name."""
+        raise NotImplementedError
+
     def _write(self, array: Any, begin: int, block: np.ndarray) -> None:
         array[begin:begin + len(block)] = block
 
-    def resume(self, arrays: dict[str, Any], transitions: int, episodes: int, per: dict[str, str]) -> None:
-        """Continue appending to existing arrays after the given committed counts."""
-        self._arrays = dict(arrays)
-        self._filled = {name: transitions if per[name] == "step" else episodes for name in arrays}
+    def resume(self, transitions: int, episodes: int, per: dict[str, str]) -> "ChunkedSink":
+        """Continue appending to the file's arrays after the given committed counts (``per``: each
+        field's ``step`` or ``episode``)."""
+        self._arrays = self._existing()
+        self._filled = {name: transitions if per.get(name, "step") == "step" else episodes for name in self._arrays}
+        return self
 
     def add_field(self, name: str, dtype: np.dtype, row_shape: tuple[int, ...], n_rows: int | None) -> None:
         stored, stored_row, attrs = stored_form(dtype, row_shape)

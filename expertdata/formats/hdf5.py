@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from ..errors import UnreadableError
-from . import METADATA_KEY, Raw, WriteOptions, metadata_from_json
+from .base import METADATA_KEY, Capabilities, Raw, WriteOptions, metadata_from_json
 from .chunked import ChunkedSink, as_read, committed
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -99,7 +99,7 @@ class Hdf5Sink(ChunkedSink):
         super().__init__(options, options.codec(BACKEND))
         self._file = h5py.File(path, "a" if append else "w")
 
-    def existing(self) -> dict[str, Any]:
+    def _existing(self) -> dict[str, Any]:
         return {name: obj for name, obj in self._file.items() if isinstance(obj, h5py.Dataset)}
 
     def _create(self, name: str, dtype: np.dtype, shape: tuple[int, ...], chunks: tuple[int, ...],
@@ -133,11 +133,18 @@ class _Hdf5:
     suffixes = (".h5", ".hdf5")
     compressions = ("none", "gzip", "lzf")
     default_compression = "none"
+    # Streamed chunks of 1 MiB, because an episode rewrites its last, partly filled chunk, and compressed,
+    # because HDF5 stores a partly filled chunk whole.
+    capabilities = Capabilities(streaming=True, resume=True,
+                                streaming_options=WriteOptions(compression="gzip:1", chunk_bytes=2**20))
     sniff = staticmethod(sniff)
     read = staticmethod(read)
 
-    def writer(self, path: Path, options: WriteOptions, append: bool = False) -> Hdf5Sink:
-        return Hdf5Sink(path, options, append)
+    def writer(self, path: Path, options: WriteOptions) -> Hdf5Sink:
+        return Hdf5Sink(path, options)
+
+    def reopen(self, path: Path, transitions: int, episodes: int, per: dict[str, str]) -> Hdf5Sink:
+        return Hdf5Sink(path, WriteOptions(), append=True).resume(transitions, episodes, per)
 
 
 BACKEND = _Hdf5()

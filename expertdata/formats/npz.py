@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnreadableError
-from . import METADATA_KEY, Raw, WriteOptions, metadata_from_json, metadata_to_json
+from .base import METADATA_KEY, Capabilities, Raw, WriteOptions, metadata_from_json, metadata_to_json
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 
@@ -179,6 +179,7 @@ class _Npz:
     suffixes = (".npz",)
     compressions = ("none", "deflate")
     default_compression = "none"
+    capabilities = Capabilities(images_as_files=True)
     sniff = staticmethod(sniff)
     read = staticmethod(read)
 

@@ -1,6 +1,7 @@
 """Zarr (format 3): a group with one array per field and metadata in its attributes.
 
-``.zarr`` is a directory store, ``.zarr.zip`` a zip store. Arrays stay lazy and are chunked along the
+Two backends: ``zarr``, a directory store (``.zarr``), written in place and streamable, and ``zarr-zip``,
+a zip store (``.zarr.zip``), one file to share, written once. Arrays stay lazy and are chunked along the
 rows; Zstandard at level 1 by default, which decodes far faster than a disk reads.
 """
 from __future__ import annotations
@@ -15,8 +16,8 @@ import zarr.codecs
 import zarr.storage
 
 from ..atomic import remove
-from ..errors import UnreadableError, UsageError
-from . import METADATA_KEY, Raw, WriteOptions, metadata_from_json
+from ..errors import UnreadableError
+from .base import METADATA_KEY, Capabilities, Raw, WriteOptions, metadata_from_json
 from .chunked import ChunkedSink, as_read, committed
 
 _CODECS = {"zstd": lambda level: zarr.codecs.ZstdCodec(level=1 if level is None else level),
@@ -56,12 +57,14 @@ def read(path: Path) -> Raw:
             store.close()
         raise UnreadableError(f"{path}: not a readable Zarr v3 store ({type(exc).__name__}: {exc})") from None
     metadata = metadata_from_json(text, path) if text is not None else {}
-    return Raw(fields, metadata, path.parent, "zarr", storage, store.close, mark)
+    return Raw(fields, metadata, path.parent, "zarr-zip" if _is_zip(path) else "zarr", storage, store.close, mark)
 
 
-def sniff(path: Path) -> bool:
-    if path.is_dir():
-        return (path / "zarr.json").is_file()
+def sniff_directory(path: Path) -> bool:
+    return path.is_dir() and (path / "zarr.json").is_file()
+
+
+def sniff_zip(path: Path) -> bool:
     if path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             return "zarr.json" in zf.namelist()
@@ -83,13 +86,11 @@ class ZarrSink(ChunkedSink):
     def __init__(self, path: Path, options: WriteOptions, append: bool = False) -> None:
         super().__init__(options, options.codec(BACKEND))
         self._zip = path if _is_zip(path) else None
-        if self._zip and append:
-            raise UsageError(f"{path}: a zip store cannot be appended to; record to a .zarr directory")
         self._folder = path.with_name(path.name + ".d") if self._zip else path
         self._store = zarr.storage.LocalStore(self._folder)
         self._group = zarr.open_group(self._store, mode="r+" if append else "w", zarr_format=3)
 
-    def existing(self) -> dict[str, Any]:
+    def _existing(self) -> dict[str, Any]:
         return dict(self._group.arrays())
 
     def _create(self, name: str, dtype: np.dtype, shape: tuple[int, ...], chunks: tuple[int, ...],
@@ -121,14 +122,35 @@ class ZarrSink(ChunkedSink):
 
 class _Zarr:
     name = "zarr"
-    suffixes = (".zarr", ".zarr.zip")
+    suffixes = (".zarr",)
     compressions = ("none", "zstd", "gzip")
     default_compression = "zstd"
-    sniff = staticmethod(sniff)
+    # Streamed chunks of 1 MiB, because an episode rewrites its last, partly filled chunk.
+    capabilities = Capabilities(streaming=True, resume=True, streaming_options=WriteOptions(chunk_bytes=2**20))
+    sniff = staticmethod(sniff_directory)
     read = staticmethod(read)
 
-    def writer(self, path: Path, options: WriteOptions, append: bool = False) -> ZarrSink:
-        return ZarrSink(path, options, append)
+    def writer(self, path: Path, options: WriteOptions) -> ZarrSink:
+        return ZarrSink(path, options)
+
+    def reopen(self, path: Path, transitions: int, episodes: int, per: dict[str, str]) -> ZarrSink:
+        return ZarrSink(path, WriteOptions(), append=True).resume(transitions, episodes, per)
+
+
+class _ZarrZip:
+    """A zip member cannot be rewritten, so a zip store is neither streamed nor appended to."""
+
+    name = "zarr-zip"
+    suffixes = (".zarr.zip",)
+    compressions = _Zarr.compressions
+    default_compression = _Zarr.default_compression
+    capabilities = Capabilities()
+    sniff = staticmethod(sniff_zip)
+    read = staticmethod(read)
+
+    def writer(self, path: Path, options: WriteOptions) -> ZarrSink:
+        return ZarrSink(path, options)
 
 
 BACKEND = _Zarr()
+ZIP_BACKEND = _ZarrZip()

@@ -5,14 +5,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from expertdata.schema import is_image
+
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
-
-
-def is_image(space: dict) -> bool:
-    """A uint8 Box of shape (H, W, C) with C in 1, 3, 4 (or (H, W)) is an image."""
-    shape = tuple(space.get("shape", ()))
-    return (space["type"] == "Box" and space.get("dtype") in ("|u1", "uint8") and
-            (len(shape) == 2 or (len(shape) == 3 and shape[-1] in (1, 3, 4))))
 
 
 def mlp(sizes: list[int], activation: str, last_activation: bool = True) -> nn.Sequential:
