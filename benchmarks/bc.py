@@ -16,6 +16,7 @@ All figures are medians over --runs runs with different seeds.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from expertdata import DataLoader, ExpertDataset
 from expertdata.experts import pendulum
 from trainers.bc import BC, BCConfig
 from trainers.common.evaluation import NormalisedScore
@@ -36,23 +38,23 @@ REFERENCE_TPS = 30_000
 
 def time_to_target(env_id: str, dataset: Path, score, target: float, seed: int, traj_limitation: int = -1,
                    **config) -> dict:
-    """Train until ``score(policy) >= target`` at a report (every 10 epochs); training seconds only."""
+    """Train until ``score(policy) >= target`` at a log record (every 10 epochs); training seconds only."""
     reached: dict = {}
 
-    def check(report) -> bool:
+    def check(record) -> bool:
         value = score(bc)
-        reached.update(epoch=report.epoch, seconds=report.seconds, score=value)
+        reached.update(epoch=record.iteration, seconds=record.seconds, score=value)
         return value < target
 
-    bc = BC(env_id, seed=seed, val_interval=10, **config)
-    bc.learn(dataset, traj_limitation=traj_limitation, progress=False, callback=check)
+    data = ExpertDataset(dataset, traj_limitation=traj_limitation, verbose=0, seed=seed)
+    bc = BC(None, env_id, data, seed=seed, val_interval=10, **config)
+    bc.learn(callback=check)
     reached["reached"] = reached["score"] >= target
     return reached
 
 
-def throughput(config: dict, seed: int) -> tuple[float, dict]:
-    """Transitions/s of training on Pendulum with this config, and where a step's time goes."""
-    from expertdata import ExpertDataset
+def throughput(config: dict, batch_size: int, seed: int) -> tuple[float, dict]:
+    """Transitions/s of training on Pendulum with this config and batch size, and where a step's time goes."""
     from trainers.common import optim
 
     timers = {"data": 0.0, "backward": 0.0, "optimiser": 0.0}
@@ -68,7 +70,7 @@ def throughput(config: dict, seed: int) -> tuple[float, dict]:
                 timers[key] += time.perf_counter() - start
         return original, wrapper
 
-    patches = [(ExpertDataset, "get_next_batch", "data"), (torch.autograd, "grad", "backward"),
+    patches = [(DataLoader, "__next__", "data"), (torch.autograd, "grad", "backward"),
                (optim.Adam, "step", "optimiser")]
     originals = []
     for owner, name, key in patches:
@@ -76,15 +78,16 @@ def throughput(config: dict, seed: int) -> tuple[float, dict]:
         originals.append((owner, name, original))
         setattr(owner, name, wrapper)
     try:
-        bc = BC("Pendulum-v1", seed=seed, n_epochs=150, val_interval=150, learning_rate=1e-3, **config)
-        bc.learn(FIXTURES / "pendulum.npz", progress=False)
+        data = ExpertDataset(FIXTURES / "pendulum.npz", batch_size=batch_size, verbose=0, seed=seed)
+        bc = BC(None, "Pendulum-v1", data, seed=seed, n_epochs=150, val_interval=150, learning_rate=1e-3, **config)
+        bc.learn()
     finally:
         for owner, name, original in originals:
             setattr(owner, name, original)
-    report = bc.history.reports[-1]
-    split = {k: v / report.seconds for k, v in timers.items()}
+    record = bc.logs[-1]
+    split = {k: v / record.seconds for k, v in timers.items()}
     split["forward and loss"] = 1 - sum(split.values())
-    return report.transitions_per_second, split
+    return record["transitions_per_second"], split
 
 
 def mpi_throughput(ranks: int, seed: int) -> float:
@@ -94,7 +97,7 @@ def mpi_throughput(ranks: int, seed: int) -> float:
         if ranks > 1:
             command = [str(Path(sys.executable).parent / "mpirun"), "-n", str(ranks)] + command
         subprocess.run(command, check=True, capture_output=True)
-        return json.loads(Path(f"{tmp}/p/summary.json").read_text())["transitions_per_second"]
+        return json.loads(Path(f"{tmp}/p/summary.json").read_text())["last_log"]["transitions_per_second"]
 
 
 def main() -> None:
@@ -125,9 +128,10 @@ def main() -> None:
     print(f"  (Pendulum on the evaluation seeds: random policy {scale.random:.1f}, expert {scale.expert:.1f})")
     report.update(cartpole=cartpole, pendulum=pend, pendulum_random=scale.random, pendulum_expert=scale.expert)
 
-    for label, config in (("reference config: batch 64, 32-32 MLP, Adam", {"net_arch": (32, 32), "batch_size": 64}),
-                          (f"our defaults: batch {BCConfig.batch_size}, {BCConfig.net_arch} MLP", {})):
-        measured = [throughput(config, seed) for seed in seeds]
+    default_batch = inspect.signature(ExpertDataset).parameters["batch_size"].default
+    for label, config, batch in (("reference config: batch 64, 32-32 MLP, Adam", {"net_arch": (32, 32)}, 64),
+                                 (f"our defaults: batch {default_batch}, {BCConfig.net_arch} MLP", {}, default_batch)):
+        measured = [throughput(config, batch, seed) for seed in seeds]
         tps = statistics.median(m[0] for m in measured)
         split = {k: statistics.median(m[1][k] for m in measured) for k in measured[0][1]}
         print(f"{label}: {tps:,.0f} transitions/s = {tps / REFERENCE_TPS:.1f}x the reference BC's 30k/s; "

@@ -1,7 +1,7 @@
 """GAIL: imitation shown against two controls, steps and wall time to the targets, throughput, MPI.
 
     python benchmarks/gail.py [--seeds 5] [--first-seed 0] [--tasks pendulum,cartpole,cartpole-1] [--skip-mpi]
-                              [--quick] [--report FILE.json] [--set KEY=VALUE ...] [--jobs 1]
+                              [--skip-out-of-core] [--quick] [--report FILE.json] [--set KEY=VALUE ...] [--jobs 1]
                               [--arms gail,random,untrained]
 
 Every quality figure is printed beside two controls run the same way: GAIL on demonstrations from a
@@ -20,6 +20,9 @@ docs/gail.md's screens ran; wall times then differ).
 - cartpole: CartPole-v1 from the 10-episode fixture, with the ``logit`` reward (no survival bonus);
   threshold a mean return of 475 within 100k steps.
 - cartpole-1: the same from a single episode, within 300k steps.
+
+Then throughput with the expert dataset served out of core (a Zarr copy, ``in_memory=False``) beside the
+same runs in memory, seeds interleaved (goal: within 10%), and MPI: 2 ranks beside 1.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ from pathlib import Path
 
 import gymnasium as gym
 
+from expertdata import ExpertDataset, convert
 from expertdata.experts import pendulum
 from expertdata.recording import generate_expert_traj
 from trainers.common.evaluation import NormalisedScore
@@ -79,18 +83,17 @@ def scorer(env_id: str) -> Score:
 
 
 def run(env_id: str, dataset: Path, traj_limitation: int, config: dict, steps: int, seed: int, score,
-        **control) -> dict:
-    """One training run: the curve of (steps, training seconds, score), scored at most every ``EVAL_STEPS``."""
-    from expertdata import ExpertDataset
-
-    expert = ExpertDataset(dataset, traj_limitation=traj_limitation, verbose=0, seed=seed, in_memory=True)
+        in_memory: bool = True, **control) -> dict:
+    """One training run: the curve of (steps, training seconds, score), scored at most every ``EVAL_STEPS``
+    (``score`` ``None``: no scoring)."""
+    expert = ExpertDataset(dataset, traj_limitation=traj_limitation, verbose=0, seed=seed, in_memory=in_memory)
     model = GAIL(None, env_id, expert, seed=seed, **{**config, **control})
     cfg = model.config
     every = max(1, EVAL_STEPS // (cfg.g_step * cfg.n_steps * model.env.num_envs))
     curve, clock = [], {"training": 0.0, "since": time.perf_counter()}
 
     def callback(entry):
-        if entry["iteration"] % every:
+        if score is None or entry["iteration"] % every:
             return None
         clock["training"] += time.perf_counter() - clock["since"]
         curve.append((entry["timesteps"], clock["training"], score(model)))
@@ -149,11 +152,34 @@ def floor(threshold: float) -> float:
     return 0.8 if threshold <= 1 else 0.8 * threshold
 
 
+def out_of_core(steps: int, config: dict, seeds: list[int], folder: Path) -> dict:
+    """Pendulum GAIL's env steps/s with the expert dataset in memory and out of core, seeds interleaved."""
+    copy = convert(FIXTURES / "pendulum.npz", folder / "pendulum.zarr", overwrite=True).path
+    measured: dict[str, list[float]] = {"in memory": [], "out of core": []}
+    for seed in seeds:
+        for name, path, in_memory in (("in memory", FIXTURES / "pendulum.npz", True), ("out of core", copy, False)):
+            result = run("Pendulum-v1", path, -1, config, steps, seed, None, in_memory=in_memory)
+            measured[name].append(result["steps_per_second"])
+    return {name: statistics.median(values) for name, values in measured.items()}
+
+
+def cli_options(config: dict) -> list[str]:
+    """GAILConfig settings as ``expertdata train gail`` options."""
+    out = []
+    for key, value in config.items():
+        name = key.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(f"--{name}" if value else f"--no-{name}")
+        else:
+            out += [f"--{name}", ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)]
+    return out
+
+
 def mpi_run(ranks: int, steps: int, config: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "expertdata", "train", "gail", str(FIXTURES / "pendulum.npz"), "--env",
                    "Pendulum-v1", "--out", f"{tmp}/m", "--seed", "0", "--steps", str(steps)]
-        command += [a for k, v in config.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+        command += cli_options(config)
         if ranks > 1:
             command = [str(Path(sys.executable).parent / "mpirun"), "-n", str(ranks)] + command
         subprocess.run(command, check=True, capture_output=True)
@@ -171,6 +197,7 @@ def main() -> None:
     parser.add_argument("--tasks", default="pendulum,cartpole,cartpole-1")
     parser.add_argument("--quick", action="store_true", help="a third of the steps, for a look")
     parser.add_argument("--skip-mpi", action="store_true")
+    parser.add_argument("--skip-out-of-core", action="store_true")
     parser.add_argument("--report", type=Path, help="also write every run's curve and figures to this JSON file")
     parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
                         help="change one of TUNED's settings (or another GAILConfig field) for every run")
@@ -218,6 +245,14 @@ def main() -> None:
                     print(f"  throughput: {sps:,.0f} env steps/s ({sps / 2200:.1f}x the reference's 2.2k/s); time: " +
                           ", ".join(f"{k[5:]} {v:.0%}" for k, v in split.items()))
                 report[task][name] = {"hits": hits, "finals": finals, "runs": runs}
+        if not args.skip_out_of_core:
+            steps = 10_000 if args.quick else 30_000
+            config = {**TUNED["Pendulum-v1"], **dict(args.set)}
+            result = out_of_core(steps, config, seeds, Path(tmp))
+            ratio = result["out of core"] / result["in memory"]
+            print(f"out of core, Pendulum GAIL, {steps} steps, medians over seeds: in memory "
+                  f"{result['in memory']:,.0f} env steps/s, out of core {result['out of core']:,.0f} ({ratio:.2f}x)")
+            report["out_of_core"] = result
     if not args.skip_mpi:
         steps = 30_000 if args.quick else 100_000
         config = {**TUNED["Pendulum-v1"], **dict(args.set)}

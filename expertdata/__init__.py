@@ -19,9 +19,9 @@ from .recording import RecordingError, generate_expert_traj
 from .schema import SCHEMA_VERSION
 from .storage import SaveResult, convert, load, save, verify
 from .validation import Report, validate
+from .version import __version__
 
-__version__ = "0.1.0"
-
-__all__ = ["DataLoader", "Dataset", "DigestMismatchError", "EpisodeIndex", "ExpertDataset", "ExpertDataError", "InvalidDatasetError",
-           "RecordingError", "Report", "SCHEMA_VERSION", "SaveResult", "UnreadableError", "UsageError", "WriteOptions",
-           "convert", "digest", "generate_expert_traj", "load", "save", "validate", "verify", "__version__"]
+__all__ = ["DataLoader", "Dataset", "DigestMismatchError", "EpisodeIndex", "ExpertDataset", "ExpertDataError",
+           "InvalidDatasetError", "RecordingError", "Report", "SCHEMA_VERSION", "SaveResult", "UnreadableError",
+           "UsageError", "WriteOptions", "convert", "digest", "generate_expert_traj", "load", "save", "validate",
+           "verify", "__version__"]

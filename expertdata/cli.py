@@ -7,34 +7,66 @@ from __future__ import annotations
 
 import json
 import sys
+from importlib.metadata import entry_points
 from typing import Any, Iterable
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 import numpy as np
 
-from . import __version__, formats
+from . import formats
 from .experts import BUILTIN
 from .experts import resolve as resolve_expert
-from .errors import ExpertDataError, UsageError
+from .errors import ExpertDataError
 from .info import info as dataset_info
 from .recording import generate_expert_traj
 from .storage import convert as convert_dataset
 from .storage import load
 from .storage import verify as verify_digest
 from .validation import validate as validate_dataset
+from .version import __version__
+
+
+#: Entry-point group through which other packages add commands (the trainers add ``train``).
+COMMANDS_GROUP = "expertdata.commands"
 
 
 class _Group(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
+    """Turns our errors into one line and an exit code; adds the commands other packages contribute."""
+
+    def _contributed(self) -> dict[str, Any]:
+        return {entry.name: entry for entry in entry_points(group=COMMANDS_GROUP)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._contributed()))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        found = super().get_command(ctx, name)
+        entry = self._contributed().get(name) if found is None else None
+        return entry.load() if entry is not None else found
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run, turning errors of ours and click's usage errors into one line and an exit code."""
         try:
-            return super().invoke(ctx)
+            code = super().main(*args, standalone_mode=False, **kwargs)
         except ExpertDataError as exc:
             click.echo(f"expertdata: error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
+            sys.exit(exc.exit_code)
+        except NoArgsIsHelpError as exc:  # a bare command: its help, as asked
+            click.echo(exc.format_message())
+            sys.exit(0)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"expertdata: error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"expertdata: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except (KeyboardInterrupt, click.Abort):
             click.echo("expertdata: interrupted", err=True)
-            ctx.exit(130)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -180,46 +212,6 @@ def plot(paths: tuple[str, ...], out: str) -> None:
     with ExitStack() as stack:
         datasets = [stack.enter_context(load(p)) for p in paths]
         plot_datasets(datasets, out)
-    click.echo(f"wrote {out}")
-
-
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.argument("name", required=False)
-@click.argument("dataset", required=False, type=click.Path())
-@click.option("--env", "env_id", help="The gymnasium env id: its spaces must match the dataset's; the policy is "
-                                      "evaluated on it.")
-@click.option("--out", type=click.Path(), help="The directory that receives the policy, log.csv and summary.json.")
-@click.option("--traj-limitation", type=int, default=-1, show_default=True, help="Train on the first K episodes.")
-@click.option("--seed", type=int, help="Seeds the run: the same seed repeats it.")
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-@click.option("--list", "list_trainers", is_flag=True, help="List the installed trainers and their options.")
-@click.pass_context
-def train(ctx: click.Context, name: str | None, dataset: str | None, env_id: str | None, out: str | None,
-          traj_limitation: int, seed: int | None, overwrite: bool, list_trainers: bool) -> None:
-    """Train trainer NAME on DATASET (any format); trainer options follow as --option value."""
-    from pathlib import Path
-
-    from trainers import plugins
-
-    if list_trainers:
-        for plugin in plugins.discover().values():
-            click.echo(f"{plugin.name}: {plugin.summary}")
-            for option, kind, default in plugins.options(plugin.config_class):
-                click.echo(f"    {option} ({kind}, default {default})")
-        return
-    if not (name and dataset and out):
-        raise UsageError("usage: expertdata train NAME DATASET --out DIR [--env ENV_ID] [options]; "
-                         "expertdata train --list shows the trainers")
-    plugin = plugins.get(name)
-    config = plugins.parse_config(plugin.config_class, ctx.args, **({"seed": seed} if seed is not None else {}))
-    if Path(out).exists() and not overwrite:
-        raise UsageError(f"{out} already exists; pass --overwrite to replace it")
-    summary = plugin.run(plugins.TrainRequest(Path(dataset), env_id, Path(out), traj_limitation, seed), config)
-    if not summary.get("saved", True):  # another MPI rank: rank 0 reports
-        return
-    if "eval_return_mean" in summary:
-        click.echo(f"evaluated on {env_id}: return {summary['eval_return_mean']:.2f} +/- "
-                   f"{summary['eval_return_std']:.2f} over {summary['eval_episodes']} episodes")
     click.echo(f"wrote {out}")
 
 

@@ -1,20 +1,27 @@
-"""``ExpertDataset``, as SB2 users know it: the kept episodes, their split, and loaders over each side."""
+"""``ExpertDataset``, as SB2 users know it: the kept episodes, their split, and loaders over each side;
+and the interface every trainer uses (``expertdata.training.TrainingData``)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import mpi, splits
-from .arrays import RowWindow, row_bytes
+from . import images, mpi, spaces, splits
+from .arrays import RowWindow, iter_blocks, row_bytes
 from .dataset import Dataset
-from .errors import UsageError
+from .errors import InvalidDatasetError, UsageError
 from .loader import DataLoader
 from .storage import load
+from .training import SPLITS
+from .validation import validate
 
 #: Kept observations and actions up to this size are read into memory; larger ones are served out of core.
 IN_MEMORY_BYTES = 2 * 2**30
+#: Out of core, ``sample`` draws from a pool of about this many bytes of rows read in random blocks, and
+#: renews the pool once it has drawn as many rows as it holds.
+SAMPLE_POOL_BYTES = 64 * 2**20
 
 
 class ExpertDataset:
@@ -57,24 +64,30 @@ class ExpertDataset:
                           backend=backend)
         self.source: Dataset = (load(expert_path) if expert_path is not None else Dataset.from_arrays(
             {}, None, **{k: v for k, v in traj_data.items()}))
+        self.name = self.source.source
+        self.seed, self.batch_size = seed, int(batch_size)
         index = self.source.episodes
         self.num_traj = splits.limit(index, traj_limitation)
         self.num_transition = index.step_slice(0, self.num_traj).stop
         self.returns = np.asarray(self.source["episode_returns"][:self.num_traj], dtype=np.float64)
-        self.avg_ret, self.std_ret = float(np.mean(self.returns)), float(np.std(self.returns))
+        self.avg_ret, self.std_ret = ((float(np.mean(self.returns)), float(np.std(self.returns))) if self.num_traj
+                                      else (float("nan"), float("nan")))
         self.randomize, self.sequential_preprocessing = randomize, sequential_preprocessing
         self.rank, self.world_size = mpi.rank_and_size(rank, world_size)
-        split_seed, *self._loader_seeds = np.random.SeedSequence(seed).spawn(4)
+        split_seed, *seeds = np.random.SeedSequence(seed).spawn(4)
+        self._split_seeds = dict(zip(SPLITS, seeds))
         train, val = splits.split(index, self.num_traj, train_fraction, split, np.random.default_rng(split_seed))
         self.train_indices = splits.shard(index, train, self.rank, self.world_size)
         self.val_indices = splits.shard(index, val, self.rank, self.world_size)
         self.indices = splits.shard(index, np.arange(self.num_transition), self.rank, self.world_size)
         self.observations, self.actions = self._arrays(in_memory)
-        self._loader_kwargs = dict(shuffle=randomize, start_process=False, sequential=sequential_preprocessing,
-                                   image_root=self.source.root, n_workers=n_workers, backend=backend)
-        self.train_loader = self._loader(self.train_indices, batch_size, self._loader_seeds[0])
-        self.val_loader = self._loader(self.val_indices, batch_size, self._loader_seeds[1]) if len(val) else None
+        self._loader_kwargs = dict(image_root=self.source.root, n_workers=n_workers, backend=backend)
+        self.train_loader = self._own_loader("train", self.batch_size)
+        self.val_loader = self._own_loader("val", self.batch_size) if len(val) else None
         self.dataloader: DataLoader | None = None
+        self._checked = False
+        self._stats: tuple[np.ndarray, np.ndarray] | None = None
+        self._pool: tuple[DataLoader, np.ndarray, np.ndarray, int] | None = None
         if verbose >= 1:
             self.log_info()
 
@@ -87,8 +100,11 @@ class ExpertDataset:
             return np.asarray(obs[rows]), np.asarray(actions[rows])
         return RowWindow(obs, rows), RowWindow(actions, rows)
 
-    def _loader(self, indices: np.ndarray, batch_size: int, seed: np.random.SeedSequence) -> DataLoader:
-        return DataLoader(indices, self.observations, self.actions, batch_size, seed=seed, **self._loader_kwargs)
+    def _own_loader(self, split: str, batch_size: int) -> DataLoader:
+        """SB2's loaders: shuffled as ``randomize`` says, prepared in the background unless
+        ``sequential_preprocessing``, started on first use."""
+        return self.batches(split, batch_size, shuffle=self.randomize, start=False,
+                            sequential=self.sequential_preprocessing)
 
     @property
     def in_memory(self) -> bool:
@@ -98,7 +114,7 @@ class ExpertDataset:
         """Prepare ``dataloader``, over every kept transition (of this rank), as GAIL uses it."""
         if self.dataloader is not None:
             self.dataloader.close()
-        self.dataloader = self._loader(self.indices, batch_size, self._loader_seeds[2])
+        self.dataloader = self._own_loader("all", batch_size)
 
     def get_next_batch(self, split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The next ``(observations, actions)`` minibatch of ``split``: ``None`` (``dataloader``), ``train``
@@ -143,23 +159,160 @@ class ExpertDataset:
         """A ``torch.utils.data.IterableDataset`` of this split's batches, for torch's own loop."""
         from .torch_data import ExpertIterableDataset
 
-        return ExpertIterableDataset(self, split, batch_size)
+        return ExpertIterableDataset(self, split, batch_size or self.batch_size, self.seed, self.randomize)
 
     def split_indices(self, split: str) -> np.ndarray:
+        if split not in SPLITS:
+            raise UsageError(f"split must be one of {SPLITS}, not {split!r}")
         return {"train": self.train_indices, "val": self.val_indices, "all": self.indices}[split]
+
+    # -- what a trainer may ask (expertdata.training.TrainingData) ----------------------------------
+
+    @property
+    def observation_space(self) -> Any:
+        """The declared observation space (gymnasium), or ``None`` (an SB2 file declares none)."""
+        spec = self.source.metadata.get("observation_space")
+        return None if spec is None else spaces.to_gymnasium(spec)
+
+    @property
+    def action_space(self) -> Any:
+        """The declared action space (gymnasium), or ``None``."""
+        spec = self.source.metadata.get("action_space")
+        return None if spec is None else spaces.to_gymnasium(spec)
+
+    def _row_form(self, field: str) -> tuple[tuple[int, ...], np.dtype]:
+        """The shape and dtype of one row as a trainer sees it (image paths decoded)."""
+        array = self.source[field]
+        if np.dtype(array.dtype).kind == "U" and self.num_transition:
+            frame = images.read_image(images.resolve(self.source.root, str(array[0:1][0])))
+            return tuple(frame.shape), frame.dtype
+        return tuple(array.shape[1:]), np.dtype(array.dtype)
+
+    def fitting_spaces(self, observation_space: Any = None, action_space: Any = None,
+                       against: str = "the env") -> tuple[Any, Any]:
+        """The spaces to train with (gymnasium): ``against``'s, when given, once they are checked against
+        the declared spaces or, where the file declares none (SB2), against the rows' shapes and dtypes;
+        else the declared ones. A mismatch is a one-line ``UsageError`` naming both sides."""
+        declared = (self.source.metadata.get("observation_space"), self.source.metadata.get("action_space"))
+        given = tuple(spaces.to_json(s) if s is not None and not isinstance(s, dict) else s
+                      for s in (observation_space, action_space))
+        out = []
+        for label, field, mine, theirs in (("observation", "obs", declared[0], given[0]),
+                                           ("action", "actions", declared[1], given[1])):
+            if theirs is None:
+                if mine is None:
+                    raise UsageError(f"the dataset {self.name} declares no {label} space (an SB2 file); "
+                                     "give the env so that its spaces are used")
+                out.append(mine)
+                continue
+            if mine is not None and mine != theirs:
+                raise UsageError(f"{label} spaces differ: the dataset {self.name} has {json.dumps(mine)}, "
+                                 f"{against} has {json.dumps(theirs)}")
+            if mine is None:
+                shape, dtype = self._row_form(field)
+                why = spaces.shape_fits(theirs, (0,) + shape, dtype)
+                if why:
+                    raise UsageError(f"the dataset {self.name} declares no {label} space and does not fit "
+                                     f"{against}'s: its {label} {why} ({json.dumps(theirs)})")
+            out.append(theirs)
+        return spaces.to_gymnasium(out[0]), spaces.to_gymnasium(out[1])
+
+    def check(self) -> None:
+        """Refuse a dataset that breaks the format's rules (every error's rule id named) or that holds no
+        transition to train on; a dataset that passed is not checked again."""
+        if self._checked:
+            return
+        if self.num_transition == 0:
+            raise InvalidDatasetError(f"{self.name}: holds no transitions; there is nothing to train on")
+        report = validate(self.source)
+        if report.errors:
+            rules = sorted({p.rule.id for p in report.errors})
+            raise InvalidDatasetError(f"{self.name}: refused for training, it breaks rule{'s' * (len(rules) > 1)} "
+                                      f"{', '.join(rules)} (first: {report.errors[0].one_line()}); "
+                                      f"`expertdata validate {self.name}` lists every problem, and check=False "
+                                      "(--no-check) trains anyway", report.errors)
+        self._checked = True
+
+    def split_size(self, split: str) -> int:
+        """Transitions in ``split`` (``train``, ``val`` or ``all``), of this rank."""
+        return len(self.split_indices(split))
+
+    def observation_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-dimension mean and std of every kept observation (all ranks alike), read block by block."""
+        if self._stats is None:
+            total, total_sq, count = 0.0, 0.0, 0
+            for block in iter_blocks(self.observations, label=f"{self.name}: field 'obs'"):
+                if block.dtype.kind == "U":
+                    block = np.stack([images.read_image(images.resolve(self.source.root, str(p))) for p in block])
+                rows = block.reshape(len(block), -1).astype(np.float64)
+                total, total_sq, count = total + rows.sum(0), total_sq + (rows * rows).sum(0), count + len(rows)
+            mean = total / max(count, 1)
+            self._stats = mean, np.sqrt(np.maximum(total_sq / max(count, 1) - mean * mean, 0.0))
+        return self._stats
+
+    def batches(self, split: str, batch_size: int | None = None, *, seed: Any = None, infinite: bool = True,
+                shuffle: bool = True, to_torch: bool = False, part: tuple[int, int] | None = None,
+                start: bool = True, sequential: bool | None = None) -> DataLoader:
+        """A ``DataLoader`` of ``split``'s minibatches ``(obs, actions)``; close it when done.
+
+        :param batch_size: the dataset's ``batch_size`` when not given.
+        :param seed: seeds the shuffles; by default each split's own seed, derived from the dataset's.
+        :param infinite: endless, a new order every epoch; else one epoch, in the calling thread.
+        :param part: ``(k, n)``: only the k-th of n contiguous shares of the split (torch's workers).
+        :param start, sequential: start preparing batches now; prepare them in the calling thread.
+        """
+        indices = self.split_indices(split)
+        if part is not None:
+            indices = np.array_split(indices, part[1])[part[0]]
+        return DataLoader(indices, self.observations, self.actions, batch_size or self.batch_size,
+                          infinite_loop=infinite, shuffle=shuffle, start_process=start,
+                          sequential=(not infinite) if sequential is None else sequential,
+                          seed=self._split_seeds[split] if seed is None else seed, to_torch=to_torch,
+                          **self._loader_kwargs)
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` random kept transitions of this rank, drawn with ``rng`` (with replacement).
+
+        In memory, uniformly from every transition. Out of core, uniformly from a pool of about
+        ``SAMPLE_POOL_BYTES`` of rows read from random blocks, renewed (in the background) once it has
+        drawn as many rows as it holds: memory stays bounded and reads stay sequential, and every
+        transition is drawn from in turn.
+        """
+        if not len(self.indices):
+            raise InvalidDatasetError(f"{self.name}: holds no transitions to sample")
+        if self.in_memory:
+            rows = self.indices[rng.integers(0, len(self.indices), n)]
+            obs, act = np.take(self.observations, rows, axis=0), np.take(self.actions, rows, axis=0)
+            if obs.dtype.kind == "U":
+                obs = np.stack([images.read_image(images.resolve(self.source.root, str(p))) for p in obs])
+            return obs, act
+        if self._pool is None or self._pool[3] >= len(self._pool[1]):
+            if self._pool is None:
+                size = max(1, SAMPLE_POOL_BYTES // max(1, row_bytes(self.observations) + row_bytes(self.actions)))
+                loader = self.batches("all", min(size, len(self.indices)), seed=int(rng.integers(2**63)))
+            else:
+                loader = self._pool[0]
+            obs, act = next(loader)
+            self._pool = (loader, obs, act, 0)
+        loader, obs, act, drawn = self._pool
+        rows = rng.integers(0, len(obs), n)
+        self._pool = (loader, obs, act, drawn + n)
+        return obs[rows], act[rows]
+
+    def _loaders(self) -> list[DataLoader]:
+        return [loader for loader in (self.train_loader, self.val_loader, self.dataloader,
+                                      self._pool[0] if self._pool else None) if loader is not None]
 
     def close(self) -> None:
         """Stop the loaders' threads and close the file."""
-        for loader in (self.train_loader, self.val_loader, self.dataloader):
-            if loader is not None:
-                loader.close()
+        for loader in self._loaders():
+            loader.close()
         self.source.close()
 
     def prepare_pickling(self) -> None:
         """Stop the loaders' threads (SB2 needed this before pickling; pickling works without it now)."""
-        for loader in (self.train_loader, self.val_loader, self.dataloader):
-            if loader is not None:
-                loader.close()
+        for loader in self._loaders():
+            loader.close()
 
     def __getstate__(self) -> dict[str, Any]:
         return self._args

@@ -282,6 +282,9 @@ class DataLoader:
     def __next__(self) -> tuple[Any, Any]:
         if self._exhausted:
             raise StopIteration
+        if self.infinite_loop and not len(self):  # an endless loop over no batch would never return
+            raise UsageError(f"no minibatch to serve: {len(self.indices)} transitions, batch_size {self.batch_size}"
+                             f"{'' if self.partial_minibatch else ', partial_minibatch=False'}")
         while True:
             if self._group is not None and self._pos < len(self._group[0]):
                 obs, act = self._group

@@ -18,6 +18,7 @@ from . import spaces
 from .dataset import Dataset
 from .episode_writer import EpisodeWriter
 from .errors import ExpertDataError, UsageError
+from .version import __version__
 
 
 class RecordingError(ExpertDataError):
@@ -176,8 +177,6 @@ def _describe(model: Any) -> str:
 
 def recording_metadata(env: Any, model: Any, seed: int | None, deterministic: bool) -> dict[str, Any]:
     """Env id, spaces, time limit and provenance of a recording; refuses spaces we cannot store."""
-    from . import __version__
-
     vector = _is_vector(env)
     obs_space = env.single_observation_space if vector else env.observation_space
     act_space = env.single_action_space if vector else env.action_space

@@ -1,13 +1,13 @@
-"""Batches for torch's own loop: an ``IterableDataset`` over one split of an ``ExpertDataset``."""
+"""Batches for torch's own loop: an ``IterableDataset`` over one split of a dataset (``TrainingData``)."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .loader import DataLoader
+from .training import TrainingData
 
 
 class ExpertIterableDataset(IterableDataset):
@@ -15,22 +15,20 @@ class ExpertIterableDataset(IterableDataset):
 
     Wrap it as ``torch.utils.data.DataLoader(ds, batch_size=None, num_workers=N)``: it batches itself
     (one tensor gather per batch is far faster than collating single transitions), and each torch worker
-    serves a disjoint share of the transitions.
+    serves a disjoint share of the transitions. Epoch ``e`` of worker ``w`` is shuffled from
+    ``(seed, e, w)``.
     """
 
-    def __init__(self, dataset: Any, split: str = "train", batch_size: int | None = None) -> None:
-        self.dataset, self.split = dataset, split
-        self.batch_size = batch_size or dataset.train_loader.batch_size
+    def __init__(self, dataset: TrainingData, split: str = "train", batch_size: int = 64, seed: int | None = None,
+                 shuffle: bool = True) -> None:
+        self.dataset, self.split, self.batch_size = dataset, split, batch_size
+        self.seed, self.shuffle = seed, shuffle
         self._epoch = 0
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        indices = self.dataset.split_indices(self.split)
         worker = get_worker_info()
-        if worker is not None:
-            indices = np.array_split(indices, worker.num_workers)[worker.id]
-        seed = np.random.SeedSequence([self.dataset._args["seed"] or 0, self._epoch, worker.id if worker else 0])
+        part = (worker.id, worker.num_workers) if worker is not None else None
+        seed = np.random.SeedSequence([self.seed or 0, self._epoch, worker.id if worker else 0])
         self._epoch += 1
-        loader = DataLoader(indices, self.dataset.observations, self.dataset.actions, self.batch_size,
-                            infinite_loop=False, shuffle=self.dataset.randomize, sequential=True, seed=seed,
-                            image_root=self.dataset.source.root, to_torch=True)
-        yield from loader
+        yield from self.dataset.batches(self.split, self.batch_size, seed=seed, infinite=False, shuffle=self.shuffle,
+                                        to_torch=True, part=part)

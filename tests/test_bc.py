@@ -13,9 +13,11 @@ import torch
 import expertdata
 from expertdata.experts import pendulum
 from expertdata.recording import generate_expert_traj
+from expertdata import ExpertDataset
 from trainers import bc as bc_module
 from trainers.bc import BC
 from trainers.common.evaluation import NormalisedScore, episode_returns
+from trainers.protocol import LogRecord, Trainer
 
 from .conftest import run_cli
 from .test_recording import TinyEnv
@@ -24,22 +26,21 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def test_cartpole_from_the_single_episode_of_sb2s_example():
-    bc = BC("CartPole-v1", seed=0, n_epochs=200, learning_rate=1e-3)
-    bc.learn(FIXTURES / "cartpole.npz", traj_limitation=1, progress=False)
+    one_episode = ExpertDataset(FIXTURES / "cartpole.npz", traj_limitation=1, verbose=0, seed=0)
+    bc = BC(None, "CartPole-v1", one_episode, seed=0, n_epochs=200, learning_rate=1e-3).learn()
     mean, _ = bc.evaluate(n_episodes=20)
     assert mean >= 450  # target 475, measured in benchmarks/bc.py
 
 
 def test_pendulum_from_ten_expert_episodes_reaches_the_experts_score():
-    bc = BC("Pendulum-v1", seed=0, n_epochs=300, learning_rate=1e-3)
-    bc.learn(FIXTURES / "pendulum.npz", progress=False)
+    bc = BC(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, n_epochs=300, learning_rate=1e-3).learn()
     normalised = NormalisedScore.measure("Pendulum-v1", pendulum, 20)
     assert normalised(bc.evaluate(n_episodes=20)[0]) >= 0.9  # target 0.95, measured in benchmarks/bc.py
 
 
 def test_images_through_the_cnn():
     env = gym.make("expertdata/PixelCartPole-v1", max_episode_steps=50)
-    bc = BC(env, seed=0, n_epochs=60, learning_rate=1e-3).learn(FIXTURES / "pixel_cartpole.h5", progress=False)
+    bc = BC("CnnPolicy", env, FIXTURES / "pixel_cartpole.h5", seed=0, n_epochs=60, learning_rate=1e-3).learn()
     assert bc.evaluate(n_episodes=5)[0] >= 40
 
 
@@ -50,7 +51,7 @@ def test_images_through_the_cnn():
 def test_multidiscrete_and_multibinary_actions(tmp_path, space, rule):
     env = TinyEnv(space)
     generate_expert_traj(rule, tmp_path / "d.zarr", env, n_episodes=200)
-    bc = BC(env, seed=0, n_epochs=40, learning_rate=3e-3).learn(tmp_path / "d.zarr", progress=False)
+    bc = BC(None, env, tmp_path / "d.zarr", seed=0, n_epochs=40, learning_rate=3e-3).learn()
     with expertdata.load(tmp_path / "d.zarr") as ds:
         obs, acts = ds["obs"][:200], ds["actions"][:200]
     predicted, _ = bc.predict(obs, deterministic=True)
@@ -60,12 +61,12 @@ def test_multidiscrete_and_multibinary_actions(tmp_path, space, rule):
 
 @pytest.fixture(scope="module")
 def cartpole_bc():
-    return BC("CartPole-v1", seed=1, n_epochs=30, learning_rate=1e-3).learn(FIXTURES / "cartpole.npz", progress=False)
+    return BC(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=1, n_epochs=30, learning_rate=1e-3).learn()
 
 
 @pytest.fixture(scope="module")
 def pendulum_bc():
-    return BC("Pendulum-v1", seed=1, n_epochs=20, learning_rate=1e-3).learn(FIXTURES / "pendulum.npz", progress=False)
+    return BC(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=1, n_epochs=20, learning_rate=1e-3).learn()
 
 
 def test_predict_has_sb2s_shapes(cartpole_bc, pendulum_bc):
@@ -109,24 +110,24 @@ def test_save_and_load_never_unpickle_and_refuse_other_spaces(tmp_path, cartpole
 
 def test_same_seed_same_policy_and_early_stopping_keeps_the_best():
     def run(**kwargs):
-        bc = BC("Pendulum-v1", seed=3, n_epochs=20, learning_rate=1e-3, **kwargs)
-        return bc.learn(FIXTURES / "pendulum.npz", progress=False)
+        return BC(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=3, n_epochs=20, learning_rate=1e-3,
+                  **kwargs).learn()
 
     a, b = run(), run()
     assert all(torch.equal(x, y) for x, y in zip(a.policy.parameters(), b.policy.parameters()))
-    assert len(a.history.reports) == 10  # val_interval defaults to a tenth of n_epochs
-    stopped = BC("Pendulum-v1", seed=3, n_epochs=400, learning_rate=3e-2, val_interval=1,
-                 early_stopping=2).learn(FIXTURES / "pendulum.npz", progress=False)
-    assert stopped.history.stopped_early and len(stopped.history.reports) < 400
-    assert min(r.val_loss for r in stopped.history.reports) == stopped.history.best_val_loss
+    assert len(a.logs) == 10  # val_interval defaults to a tenth of n_epochs
+    stopped = BC(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=3, n_epochs=400, learning_rate=3e-2,
+                 val_interval=1, early_stopping=2).learn()
+    assert stopped.history.stopped_early and len(stopped.logs) < 400
+    assert min(r["val_loss"] for r in stopped.logs) == stopped.history.best_val_loss
 
 
 def test_mse_loss_and_the_spaces_check():
-    bc = BC("Pendulum-v1", seed=0, n_epochs=5, loss="mse", learning_rate=1e-3).learn(
-        FIXTURES / "pendulum.npz", progress=False)
-    assert bc.history.reports[-1].train_loss < bc.history.reports[0].train_loss * 1.5
+    bc = BC(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, n_epochs=5, loss="mse",
+            learning_rate=1e-3).learn()
+    assert bc.logs[-1]["train_loss"] < bc.logs[0]["train_loss"] * 1.5
     with pytest.raises(expertdata.UsageError, match="observation spaces differ"):
-        BC("CartPole-v1").learn(FIXTURES / "pendulum.npz", progress=False)
+        BC(None, "CartPole-v1", FIXTURES / "pendulum.npz")
     with pytest.raises(expertdata.UsageError, match="loss must be one of"):
         BC(loss="l1")
 
@@ -139,7 +140,7 @@ def test_pretrain_any_torch_policy_that_returns_a_distribution():
 
     history = bc_module.pretrain(net, FIXTURES / "cartpole.npz", log_prob, progress=False, n_epochs=60,
                                  learning_rate=1e-3, seed=0)
-    assert history.reports[-1].train_loss < history.reports[0].train_loss
+    assert history.logs[-1]["train_loss"] < history.logs[0]["train_loss"]
     act = lambda obs: int(net(torch.as_tensor(obs)).argmax())  # noqa: E731
     assert episode_returns(act, "CartPole-v1", 5).mean() >= 450
 
@@ -158,45 +159,80 @@ def test_pretrain_a_stable_baselines3_policy_in_place():
 def test_train_bc_from_the_command_line(tmp_path):
     listing = run_cli("train", "--list")
     assert listing.returncode == 0 and "bc:" in listing.stdout and "--learning-rate" in listing.stdout
+    helped = run_cli("train", "bc", "--help")
+    assert "Adam's step size" in helped.stdout and "[tanh|relu]" in helped.stdout and "Example:" in helped.stdout
     out = tmp_path / "policy"
     result = run_cli("train", "bc", FIXTURES / "cartpole.npz", "--env", "CartPole-v1", "--out", out,
-                  "--traj-limitation", "1", "--seed", "0", "--n-epochs", "200", "--learning-rate", "1e-3",
-                  "--net-arch", "32,32")
+                     "--traj-limitation", "1", "--seed", "0", "--n-epochs", "200", "--learning-rate", "1e-3",
+                     "--net-arch", "32,32", "--batch-size", "32")
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["eval_return_mean"] >= 450 and summary["config"]["net_arch"] == [32, 32]
-    assert (out / "log.csv").read_text().startswith("epoch,steps,train_loss,val_loss")
+    assert summary["dataset_options"] == {"batch_size": 32, "train_fraction": 0.7}
+    assert (out / "log.csv").read_text().startswith("iteration,timesteps,seconds,epoch,")
     assert bc_module.load(out, env="CartPole-v1").policy.net_arch == (32, 32)
     again = run_cli("train", "bc", FIXTURES / "cartpole.npz", "--out", out)
     assert again.returncode == 2 and "--overwrite" in again.stderr
-    for args, message in ((["--n-epoch", "3"], "unknown option '--n-epoch'"),
-                          (["--n-epochs", "x"], "--n-epochs: cannot read 'x' as int"),
+    for args, message in ((["--n-epoch", "3"], "No such option '--n-epoch'"),
+                          (["--n-epochs", "x"], "'x' is not a valid integer"),
+                          (["--activation", "gelu"], "'gelu' is not one of 'tanh', 'relu'"),
+                          (["--net-arch", ""], "net_arch must list one or more layer sizes"),
                           (["--env", "CartPole-v1", "--overwrite"], "observation spaces differ")):
         bad = run_cli("train", "bc", FIXTURES / "pendulum.npz", "--out", tmp_path / "x", *args)
-        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
+        assert bad.returncode == 2 and message in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
+        assert not (tmp_path / "x").exists()
     assert run_cli("train", "nope", FIXTURES / "pendulum.npz", "--out", tmp_path / "y").returncode == 2
 
 
 def test_mpi_data_parallel_training_keeps_parameters_identical(tmp_path):
     out = tmp_path / "policy"
     result = run_cli("train", "bc", FIXTURES / "pendulum.npz", "--env", "Pendulum-v1", "--out", out, "--seed", "0",
-                  "--n-epochs", "100", "--learning-rate", "1e-3", mpi=2)
+                     "--n-epochs", "100", "--learning-rate", "1e-3", mpi=2)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("wrote") == 1  # rank 0 alone saves and reports
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ranks"] == 2 and summary["parameters_identical_across_ranks"] is True
     log = (out / "log.csv").read_text().splitlines()
-    first, last = (float(line.split(",")[2]) for line in (log[1], log[-1]))
+    column = log[0].split(",").index("train_loss")
+    first, last = (float(line.split(",")[column]) for line in (log[1], log[-1]))
     assert last < first  # training progressed
 
 
-def test_a_callback_sees_every_report_and_can_stop_training():
+def test_a_callback_sees_every_log_record_and_can_stop_training():
     seen = []
 
-    def callback(report):
-        seen.append(report.epoch)
-        return np.float64(report.epoch) < 6  # a numpy boolean stops as well as a Python one
+    def callback(record):
+        seen.append(record.iteration)
+        return np.float64(record.iteration) < 6  # a numpy boolean stops as well as a Python one
 
-    bc = BC("Pendulum-v1", seed=0, n_epochs=50, val_interval=2).learn(FIXTURES / "pendulum.npz", progress=False,
-                                                                      callback=callback)
-    assert seen == [2, 4, 6] and bc.history.reports[-1].epoch == 6
+    bc = BC(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, n_epochs=50, val_interval=2).learn(
+        callback=callback)
+    assert seen == [2, 4, 6] and bc.logs[-1].iteration == 6 and isinstance(bc.logs[-1], LogRecord)
+
+
+def test_bc_has_the_trainer_shape_and_counts_timesteps_as_sb2_does(tmp_path):
+    """``learn(total_timesteps)`` trains on that many more expert transitions; ``reset_num_timesteps``
+    restarts the count; ``get_parameters``/``load_parameters`` and the classmethod ``load`` round-trip."""
+    dataset = ExpertDataset(FIXTURES / "pendulum.npz", batch_size=50, verbose=0, seed=0)
+    bc = BC(None, "Pendulum-v1", dataset, seed=0, learning_rate=1e-3)
+    assert isinstance(bc, Trainer)
+    assert bc.learn(1000).num_timesteps == 1000  # 20 steps of 50
+    assert bc.learn(1000, reset_num_timesteps=False).num_timesteps == 2000
+    assert bc.learn(500).num_timesteps == 500
+    copy = BC.load(bc.save(tmp_path / "bc"), env="Pendulum-v1", expert_dataset=dataset)
+    assert all(np.array_equal(v, copy.get_parameters()[k]) for k, v in bc.get_parameters().items())
+    other = BC(None, "Pendulum-v1", dataset, seed=1)
+    other.load_parameters(bc.get_parameters())
+    obs = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
+    assert np.array_equal(other.predict(obs, deterministic=True)[0], bc.predict(obs, deterministic=True)[0])
+
+
+def test_discrete_observations_are_one_hot(tmp_path):
+    """FrozenLake: a Discrete observation space, learned through a one-hot encoding."""
+    env = gym.make("FrozenLake-v1", is_slippery=False)
+    optimal = {0: 1, 4: 1, 8: 2, 9: 1, 13: 2, 14: 2}  # down, down, right, down, right, right
+
+    generate_expert_traj(lambda obs: optimal[int(obs)], tmp_path / "lake.zarr", env, n_episodes=5)
+    bc = BC(None, env, tmp_path / "lake.zarr", seed=0, n_epochs=200, learning_rate=1e-2).learn()
+    assert [bc.predict(state, deterministic=True)[0] for state in optimal] == list(optimal.values())
+    assert bc.evaluate(n_episodes=3)[0] == 1.0

@@ -12,6 +12,7 @@ import torch
 
 import expertdata
 from trainers.gail import GAIL, TUNED, GAILConfig, load
+from trainers.protocol import Trainer
 
 from .conftest import run_cli
 
@@ -104,13 +105,11 @@ def test_kl_accuracy_scale_moves_the_generator_only_as_far_as_the_discriminator_
 def test_the_policy_can_normalise_observations_by_the_expert_datasets_statistics():
     """``obs_normalization="expert"``: the dataset's mean and std, fixed for the run; ``running`` follows the
     rollouts."""
-    from trainers.bc.trainer import observation_stats
-
     def normaliser(model):
-        return model.model.policy.features.normalizer
+        return model.model.policy.features.encoder
 
     expert = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, obs_normalization="expert", **SMALL)
-    mean, std = observation_stats(expert.expert_dataset)
+    mean, std = expert.expert_dataset.observation_stats()
     expert.learn(3 * 384)
     assert torch.allclose(normaliser(expert).scale, torch.as_tensor(1 / std, dtype=torch.float32))
     assert torch.allclose(normaliser(expert).shift, torch.as_tensor(-mean / std, dtype=torch.float32))
@@ -138,16 +137,17 @@ def test_the_discriminator_can_replay_recent_rollouts_as_the_generators_transiti
 def test_a_resumed_run_continues_exactly(tmp_path, replay, options):
     """The checkpoint holds everything: the discriminator's replay of recent rollouts and its last accuracy
     included."""
-    def fresh():
+    def fresh(folder):
         return GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=3, checkpoint_interval=2,
-                    discriminator_replay=replay, **{**SMALL, **options})
+                    checkpoint_dir=str(tmp_path / folder), discriminator_replay=replay, **{**SMALL, **options})
 
-    straight = fresh().learn(6 * 256, checkpoint_dir=tmp_path / "a")
-    first = fresh().learn(2 * 256, checkpoint_dir=tmp_path / "b")
+    straight = fresh("a").learn(6 * 256)
+    first = fresh("b").learn(2 * 256)
     resumed = load(tmp_path / "b" / f"{first.num_timesteps:09d}", env="Pendulum-v1",
-                   expert_dataset=FIXTURES / "pendulum.npz")
+                   expert_dataset=FIXTURES / "pendulum.npz", checkpoint_dir=None)
     assert resumed.iteration == 2 and len(resumed.replay) == min(replay - 1, 2)  # the rollouts still to be used
-    resumed.learn(6 * 256)
+    resumed.learn(straight.num_timesteps - first.num_timesteps, reset_num_timesteps=False)
+    assert resumed.num_timesteps == straight.num_timesteps
     for name, value in straight.get_parameters().items():
         assert np.array_equal(value, resumed.get_parameters()[name]), name
     assert [e["d_loss"] for e in straight.logs[2:]] == [e["d_loss"] for e in resumed.logs]
@@ -157,7 +157,7 @@ def test_a_resumed_run_continues_exactly(tmp_path, replay, options):
 def test_pretrain_warm_starts_the_policy_by_behaviour_cloning():
     model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, **SMALL)
     history = model.pretrain(FIXTURES / "pendulum.npz", progress=False, n_epochs=200, learning_rate=1e-3, seed=0)
-    assert history.reports[-1].train_loss < history.reports[0].train_loss
+    assert history.logs[-1]["train_loss"] < history.logs[0]["train_loss"]
     assert model.evaluate("Pendulum-v1", n_episodes=5)[0] > -600  # random actions score about -1100
 
 
@@ -173,8 +173,8 @@ def test_images_through_cnn_policy_and_discriminator():
 def test_train_gail_from_the_command_line(tmp_path, ranks):
     out = tmp_path / "gail"
     result = run_cli("train", "gail", FIXTURES / "cartpole.npz", "--env", "CartPole-v1", "--out", out, "--seed", "0",
-                  "--steps", "4000", "--n-envs", "2", "--n-steps", "128", "--checkpoint-interval", "2",
-                  "--reward", "logit", mpi=ranks)
+                     "--steps", "4000", "--n-envs", "2", "--n-steps", "128", "--checkpoint-interval", "2",
+                     "--checkpoint-dir", tmp_path / "gail-checkpoints", "--reward", "logit", mpi=ranks)
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["timesteps"] >= 4000 and summary["ranks"] == max(ranks, 1)
@@ -203,3 +203,14 @@ def test_pendulum_is_imitated():
     model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, **TUNED["Pendulum-v1"]).learn(40_000)
     normalised = NormalisedScore.measure("Pendulum-v1", pendulum, 10)
     assert normalised(model.evaluate("Pendulum-v1", 10)[0]) >= 0.8
+
+
+def test_learn_trains_total_timesteps_more_on_every_call_as_sb2_does():
+    """``learn(total_timesteps)`` trains that many more steps, in whole iterations (384 here);
+    ``reset_num_timesteps`` (the default) restarts the count, ``False`` continues it."""
+    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, **SMALL)
+    assert isinstance(model, Trainer)
+    assert model.learn(700).num_timesteps == 768 and model.iteration == 2
+    assert model.learn(700).num_timesteps == 768 and model.iteration == 4
+    assert model.learn(700, reset_num_timesteps=False).num_timesteps == 1536 and len(model.logs) == 6
+    assert [record.iteration for record in model.logs] == [1, 2, 3, 4, 5, 6]

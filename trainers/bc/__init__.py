@@ -1,9 +1,13 @@
 """trainers.bc: behaviour cloning from any conforming dataset, in any format (SB2's ``pretrain`` reborn).
 
 >>> from trainers.bc import BC
->>> bc = BC("Pendulum-v1", n_epochs=200, learning_rate=1e-3, seed=0).learn("fixtures/pendulum.npz")  # doctest: +SKIP
+>>> bc = BC(None, "Pendulum-v1", "fixtures/pendulum.npz", n_epochs=200, learning_rate=1e-3).learn()  # doctest: +SKIP
 >>> bc.evaluate(n_episodes=20)  # doctest: +SKIP
 """
-from .trainer import BC, BCConfig, History, fit, load, pretrain
+from ..common.cloning import History, fit, pretrain
+from .config import BCConfig
+from .trainer import BC
+
+load = BC.load
 
 __all__ = ["BC", "BCConfig", "History", "fit", "load", "pretrain"]

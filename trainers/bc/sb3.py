@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 import torch
 
-from expertdata import ExpertDataset
+from expertdata.training import TrainingData
 
-from .trainer import History, pretrain
+from ..common.cloning import History, pretrain
 
 
 def sb3_log_prob(policy: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -39,9 +39,9 @@ def sb3_log_prob(policy: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Te
     return log_prob
 
 
-def pretrain_sb3(model: Any, dataset: ExpertDataset | str | Path, progress: bool = True, **config: Any) -> History:
+def pretrain_sb3(model: Any, dataset: TrainingData | str | Path, progress: bool = True, **config: Any) -> History:
     """Behaviour-clone ``dataset`` into an SB3 model's policy (or an ``ActorCriticPolicy``), in place;
-    ``config`` takes ``trainers.bc.BCConfig``'s fields (``n_epochs``, ``learning_rate``, ...)."""
+    ``config`` takes ``trainers.common.configs.CloningConfig``'s fields (``n_epochs``, ``learning_rate``, ...)."""
     policy = getattr(model, "policy", model)
     policy.set_training_mode(True)
     try:

@@ -1,10 +1,18 @@
-"""Feature extractors: an MLP for vector observations, a small CNN for images, with input preprocessing."""
+"""Feature extractors: observations of any supported space turned into features for a network.
+
+An ``encoder`` makes flat float inputs of a batch of observations as the dataset stores them: a Box
+vector normalised per dimension, a Discrete value one-hot (FrozenLake, Taxi), a MultiDiscrete row as
+concatenated one-hots, MultiBinary bits as floats. Image observations go through a CNN instead. Every
+extractor has ``out_dim`` and ``set_stats(mean, std)`` (observation statistics, used where they apply).
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from expertdata import spaces
 from expertdata.schema import is_image
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -20,7 +28,7 @@ def mlp(sizes: list[int], activation: str, last_activation: bool = True) -> nn.S
 
 
 class Normalizer(nn.Module):
-    """Per-dimension ``(x - mean) / std`` of flattened observations, clipped to [-10, 10].
+    """Per-dimension ``(x - mean) / std`` of flattened Box observations, clipped to [-10, 10].
 
     Kept as a scale and a shift, so it is one fused multiply-add per step; the identity until
     ``set_stats`` is called.
@@ -28,6 +36,7 @@ class Normalizer(nn.Module):
 
     def __init__(self, size: int) -> None:
         super().__init__()
+        self.out_dim = size
         self.register_buffer("scale", torch.ones(size))
         self.register_buffer("shift", torch.zeros(size))
 
@@ -43,17 +52,54 @@ class Normalizer(nn.Module):
         return torch.addcmul(self.shift, obs.reshape(obs.shape[0], -1).float(), self.scale).clamp(-10.0, 10.0)
 
 
-class VectorFeatures(nn.Module):
-    """Flattened observations, normalised by per-dimension mean and std (from the dataset), then an MLP."""
+class OneHot(nn.Module):
+    """Discrete (one value) and MultiDiscrete (one per entry) observations as concatenated one-hot codes;
+    MultiBinary bits as they are. Statistics do not apply."""
 
-    def __init__(self, obs_dim: int, net_arch: list[int], activation: str) -> None:
+    def __init__(self, space: dict) -> None:
         super().__init__()
-        self.normalizer = Normalizer(obs_dim)
-        self.net = mlp([obs_dim] + list(net_arch), activation)
-        self.out_dim = net_arch[-1] if net_arch else obs_dim
+        kind = space["type"]
+        if kind == "MultiBinary":
+            self.sizes: list[int] = []
+            self.out_dim = int(np.prod(spaces.row_shape(space)))
+        else:
+            nvec = [int(space["n"])] if kind == "Discrete" else [int(n) for n in np.asarray(space["nvec"]).ravel()]
+            self.sizes, self.out_dim = nvec, sum(nvec)
+        low, _ = spaces.bounds(space)
+        self.register_buffer("start", torch.as_tensor(np.asarray(low, dtype=np.int64).reshape(-1)))
+
+    def set_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Nothing to normalise."""
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(self.normalizer(obs))
+        rows = obs.reshape(obs.shape[0], -1)
+        if not self.sizes:
+            return rows.float()
+        codes = rows.long() - self.start
+        return torch.cat([F.one_hot(codes[:, i], n).float() for i, n in enumerate(self.sizes)], dim=-1)
+
+
+def encoder_for(space: dict) -> nn.Module:
+    """Flat float inputs for the observations of a non-image space."""
+    if space["type"] == "Box":
+        return Normalizer(int(np.prod(spaces.row_shape(space), dtype=np.int64)))
+    return OneHot(space)
+
+
+class VectorFeatures(nn.Module):
+    """Encoded observations (normalised by the dataset's statistics, or one-hot), then an MLP."""
+
+    def __init__(self, space: dict, net_arch: list[int], activation: str) -> None:
+        super().__init__()
+        self.encoder = encoder_for(space)
+        self.net = mlp([self.encoder.out_dim] + list(net_arch), activation)
+        self.out_dim = net_arch[-1] if net_arch else self.encoder.out_dim
+
+    def set_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.encoder.set_stats(mean, std)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(self.encoder(obs))
 
 
 class ImageFeatures(nn.Module):
@@ -74,6 +120,9 @@ class ImageFeatures(nn.Module):
         self.linear = nn.Sequential(nn.Linear(flat, features), nn.ReLU())
         self.out_dim = features
 
+    def set_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Images are scaled to [0, 1], not normalised."""
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs.float() / 255.0
         x = x.unsqueeze(-1) if x.dim() == 3 else x
@@ -81,12 +130,12 @@ class ImageFeatures(nn.Module):
 
 
 def features_for(space: dict, net_arch: list[int], activation: str) -> nn.Module:
-    """The extractor for an observation space (Box only: vectors or images)."""
-    if space["type"] != "Box":
-        raise ValueError(f"observations of a {space['type']} space are not supported; use a Box space")
+    """The extractor for an observation space: a CNN for images, else an encoder and an MLP."""
     if is_image(space):
         return ImageFeatures(tuple(space["shape"]))
-    dim = 1
-    for d in space["shape"]:
-        dim *= int(d)
-    return VectorFeatures(dim, net_arch, activation)
+    return VectorFeatures(space, net_arch, activation)
+
+
+def observation_encoder(space: dict) -> nn.Module:
+    """Observations as the discriminator's inputs: a CNN's features for images, else encoded rows."""
+    return ImageFeatures(tuple(space["shape"])) if is_image(space) else encoder_for(space)

@@ -20,7 +20,7 @@ from expertdata.errors import UnreadableError, UsageError
 
 from .evaluation import EVAL_SEED, episode_returns
 from .heads import GaussianHead, head_for
-from .nets import VectorFeatures, features_for
+from .nets import features_for
 
 CONFIG_FILE, WEIGHTS_FILE = "policy.json", "weights.npz"
 
@@ -58,7 +58,7 @@ class Policy(nn.Module):
         self.net_arch, self.activation = tuple(int(n) for n in net_arch), activation
         self.features = features_for(observation_space, list(self.net_arch), activation)
         self.head = head_for(self.features.out_dim, action_space)
-        self._obs_shape = tuple(observation_space["shape"])
+        self._obs_shape = spaces.row_shape(observation_space)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Distribution parameters (logits, or the Gaussian mean) for a batch of observations."""
@@ -68,14 +68,15 @@ class Policy(nn.Module):
         return self.head.log_prob(self(obs), actions)
 
     def set_observation_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
-        """Normalise vector observations by these statistics (from the dataset)."""
-        if isinstance(self.features, VectorFeatures):
-            self.features.normalizer.set_stats(mean, std)
+        """Normalise Box vector observations by these statistics (from the dataset)."""
+        self.features.set_stats(mean, std)
 
     # -- SB2's prediction API ----------------------------------------------------------------------
 
     def _batch(self, observation: Any) -> tuple[torch.Tensor, bool]:
         obs = np.asarray(observation)
+        if self.observation_space["type"] == "Discrete" and obs.ndim <= 1:  # a value, or a batch of values
+            return torch.as_tensor(obs.reshape(-1, 1)), obs.ndim == 0
         single = obs.shape == self._obs_shape
         if not single and obs.shape[1:] != self._obs_shape:
             raise UsageError(f"observation of shape {obs.shape} does not fit the policy's observation space "

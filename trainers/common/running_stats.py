@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .distributed import World
+from expertdata.mpi import World
 
 
 class RunningMeanStd:

@@ -4,7 +4,8 @@
 >>> model = GAIL("MlpPolicy", "Pendulum-v1", "fixtures/pendulum.npz", reward="logit", seed=0)  # doctest: +SKIP
 >>> model.learn(100_000)  # doctest: +SKIP
 """
-from .gail import GAIL, GAILConfig
+from .config import GAILConfig
+from .gail import GAIL
 from .tuned import TUNED
 
 load = GAIL.load

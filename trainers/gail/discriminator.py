@@ -1,10 +1,10 @@
 """The GAIL discriminator: D(s, a), the probability that a transition is the expert's.
 
 Input: observations normalised by running statistics of expert and generator observations (an image goes
-through a CNN instead), and actions encoded for the space (one-hot for discrete kinds, bits for
-MultiBinary, Box actions clipped to their bounds, since the env clips them too). Trained by binary
-cross-entropy, expert 1 and generator 0, with an entropy bonus (``adversary_entcoeff``) and an optional
-zero-centred gradient penalty.
+through a CNN instead, a discrete observation is one-hot), and actions encoded for the space (one-hot for
+discrete kinds, bits for MultiBinary, Box actions clipped to their bounds, since the env clips them too).
+Trained by binary cross-entropy, expert 1 and generator 0, with an entropy bonus (``adversary_entcoeff``)
+and an optional zero-centred gradient penalty.
 """
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ from torch import nn
 
 from expertdata import spaces
 
-from ..common.nets import ImageFeatures, Normalizer, is_image, mlp
-
-REWARDS = ("positive", "logit")
+from ..common.nets import mlp, observation_encoder
 
 
 def action_size(space: dict) -> int:
@@ -38,10 +36,8 @@ class Discriminator(nn.Module):
     def __init__(self, observation_space: dict, action_space: dict, hidden_size: int = 100) -> None:
         super().__init__()
         self.action_space = action_space
-        self.image = is_image(observation_space)
-        self.cnn = ImageFeatures(tuple(observation_space["shape"])) if self.image else None
-        obs_size = self.cnn.out_dim if self.image else int(np.prod(observation_space["shape"]))
-        self.normalizer = None if self.image else Normalizer(obs_size)
+        self.observations = observation_encoder(observation_space)
+        obs_size = self.observations.out_dim
         if action_space["type"] == "Box":
             low, high = (torch.as_tensor(b.reshape(-1), dtype=torch.float32) for b in spaces.bounds(action_space))
             self.register_buffer("act_low", low)
@@ -54,12 +50,11 @@ class Discriminator(nn.Module):
         nn.init.zeros_(self.net[-1].bias)
 
     def set_observation_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
-        if self.normalizer is not None:
-            self.normalizer.set_stats(mean, std)
+        self.observations.set_stats(mean, std)
 
     def encode(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The network's input for a batch."""
-        x = self.cnn(obs) if self.image else self.normalizer(obs)
+        x = self.observations(obs)
         kind = self.action_space["type"]
         if kind == "Discrete":
             a = F.one_hot(actions.reshape(-1).long() - int(self.action_space.get("start", 0)),

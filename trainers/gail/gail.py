@@ -12,110 +12,31 @@ import dataclasses
 import json
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from expertdata import ExpertDataset, atomic
-from expertdata.errors import UsageError
+from expertdata import atomic, spaces
+from expertdata.errors import UnreadableError, UsageError
+from expertdata.mpi import World
+from expertdata.training import TrainingData
 
-from ..common.distributed import World
+from ..common.cloning import History, pretrain
+from ..common.data import as_training_data, training_spaces
 from ..common.evaluation import EVAL_SEED
 from ..common.optim import Adam
 from ..common.policy import Policy, check_spaces, env_spaces
 from ..common.running_stats import RunningMeanStd
-from .discriminator import REWARDS, Discriminator
+from ..common.threads import threads_for, torch_threads
+from ..protocol import Callback, LogRecord
+from .config import GAILConfig
+from .discriminator import Discriminator
 from .ppo import ActorCritic, Rollout, gae, ppo_update
 
 STATE_FILE = "gail.json"
-OBS_NORMALIZATIONS = ("running", "expert")
-
-
-@dataclass
-class GAILConfig:
-    """GAIL's hyperparameters: SB2's names first, then the PPO generator's. Defaults differ from SB2's
-    where measurement said so (``benchmarks/gail.py``): 32 discriminator updates per iteration at 1e-3
-    (SB2's single update at 3e-4 leaves the discriminator too weak to guide a PPO generator), the
-    ``logit`` reward (no survival bonus), a gradient penalty of 1 (keeps the reward smooth), and PPO
-    updates stopped at a KL of 0.02 from the rollout's policy (fewer relapses once imitation is reached).
-
-    :param hidden_size_adversary: units in each of the discriminator's two hidden layers.
-    :param adversary_entcoeff: weight of the discriminator's entropy bonus.
-    :param g_step: generator rollouts and updates per iteration.
-    :param d_step: discriminator updates per iteration (each on a 1/d_step share of the last rollout).
-    :param d_stepsize: the discriminator's Adam step size.
-    :param reward: ``positive`` (SB2's ``-log(1 - D)``) or ``logit`` (``log D - log(1 - D)``).
-    :param gradient_penalty: weight of the discriminator's gradient penalty (0: none).
-    :param train_discriminator: ``False`` never trains it: a control showing what rewards alone do.
-    :param discriminator_replay: the discriminator's generator transitions are drawn from this many of the
-        latest rollouts (1: the last one only, SB2's scheme); older behaviour stays labelled as the generator's,
-        so a discriminator facing a generator close to the expert does not forget what it ruled out.
-    :param n_envs: envs stepped together (when the env is given by id).
-    :param n_steps: steps per env per rollout.
-    :param learning_rate, n_epochs, batch_size, gamma, gae_lambda, clip_range, ent_coef, vf_coef,
-        max_grad_norm: PPO's usual parameters.
-    :param target_kl: stop a PPO update early once the policy's KL from the rollout's passes 1.5 times
-        this (``None``: always ``n_epochs``).
-    :param anneal_lr: decay the generator's learning rate linearly to zero over ``learn``'s total steps
-        (``learning_rate * (1 - steps so far / total_timesteps)``, counting the steps of earlier calls).
-    :param kl_accuracy_scale: with ``s > 0`` (and ``target_kl``), each PPO update's KL budget is
-        ``target_kl * clip((a - 0.5) / s, 0, 1)``, where ``a`` is the discriminator's balanced accuracy (the
-        mean of its accuracies on expert and generator transitions) in the previous iteration: the generator
-        moves only as far as the discriminator tells it from the expert (0: off).
-    :param net_arch: hidden layers of the actor's and the critic's MLPs.
-    :param normalize_obs: normalise observations (the policy's and critic's, and the discriminator's by running
-        statistics of expert and generator observations; MPI-synchronised).
-    :param obs_normalization: where the policy's and critic's statistics come from: ``running`` (running
-        statistics of the rollouts) or ``expert`` (the expert dataset's mean and std, fixed for the run; suits
-        demonstrations that cover the states the task visits, such as swing-ups from random starts).
-    :param normalize_reward: scale learned rewards by the running std of their discounted sum.
-    :param checkpoint_interval: iterations between checkpoints (``None``: none during learning).
-    :param seed: seeds everything; rank r's envs start from seed + 1000 r.
-    """
-
-    hidden_size_adversary: int = 100
-    adversary_entcoeff: float = 1e-3
-    g_step: int = 3
-    d_step: int = 32
-    d_stepsize: float = 1e-3
-    reward: str = "logit"
-    gradient_penalty: float = 1.0
-    train_discriminator: bool = True
-    discriminator_replay: int = 1
-    n_envs: int = 8
-    n_steps: int = 128
-    learning_rate: float = 1e-3
-    n_epochs: int = 10
-    batch_size: int = 256
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_range: float = 0.2
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    target_kl: float | None = 0.02
-    anneal_lr: bool = False
-    kl_accuracy_scale: float = 0.0
-    net_arch: tuple[int, ...] = (64, 64)
-    normalize_obs: bool = True
-    obs_normalization: str = "running"
-    normalize_reward: bool = True
-    checkpoint_interval: int | None = None
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.reward not in REWARDS:
-            raise UsageError(f"reward must be one of {REWARDS}, not {self.reward!r}")
-        if self.obs_normalization not in OBS_NORMALIZATIONS:
-            raise UsageError(f"obs_normalization must be one of {OBS_NORMALIZATIONS}, not {self.obs_normalization!r}")
-        if min(self.g_step, self.d_step, self.discriminator_replay, self.n_envs, self.n_steps, self.batch_size,
-               self.n_epochs) < 1:
-            raise UsageError("g_step, d_step, discriminator_replay, n_envs, n_steps, batch_size and n_epochs must be "
-                             "at least 1")
-        self.net_arch = tuple(int(n) for n in self.net_arch)
+POLICY_NAMES = ("MlpPolicy", "CnnPolicy")
 
 
 def _vector_env(env: Any, n_envs: int) -> Any:
@@ -135,30 +56,38 @@ def _vector_env(env: Any, n_envs: int) -> Any:
 
 
 class GAIL:
-    """Generative adversarial imitation learning (SB2's ``GAIL``), with a PPO generator.
+    """Generative adversarial imitation learning (SB2's ``GAIL``), with a PPO generator, and the shape every
+    trainer has (``trainers.protocol.Trainer``).
 
     :param policy: ``"MlpPolicy"``/``"CnnPolicy"``/``None`` (the network follows the observation space), or
         a ``Policy`` to start from (a behaviour-cloned one, say).
     :param env: an env id, a gymnasium env, or a vector env in SAME_STEP autoreset mode.
-    :param expert_dataset: an ``ExpertDataset``, or a path in any format.
-    :param generator_kwargs: any other ``GAILConfig`` field (``n_envs``, ``reward``, ``learning_rate``, ...).
+    :param expert_dataset: an ``ExpertDataset`` (any ``TrainingData``, in memory or out of core), or a path in
+        any format.
+    :param config: a ``GAILConfig``; else SB2's parameters and ``generator_kwargs`` (any other ``GAILConfig``
+        field: ``n_envs``, ``reward``, ``learning_rate``, ...) make one.
+    :param check: refuse, before training, a dataset that breaks the format's rules or holds no transition.
     """
 
-    def __init__(self, policy: Any, env: Any, expert_dataset: ExpertDataset | str | Path | None,
+    def __init__(self, policy: Any, env: Any, expert_dataset: TrainingData | str | Path | None,
                  hidden_size_adversary: int = 100, adversary_entcoeff: float = 0.001, g_step: int = 3,
-                 d_step: int = 32, d_stepsize: float = 1e-3, verbose: int = 0, seed: int | None = None,
-                 _config: GAILConfig | None = None, **generator_kwargs: Any) -> None:
-        self.config = _config or GAILConfig(hidden_size_adversary=hidden_size_adversary,
-                                            adversary_entcoeff=adversary_entcoeff, g_step=g_step, d_step=d_step,
-                                            d_stepsize=d_stepsize, seed=seed, **generator_kwargs)
+                 d_step: int = 32, d_stepsize: float = 1e-3, verbose: int = 0, seed: int | None = None, *,
+                 config: GAILConfig | None = None, check: bool = True, **generator_kwargs: Any) -> None:
+        if policy is not None and not isinstance(policy, Policy) and policy not in POLICY_NAMES:
+            raise UsageError(f"policy must be None, {' or '.join(POLICY_NAMES)} or a Policy, not {policy!r}")
+        self.config = config or GAILConfig(hidden_size_adversary=hidden_size_adversary,
+                                           adversary_entcoeff=adversary_entcoeff, g_step=g_step, d_step=d_step,
+                                           d_stepsize=d_stepsize, seed=seed, **generator_kwargs)
         self.verbose, self.world = verbose, World()
         self.env: Any = None
+        self._eval_env: Any = None  # what evaluate() uses by default: the env id, or a single env, of set_env
         self.num_timesteps, self.iteration = 0, 0
         self.d_accuracy: float | None = None  # the last iteration's balanced accuracy, for kl_accuracy_scale
-        self.logs: list[dict[str, Any]] = []
+        self.logs: list[LogRecord] = []
         self.set_random_seed(self.config.seed)
-        self.expert_dataset = self._expert(expert_dataset)
-        spaces_ = self._spaces(env, policy)
+        self.expert_dataset = as_training_data(expert_dataset, self.config.seed)
+        given = (policy.observation_space, policy.action_space) if isinstance(policy, Policy) else None
+        spaces_ = training_spaces(self.expert_dataset, env, given, check)
         self.model = ActorCritic(*spaces_, self.config.net_arch)
         if isinstance(policy, Policy):
             self.model.policy = policy
@@ -169,9 +98,9 @@ class GAIL:
         self.d_params = list(self.discriminator.parameters())
         self.g_optimizer = Adam(self.g_params, self.config.learning_rate, 1e-5)
         self.d_optimizer = Adam(self.d_params, self.config.d_stepsize)
-        self.obs_stats = RunningMeanStd(tuple(self.model.policy.observation_space["shape"]))
-        self.d_obs_stats = RunningMeanStd(tuple(self.model.policy.observation_space["shape"]))
-        self.return_stats = RunningMeanStd()
+        row_shape = spaces.row_shape(spaces_[0])
+        self.obs_stats, self.d_obs_stats, self.return_stats = RunningMeanStd(row_shape), RunningMeanStd(row_shape), \
+            RunningMeanStd()
         self.replay: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self.config.discriminator_replay)
         if self.expert_dataset is not None and self.config.normalize_obs and self.config.obs_normalization == "expert":
             self._observation_stats_from(self.expert_dataset)
@@ -180,31 +109,11 @@ class GAIL:
 
     # -- set-up ---------------------------------------------------------------------------------------
 
-    def _expert(self, dataset: ExpertDataset | str | Path | None) -> ExpertDataset | None:
-        if dataset is None or isinstance(dataset, ExpertDataset):
-            return dataset
-        return ExpertDataset(dataset, verbose=0, seed=self.config.seed, in_memory=True)
-
-    def _spaces(self, env: Any, policy: Any) -> tuple[dict, dict]:
-        if isinstance(policy, Policy):
-            have = (policy.observation_space, policy.action_space)
-        elif env is not None:
-            have = env_spaces(env)
-        else:
-            raise UsageError("GAIL needs an env (or a Policy) to know its spaces")
-        if self.expert_dataset is not None:
-            meta = self.expert_dataset.source.metadata
-            check_spaces((meta.get("observation_space"), meta.get("action_space")), have,
-                         f"the dataset {self.expert_dataset.source.source}", "the env")
-        return have
-
-    def _observation_stats_from(self, dataset: ExpertDataset) -> None:
+    def _observation_stats_from(self, dataset: TrainingData) -> None:
         """Set the policy's and critic's observation statistics to the dataset's (where running statistics
         are kept, they start from there, weighted by the dataset's size)."""
-        from ..bc.trainer import observation_stats
-
-        mean, std = observation_stats(dataset)
-        self.obs_stats.load_state({"mean": mean, "var": std**2, "count": np.array(float(dataset.num_transition))})
+        mean, std = dataset.observation_stats()
+        self.obs_stats.load_state({"mean": mean, "var": std**2, "count": np.array(float(dataset.split_size("all")))})
         self.model.set_observation_stats(self.obs_stats.mean, self.obs_stats.std)
 
     def set_random_seed(self, seed: int | None) -> None:
@@ -221,6 +130,7 @@ class GAIL:
         check_spaces((self.model.policy.observation_space, self.model.policy.action_space), env_spaces(env),
                      "the model", "the env")
         self.env = _vector_env(env, self.config.n_envs)
+        self._eval_env = env if isinstance(env, str) or not hasattr(env, "num_envs") else getattr(env.spec, "id", None)
         self._reset_envs()
 
     def _reset_envs(self) -> None:
@@ -236,7 +146,7 @@ class GAIL:
 
     def _collect(self, timers: dict[str, float]) -> Rollout:
         cfg, n = self.config, self.env.num_envs
-        obs_shape = tuple(self._obs.shape[1:])
+        obs_shape = spaces.row_shape(self.model.policy.observation_space)  # a Discrete value as (1,), as stored
         buf_obs = np.empty((cfg.n_steps, n) + obs_shape, dtype=self._obs.dtype)
         buf_act = buf_logp = buf_val = None
         dones, env_rewards = np.zeros((cfg.n_steps, n)), np.zeros((cfg.n_steps, n))
@@ -249,7 +159,8 @@ class GAIL:
                 buf_act = np.empty((cfg.n_steps,) + actions.shape, dtype=actions.dtype)
                 buf_logp, buf_val = np.empty((cfg.n_steps, n), np.float32), np.empty((cfg.n_steps, n), np.float32)
             next_obs, rewards, terminated, truncated, infos = self.env.step(actions.reshape(n) if discrete else actions)
-            buf_obs[t], buf_act[t], buf_logp[t], buf_val[t] = self._obs, actions, logp, values
+            buf_obs[t] = self._obs.reshape(buf_obs.shape[1:])
+            buf_act[t], buf_logp[t], buf_val[t] = actions, logp, values
             dones[t], env_rewards[t] = np.logical_or(terminated, truncated), rewards
             self._episode_returns += rewards
             cut = np.flatnonzero(truncated & ~terminated)
@@ -282,9 +193,8 @@ class GAIL:
         return rewards / self.return_stats.std
 
     def _expert_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        ds = self.expert_dataset
-        rows = ds.indices[self.rng.integers(0, len(ds.indices), size)]
-        return torch.as_tensor(np.asarray(ds.observations)[rows]), torch.as_tensor(np.asarray(ds.actions)[rows])
+        obs, actions = self.expert_dataset.sample(size, self.rng)
+        return torch.as_tensor(obs), torch.as_tensor(actions)
 
     def _train_discriminator(self, rollout: Rollout) -> dict[str, float]:
         """``d_step`` updates, on as many generator transitions as the last rollout holds, drawn from the
@@ -317,72 +227,86 @@ class GAIL:
         scale = min(1.0, max(0.0, (self.d_accuracy - 0.5) / cfg.kl_accuracy_scale))
         return dataclasses.replace(cfg, target_kl=cfg.target_kl * scale)
 
-    def learn(self, total_timesteps: int, callback: Callable[[dict[str, Any]], Any] | None = None,
-              log_interval: int = 100, checkpoint_dir: str | Path | None = None, progress: bool = False) -> "GAIL":
-        """Train until ``total_timesteps`` env steps (over all ranks) have been taken.
+    def learn(self, total_timesteps: int, callback: Callback | None = None, log_interval: int = 100,
+              reset_num_timesteps: bool = True, progress: bool = False) -> "GAIL":
+        """Train ``total_timesteps`` more env steps (over every rank), in whole iterations; SB2's semantics.
 
-        :param callback: called with each iteration's log entry; returning a false value other than
+        :param callback: called with each iteration's log record; returning a false value other than
             ``None`` stops training.
         :param log_interval: iterations between printed log lines (with ``verbose``); every iteration is
             kept in ``logs``.
-        :param checkpoint_dir: with ``checkpoint_interval``, checkpoints go to ``checkpoint_dir/NNNNNNNN``.
+        :param reset_num_timesteps: start the ``num_timesteps`` count from 0; ``False`` continues it (a run
+            resumed from a checkpoint, whose folders are named by it).
         """
         from tqdm.auto import tqdm
 
         if self.env is None or self.expert_dataset is None:
             raise UsageError("learn needs an env and an expert dataset (set_env, or load(..., env=, expert_dataset=))")
+        if total_timesteps < 1:
+            raise UsageError(f"total_timesteps must be at least 1, not {total_timesteps}")
         cfg = self.config
+        if reset_num_timesteps:
+            self.num_timesteps = 0
         per_iteration = cfg.g_step * cfg.n_steps * self.env.num_envs * self.world.size
-        bar = tqdm(total=total_timesteps, initial=self.num_timesteps, unit="step", desc="gail",
-                   disable=None if progress and self.world.is_root else True)
-        while self.num_timesteps < total_timesteps:
-            timers = dict.fromkeys(("env", "policy update", "discriminator update", "rewards and data"), 0.0)
-            start = time.perf_counter()
-            if cfg.anneal_lr:
-                self.g_optimizer.lr = cfg.learning_rate * max(0.0, 1.0 - self.num_timesteps / total_timesteps)
-            update_config = self._update_config()
-            for _ in range(cfg.g_step):
-                rollout = self._collect(timers)
-                mark = time.perf_counter()
-                rewards = self._learned_rewards(rollout)
-                advantages, returns = gae(rewards, rollout, cfg.gamma, cfg.gae_lambda)
-                timers["rewards and data"] += time.perf_counter() - mark
-                mark = time.perf_counter()
-                g_stats = ppo_update(self.model, self.g_optimizer, self.g_params, rollout, advantages, returns,
-                                     update_config, self.rng, self.world)
-                timers["policy update"] += time.perf_counter() - mark
-                if cfg.normalize_obs and cfg.obs_normalization == "running":
-                    self.obs_stats.update(rollout.flat("obs"), self.world)
-                    self.model.set_observation_stats(self.obs_stats.mean, self.obs_stats.std)
-            mark = time.perf_counter()
-            d_stats = self._train_discriminator(rollout)
-            accuracy = 0.5 * (d_stats["d_accuracy_expert"] + d_stats["d_accuracy_generator"])
-            self.d_accuracy = float(self.world.sum(np.array([accuracy]))[0]) / self.world.size  # same on every rank
-            timers["discriminator update"] += time.perf_counter() - mark
-            self.iteration += 1
-            self.num_timesteps += per_iteration
-            seconds = time.perf_counter() - start
-            finished = self.world.sum(np.array([sum(self._finished), len(self._finished)]))
-            entry = {"iteration": self.iteration, "timesteps": self.num_timesteps, **d_stats,
-                     "mean_learned_reward": self._last_mean_reward,
-                     "env_return": float(finished[0] / finished[1]) if finished[1] else None,
-                     "steps_per_second": per_iteration / seconds,
-                     **{f"time_{k.replace(' ', '_')}": v / seconds for k, v in timers.items()}, **g_stats}
-            self._finished = []
-            self.logs.append(entry)
-            bar.update(per_iteration)
-            if self.verbose and self.world.is_root and self.iteration % log_interval == 0:
-                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()))
-            if cfg.checkpoint_interval and self.iteration % cfg.checkpoint_interval == 0:
-                if checkpoint_dir is not None and self.world.is_root:
-                    self.save(Path(checkpoint_dir) / f"{self.num_timesteps:09d}")
-                self._reset_envs()
-            if callback is not None:
-                answer = callback(entry)
-                if answer is not None and not answer:
-                    break
-        bar.close()
+        done, begun = 0, time.perf_counter()
+        threads = threads_for(self.model.policy.features, cfg.torch_threads)
+        with torch_threads(threads), tqdm(total=total_timesteps, unit="step", desc="gail",
+                                          disable=None if progress and self.world.is_root else True) as bar:
+            while done < total_timesteps:
+                if cfg.anneal_lr:
+                    self.g_optimizer.lr = cfg.learning_rate * max(0.0, 1.0 - done / total_timesteps)
+                values = self._iterate(per_iteration)
+                bar.update(min(per_iteration, total_timesteps - done))
+                done += per_iteration
+                record = LogRecord(self.iteration, self.num_timesteps, time.perf_counter() - begun, values)
+                self.logs.append(record)
+                if self.verbose and self.world.is_root and self.iteration % log_interval == 0:
+                    tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                        for k, v in record.items()))
+                if cfg.checkpoint_interval and self.iteration % cfg.checkpoint_interval == 0:
+                    if cfg.checkpoint_dir is not None and self.world.is_root:
+                        self.save(Path(cfg.checkpoint_dir) / f"{self.num_timesteps:09d}")
+                    self._reset_envs()
+                if callback is not None:
+                    answer = callback(record)
+                    if answer is not None and not answer:
+                        break
         return self
+
+    def _iterate(self, per_iteration: int) -> dict[str, Any]:
+        """One iteration: ``g_step`` rollouts and PPO updates, then the discriminator's updates; returns what
+        it logs."""
+        cfg = self.config
+        timers = dict.fromkeys(("env", "policy update", "discriminator update", "rewards and data"), 0.0)
+        start = time.perf_counter()
+        update_config = self._update_config()
+        for _ in range(cfg.g_step):
+            rollout = self._collect(timers)
+            mark = time.perf_counter()
+            rewards = self._learned_rewards(rollout)
+            advantages, returns = gae(rewards, rollout, cfg.gamma, cfg.gae_lambda)
+            timers["rewards and data"] += time.perf_counter() - mark
+            mark = time.perf_counter()
+            g_stats = ppo_update(self.model, self.g_optimizer, self.g_params, rollout, advantages, returns,
+                                 update_config, self.rng, self.world)
+            timers["policy update"] += time.perf_counter() - mark
+            if cfg.normalize_obs and cfg.obs_normalization == "running":
+                self.obs_stats.update(rollout.flat("obs"), self.world)
+                self.model.set_observation_stats(self.obs_stats.mean, self.obs_stats.std)
+        mark = time.perf_counter()
+        d_stats = self._train_discriminator(rollout)
+        accuracy = 0.5 * (d_stats["d_accuracy_expert"] + d_stats["d_accuracy_generator"])
+        self.d_accuracy = float(self.world.sum(np.array([accuracy]))[0]) / self.world.size  # same on every rank
+        timers["discriminator update"] += time.perf_counter() - mark
+        self.iteration += 1
+        self.num_timesteps += per_iteration
+        seconds = time.perf_counter() - start
+        finished = self.world.sum(np.array([sum(self._finished), len(self._finished)]))
+        self._finished = []
+        return {**d_stats, "mean_learned_reward": self._last_mean_reward,
+                "env_return": float(finished[0] / finished[1]) if finished[1] else None,
+                "steps_per_second": per_iteration / seconds,
+                **{f"time_{k.replace(' ', '_')}": v / seconds for k, v in timers.items()}, **g_stats}
 
     # -- SB2's model API ------------------------------------------------------------------------------
 
@@ -393,26 +317,33 @@ class GAIL:
                            logp: bool = False) -> Any:
         return self.model.policy.action_probability(observation, state, mask, actions, logp)
 
-    def evaluate(self, env: Any, n_episodes: int = 20, seed: int = EVAL_SEED) -> tuple[float, float]:
+    def evaluate(self, env: Any = None, n_episodes: int = 20, seed: int = EVAL_SEED) -> tuple[float, float]:
+        """Mean and std of the return over ``n_episodes`` deterministic episodes of ``env`` (an env id or
+        env; by default the training env's id)."""
+        env = env if env is not None else self._eval_env
+        if env is None:
+            raise UsageError("evaluate needs an env")
         return self.model.policy.evaluate(env, n_episodes, seed)
 
-    def pretrain(self, dataset: ExpertDataset | str | Path, progress: bool = True, **bc_config: Any) -> Any:
-        """Warm-start the policy by behaviour cloning (``trainers.bc.pretrain``'s config)."""
-        from ..bc import BCConfig, pretrain
-        from ..bc.trainer import as_dataset
-
-        dataset = as_dataset(dataset, BCConfig(**bc_config))
+    def pretrain(self, dataset: TrainingData | str | Path, n_epochs: int = 10, learning_rate: float = 1e-4,
+                 adam_epsilon: float = 1e-8, val_interval: int | None = None, progress: bool = True,
+                 **config: Any) -> History:
+        """Warm-start the policy by behaviour cloning: SB2's ``pretrain`` signature and defaults;
+        ``config`` takes the other ``trainers.common.configs.CloningConfig`` fields."""
+        data = as_training_data(dataset, config.get("seed", self.config.seed))
         if self.config.normalize_obs:
-            self._observation_stats_from(dataset)
+            self._observation_stats_from(data)
         policy = self.model.policy
-        return pretrain(policy, dataset, lambda obs, act: policy.log_prob(obs, act), progress=progress, **bc_config)
+        return pretrain(policy, data, lambda obs, act: policy.log_prob(obs, act), progress=progress,
+                        n_epochs=n_epochs, learning_rate=learning_rate, adam_epsilon=adam_epsilon,
+                        val_interval=val_interval, **config)
 
     def get_parameters(self) -> dict[str, np.ndarray]:
         """The generator's parameters and buffers (policy and critic), by name."""
         return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
 
-    def load_parameters(self, parameters: dict[str, np.ndarray]) -> None:
-        self.model.load_state_dict({k: torch.as_tensor(v) for k, v in parameters.items()})
+    def load_parameters(self, parameters: Mapping[str, Any]) -> None:
+        self.model.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in parameters.items()})
 
     def save(self, path: str | Path) -> Path:
         """A directory that ``GAIL.load`` resumes from exactly: the policy (as ``trainers.bc`` saves it),
@@ -440,7 +371,7 @@ class GAIL:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, env: Any = None, expert_dataset: ExpertDataset | str | Path | None = None,
+    def load(cls, path: str | Path, env: Any = None, expert_dataset: TrainingData | str | Path | None = None,
              **overrides: Any) -> "GAIL":
         """Load what ``save`` (or ``expertdata train gail --out``) wrote; with ``env`` and ``expert_dataset``,
         ``learn`` continues exactly where the saved run stopped."""
@@ -451,11 +382,9 @@ class GAIL:
             with np.load(path / "trainer.npz", allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
         except (OSError, ValueError) as exc:
-            from expertdata.errors import UnreadableError
-
             raise UnreadableError(f"{path}: not a saved GAIL model ({exc})") from None
         config = GAILConfig(**{**state["config"], **overrides})
-        model = cls(policy, None, expert_dataset, _config=config)
+        model = cls(policy, None, expert_dataset, config=config)
         model.num_timesteps, model.iteration = state["num_timesteps"], state["iteration"]
         model.d_accuracy = state.get("d_accuracy")
 

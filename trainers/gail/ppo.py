@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..common.distributed import World
-from ..common.nets import VectorFeatures, features_for
+from expertdata.mpi import World
+
+from ..common.nets import features_for
 from ..common.optim import Adam
 from ..common.policy import Policy
 
@@ -30,8 +31,7 @@ class ActorCritic(nn.Module):
 
     def set_observation_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
         self.policy.set_observation_stats(mean, std)
-        if isinstance(self.critic_features, VectorFeatures):
-            self.critic_features.normalizer.set_stats(mean, std)
+        self.critic_features.set_stats(mean, std)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.value_head(self.critic_features(obs)).squeeze(-1)

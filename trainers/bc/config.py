@@ -1,0 +1,40 @@
+"""``BCConfig``: behaviour cloning's hyperparameters (free of torch, so the command line reads them without it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from expertdata.errors import UsageError
+
+from ..common.configs import CloningConfig
+
+LOSSES = ("nll", "mse")
+ACTIVATIONS = ("tanh", "relu")
+
+
+@dataclass
+class BCConfig(CloningConfig):
+    """Behaviour cloning: the loop's parameters (SB2's ``pretrain`` ones first, with its defaults), then the
+    policy's. The batch size and the train/validation split are the dataset's (``ExpertDataset``).
+
+    :param net_arch: hidden layer sizes of the MLP (vector and discrete observations).
+    :param activation: the MLP's activation.
+    :param loss: nll (negative log-likelihood: cross-entropy for discrete actions, Gaussian for Box) or mse
+        (squared error of the deterministic action).
+    :param normalize_obs: normalise Box vector observations by the dataset's mean and std.
+    """
+
+    net_arch: tuple[int, ...] = (64, 64)
+    activation: Literal["tanh", "relu"] = "tanh"
+    loss: Literal["nll", "mse"] = "nll"
+    normalize_obs: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.loss not in LOSSES:
+            raise UsageError(f"loss must be one of {LOSSES}, not {self.loss!r}")
+        if self.activation not in ACTIVATIONS:
+            raise UsageError(f"activation must be one of {ACTIVATIONS}, not {self.activation!r}")
+        self.net_arch = tuple(int(n) for n in self.net_arch)
+        if not self.net_arch or min(self.net_arch) < 1:
+            raise UsageError(f"net_arch must list one or more layer sizes of at least 1, not {self.net_arch}")

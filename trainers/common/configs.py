@@ -1,0 +1,42 @@
+"""Configs the trainers share, free of torch so that the command line can read them without it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from expertdata.errors import UsageError
+
+
+@dataclass
+class CloningConfig:
+    """Behaviour cloning's loop: SB2's ``pretrain`` parameters first, with its defaults.
+
+    :param n_epochs: passes over the training split (when ``learn`` is given no budget).
+    :param learning_rate: Adam's step size.
+    :param adam_epsilon: Adam's epsilon.
+    :param val_interval: log training and validation loss every this many epochs (None: a tenth of the
+        epochs trained).
+    :param weight_decay: L2 penalty in Adam.
+    :param early_stopping: stop after this many validation logs without improvement, keeping the best
+        parameters (None: never).
+    :param seed: seeds the network and the run: the same seed repeats it.
+    :param torch_threads: torch's intra-op threads while training (restored after); None uses one for an
+        MLP, whose small matrices lose more to thread hand-offs than they gain, and leaves a CNN alone.
+    """
+
+    n_epochs: int = 10
+    learning_rate: float = 1e-4
+    adam_epsilon: float = 1e-8
+    val_interval: int | None = None
+    weight_decay: float = 0.0
+    early_stopping: int | None = None
+    seed: int | None = None
+    torch_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_epochs < 1 or self.learning_rate <= 0:
+            raise UsageError(f"n_epochs must be at least 1 and learning_rate positive, not {self.n_epochs} and "
+                             f"{self.learning_rate}")
+        for name in ("val_interval", "early_stopping", "torch_threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"{name} must be at least 1 (or None), not {value}")

@@ -1,0 +1,112 @@
+"""``GAILConfig``: GAIL's hyperparameters (free of torch, so the command line reads them without it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from expertdata.errors import UsageError
+
+REWARDS = ("positive", "logit")
+OBS_NORMALIZATIONS = ("running", "expert")
+
+
+@dataclass
+class GAILConfig:
+    """GAIL's hyperparameters: SB2's names first, then the PPO generator's. Defaults differ from SB2's
+    where measurement said so (``benchmarks/gail.py``): 32 discriminator updates per iteration at 1e-3
+    (SB2's single update at 3e-4 leaves the discriminator too weak to guide a PPO generator), the
+    ``logit`` reward (no survival bonus), a gradient penalty of 1 (keeps the reward smooth), and PPO
+    updates stopped at a KL of 0.02 from the rollout's policy (fewer relapses once imitation is reached).
+
+    :param hidden_size_adversary: units in each of the discriminator's two hidden layers.
+    :param adversary_entcoeff: weight of the discriminator's entropy bonus.
+    :param g_step: generator rollouts and updates per iteration.
+    :param d_step: discriminator updates per iteration (each on a 1/d_step share of the last rollout).
+    :param d_stepsize: the discriminator's Adam step size.
+    :param reward: positive (SB2's -log(1 - D)) or logit (log D - log(1 - D)).
+    :param gradient_penalty: weight of the discriminator's gradient penalty (0: none).
+    :param train_discriminator: False never trains it: a control showing what rewards alone do.
+    :param discriminator_replay: the discriminator's generator transitions are drawn from this many of the
+        latest rollouts (1: the last one only, SB2's scheme).
+    :param n_envs: envs stepped together (when the env is given by id).
+    :param n_steps: steps per env per rollout.
+    :param learning_rate: the generator's (PPO's) Adam step size.
+    :param n_epochs: PPO's passes over each rollout.
+    :param batch_size: PPO's minibatch size.
+    :param gamma: the discount factor.
+    :param gae_lambda: GAE's lambda.
+    :param clip_range: PPO's clipping of the probability ratio.
+    :param ent_coef: weight of the policy's entropy bonus.
+    :param vf_coef: weight of the critic's loss.
+    :param max_grad_norm: the generator's gradients are scaled to at most this global norm.
+    :param target_kl: stop a PPO update early once the policy's KL from the rollout's passes 1.5 times
+        this (None: always n_epochs).
+    :param anneal_lr: decay the generator's learning rate linearly to zero over each learn call.
+    :param kl_accuracy_scale: with s > 0 (and target_kl), each PPO update's KL budget is
+        target_kl * clip((a - 0.5) / s, 0, 1), where a is the discriminator's balanced accuracy in the previous
+        iteration: the generator moves only as far as the discriminator tells it from the expert (0: off).
+    :param net_arch: hidden layers of the actor's and the critic's MLPs.
+    :param normalize_obs: normalise observations (the policy's and critic's, and the discriminator's by
+        running statistics of expert and generator observations; MPI-synchronised).
+    :param obs_normalization: where the policy's and critic's statistics come from: running (of the
+        rollouts) or expert (the expert dataset's mean and std, fixed for the run).
+    :param normalize_reward: scale learned rewards by the running std of their discounted sum.
+    :param checkpoint_interval: iterations between checkpoints (None: none during learning); envs are
+        reset at each, so a run resumed from one continues exactly.
+    :param checkpoint_dir: the folder that receives checkpoints, each in a subfolder named by its
+        timesteps (None: none are written).
+    :param seed: seeds everything; rank r's envs start from seed + 1000 r.
+    :param torch_threads: torch's intra-op threads while learning (restored after); None uses one for MLP
+        networks, whose small matrices lose more to thread hand-offs than they gain, and leaves a CNN alone.
+    """
+
+    hidden_size_adversary: int = 100
+    adversary_entcoeff: float = 1e-3
+    g_step: int = 3
+    d_step: int = 32
+    d_stepsize: float = 1e-3
+    reward: Literal["positive", "logit"] = "logit"
+    gradient_penalty: float = 1.0
+    train_discriminator: bool = True
+    discriminator_replay: int = 1
+    n_envs: int = 8
+    n_steps: int = 128
+    learning_rate: float = 1e-3
+    n_epochs: int = 10
+    batch_size: int = 256
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = 0.02
+    anneal_lr: bool = False
+    kl_accuracy_scale: float = 0.0
+    net_arch: tuple[int, ...] = (64, 64)
+    normalize_obs: bool = True
+    obs_normalization: Literal["running", "expert"] = "running"
+    normalize_reward: bool = True
+    checkpoint_interval: int | None = None
+    checkpoint_dir: str | None = None
+    seed: int | None = None
+    torch_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.reward not in REWARDS:
+            raise UsageError(f"reward must be one of {REWARDS}, not {self.reward!r}")
+        if self.obs_normalization not in OBS_NORMALIZATIONS:
+            raise UsageError(f"obs_normalization must be one of {OBS_NORMALIZATIONS}, not {self.obs_normalization!r}")
+        if min(self.g_step, self.d_step, self.discriminator_replay, self.n_envs, self.n_steps, self.batch_size,
+               self.n_epochs) < 1:
+            raise UsageError("g_step, d_step, discriminator_replay, n_envs, n_steps, batch_size and n_epochs must be "
+                             "at least 1")
+        for name in ("checkpoint_interval", "torch_threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"{name} must be at least 1 (or None), not {value}")
+        if self.kl_accuracy_scale < 0:
+            raise UsageError(f"kl_accuracy_scale must be 0 (off) or positive, not {self.kl_accuracy_scale}")
+        self.net_arch = tuple(int(n) for n in self.net_arch)
+        if not self.net_arch or min(self.net_arch) < 1:
+            raise UsageError(f"net_arch must list one or more layer sizes of at least 1, not {self.net_arch}")
