@@ -122,6 +122,7 @@ class DataLoader:
         self._group: tuple[np.ndarray, np.ndarray] | None = None
         self._pos = 0
         self._exhausted = False
+        self._no_batch = not len(self)
         if start_process and not sequential:
             self.start_process()
 
@@ -282,7 +283,7 @@ class DataLoader:
     def __next__(self) -> tuple[Any, Any]:
         if self._exhausted:
             raise StopIteration
-        if self.infinite_loop and not len(self):  # an endless loop over no batch would never return
+        if self.infinite_loop and self._no_batch:  # an endless loop over no batch would never return
             raise UsageError(f"no minibatch to serve: {len(self.indices)} transitions, batch_size {self.batch_size}"
                              f"{'' if self.partial_minibatch else ', partial_minibatch=False'}")
         while True:

@@ -47,3 +47,16 @@ def test_plot_image_datasets_in_both_forms(tmp_path):
         assert other.has_image_paths
         plot([ds, other], tmp_path / "fig.png")
     _is_a_real_figure(tmp_path / "fig.png")
+
+
+def test_grayscale_images_are_ranged_per_channel_as_the_schema_defines_images():
+    """A uint8 (N, H, W) Box is an image (``expertdata.schema.is_image``): ranged over its one channel,
+    as it is written to PNG files, not pixel by pixel."""
+    from expertdata.plotting import _observation_ranges
+
+    frames = np.random.default_rng(0).integers(0, 256, (10, 8, 8), dtype=np.uint8)
+    space = {"type": "Box", "shape": [8, 8], "dtype": "|u1", "low": 0, "high": 255}
+    arrays = {**make_dataset(lengths=(5, 5)).fields, "obs": frames}
+    gray = expertdata.Dataset.from_arrays({"observation_space": space}, None, **arrays)
+    unit, low, mean, high = _observation_ranges(gray)
+    assert unit == "channel" and low.shape == (1,) and high[0] == frames.max() and np.isclose(mean[0], frames.mean())
