@@ -10,9 +10,8 @@ import numpy as np
 
 from .arrays import ArrayLike, RowWindow
 from .episodes import EpisodeIndex
-from .errors import InvalidDatasetError
 from .schema import field_per
-from .validation import structural_problems
+from .validation import raise_for, structural_problems
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,7 +24,8 @@ class Dataset:
 
     :param root: the folder that relative image paths in ``obs`` are resolved against.
     :param source: where the dataset was read from, for messages.
-    :param storage: per field, how the file stores it (``chunks``, ``compression``).
+    :param storage: per field, how the file stores it (``chunks``, ``compression``, ``checksum``).
+    :param trusted: image paths may lead out of ``root`` through symbolic links (a file you trust).
     """
 
     fields: Mapping[str, ArrayLike]
@@ -35,12 +35,10 @@ class Dataset:
     format: str | None = None
     closer: Callable[[], None] | None = field(default=None, repr=False)
     storage: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    trusted: bool = False
 
     def __post_init__(self) -> None:
-        problems = structural_problems(self.fields, self.metadata, self.root)
-        if problems:
-            more = f" (and {len(problems) - 1} more problems; run `expertdata validate`)" if len(problems) > 1 else ""
-            raise InvalidDatasetError(f"{self.source}: {problems[0].one_line()}{more}", tuple(problems))
+        raise_for(self.source, structural_problems(self.fields, self.metadata, self.root, trusted=self.trusted))
 
     @classmethod
     def from_arrays(cls, metadata: Mapping[str, Any] | None = None, root: Path | str | None = None,
@@ -58,7 +56,7 @@ class Dataset:
     @cached_property
     def episodes(self) -> EpisodeIndex:
         """The episode index, read from ``episode_starts`` once."""
-        return EpisodeIndex.from_starts(np.asarray(self.fields["episode_starts"][:]))
+        return EpisodeIndex.read(self.fields["episode_starts"])
 
     @property
     def n_transitions(self) -> int:

@@ -5,8 +5,11 @@ Every episode operation (slicing, ``traj_limitation``, splits, shards) is index 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from .arrays import iter_blocks
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,17 @@ class EpisodeIndex:
         starts = np.flatnonzero(flags)
         ends = np.append(starts[1:], flags.size)
         return cls(starts.astype(np.int64), (ends - starts).astype(np.int64))
+
+    @classmethod
+    def read(cls, episode_starts: Any) -> "EpisodeIndex":
+        """Index a stored ``episode_starts`` array block by block: memory follows the number of episodes,
+        not of steps."""
+        starts, begin = [], 0
+        for block in iter_blocks(episode_starts, label="field 'episode_starts'"):
+            starts.append(np.flatnonzero(block) + begin)
+            begin += len(block)
+        found = np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
+        return cls(found, np.diff(np.append(found, begin)).astype(np.int64))
 
     @property
     def n_episodes(self) -> int:

@@ -1,6 +1,7 @@
 """Image observations stored as SB2 stored them: paths, relative to the dataset's folder, to image files."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable
@@ -24,6 +25,12 @@ def escapes(path: str) -> bool:
 def resolve(root: Path, path: str) -> Path:
     """The file a relative image path names; call ``escapes`` first."""
     return root / PurePosixPath(path.replace("\\", "/"))
+
+
+def through_link(root: Path, path: str) -> bool:
+    """True when a relative path that stays in ``root`` by name leaves it through a symbolic link."""
+    base = os.path.realpath(root)
+    return os.path.commonpath([base, os.path.realpath(resolve(root, path))]) != base
 
 
 def copy_images(paths: Iterable[str], src_root: Path, dst_root: Path) -> list[Path]:

@@ -5,6 +5,7 @@ Stable Baselines 2 wrote, so SB2 files are valid datasets as they are.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
@@ -109,27 +110,67 @@ def is_image(space: Mapping[str, Any] | None = None, row_shape: tuple[int, ...] 
     return uint8 and (len(shape) == 2 or (len(shape) == 3 and shape[-1] in (1, 3, 4)))
 
 
+#: A field's name: letters, digits and ``_ . + -``, not starting with a dot. Names are data read from
+#: files: anything else (``..``, ``/``, control characters, terminal escapes) could reach outside a store
+#: or into a terminal, so it is refused on write and printed escaped (``shown``).
+FIELD_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+
+
+def shown(name: str) -> str:
+    """A name read from a file, safe to print: quoted, with every non-printable character escaped."""
+    return repr(str(name))
+
+
+#: Names the storage layer keeps for itself (metadata, commit marks).
+RESERVED_PREFIX = "expertdata_"
+
+
+def field_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a field's name, or ``None`` when it can."""
+    if name.startswith(RESERVED_PREFIX):
+        return f"field name {shown(name)} is not allowed: names starting with {RESERVED_PREFIX!r} are reserved"
+    if FIELD_NAME.fullmatch(name):
+        return None
+    return (f"field name {shown(name)} is not allowed: use letters, digits and _ . + - (not starting with a dot, "
+            "at most 128 characters)")
+
+
 #: Metadata keys that describe the data; together with the arrays they make up the content digest.
 DESCRIPTIVE_KEYS = ("env_id", "observation_space", "action_space", "max_episode_steps", "extras", "user")
-#: Metadata keys that record where a file came from; they change on conversion, so the digest ignores them.
-HISTORY_KEYS = ("schema_version", "provenance", "lineage")
+#: Metadata keys that record where a file came from (and ``digest``, the content digest recorded when the
+#: file was written); they change on conversion, so the digest ignores them.
+HISTORY_KEYS = ("schema_version", "provenance", "lineage", "digest")
 METADATA_KEYS = DESCRIPTIVE_KEYS + HISTORY_KEYS
 #: The JSON type each metadata key must have (spaces are checked further by ``expertdata.spaces``).
 METADATA_TYPES: dict[str, type] = {"env_id": str, "observation_space": dict, "action_space": dict,
                                    "max_episode_steps": int, "extras": dict, "user": dict, "schema_version": str,
-                                   "provenance": dict, "lineage": list}
+                                   "provenance": dict, "lineage": list, "digest": str}
+
+#: Limits on what a header may claim, checked before anything is allocated or decoded: metadata text and
+#: its nesting (a space's rows: ``expertdata.spaces.MAX_ROW_ENTRIES``).
+MAX_METADATA_BYTES = 16 * 2**20
+MAX_METADATA_DEPTH = 64
 
 Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True)
 class Rule:
-    """A validation check with a stable id that scripts and CI can rely on."""
+    """A validation check with a stable id that scripts and CI can rely on.
+
+    :param unreadable: the data cannot be read as stored (exit code 2, like a file that is not there).
+    """
 
     id: str
     name: str
     severity: Severity
     doc: str
+    unreadable: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """What the command line returns when this rule is broken: 2 unreadable, 1 error, 0 warning."""
+        return 2 if self.unreadable else (1 if self.severity == "error" else 0)
 
 
 RULES: tuple[Rule, ...] = (
@@ -159,8 +200,16 @@ RULES: tuple[Rule, ...] = (
          "space cannot be parsed, or the schema version is newer than this package reads."),
     Rule("E014", "flag-mid-episode", "error", "terminated or truncated is set on a step that is not the "
          "last of its episode."),
-    Rule("E100", "unreadable", "error", "The file is missing, truncated, corrupt or not a dataset "
-         "(exit code 2)."),
+    Rule("E015", "outside-reference", "error", "Data would be read from outside the dataset: an HDF5 "
+         "external link, virtual dataset or external storage, a symbolic link in a Zarr store, or an image path "
+         "that passes through a symbolic link. Refused unless the file is trusted (trusted=True, --trusted)."),
+    Rule("E016", "missing-data", "error", "Rows a field declares are not stored: chunks missing inside the "
+         "committed rows (they would read as zeros), or a header claiming more rows than the file holds "
+         "(exit code 2).", unreadable=True),
+    Rule("E017", "digest-mismatch", "error", "The content differs from the digest recorded when the dataset "
+         "was written: it was changed or corrupted since."),
+    Rule("E100", "unreadable", "error", "The file is missing, truncated, corrupt (a failed checksum) or not a "
+         "dataset (exit code 2).", unreadable=True),
     Rule("W101", "last-episode-cut", "warning", "The final episode looks cut short: it ends with neither "
          "terminated nor truncated set, or (without those flags) it is shorter than every other episode."),
     Rule("W102", "terminated-at-time-limit", "warning", "An episode is marked terminated at exactly the "
@@ -170,6 +219,8 @@ RULES: tuple[Rule, ...] = (
     Rule("W104", "duplicate-episode", "warning", "Two episodes have identical observations and actions."),
     Rule("W105", "unknown-field", "warning", "A field is neither in the schema nor declared in "
          "metadata['extras']; it is kept as it is."),
+    Rule("W106", "unchecked", "warning", "Some fields are stored without a checksum and the dataset records no "
+         "digest, so corruption of their bytes cannot be detected (convert the dataset to record one)."),
 )
 
 RULES_BY_ID = {r.id: r for r in RULES}

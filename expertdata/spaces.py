@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+#: The most entries one row of a space may hold (a 4096 x 4096 x 4 image): a larger claim is refused unread.
+MAX_ROW_ENTRIES = 2**26
+
 SUPPORTED = ("Box", "Discrete", "MultiDiscrete", "MultiBinary")
 
 
@@ -52,17 +55,48 @@ def to_json(space: Any) -> dict:
     raise SpaceError(f"cannot store a {kind} space ({space}); supported spaces: {', '.join(SUPPORTED)}")
 
 
+#: Bounds of a space's integers (``n``, ``start``, ``nvec``): what int64 rows can hold.
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _integers(values: Any, what: str, low: int) -> None:
+    """Raise ``ValueError`` unless ``values`` are JSON integers from ``low`` within int64."""
+    flat = values if isinstance(values, list) else [values]
+    while flat and isinstance(flat[0], list):
+        flat = [v for part in flat for v in (part if isinstance(part, list) else [part])]
+    if not all(type(v) is int and low <= v <= _INT64[1] for v in flat):
+        raise ValueError(f"{what} must be whole numbers from {low} within int64")
+
+
 def check_json(spec: Any) -> None:
-    """Raise ``SpaceError`` unless ``spec`` is a space JSON object we can read."""
+    """Raise ``SpaceError`` unless ``spec`` is a space JSON object we can read, checking the sizes it claims
+    before anything is allocated for it."""
     if not isinstance(spec, dict) or spec.get("type") not in SUPPORTED:
-        raise SpaceError(f"not a space description: {spec!r}; expected one of {', '.join(SUPPORTED)}")
+        shown = repr(spec) if len(repr(spec)) <= 200 else repr(spec)[:200] + "..."
+        raise SpaceError(f"not a space description: {shown}; expected one of {', '.join(SUPPORTED)}")
+    kind = spec["type"]
     try:
-        row_shape(spec)
-        row_dtype(spec)
-        if spec["type"] == "Box":
+        if kind == "Discrete":
+            _integers(spec["n"], "n", 1)
+            _integers(spec.get("start", 0), "start", _INT64[0])
+        elif kind == "MultiDiscrete":
+            _integers(spec["nvec"], "nvec", 1)
+            _integers(spec.get("start", 0), "start", _INT64[0])
+        elif kind == "MultiBinary":
+            _integers(spec["n"], "n", 1)
+        elif kind == "Box":
+            _integers(spec["shape"], "shape", 0)
+            if not isinstance(spec["shape"], list):
+                raise ValueError("shape must be a list")
+        entries = int(np.prod(row_shape(spec), dtype=object))
+        if entries > MAX_ROW_ENTRIES:
+            raise ValueError(f"its rows would hold {entries:,} entries; at most {MAX_ROW_ENTRIES:,} are read")
+        if row_dtype(spec).kind not in "fiub":
+            raise ValueError(f"dtype {row_dtype(spec)} is not numeric")
+        if kind == "Box":
             bounds(spec)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SpaceError(f"malformed {spec['type']} space {spec!r}: {exc}") from None
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise SpaceError(f"malformed {kind} space: {exc}") from None
 
 
 def row_shape(spec: dict) -> tuple[int, ...]:
@@ -117,6 +151,8 @@ def shape_fits(spec: dict, rows_shape: tuple[int, ...], dtype: np.dtype) -> str 
     kinds = "fiub" if spec["type"] == "Box" else ("iub" if spec["type"] == "MultiBinary" else "iu")
     if dtype.kind not in kinds:
         return f"dtype {dtype} does not fit a {spec['type']} space"
+    if spec["type"] == "Box" and dtype != np.dtype(spec["dtype"]):
+        return f"dtype {dtype} is not the Box space's {np.dtype(spec['dtype'])}"
     return None
 
 

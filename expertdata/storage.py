@@ -13,20 +13,23 @@ from . import atomic, formats, images
 from .arrays import block_rows, first_rows, iter_blocks, prefetch, row_bytes
 from .dataset import Dataset
 from .digest import PREFIX, Digester, digest
-from .errors import DigestMismatchError, InvalidDatasetError, UsageError
+from .errors import DigestMismatchError, ExpertDataError, UsageError
 from .schema import SCHEMA_VERSION
+from .validation import problems_found, raise_for
 
 
-def load(path: Path | str, format: str | None = None) -> Dataset:
-    """Open a dataset in any format; HDF5 and Zarr arrays (and uncompressed ``.npz``) stay lazy.
+def load(path: Path | str, format: str | None = None, trusted: bool = False) -> Dataset:
+    """Open a dataset in any format; HDF5 and Zarr arrays (and ``.npz`` members) stay lazy.
 
-    Raises ``UnreadableError`` for a file that cannot be read and ``InvalidDatasetError`` for one whose
-    structure breaks the schema. Close it (or use it as a context manager) to release the file.
+    Raises ``UnreadableError`` for a file that cannot be read (or whose header claims data it does not
+    hold) and ``InvalidDatasetError`` for one whose structure breaks the schema, or whose data would come
+    from outside it unless ``trusted``. Close it (or use it as a context manager) to release the file.
     """
-    raw = formats.read_raw(path, format)
+    raw = formats.read_raw(path, format, trusted)
     try:
-        return Dataset(raw.fields, raw.metadata, raw.root, str(path), raw.format, raw.closer, raw.storage)
-    except InvalidDatasetError:
+        raise_for(str(path), problems_found(raw.findings))
+        return Dataset(raw.fields, raw.metadata, raw.root, str(path), raw.format, raw.closer, raw.storage, trusted)
+    except ExpertDataError:
         raw.close()
         raise
 
@@ -119,6 +122,7 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
                 source_digest = _stream(dataset, metadata, sink, options, progress, path.name)
                 if lineage is not None and lineage.get("parent_digest") is None:
                     metadata["lineage"][-1]["parent_digest"] = source_digest
+                metadata["digest"] = source_digest  # validate compares it: corruption shows even without checksums
                 sink.set_metadata(metadata)
             except BaseException:
                 sink.abort()

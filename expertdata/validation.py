@@ -9,15 +9,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 import numpy as np
 
 from . import images, schema, spaces
 from .arrays import ArrayLike, first_rows, iter_blocks
+from .digest import Digester
 from .episodes import EpisodeIndex
-from .errors import ExpertDataError
-from .formats import read_raw
+from .errors import ExpertDataError, InvalidDatasetError, UnreadableError
+from .formats import Finding, read_raw
 from .schema import field_per
 
 _JSON_TYPES = {str: "a string", dict: "an object", list: "an array", int: "an integer"}
@@ -34,7 +35,7 @@ class Problem:
     count: int = 1
 
     def one_line(self) -> str:
-        where = f"{self.field}" if self.field else "dataset"
+        where = schema.shown(self.field)[1:-1] if self.field else "dataset"
         if self.position is not None:
             where += f"[{self.position}]"
         return f"{self.rule.id} {self.rule.name}: {where}: {self.message}"
@@ -61,7 +62,7 @@ class Report:
 
     @property
     def unreadable(self) -> bool:
-        return any(p.rule.id == "E100" for p in self.problems)
+        return any(p.rule.unreadable for p in self.problems)
 
     @property
     def ok(self) -> bool:
@@ -69,7 +70,7 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        return 2 if self.unreadable else (0 if self.ok else 1)
+        return max((p.rule.exit_code for p in self.problems), default=0)
 
 
 def _problem(name: str, message: str, field_name: str | None = None, position: int | None = None,
@@ -127,19 +128,26 @@ def _space(metadata: Mapping[str, Any], key: str) -> dict | None:
     return spec
 
 
-def structural_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, Any],
-                        root: Path | None = None) -> list[Problem]:
+def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Path | None = None,
+                        withheld: Collection[str] = (), trusted: bool = False) -> list[Problem]:
     """Problems visible from shapes, dtypes, metadata, ``episode_starts`` and image paths alone.
 
     Image paths are checked here, not later, so a dataset whose paths escape its folder is never built.
+    ``withheld`` fields (their data is outside the file, or not stored) count as present but are not read.
     """
     out = _metadata_problems(metadata)
+    metadata = metadata if isinstance(metadata, Mapping) else {}
     for name in schema.REQUIRED:
-        if name not in fields:
+        if name not in fields and name not in withheld:
             out.append(_problem("missing-field", f"required field '{name}' is absent", name))
+    unusable = set(withheld)
     for name, array in fields.items():
         spec = schema.FIELDS_BY_NAME.get(name)
         dtype = np.dtype(array.dtype)
+        if not array.shape:
+            out.append(_problem("length-mismatch", "holds a single value, not one row per step or episode", name))
+            unusable.add(name)
+            continue
         if dtype.hasobject:
             out.append(_problem("bad-dtype", "object array: it could only be read by unpickling, which is "
                                 "refused; re-save it with a numeric dtype", name))
@@ -153,21 +161,24 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, 
         if not _declared(name, metadata):
             out.append(_problem("unknown-field", "not in the schema nor declared in metadata['extras']", name))
         if dtype.kind == "U" and (spec is None or "U" in spec.kinds):
-            out.extend(_path_problems(name, first_rows(array), root))
-    if any(p.rule.id in ("E001", "E002") for p in out if p.field in schema.REQUIRED):
+            out.extend(_path_problems(name, first_rows(array), root, trusted))
+    unusable |= {p.field for p in out if p.rule.id in ("E001", "E002")}
+    if unusable & set(schema.REQUIRED):
         return out
     n_steps = fields["episode_starts"].shape[0]
     n_episodes = fields["episode_returns"].shape[0]
     for name, array in fields.items():
-        per = field_per(name, dict(metadata))
+        if name in unusable:
+            continue
+        per = field_per(name, metadata)
         want = n_steps if per == "step" else n_episodes
         if array.shape[0] != want:
             out.append(_problem("length-mismatch", f"has {array.shape[0]} rows, expected {want} "
                                 f"(one per {per})", name))
-    starts = np.asarray(fields["episode_starts"][:])
-    if n_steps and not starts[0]:
+    index = EpisodeIndex.read(fields["episode_starts"])
+    if n_steps and (not index.n_episodes or index.starts[0] != 0):
         out.append(_problem("first-episode-start", "the first step must open an episode", "episode_starts", 0))
-    found = int(np.count_nonzero(starts))
+    found = index.n_episodes
     if found != n_episodes:
         out.append(_problem("episode-count-mismatch", f"episode_starts marks {found} episodes but "
                             f"episode_returns has {n_episodes}", "episode_returns"))
@@ -229,13 +240,18 @@ def _time_limit(metadata: Mapping[str, Any]) -> int | None:
         return None
 
 
-def _value_problems(name: str, array: ArrayLike, spec: dict | None,
-                    hashes: _EpisodeHashes | None) -> list[Problem]:
-    """One pass over a field's blocks: non-finite values and values outside the space."""
+def _value_problems(name: str, array: ArrayLike, spec: dict | None, hashes: _EpisodeHashes | None,
+                    digester: Digester | None) -> list[Problem]:
+    """One pass over a field's blocks: non-finite values and values outside the space (and the blocks fed
+    to the digest)."""
     dtype = np.dtype(array.dtype)
     nonfinite, outside = [0, None], [0, None]
     begin = 0
-    for block in iter_blocks(array):
+    if digester is not None:
+        digester.begin_field(name, dtype, tuple(array.shape))
+    for block in iter_blocks(array, label=f"field {schema.shown(name)}"):
+        if digester is not None:
+            digester.update(block)
         if dtype.kind == "f":
             bad = ~np.isfinite(block.reshape(len(block), -1)).all(axis=1)
             if bad.any():
@@ -260,19 +276,43 @@ def _value_problems(name: str, array: ArrayLike, spec: dict | None,
     return out
 
 
-def _path_problems(name: str, paths: Mapping[str, int], root: Path | None) -> list[Problem]:
-    """Image paths that escape the dataset's folder, or (when it is known) name no file."""
+def _path_problems(name: str, paths: Mapping[str, int], root: Path | None, trusted: bool = False) -> list[Problem]:
+    """Image paths that escape the dataset's folder by name or (unless ``trusted``) through a symbolic link,
+    or (when the folder is known) name no file."""
     escaping = {p: row for p, row in paths.items() if images.escapes(p)}
+    linked = {} if root is None or trusted else {p: row for p, row in paths.items()
+                                                 if p not in escaping and images.through_link(root, p)}
     missing = {} if root is None else {p: row for p, row in paths.items()
-                                       if p not in escaping and not images.resolve(root, p).is_file()}
+                                       if p not in escaping and p not in linked and not images.resolve(root, p).is_file()}
     out = []
     for rule, found, what in (("image-path-escapes", escaping, "absolute or outside the dataset's folder"),
+                              ("outside-reference", linked, "outside the dataset's folder through a symbolic link"),
                               ("image-missing", missing, "no such file")):
         if found:
             path, row = min(found.items(), key=lambda item: item[1])
             out.append(_problem(rule, f"{len(found)} image paths are {what} (first: {path!r})", name, row,
                                 len(found)))
     return out
+
+
+def _flagged(name: str, flags: ArrayLike, index: EpisodeIndex, out: list[Problem]) -> np.ndarray:
+    """Whether each episode's last step is flagged, read block by block; a flag set on any other step is
+    reported into ``out``."""
+    last = index.ends - 1
+    ended = np.zeros(index.n_episodes, dtype=bool)
+    count, first, begin = 0, None, 0
+    for block in iter_blocks(flags, label=f"field '{name}'"):
+        lo, hi = np.searchsorted(last, begin), np.searchsorted(last, begin + len(block))
+        ends = last[lo:hi] - begin
+        ended[lo:hi] = block[ends]
+        mid = np.setdiff1d(np.flatnonzero(block), ends, assume_unique=True)
+        if len(mid):
+            count, first = count + len(mid), first if first is not None else begin + int(mid[0])
+        begin += len(block)
+    if count:
+        out.append(_problem("flag-mid-episode", f"set on {count} steps that do not end their episode", name, first,
+                            count))
+    return ended
 
 
 def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, Any], index: EpisodeIndex,
@@ -287,29 +327,18 @@ def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, An
                             f"sum of their rewards (episode {e}: {returns[e]!r} vs {sums[e]!r})",
                             "episode_returns", e, int(bad.sum())))
     last_steps = index.ends - 1
-    flags = {}
-    for name in ("terminated", "truncated"):
-        if name in fields:
-            flags[name] = np.asarray(fields[name][:], dtype=bool)
-            mid = flags[name].copy()
-            mid[last_steps] = False
-            if mid.any():
-                out.append(_problem("flag-mid-episode", f"set on {int(mid.sum())} steps that do not end their "
-                                    "episode", name, int(np.argmax(mid)), int(mid.sum())))
+    ended = {name: _flagged(name, fields[name], index, out) for name in ("terminated", "truncated") if name in fields}
     if index.n_episodes:
-        if flags:
-            ended = np.zeros(index.n_episodes, dtype=bool)
-            for values in flags.values():
-                ended |= values[last_steps]
-            if not ended[-1]:
+        if ended:
+            if not any(flags[-1] for flags in ended.values()):
                 out.append(_problem("last-episode-cut", "the final episode ends with neither terminated nor "
                                     "truncated set", "episode_starts", int(index.starts[-1])))
         elif index.n_episodes > 1 and index.lengths[-1] < index.lengths[:-1].min():
             out.append(_problem("last-episode-cut", f"the final episode has {int(index.lengths[-1])} steps, "
                                 "fewer than any other", "episode_starts", int(index.starts[-1])))
     limit = _time_limit(metadata)
-    if limit and "terminated" in flags:
-        at_limit = (index.lengths == limit) & flags["terminated"][last_steps]
+    if limit and "terminated" in ended:
+        at_limit = (index.lengths == limit) & ended["terminated"]
         if at_limit.any():
             out.append(_problem("terminated-at-time-limit", f"{int(at_limit.sum())} episodes are terminated at "
                                 f"exactly the time limit ({limit} steps)", "terminated",
@@ -329,44 +358,95 @@ def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, An
     return out
 
 
-def check(fields: Mapping[str, ArrayLike], metadata: Mapping[str, Any], root: Path | None,
-          source: str = "<memory>") -> Report:
-    """Run every check on raw fields and metadata."""
-    problems = structural_problems(fields, metadata, root)
-    broken = {p.field for p in problems if p.rule.severity == "error" and p.field}
-    episodes_ok = not any(p.rule.severity == "error" and p.rule.id != "E013" for p in problems)
-    index = EpisodeIndex.from_starts(np.asarray(fields["episode_starts"][:])) if episodes_ok else None
+def raise_for(source: str, problems: Collection[Problem]) -> None:
+    """Raise the error the worst of ``problems`` calls for (``UnreadableError``, exit 2, before
+    ``InvalidDatasetError``, exit 1), in one line; warnings never raise."""
+    errors = sorted((p for p in problems if p.rule.severity == "error"), key=lambda p: -p.rule.exit_code)
+    if not errors:
+        return
+    first = errors[0]
+    hint = "; trusted=True (--trusted) reads it from a file you trust" if first.rule.name == "outside-reference" else ""
+    more = f" (and {len(errors) - 1} more problems; run `expertdata validate`)" if len(errors) > 1 else ""
+    if first.rule.unreadable:
+        raise UnreadableError(f"{source}: {first.one_line()}{hint}{more}")
+    raise InvalidDatasetError(f"{source}: {first.one_line()}{hint}{more}", tuple(problems))
+
+
+def problems_found(findings: Collection[Finding]) -> list[Problem]:
+    """A backend's findings as problems."""
+    return [_from_finding(f) for f in findings]
+
+
+def _from_finding(finding: Finding) -> Problem:
+    return Problem(schema.RULES_BY_NAME[finding.rule], finding.message, finding.field, finding.position)
+
+
+def _unchecked(storage: Mapping[str, Mapping[str, Any]], metadata: Mapping[str, Any]) -> list[Problem]:
+    """W106 when some stored fields carry no checksum and no digest was recorded to stand in for one."""
+    bare = sorted(name for name, how in storage.items() if how.get("checksum") is False)
+    if not bare or isinstance(metadata.get("digest"), str):
+        return []
+    return [_problem("unchecked", f"{', '.join(map(schema.shown, bare))} are stored without a checksum and no "
+                     "digest is recorded; corruption of their bytes would go unnoticed")]
+
+
+def check(fields: Mapping[str, ArrayLike], metadata: Any, root: Path | None, source: str = "<memory>", *,
+          storage: Mapping[str, Mapping[str, Any]] | None = None, findings: Collection[Finding] = (),
+          withheld: Collection[str] = (), integrity: Callable[[], list[Finding]] | None = None,
+          trusted: bool = False) -> Report:
+    """Run every check on fields and metadata (with what the backend found on opening the file, and its
+    checksums), reading every value once; the recorded digest is compared on the way."""
+    problems = [_from_finding(f) for f in findings] + [_from_finding(f) for f in (integrity() if integrity else ())]
+    problems += structural_problems(fields, metadata, root, withheld, trusted)
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    broken = {p.field for p in problems if p.rule.severity == "error" and p.field} | set(withheld)
+    episodes_ok = not (broken & set(schema.REQUIRED)) and not any(
+        p.rule.id in ("E004", "E005", "E006") for p in problems)
+    index = EpisodeIndex.read(fields["episode_starts"]) if episodes_ok else None
     hashes = {name: _EpisodeHashes(index) for name in ("obs", "actions")} if index is not None else {}
-    for name, array in fields.items():
+    recorded = metadata.get("digest") if isinstance(metadata.get("digest"), str) else None
+    digester = Digester() if recorded and not broken and not any(
+        np.dtype(a.dtype).hasobject for a in fields.values()) else None
+    for name in sorted(fields):
+        array = fields[name]
         if name in broken or np.dtype(array.dtype).hasobject:
             continue
         known = schema.FIELDS_BY_NAME.get(name)
         spec = _space(metadata, known.space) if known is not None and known.space else None
         if spec is not None and spaces.shape_fits(spec, tuple(array.shape), np.dtype(array.dtype)):
             spec = None
-        problems.extend(_value_problems(name, array, spec, hashes.get(name)))
+        problems.extend(_value_problems(name, array, spec, hashes.get(name), digester))
+    if digester is not None:
+        actual = digester.finish(metadata)
+        if actual != recorded:
+            problems.append(_problem("digest-mismatch", f"the content's digest {actual} differs from the one "
+                                     f"recorded when it was written, {recorded}"))
+    problems.extend(_unchecked(storage or {}, metadata))
     if index is not None:
         problems.extend(_episode_problems(fields, metadata, index, hashes))
     return Report(source, tuple(problems))
 
 
-def validate(dataset_or_path: Any) -> Report:
+def validate(dataset_or_path: Any, trusted: bool = False) -> Report:
     """Check a dataset (an ``expertdata.Dataset``), or the file at a path, against every rule in
-    ``expertdata.schema.RULES``.
+    ``expertdata.schema.RULES``; ``trusted`` lets a file's data come from outside it.
 
     Never raises for bad data: an unreadable file gives a report with rule E100 (exit code 2).
     """
     if hasattr(dataset_or_path, "fields") and hasattr(dataset_or_path, "metadata"):
         ds = dataset_or_path
-        return check(ds.fields, ds.metadata, ds.root, ds.source)
+        return check(ds.fields, ds.metadata, ds.root, ds.source, storage=ds.storage, trusted=ds.trusted)
     source = str(dataset_or_path)
     try:
-        raw = read_raw(dataset_or_path)
+        raw = read_raw(dataset_or_path, trusted=trusted)
     except ExpertDataError as exc:
         return Report(source, (_problem("unreadable", str(exc)),))
     try:
-        return check(raw.fields, raw.metadata, raw.root, source)
+        return check(raw.fields, raw.metadata, raw.root, source, storage=raw.storage, findings=raw.findings,
+                     withheld=raw.withheld, integrity=raw.integrity, trusted=trusted)
+    except ExpertDataError as exc:
+        return Report(source, (_problem("unreadable", str(exc)),))
     except Exception as exc:  # a chunk that fails to decode mid-file: the file is corrupt, not invalid
-        return Report(source, (_problem("unreadable", f"{source}: cannot read: {exc}"),))
+        return Report(source, (_problem("unreadable", f"{source}: cannot read: {type(exc).__name__}: {exc}"),))
     finally:
         raw.close()

@@ -13,9 +13,9 @@ from ..arrays import RowWindow
 from ..errors import UnreadableError, UsageError
 from ..schema import field_per
 from . import hdf5, npz, zarr
-from .base import Backend, Capabilities, Raw, ResumableBackend, Sink, StreamingSink, WriteOptions
+from .base import Backend, Capabilities, Finding, Raw, ResumableBackend, Sink, StreamingSink, WriteOptions
 
-__all__ = ["Backend", "Capabilities", "Raw", "ResumableBackend", "Sink", "StreamingSink", "WriteOptions", "by_name",
+__all__ = ["Backend", "Capabilities", "Finding", "Raw", "ResumableBackend", "Sink", "StreamingSink", "WriteOptions", "by_name",
            "for_path", "names", "read_raw"]
 
 
@@ -46,8 +46,12 @@ def for_path(path: Path | str, format: str | None = None) -> Backend:
     raise UsageError(f"{path}: cannot tell the format from the name; use a suffix ({known}) or --format")
 
 
-def read_raw(path: Path | str, format: str | None = None) -> Raw:
-    """Open ``path`` with the backend its content (or ``format``) names. Raises ``UnreadableError``."""
+def read_raw(path: Path | str, format: str | None = None, trusted: bool = False) -> Raw:
+    """Open ``path`` with the backend its content (or ``format``) names. Raises ``UnreadableError``.
+
+    Fields whose data would come from outside the file (unless ``trusted``) or is not all stored are
+    withheld, with a finding each; rows past a streaming writer's commit mark are cut off.
+    """
     path = Path(path)
     if not path.exists():
         raise UnreadableError(f"{path}: no such file or directory")
@@ -56,7 +60,17 @@ def read_raw(path: Path | str, format: str | None = None) -> Raw:
         backend = next((b for b in _backends() if str(path).lower().endswith(b.suffixes)), None)
     if backend is None:
         raise UnreadableError(f"{path}: not a dataset in any known format ({', '.join(names())})")
-    return _cut_to_commit(backend.read(path))
+    raw = _cut_to_commit(backend.read(path, trusted))
+    for name, missing in raw.coverage.items():
+        if name not in raw.fields or not raw.fields[name].shape:
+            continue
+        rows = raw.fields[name].shape[0]
+        found = missing(rows)
+        if found is not None:
+            count, first = found
+            raw.withhold(Finding("missing-data", f"{count:,} chunk{'s' * (count > 1)} of its {rows:,} rows are not "
+                                 f"stored (the first from row {first:,}); they would read as zeros", name, first))
+    return raw
 
 
 def _cut_to_commit(raw: Raw) -> Raw:
@@ -67,6 +81,6 @@ def _cut_to_commit(raw: Raw) -> Raw:
     transitions, episodes = raw.committed
     for name, array in raw.fields.items():
         rows = transitions if field_per(name, raw.metadata) == "step" else episodes
-        if array.shape[0] != rows:
+        if array.shape and array.shape[0] != rows:
             raw.fields[name] = RowWindow(array, slice(0, rows))
     return raw

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..arrays import ArrayLike
 from ..errors import UnreadableError, UsageError
+from ..schema import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 
 #: Default chunk size along the rows: large enough that per-chunk overhead vanishes (2 MB chunks made
 #: Zarr writes three times slower here), small enough that a shuffle buffer holds many chunks.
@@ -26,17 +27,52 @@ TEXT_DTYPE_KEY = "expertdata_dtype"
 COMMIT_KEY = "expertdata_committed"
 
 
+@dataclass(frozen=True)
+class Finding:
+    """A problem a backend saw while opening a file, named by its rule (``expertdata.schema.RULES``)."""
+
+    rule: str
+    message: str
+    field: str | None = None
+    position: int | None = None
+
+
+#: Given a field's row count, the number of its chunks not stored within those rows and the first row of
+#: the first one, or ``None`` when every chunk is there.
+Coverage = Callable[[int], "tuple[int, int] | None"]
+
+
 @dataclass
 class Raw:
-    """What a backend read: arrays (lazy where the format allows), metadata and storage details."""
+    """What a backend read: arrays (lazy where the format allows), metadata and storage details.
+
+    :param storage: per field, ``chunks``, ``compression`` and ``checksum`` (whether a stored checksum lets
+        corruption of its bytes be detected).
+    :param findings: problems seen on opening: references outside the file, a malformed commit mark,
+        missing chunks (``expertdata.formats.read_raw`` adds the last).
+    :param withheld: fields that must not be read (their data is outside the file, or not there).
+    :param coverage: per field, how to find chunks missing from its rows.
+    :param integrity: a full pass over stored checksums that the reading path skips (a zip's CRCs).
+    """
 
     fields: dict[str, ArrayLike]
-    metadata: dict[str, Any]
+    metadata: Any
     root: Path
     format: str
     storage: dict[str, dict[str, Any]] = field(default_factory=dict)
     closer: Callable[[], None] | None = None
     committed: tuple[int, int] | None = None
+    findings: list[Finding] = field(default_factory=list)
+    withheld: set[str] = field(default_factory=set)
+    coverage: dict[str, Coverage] = field(default_factory=dict)
+    integrity: Callable[[], list[Finding]] | None = None
+
+    def withhold(self, finding: Finding) -> None:
+        """Record ``finding`` and stop its field from being read."""
+        self.findings.append(finding)
+        if finding.field is not None and finding.field in self.fields:
+            self.withheld.add(finding.field)
+            del self.fields[finding.field]
 
     def close(self) -> None:
         if self.closer is not None:
@@ -66,14 +102,24 @@ class WriteOptions:
     def codec(self, backend: "Backend") -> tuple[str, int | None]:
         """The compression name and level to use for ``backend``, checked against what it offers."""
         spec = self.compression or backend.default_compression
-        name, _, level = spec.partition(":")
+        name, colon, text = spec.partition(":")
+        offered = ", ".join(f"{n}[:{lo}-{hi}]" if levels else n for n, levels in backend.compressions.items()
+                            for lo, hi in [levels or (0, 0)])
         if name not in backend.compressions:
-            raise UsageError(f"compression '{spec}' is not available for {backend.name}; "
-                             f"choose from {', '.join(backend.compressions)}")
+            raise UsageError(f"compression '{spec}' is not available for {backend.name}; choose from {offered}")
+        levels = backend.compressions[name]
+        if not colon:
+            return name, None
+        if levels is None:
+            raise UsageError(f"compression '{spec}': {name} takes no level; choose from {offered}")
         try:
-            return name, int(level) if level else None
+            level = int(text)
         except ValueError:
-            raise UsageError(f"compression level in '{spec}' must be a whole number") from None
+            raise UsageError(f"compression '{spec}': the level must be a whole number from {levels[0]} to "
+                             f"{levels[1]}") from None
+        if not levels[0] <= level <= levels[1]:
+            raise UsageError(f"compression '{spec}': {name} takes a level from {levels[0]} to {levels[1]}")
+        return name, level
 
 
 @dataclass(frozen=True)
@@ -119,13 +165,15 @@ class StreamingSink(Sink, Protocol):
 class Backend(Protocol):
     name: str
     suffixes: tuple[str, ...]
-    compressions: tuple[str, ...]
+    #: compression name -> its (lowest, highest) level, or ``None`` when it takes no level
+    compressions: dict[str, tuple[int, int] | None]
     default_compression: str
     capabilities: Capabilities
 
     def sniff(self, path: Path) -> bool: ...
 
-    def read(self, path: Path) -> Raw: ...
+    def read(self, path: Path, trusted: bool = False) -> Raw:
+        """Open ``path``; unless ``trusted``, references to data outside it are found and withheld."""
 
     def writer(self, path: Path, options: WriteOptions) -> Sink: ...
 
@@ -146,11 +194,32 @@ def metadata_to_json(metadata: dict[str, Any]) -> str:
         raise UsageError(f"metadata must be plain JSON (no NaN, no objects): {exc}") from None
 
 
-def metadata_from_json(text: Any, path: Path) -> dict[str, Any]:
+def _depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (iteratively: the value may be deeper than Python's stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_METADATA_DEPTH:
+            children = item.values() if isinstance(item, dict) else (item if isinstance(item, list) else ())
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def metadata_from_json(text: Any, path: Path) -> Any:
+    """Parse stored metadata text, refusing text larger or deeper than the schema's limits."""
     if isinstance(text, bytes):
-        text = text.decode()
+        text = text.decode("utf-8", errors="replace")
+    text = str(text)
+    if len(text) > MAX_METADATA_BYTES:
+        raise UnreadableError(f"{path}: metadata is {len(text):,} characters long; at most {MAX_METADATA_BYTES:,} "
+                              "are read")
     try:
-        value = json.loads(str(text))
+        value = json.loads(text)
+    except RecursionError:
+        raise UnreadableError(f"{path}: metadata nests deeper than {MAX_METADATA_DEPTH} levels") from None
     except ValueError as exc:
         raise UnreadableError(f"{path}: metadata is not valid JSON ({exc})") from None
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise UnreadableError(f"{path}: metadata nests deeper than {MAX_METADATA_DEPTH} levels")
     return value

@@ -10,12 +10,15 @@ Readers cut every array to that mark, so a killed recording still reads as a val
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections import Counter
+from typing import Any, Iterable
 
 import numpy as np
 
 from ..arrays import ArrayLike, TextView, text_to_codes
-from .base import COMMIT_KEY, METADATA_KEY, TEXT_DTYPE_KEY, WriteOptions, metadata_to_json
+from ..errors import UsageError
+from ..schema import field_name_problem
+from .base import METADATA_KEY, TEXT_DTYPE_KEY, WriteOptions, metadata_to_json
 
 
 def stored_form(dtype: np.dtype, row_shape: tuple[int, ...]) -> tuple[np.dtype, tuple[int, ...], dict[str, str]]:
@@ -31,13 +34,37 @@ def as_read(array: ArrayLike, attrs: Any) -> ArrayLike:
     return TextView(array, np.dtype(attrs[TEXT_DTYPE_KEY])) if TEXT_DTYPE_KEY in attrs else array
 
 
-def committed(attrs: Any) -> tuple[int, int] | None:
-    """The (transitions, episodes) a writer last marked complete, if it marked any."""
-    text = attrs.get(COMMIT_KEY)
-    if text is None:
+def commit_mark(value: Any) -> tuple[int, int]:
+    """The (transitions, episodes) a stored commit mark holds: JSON text (an attribute) or two integers (a
+    dataset). Raises ``ValueError`` naming what is wrong with a malformed one."""
+    try:
+        if isinstance(value, (str, bytes)):
+            mark = json.loads(value)
+            counts = (mark["transitions"], mark["episodes"])
+        else:
+            counts = tuple(np.asarray(value).tolist())
+        if len(counts) == 2 and all(type(c) is int and c >= 0 for c in counts):
+            return counts[0], counts[1]
+    except (ValueError, TypeError, KeyError, RecursionError):
+        pass
+    raise ValueError(f"the commit mark {str(value)[:80]!r} is not two counts (transitions, episodes)")
+
+
+def missing_chunks(rows: int, chunks: tuple[int, ...], shape: tuple[int, ...],
+                   stored: Iterable[int]) -> tuple[int, int] | None:
+    """Chunks missing within the first ``rows`` rows of an array, given the row index (along the first axis)
+    of every chunk stored: ``(how many, the first missing row)``, or ``None``. Counts only what is stored,
+    so a header that claims 10^12 rows costs nothing to check."""
+    per_step = int(np.prod([-(-n // c) for n, c in zip(shape[1:], chunks[1:])], dtype=np.int64))
+    steps = -(-rows // chunks[0])
+    counts = Counter(k for k in stored if k < steps)
+    present = sum(counts.values())
+    if present >= steps * per_step:
         return None
-    mark = json.loads(text)
-    return int(mark["transitions"]), int(mark["episodes"])
+    first = 0
+    while counts.get(first, 0) >= per_step:
+        first += 1
+    return steps * per_step - present, first * chunks[0]
 
 
 class ChunkedSink:
@@ -64,6 +91,10 @@ class ChunkedSink:
     def _set_attr(self, key: str, text: str) -> None:
         raise NotImplementedError
 
+    def _write_mark(self, transitions: int, episodes: int) -> None:
+        """Store the commit mark."""
+        raise NotImplementedError
+
     def _flush(self) -> None:
         """Make everything written so far durable (HDF5 buffers metadata; Zarr writes through)."""
 
@@ -85,6 +116,9 @@ class ChunkedSink:
         return self
 
     def add_field(self, name: str, dtype: np.dtype, row_shape: tuple[int, ...], n_rows: int | None) -> None:
+        why = field_name_problem(name)
+        if why:
+            raise UsageError(why)
         stored, stored_row, attrs = stored_form(dtype, row_shape)
         rows = self._options.rows_per_chunk(stored, stored_row)
         if n_rows:  # a chunk longer than the field would only pad it
@@ -107,7 +141,7 @@ class ChunkedSink:
     def commit(self, transitions: int, episodes: int) -> None:
         """Mark the first ``transitions`` steps and ``episodes`` episodes complete, durably."""
         self._flush()
-        self._set_attr(COMMIT_KEY, json.dumps({"transitions": transitions, "episodes": episodes}))
+        self._write_mark(transitions, episodes)
         self._flush()
 
     def close(self) -> None:

@@ -12,8 +12,8 @@ import h5py
 import numpy as np
 
 from ..errors import UnreadableError
-from .base import METADATA_KEY, Capabilities, Raw, WriteOptions, metadata_from_json
-from .chunked import ChunkedSink, as_read, committed
+from .base import COMMIT_KEY, METADATA_KEY, Capabilities, Coverage, Finding, Raw, WriteOptions, metadata_from_json
+from .chunked import ChunkedSink, as_read, commit_mark, missing_chunks
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -63,26 +63,84 @@ def _compression_label(ds: h5py.Dataset) -> str:
     return f"{ds.compression}:{ds.compression_opts}" if ds.compression_opts is not None else ds.compression
 
 
-def read(path: Path) -> Raw:
+def _open(path: Path) -> h5py.File:
+    """Open for reading; a file that a killed streaming writer left marked open is read as SWMR allows."""
     try:
-        f = h5py.File(path, "r")
+        return h5py.File(path, "r")
+    except OSError as exc:
+        if "already open for write" not in str(exc):
+            raise UnreadableError(f"{path}: not a readable HDF5 file ({exc})") from None
+    try:
+        return h5py.File(path, "r", swmr=True)
     except OSError as exc:
         raise UnreadableError(f"{path}: not a readable HDF5 file ({exc})") from None
+
+
+def _outside(ds: h5py.Dataset) -> str | None:
+    """How a dataset's data would come from outside its file, if it would."""
+    if ds.external:
+        return f"its data is stored in external files ({', '.join(str(e[0]) for e in ds.external)[:200]})"
+    if ds.is_virtual:
+        sources = {vs.file_name for vs in ds.virtual_sources()} - {"."}
+        if sources:
+            return f"it is a virtual dataset mapped onto other files ({', '.join(sorted(sources))[:200]})"
+    return None
+
+
+def _coverage(ds: h5py.Dataset) -> Coverage:
+    """Chunks (or contiguous storage) never written within a dataset's first rows: HDF5 would read them as
+    zeros."""
+    def missing(rows: int) -> tuple[int, int] | None:
+        if rows == 0 or ds.size == 0:
+            return None
+        if ds.chunks is None:
+            return None if ds.id.get_storage_size() else (1, 0)
+        return missing_chunks(rows, ds.chunks, ds.shape,
+                              (ds.id.get_chunk_info(i).chunk_offset[0] // ds.chunks[0]
+                               for i in range(ds.id.get_num_chunks())))
+    return missing
+
+
+def read(path: Path, trusted: bool = False) -> Raw:
+    f = _open(path)
+    raw = Raw({}, {}, path.parent, "hdf5", closer=f.close)
     try:
-        datasets = {name: obj for name, obj in f.items() if isinstance(obj, h5py.Dataset)}
-        fields = {name: as_read(_Rows(ds), ds.attrs) for name, ds in datasets.items()}
-        storage = {name: {"chunks": list(ds.chunks) if ds.chunks else None, "compression": _compression_label(ds)}
-                   for name, ds in datasets.items()}
+        for name in f.keys():
+            link = f.get(name, getlink=True)
+            if name == COMMIT_KEY:
+                continue
+            if isinstance(link, h5py.ExternalLink) and not trusted:
+                raw.findings.append(Finding("outside-reference", f"an external link to {link.filename}:{link.path}",
+                                            name))
+                raw.withheld.add(name)
+                continue
+            obj = f[name]
+            if not isinstance(obj, h5py.Dataset):
+                continue
+            why = None if trusted else _outside(obj)
+            if why:
+                raw.findings.append(Finding("outside-reference", why, name))
+                raw.withheld.add(name)
+                continue
+            raw.fields[name] = as_read(_Rows(obj), obj.attrs)
+            raw.storage[name] = {"chunks": list(obj.chunks) if obj.chunks else None,
+                                 "compression": _compression_label(obj), "checksum": bool(obj.fletcher32)}
+            raw.coverage[name] = _coverage(obj)
         text = f.attrs.get(METADATA_KEY)
-        metadata = metadata_from_json(text, path) if text is not None else {}
-        mark = committed(f.attrs)
-    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        raw.metadata = metadata_from_json(text, path) if text is not None else {}
+        mark = f[COMMIT_KEY][()] if COMMIT_KEY in f else f.attrs.get(COMMIT_KEY)
+        if mark is not None:
+            try:
+                raw.committed = commit_mark(mark)
+            except ValueError as exc:
+                raw.findings.append(Finding("bad-metadata", str(exc)))
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
         f.close()
         raise UnreadableError(f"{path}: corrupt HDF5 file ({exc})") from None
     except UnreadableError:
         f.close()
         raise
-    return Raw(fields, metadata, path.parent, "hdf5", storage, f.close, mark)
+    return raw
 
 
 def sniff(path: Path) -> bool:
@@ -92,22 +150,34 @@ def sniff(path: Path) -> bool:
         return f.read(len(_SIGNATURE)) == _SIGNATURE
 
 
+#: File format versions written: HDF5 1.10's, the oldest that single-writer/multiple-reader (SWMR) mode needs.
+LIBVER = ("v110", "v110")
+
+
 class Hdf5Sink(ChunkedSink):
-    """Writes an HDF5 file; ``append=True`` continues an existing one. Flushed at every commit."""
+    """Writes an HDF5 file; ``append=True`` continues an existing one. Every chunk carries a Fletcher-32
+    checksum.
+
+    A streamed file (``commit``) switches to SWMR mode at its first commit: HDF5 then orders its writes so
+    that the file on disk is consistent at every moment, and a writer killed at any point leaves every
+    committed episode readable (without it, a kill while a compressed chunk was rewritten in place lost
+    the file). The commit mark is then a small dataset, since SWMR mode cannot change attributes.
+    """
 
     def __init__(self, path: Path, options: WriteOptions, append: bool = False) -> None:
         super().__init__(options, options.codec(BACKEND))
-        self._file = h5py.File(path, "a" if append else "w")
+        self._path = path
+        self._file = h5py.File(path, "a" if append else "w", libver=LIBVER)
 
     def _existing(self) -> dict[str, Any]:
-        return {name: obj for name, obj in self._file.items() if isinstance(obj, h5py.Dataset)}
+        return {name: obj for name, obj in self._file.items() if isinstance(obj, h5py.Dataset) and name != COMMIT_KEY}
 
     def _create(self, name: str, dtype: np.dtype, shape: tuple[int, ...], chunks: tuple[int, ...],
                 attrs: dict[str, str]) -> Any:
         method, level = self._compression
         ds = self._file.create_dataset(name, shape=shape, maxshape=(None,) + shape[1:], dtype=dtype, chunks=chunks,
                                        compression=None if method == "none" else method,
-                                       compression_opts=level if method == "gzip" else None)
+                                       compression_opts=level if method == "gzip" else None, fletcher32=True)
         ds.attrs.update(attrs)
         return ds
 
@@ -121,6 +191,15 @@ class Hdf5Sink(ChunkedSink):
     def _set_attr(self, key: str, text: str) -> None:
         self._file.attrs[key] = text
 
+    def _write_mark(self, transitions: int, episodes: int) -> None:
+        if not self._file.swmr_mode:
+            if COMMIT_KEY in self._file.attrs:  # a file streamed before commit marks were datasets
+                del self._file.attrs[COMMIT_KEY]
+            if COMMIT_KEY not in self._file:
+                self._file.create_dataset(COMMIT_KEY, data=np.zeros(2, np.int64))
+            self._file.swmr_mode = True
+        self._file[COMMIT_KEY][...] = (transitions, episodes)
+
     def _flush(self) -> None:
         self._file.flush()
 
@@ -131,7 +210,7 @@ class Hdf5Sink(ChunkedSink):
 class _Hdf5:
     name = "hdf5"
     suffixes = (".h5", ".hdf5")
-    compressions = ("none", "gzip", "lzf")
+    compressions = {"none": None, "gzip": (0, 9), "lzf": None}
     default_compression = "none"
     # Streamed chunks of 1 MiB, because an episode rewrites its last, partly filled chunk, and compressed,
     # because HDF5 stores a partly filled chunk whole.

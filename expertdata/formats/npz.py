@@ -2,22 +2,31 @@
 
 Uncompressed members (SB2 never compressed) stay lazy: rows are read from the file when sliced, with
 plain positioned reads rather than a memory map, so streaming a large file does not pin it in memory.
-Compressed members are read into memory. Object arrays are never unpickled: their header is read, their data refused.
-Members are written one after another through ``zipfile``, a block at a time.
+Compressed members are decompressed as their rows are read. Every header's claim is checked against the
+bytes the archive holds before anything is allocated, and ``validate`` checks every member's CRC-32.
+Object arrays are never unpickled: their header is read, their data refused. Members are written one
+after another through ``zipfile``, a block at a time.
 """
 from __future__ import annotations
 
 import struct
+import threading
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import UnreadableError
-from .base import METADATA_KEY, Capabilities, Raw, WriteOptions, metadata_from_json, metadata_to_json
+from ..errors import UnreadableError, UsageError
+from ..schema import field_name_problem
+from .base import METADATA_KEY, Capabilities, Finding, Raw, WriteOptions, metadata_from_json, metadata_to_json
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
+#: Deflate cannot expand its input more than about 1032 times: a header claiming more is refused unread.
+MAX_DEFLATE_RATIO = 1032
+#: A member that cannot be read by rows (no rows, or Fortran order) is read whole up to this size.
+WHOLE_BYTES = 256 * 2**20
 
 
 class RefusedArray:
@@ -50,15 +59,63 @@ class NpyRows:
                 raise UnreadableError(f"{self._path}: truncated while reading rows {start}-{stop}")
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        if isinstance(key, (int, np.integer)):
-            index = int(key) + (self.shape[0] if key < 0 else 0)
-            return self[index:index + 1][0]
-        if not isinstance(key, slice):
-            raise TypeError("rows of a .npy member are read by slices")
-        start, stop, step = key.indices(self.shape[0])
-        out = np.empty((max(0, stop - start),) + self.shape[1:], dtype=self.dtype)
-        self.read_into(start, stop, out)
-        return out[::step]
+        return _rows(self, key)
+
+
+class DeflatedRows:
+    """The rows of a compressed ``.npy`` member, decompressed as they are read: nothing is allocated beyond
+    the rows asked for, whatever the header claims. Reading in order costs one pass over the stream;
+    reading earlier rows again starts it over."""
+
+    def __init__(self, path: Path, info: zipfile.ZipInfo, header_len: int, shape: tuple[int, ...],
+                 dtype: np.dtype) -> None:
+        self._path, self._info, self._header_len = path, info, header_len
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self._row_bytes = self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))
+        self._lock = threading.Lock()
+        self._zip: zipfile.ZipFile | None = None
+        self._stream: Any = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        if stop <= start:
+            return
+        with self._lock:
+            try:
+                if self._stream is None:
+                    self._zip = zipfile.ZipFile(self._path)
+                    self._stream = self._zip.open(self._info)
+                self._stream.seek(self._header_len + start * self._row_bytes)
+                got = self._stream.readinto(memoryview(out).cast("B"))
+            except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+                raise UnreadableError(f"{self._path}: member '{self._info.filename}' is corrupt ({exc})") from None
+        if got != out.nbytes:
+            raise UnreadableError(f"{self._path}: member '{self._info.filename}' ends before rows {start}-{stop}")
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return _rows(self, key)
+
+    def close(self) -> None:
+        with self._lock:
+            for handle in (self._stream, self._zip):
+                if handle is not None:
+                    handle.close()
+            self._stream = self._zip = None
+
+
+def _rows(array: Any, key: Any) -> np.ndarray:
+    """``array[key]`` for a reader with ``read_into``: an integer row, or a slice of rows."""
+    if isinstance(key, (int, np.integer)):
+        index = int(key) + (array.shape[0] if key < 0 else 0)
+        return _rows(array, slice(index, index + 1))[0]
+    if not isinstance(key, slice):
+        raise TypeError("rows of a .npy member are read by slices")
+    start, stop, step = key.indices(array.shape[0])
+    out = np.empty((max(0, stop - start),) + array.shape[1:], dtype=array.dtype)
+    array.read_into(start, stop, out)
+    return out[::step]
 
 
 def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], bool, np.dtype, int]:
@@ -82,38 +139,77 @@ def _data_offset(path: Path, info: zipfile.ZipInfo) -> int:
     return info.header_offset + _LOCAL_HEADER.size + fields[-2] + fields[-1]
 
 
+def _claimed(info: zipfile.ZipInfo, name: str, shape: tuple[int, ...], dtype: np.dtype, header_len: int) -> int:
+    """The member's data bytes, once its header's claim is checked against the bytes the archive holds."""
+    rows = "x".join(map(str, shape)) or "scalar"
+    if any(n < 0 for n in shape) or dtype.itemsize == 0 and np.prod(shape, dtype=object) > 0:
+        raise ValueError(f"member '{name}' claims an impossible shape {rows} of {dtype}")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if info.file_size != header_len + nbytes:
+        raise ValueError(f"member '{name}' claims {rows} rows of {dtype} ({nbytes:,} bytes) but holds "
+                         f"{max(0, info.file_size - header_len):,}")
+    if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > MAX_DEFLATE_RATIO * info.compress_size + 4096:
+        raise ValueError(f"member '{name}' claims {nbytes:,} bytes from {info.compress_size:,} deflated bytes, more "
+                         f"than deflate can expand ({MAX_DEFLATE_RATIO}x)")
+    return nbytes
+
+
 def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
     name = info.filename[:-4]
     shape, fortran, dtype, header_len = _member_header(zf, info)
     if dtype.hasobject:
         return RefusedArray(name, shape, dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if info.compress_type != zipfile.ZIP_STORED or nbytes == 0 or fortran or not shape:
+    nbytes = _claimed(info, name, shape, dtype, header_len)
+    if fortran or not shape:  # not readable by rows: read whole, if it is small
+        if nbytes > WHOLE_BYTES:
+            raise ValueError(f"member '{name}' ({nbytes:,} bytes) cannot be read by rows (Fortran order or no rows) "
+                             f"and is larger than {WHOLE_BYTES:,} bytes; re-save it in C order")
         with zf.open(info) as f:
             return np.lib.format.read_array(f, allow_pickle=False)
+    if info.compress_type != zipfile.ZIP_STORED:
+        return DeflatedRows(path, info, header_len, shape, dtype)
     offset = _data_offset(path, info) + header_len
-    if offset + nbytes > path.stat().st_size or info.file_size != header_len + nbytes:
+    if offset + nbytes > path.stat().st_size:
         raise ValueError(f"member '{name}' is truncated")
     return NpyRows(path, offset, shape, dtype)
 
 
-def read(path: Path) -> Raw:
+def _crc_check(path: Path) -> list[Finding]:
+    """Read every member through ``zipfile``, which checks its CRC-32 (the reading path does not)."""
+    found = []
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            try:
+                with zf.open(info) as f:
+                    while f.read(2**23):
+                        pass
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+                found.append(Finding("unreadable", f"{path}: member '{info.filename}' is corrupt ({exc})",
+                                     info.filename[:-4] if info.filename.endswith(".npy") else None))
+    return found
+
+
+def read(path: Path, trusted: bool = False) -> Raw:
+    """Open an archive (``trusted`` changes nothing: a zip member cannot point outside it)."""
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise UnreadableError(f"{path}: not a readable .npz archive ({exc})") from None
     try:
         fields = {info.filename[:-4]: _read_member(path, zf, info)
                   for info in zf.infolist() if info.filename.endswith(".npy")}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        zf.close()
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError) as exc:
         raise UnreadableError(f"{path}: corrupt .npz ({exc})") from None
-    zf.close()
+    finally:
+        zf.close()
     text = fields.pop(METADATA_KEY, None)
     metadata = metadata_from_json(np.asarray(text).item(), path) if text is not None else {}
-    storage = {info.filename[:-4]: {"chunks": None, "compression": "none" if info.compress_type == zipfile.ZIP_STORED
-                                    else "deflate"} for info in zf.infolist() if info.filename[:-4] in fields}
-    return Raw(fields, metadata, path.parent, "npz", storage)
+    storage = {info.filename[:-4]: {"chunks": None, "checksum": True,
+                                    "compression": "none" if info.compress_type == zipfile.ZIP_STORED else "deflate"}
+               for info in zf.infolist() if info.filename[:-4] in fields}
+    streams = [a for a in fields.values() if isinstance(a, DeflatedRows)]
+    return Raw(fields, metadata, path.parent, "npz", storage, closer=lambda: [s.close() for s in streams],
+               integrity=lambda: _crc_check(path))
 
 
 def sniff(path: Path) -> bool:
@@ -144,6 +240,9 @@ class NpzSink:
     def add_field(self, name: str, dtype: np.dtype, row_shape: tuple[int, ...], n_rows: int | None) -> None:
         if n_rows is None:
             raise ValueError(".npz needs each field's length up front; it is written once, at the end")
+        why = field_name_problem(name)
+        if why:
+            raise UsageError(why)
         self._finish_member()
         shape = (n_rows,) + tuple(row_shape)
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
@@ -177,7 +276,7 @@ class NpzSink:
 class _Npz:
     name = "npz"
     suffixes = (".npz",)
-    compressions = ("none", "deflate")
+    compressions = {"none": None, "deflate": (0, 9)}
     default_compression = "none"
     capabilities = Capabilities(images_as_files=True)
     sniff = staticmethod(sniff)

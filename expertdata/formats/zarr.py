@@ -6,6 +6,8 @@ rows; Zstandard at level 1 by default, which decodes far faster than a disk read
 """
 from __future__ import annotations
 
+import json
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,8 @@ import zarr.storage
 
 from ..atomic import remove
 from ..errors import UnreadableError
-from .base import METADATA_KEY, Capabilities, Raw, WriteOptions, metadata_from_json
-from .chunked import ChunkedSink, as_read, committed
+from .base import COMMIT_KEY, METADATA_KEY, Capabilities, Coverage, Finding, Raw, WriteOptions, metadata_from_json
+from .chunked import ChunkedSink, as_read, commit_mark, missing_chunks
 
 _CODECS = {"zstd": lambda level: zarr.codecs.ZstdCodec(level=1 if level is None else level),
            "gzip": lambda level: zarr.codecs.GzipCodec(level=5 if level is None else level)}
@@ -33,7 +35,7 @@ def _open_for_reading(path: Path) -> Any:
 
 
 def _compression_label(array: zarr.Array) -> str:
-    codecs = [c for c in array.compressors]
+    codecs = [c for c in array.compressors if not isinstance(c, zarr.codecs.Crc32cCodec)]
     if not codecs:
         return "none"
     codec = codecs[0]
@@ -42,22 +44,81 @@ def _compression_label(array: zarr.Array) -> str:
     return f"{name}:{level}" if level is not None else name
 
 
-def read(path: Path) -> Raw:
+def _keys(path: Path, zip_names: list[str] | None) -> list[str]:
+    """Every key of the store, as paths relative to its root."""
+    if zip_names is not None:
+        return [n for n in zip_names if not n.endswith("/")]
+    return [str(Path(folder, name).relative_to(path)) for folder, _, names in os.walk(path) for name in names]
+
+
+def _links_outside(path: Path) -> dict[str, str]:
+    """Symbolic links in a directory store whose targets lie outside it, by the array they belong to
+    (``""`` for the group itself)."""
+    root, found = os.path.realpath(path), {}
+    for folder, dirs, names in os.walk(path):
+        for name in dirs + names:
+            link = os.path.join(folder, name)
+            target = os.path.realpath(link)
+            if os.path.islink(link) and os.path.commonpath([root, target]) != root:
+                part = Path(link).relative_to(path).parts
+                found.setdefault(part[0] if len(part) > 1 else "", f"{Path(link).relative_to(path)} -> {target}")
+    return found
+
+
+def _coverage(array: zarr.Array, keys: list[str]) -> Coverage:
+    """Chunks never written within an array's first rows: zarr would read them as the fill value."""
+    encoding = array.metadata.chunk_key_encoding
+    separator = getattr(encoding, "separator", "/")
+    prefix = f"{array.name.strip('/')}/" + ("c" + separator if getattr(encoding, "name", "default") == "default" else "")
+    grid = array.shards or array.chunks
+
+    def row_chunk(key: str) -> int | None:
+        head = key[len(prefix):].split(separator, 1)[0]
+        return int(head) if head.isdigit() else None
+
+    rows_of_chunks = [k for k in (row_chunk(key) for key in keys if key.startswith(prefix)) if k is not None]
+    return lambda rows: None if rows == 0 or array.size == 0 else missing_chunks(rows, grid, array.shape,
+                                                                                  rows_of_chunks)
+
+
+def read(path: Path, trusted: bool = False) -> Raw:
     store = None
+    outside = {} if trusted or _is_zip(path) else _links_outside(path)
+    if "" in outside:
+        raise UnreadableError(f"{path}: E015 outside-reference: the store's own metadata is a link out of it "
+                              f"({outside['']}); pass --trusted (trusted=True) to read it anyway")
     try:
         store = _open_for_reading(path)
+        zip_names = zipfile.ZipFile(path).namelist() if _is_zip(path) else None
         group = zarr.open_group(store, mode="r", zarr_format=3)
-        arrays = dict(group.arrays())
-        fields = {name: as_read(a, a.attrs) for name, a in arrays.items()}
-        storage = {name: {"chunks": list(a.chunks), "compression": _compression_label(a)} for name, a in arrays.items()}
+        raw = Raw({}, {}, path.parent, "zarr-zip" if _is_zip(path) else "zarr", closer=store.close)
+        keys = _keys(path, zip_names)
+        for name, array in group.arrays():
+            if name in outside:
+                raw.findings.append(Finding("outside-reference", f"a link out of the store: {outside[name]}", name))
+                raw.withheld.add(name)
+                continue
+            raw.fields[name] = as_read(array, array.attrs)
+            raw.storage[name] = {"chunks": list(array.chunks), "compression": _compression_label(array),
+                                 "checksum": any(isinstance(c, zarr.codecs.Crc32cCodec) for c in array.compressors)}
+            raw.coverage[name] = _coverage(array, keys)
         text = group.attrs.get(METADATA_KEY)
-        mark = committed(group.attrs)
+        mark = group.attrs.get(COMMIT_KEY)
     except Exception as exc:  # zarr reports a broken store with many exception types
         if store is not None:
             store.close()
         raise UnreadableError(f"{path}: not a readable Zarr v3 store ({type(exc).__name__}: {exc})") from None
-    metadata = metadata_from_json(text, path) if text is not None else {}
-    return Raw(fields, metadata, path.parent, "zarr-zip" if _is_zip(path) else "zarr", storage, store.close, mark)
+    try:
+        raw.metadata = metadata_from_json(text, path) if text is not None else {}
+    except UnreadableError:
+        store.close()
+        raise
+    if mark is not None:
+        try:
+            raw.committed = commit_mark(mark)
+        except ValueError as exc:
+            raw.findings.append(Finding("bad-metadata", str(exc)))
+    return raw
 
 
 def sniff_directory(path: Path) -> bool:
@@ -91,12 +152,14 @@ class ZarrSink(ChunkedSink):
         self._group = zarr.open_group(self._store, mode="r+" if append else "w", zarr_format=3)
 
     def _existing(self) -> dict[str, Any]:
-        return dict(self._group.arrays())
+        # Every chunk is written, as when the arrays were created: a missing chunk then always means lost data.
+        return {name: array.with_config({"write_empty_chunks": True}) for name, array in self._group.arrays()}
 
     def _create(self, name: str, dtype: np.dtype, shape: tuple[int, ...], chunks: tuple[int, ...],
                 attrs: dict[str, str]) -> Any:
         method, level = self._compression
-        compressors = None if method == "none" else _CODECS[method](level)
+        # A CRC-32C of every chunk, so that a corrupted chunk fails to read rather than reading wrong values.
+        compressors = ((_CODECS[method](level),) if method != "none" else ()) + (zarr.codecs.Crc32cCodec(),)
         # Every chunk is written, even one that equals the fill value: checking each chunk for it took more
         # than half of an uncompressed write.
         return self._group.create_array(name, shape=shape, dtype=dtype, chunks=chunks, compressors=compressors,
@@ -107,6 +170,9 @@ class ZarrSink(ChunkedSink):
 
     def _set_attr(self, key: str, text: str) -> None:
         self._group.attrs[key] = text
+
+    def _write_mark(self, transitions: int, episodes: int) -> None:
+        self._set_attr(COMMIT_KEY, json.dumps({"transitions": transitions, "episodes": episodes}))
 
     def _close(self) -> None:
         self._store.close()
@@ -123,7 +189,7 @@ class ZarrSink(ChunkedSink):
 class _Zarr:
     name = "zarr"
     suffixes = (".zarr",)
-    compressions = ("none", "zstd", "gzip")
+    compressions = {"none": None, "zstd": (1, 22), "gzip": (0, 9)}
     default_compression = "zstd"
     # Streamed chunks of 1 MiB, because an episode rewrites its last, partly filled chunk.
     capabilities = Capabilities(streaming=True, resume=True, streaming_options=WriteOptions(chunk_bytes=2**20))
