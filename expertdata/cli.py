@@ -6,6 +6,7 @@ or mismatched, 2 unreadable or a bad call); never a traceback.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from importlib.metadata import entry_points
 from typing import Any, Iterable
@@ -18,7 +19,7 @@ import numpy as np
 from . import formats
 from .experts import BUILTIN
 from .experts import resolve as resolve_expert
-from .errors import ExpertDataError
+from .errors import ExpertDataError, Terminated
 from .info import info as dataset_info
 from .recording import generate_expert_traj
 from .storage import convert as convert_dataset
@@ -26,6 +27,10 @@ from .storage import load
 from .storage import verify as verify_digest
 from .validation import validate as validate_dataset
 from .version import __version__
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 #: Entry-point group through which other packages add commands (the trainers add ``train``).
@@ -47,7 +52,9 @@ class _Group(click.Group):
         return entry.load() if entry is not None else found
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        """Run, turning errors of ours and click's usage errors into one line and an exit code."""
+        """Run, turning errors of ours and click's usage errors into one line and an exit code; SIGTERM
+        unwinds like Ctrl-C, so that nothing half-written is left."""
+        signal.signal(signal.SIGTERM, _terminate)
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except ExpertDataError as exc:
@@ -66,6 +73,9 @@ class _Group(click.Group):
         except (KeyboardInterrupt, click.Abort):
             click.echo("expertdata: interrupted", err=True)
             sys.exit(130)
+        except Terminated:
+            click.echo("expertdata: terminated", err=True)
+            sys.exit(Terminated.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -191,9 +201,9 @@ def record(env_id: str, expert: str, episodes: int, out: str, seed: int, num_env
     try:
         dataset = generate_expert_traj(resolve_expert(expert), out, env, n_episodes=episodes, image_folder=image_folder,
                                        seed=seed, overwrite=overwrite, append=append, progress=True)
-    except KeyboardInterrupt:
-        click.echo(f"expertdata: interrupted; the finished episodes are kept in {out}", err=True)
-        sys.exit(130)
+    except (KeyboardInterrupt, Terminated) as exc:
+        click.echo(f"expertdata: interrupted; {getattr(exc, 'recording_note', 'nothing was written')}", err=True)
+        sys.exit(exc.exit_code if isinstance(exc, Terminated) else 130)
     with dataset:
         returns = np.asarray(dataset["episode_returns"][:])
         click.echo(f"wrote {out}: {dataset.n_episodes} episodes, {dataset.n_transitions} transitions, "

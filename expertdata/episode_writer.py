@@ -19,6 +19,10 @@ from .dataset import Dataset
 from .errors import UsageError
 from .storage import load, save
 
+#: The prefix of a recording that will replace a dataset once complete (never removed automatically: it
+#: holds finished episodes).
+RECORDING = ".recording"
+
 
 def episode_rows(episode: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """An episode's arrays as the rows of every recorded field (``schema.RECORDED``)."""
@@ -41,8 +45,10 @@ def _compatible(old: dict[str, Any], new: dict[str, Any], path: Path) -> None:
 class EpisodeWriter:
     """Collects episodes into the dataset at ``path`` (or in memory when ``path`` is ``None``).
 
-    :param append: add episodes to a compatible existing dataset (same env id and spaces).
-    :param overwrite: replace an existing dataset.
+    :param append: add episodes to a compatible existing dataset (same env id and spaces); its committed
+        episodes are never touched, and a recording that finishes no episode leaves it as it was.
+    :param overwrite: replace an existing dataset, once the recording is complete: until then the new
+        episodes go to a ``.recording-*`` file beside it, and the old dataset stays as it was.
     :param options: chunking and compression of a streamed file (default: the backend's
         ``streaming_options``).
     """
@@ -50,10 +56,14 @@ class EpisodeWriter:
     def __init__(self, path: Path | str | None, metadata: dict[str, Any], *, overwrite: bool = False,
                  append: bool = False, image_folder: str = "recorded_images",
                  options: formats.WriteOptions | None = None) -> None:
+        if images.escapes(image_folder):
+            raise UsageError(f"image folder {image_folder!r} is absolute or leaves the dataset's folder; give a "
+                             "relative path inside it")
         self.path = Path(path) if path is not None else None
         self.metadata = {**metadata, "schema_version": schema.SCHEMA_VERSION}
-        self.n_transitions = 0
-        self.n_episodes = 0
+        self.n_transitions = self.n_episodes = self.n_new = 0
+        #: Where the finished episodes of an incomplete recording are, when that is not ``path``.
+        self.kept_at: Path | None = None
         self._image_folder = image_folder
         self._images_written: list[Path] = []
         self._memory: list[dict[str, np.ndarray]] = []
@@ -61,20 +71,26 @@ class EpisodeWriter:
         self._backend = formats.for_path(self.path) if self.path is not None else None
         self._existing: Dataset | None = None
         self._created = False
+        self._target = self.path
         if self.path is None:
             return
         capabilities = self._backend.capabilities
-        exists = self.path.exists()
+        exists = self.path.exists() or self.path.is_symlink()
         if exists and not (overwrite or append):
             raise UsageError(f"{self.path} already exists; pass --overwrite to replace it or --append to add to it")
         if append and exists:
             self._open_existing()
-        elif capabilities.streaming:
-            if exists:
-                atomic.remove(self.path)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._sink = cast(formats.StreamingSink,
-                              self._backend.writer(self.path, options or capabilities.streaming_options))
+            return
+        if exists:
+            atomic.check_destination(self.path, overwrite=True, replaceable=self._backend.sniff)
+            self._target = atomic.temporary(self.path, RECORDING)
+        if capabilities.streaming:
+            try:
+                self._target.parent.mkdir(parents=True, exist_ok=True)
+                self._sink = cast(formats.StreamingSink,
+                                  self._backend.writer(self._target, options or capabilities.streaming_options))
+            except OSError as exc:
+                raise atomic.write_error(self._target, exc) from None
             self._created = True
             self._sink.set_metadata(self.metadata)
             for name, (dtype, row_shape) in schema.recorded_fields(self.metadata).items():
@@ -98,7 +114,6 @@ class EpisodeWriter:
                 return
         backend = cast(formats.ResumableBackend, self._backend)
         self._sink = backend.reopen(self.path, self.n_transitions, self.n_episodes, per)
-        self._sink.set_metadata(self.metadata)
 
     def _image_paths(self, frames: np.ndarray, names: list[str]) -> np.ndarray:
         root = self.path.parent
@@ -123,12 +138,15 @@ class EpisodeWriter:
         """Add one finished episode; for a streaming format it is durable when this returns."""
         rows = self._to_rows(episode)
         if self._sink is not None:
+            if not self._created and not self.n_new:  # appending: the lineage is written with the first episode
+                self._sink.set_metadata(self.metadata)
             for name in schema.RECORDED:
                 self._sink.append(name, rows[name])
         else:
             self._memory.append(rows)
         self.n_transitions += len(episode["rewards"])
         self.n_episodes += 1
+        self.n_new += 1
         self._images_written.clear()
         if self._sink is not None:
             self._sink.commit(self.n_transitions, self.n_episodes)
@@ -139,22 +157,32 @@ class EpisodeWriter:
         return Dataset.from_arrays(self.metadata, self.path.parent if self.path else None,
                                    **{k: np.concatenate([p[k] for p in parts]) for k in schema.RECORDED})
 
-    def close(self) -> Dataset | None:
-        """Finish the dataset: returns it (lazy for streaming formats), or ``None`` if no episode finished."""
+    def close(self, complete: bool = True) -> Dataset | None:
+        """Finish the dataset: returns it (lazy for streaming formats), or ``None`` when nothing new was
+        written or the recording is incomplete and kept elsewhere (``kept_at``).
+
+        :param complete: every episode asked for was recorded. An incomplete recording that replaces a
+            dataset leaves it as it was and keeps the finished episodes at ``kept_at``.
+        """
         for image in self._images_written:  # frames of an episode that did not finish
             image.unlink(missing_ok=True)
-        if self._sink is not None and self._created and not self.n_episodes:  # nothing recorded: leave nothing
-            self._sink.abort()
-            self._sink = None
-            atomic.remove(self.path)
-        elif self._sink is not None:
-            self._sink.close()
-            self._sink = None
-        elif self.n_episodes:
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            if self._created and not self.n_new:  # nothing recorded: leave nothing behind
+                sink.abort()
+                atomic.remove(self._target)
+            else:
+                sink.close()
+        elif self.n_new:
             dataset = self._in_memory()
             if self.path is None:
                 return dataset
-            save(dataset, self.path, overwrite=True)
-        if self.path is None or not self.n_episodes:
+            save(dataset, self._target, overwrite=True)
+        if self.path is None or not self.n_new:
             return None
+        if self._target != self.path:
+            if not complete:
+                self.kept_at = self._target
+                return None
+            atomic.replace(self._target, self.path)
         return load(self.path)

@@ -40,3 +40,17 @@ class DigestMismatchError(ExpertDataError):
     """Two digests that must agree do not (exit 1)."""
 
     exit_code = 1
+
+
+class WriteError(ExpertDataError):
+    """The destination cannot be written: a full disk, a read-only folder, a folder that cannot be created
+    (exit 2). Nothing is left behind."""
+
+    exit_code = 2
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: raised in the main thread (by the command line's handler) so that every temporary
+    output is removed on the way out, as for Ctrl-C. Not an ``Exception``: nothing swallows it."""
+
+    exit_code = 143

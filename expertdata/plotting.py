@@ -15,6 +15,7 @@ import numpy as np
 from . import atomic, images, schema
 from .arrays import iter_blocks
 from .dataset import Dataset
+from .errors import UsageError
 
 MAX_SAMPLE = 200_000
 #: Image observations stored as paths: how many images to decode for the ranges panel.
@@ -110,10 +111,20 @@ def figure(datasets: Sequence[Dataset], labels: Sequence[str] | None = None) -> 
     return fig
 
 
+#: Figure formats by suffix.
+FIGURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".svg": "svg", ".pdf": "pdf"}
+
+
 def plot(datasets: Sequence[Dataset], out: Path | str, labels: Sequence[str] | None = None) -> Path:
-    """Draw ``figure(datasets, labels)`` and write it to ``out`` (PNG), atomically."""
-    fig = figure(datasets, labels)
+    """Draw ``figure(datasets, labels)`` and write it to ``out`` atomically, in the format its suffix names
+    (PNG, JPEG, SVG or PDF). An ``out`` that is a dataset plotted, or a folder, is refused."""
     out = Path(out)
-    with atomic.destination(out, overwrite=True) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    fmt = FIGURE_FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise UsageError(f"{out}: a figure is written as {', '.join(FIGURE_FORMATS)}; name it so")
+    inputs = [d.source for d in datasets if d.source != "<memory>"]
+    atomic.check_destination(out, inputs, overwrite=True)
+    fig = figure(datasets, labels)
+    with atomic.destination(out, overwrite=True, inputs=inputs) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=100)
     return out

@@ -197,6 +197,15 @@ def recording_metadata(env: Any, model: Any, seed: int | None, deterministic: bo
     return metadata
 
 
+def _what_was_kept(writer: EpisodeWriter, path: Path) -> str:
+    """What an interrupted or failed recording left, in words."""
+    where = writer.kept_at or path
+    if not writer.n_new:
+        return "nothing was written" + (f"; {path} is unchanged" if path.exists() else "")
+    kept = f"the {writer.n_new} finished episode{'s' * (writer.n_new > 1)} are kept in {where}"
+    return kept + (f"; {path} is unchanged" if where != path else "")
+
+
 def generate_expert_traj(model: Any, save_path: str | Path | None = None, env: Any = None,
                          n_timesteps: int = 0, n_episodes: int = 100, image_folder: str = "recorded_images",
                          *, seed: int | None = 0, deterministic: bool = True, overwrite: bool = False,
@@ -239,10 +248,13 @@ def generate_expert_traj(model: Any, save_path: str | Path | None = None, env: A
                 bar.update(1)
                 bar.set_postfix(mean_return=f"{np.mean(returns):.1f}")
         except BaseException as exc:
-            kept = writer.close()
+            kept = writer.close(complete=False)
             if kept is not None:
                 kept.close()
-            if isinstance(exc, ExpertDataError) and save_path is not None:
-                raise type(exc)(f"{exc}; the {len(returns)} finished episodes are kept in {save_path}") from exc
+            if save_path is not None:
+                note = _what_was_kept(writer, Path(save_path))
+                if isinstance(exc, ExpertDataError):
+                    raise type(exc)(f"{exc}; {note}") from exc
+                exc.recording_note = note  # for the command line's message on Ctrl-C or SIGTERM
             raise
     return writer.close()

@@ -106,14 +106,13 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
     backend = formats.for_path(path, format)
     options = options or formats.WriteOptions()
     options.codec(backend)
-    if dataset.source != "<memory>" and path.resolve() == Path(dataset.source).resolve():
-        raise UsageError(f"{path}: the destination is the source; write to another path")
     metadata = dict(dataset.metadata)
     metadata["schema_version"] = SCHEMA_VERSION
     if lineage is not None:
         metadata["lineage"] = list(metadata.get("lineage", [])) + [{**lineage, "time": _now()}]
     written: list[Path] = []
-    with atomic.destination(path, overwrite) as tmp:
+    inputs = [dataset.source] if dataset.source != "<memory>" else []
+    with atomic.destination(path, overwrite, inputs, replaceable=lambda p: backend.sniff(p)) as tmp:
         try:
             if dataset.has_image_paths and dataset.root is not None:
                 written = images.copy_images(_image_paths(dataset), dataset.root, path.parent)

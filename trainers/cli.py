@@ -15,7 +15,6 @@ from typing import Any
 import click
 
 from expertdata import ExpertDataset
-from expertdata.errors import UsageError
 
 from . import plugins
 
@@ -127,10 +126,8 @@ def command_for(plugin: plugins.TrainerPlugin) -> click.Command:
         plugins.require_torch()
         dataset_values = {name: values.pop(name) for name in plugin.dataset_options}
         config = plugin.config_class(**values)
-        if Path(out).exists() and not overwrite:
-            raise UsageError(f"{out} already exists; pass --overwrite to replace it")
         request = plugins.TrainRequest(Path(dataset), env_id, Path(out), traj_limitation, steps, log_interval,
-                                       not no_check, dataset_values)
+                                       not no_check, dataset_values, overwrite=overwrite)
         summary = plugins.run(plugin, request, config)
         if not summary["saved"]:  # another MPI rank: rank 0 reports
             return

@@ -88,6 +88,12 @@ class TrainRequest:
     check: bool = True
     dataset_options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    overwrite: bool = False
+
+
+def is_model_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder a trainer wrote (a policy in it), which ``--overwrite`` may replace."""
+    return (path / "policy.json").is_file()
 
 
 def _finite(value: Any) -> Any:
@@ -119,6 +125,7 @@ def run(plugin: TrainerPlugin, request: TrainRequest, config: Any) -> dict[str, 
     trainer_class = plugin.trainer_class()
     if plugin.needs_env and request.env_id is None:
         raise UsageError(f"{plugin.name} steps an env: pass --env ENV_ID")
+    atomic.check_destination(request.out, [request.dataset], request.overwrite, is_model_folder)
     started, world = time.perf_counter(), World()
     dataset = ExpertDataset(request.dataset, traj_limitation=request.traj_limitation, verbose=0,
                             seed=getattr(config, "seed", None), **request.dataset_options)
@@ -137,7 +144,7 @@ def run(plugin: TrainerPlugin, request: TrainRequest, config: Any) -> dict[str, 
             if request.env_id is not None:
                 mean, std = trainer.evaluate(request.env_id, n_episodes=EVAL_EPISODES)
                 summary.update(eval_return_mean=mean, eval_return_std=std, eval_episodes=EVAL_EPISODES)
-            with atomic.destination(request.out, overwrite=True) as tmp:
+            with atomic.destination(request.out, request.overwrite, [request.dataset], is_model_folder) as tmp:
                 trainer.save(tmp)
                 write_outputs(tmp, [record.json() for record in trainer.logs], summary)
     finally:

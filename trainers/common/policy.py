@@ -139,7 +139,7 @@ class Policy(nn.Module):
                   "net_arch": list(self.net_arch), "activation": self.activation, "expertdata_version": __version__,
                   **(extra or {})}
         path = Path(path)
-        with atomic.destination(path, overwrite=True) as tmp:
+        with atomic.destination(path, overwrite=True, replaceable=lambda p: (p / CONFIG_FILE).is_file()) as tmp:
             tmp.mkdir()
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
             np.savez(tmp / WEIGHTS_FILE, **{k: v.detach().cpu().numpy() for k, v in self.state_dict().items()})

@@ -364,7 +364,7 @@ class GAIL:
         arrays["rng/torch"] = torch.get_rng_state().numpy()
         state = {"config": dataclasses.asdict(self.config), "num_timesteps": self.num_timesteps,
                  "iteration": self.iteration, "d_accuracy": self.d_accuracy, "rng": self.rng.bit_generator.state}
-        with atomic.destination(path, overwrite=True) as tmp:
+        with atomic.destination(path, overwrite=True, replaceable=lambda p: (p / STATE_FILE).is_file()) as tmp:
             self.model.policy.save(tmp, {"trainer": "gail"})
             (tmp / STATE_FILE).write_text(json.dumps(state, default=int))
             np.savez(tmp / "trainer.npz", **arrays)
