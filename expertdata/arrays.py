@@ -156,6 +156,35 @@ class TextView:
         return codes.view(self.dtype).reshape(codes.shape[:-1])
 
 
+class Guarded:
+    """A stored array whose read failures, whatever the storage library raises (a failed checksum, a
+    truncated chunk), are ``UnreadableError``s naming ``label``: damage is one line, never a traceback."""
+
+    def __init__(self, array: ArrayLike, label: str) -> None:
+        self._array, self._label = array, label
+        self.shape, self.dtype = tuple(array.shape), np.dtype(array.dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _guard(self, read: Any, *args: Any) -> Any:
+        try:
+            return read(*args)
+        except ExpertDataError:
+            raise
+        except Exception as exc:  # h5py, zarr and numcodecs report damage with many exception types
+            raise UnreadableError(f"{self._label}: cannot read: {type(exc).__name__}: {exc}") from None
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return self._guard(self._array.__getitem__, key)
+
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        self._guard(read_into, self._array, start, stop, out)
+
+    def will_need(self, start: int, stop: int) -> None:
+        self._guard(will_need, self._array, start, stop)
+
+
 class RowWindow:
     """Rows ``window`` of a lazy array, read only when sliced."""
 

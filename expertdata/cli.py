@@ -94,9 +94,11 @@ def _table(rows: Iterable[tuple[str, ...]]) -> str:
 @main.command()
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, one object per problem.")
-def validate(path: str, as_json: bool) -> None:
+@click.option("--trusted", is_flag=True, help="Read data from outside the dataset (HDF5 external links, symbolic "
+              "links) of a file you trust.")
+def validate(path: str, as_json: bool, trusted: bool) -> None:
     """Check PATH against every rule; exit 0 if valid, 1 if invalid, 2 if unreadable."""
-    report = validate_dataset(path)
+    report = validate_dataset(path, trusted=trusted)
     if as_json:
         click.echo(json.dumps({"path": path, "valid": report.ok, "exit_code": report.exit_code,
                                "problems": [p.to_json() for p in report.problems]}, indent=2))
@@ -118,11 +120,13 @@ def validate(path: str, as_json: bool) -> None:
 @click.option("--chunk-rows", type=click.IntRange(min=1), help="Rows per chunk (default: about 8 MB a chunk).")
 @click.option("--traj-limitation", type=int, default=-1, show_default=True,
               help="Keep only the first K whole episodes (-1: all).")
+@click.option("--trusted", is_flag=True, help="Read data from outside the dataset (HDF5 external links, symbolic "
+              "links) of a file you trust.")
 def convert(src: str, dst: str, fmt: str | None, overwrite: bool, compression: str | None,
-            chunk_rows: int | None, traj_limitation: int) -> None:
+            chunk_rows: int | None, traj_limitation: int, trusted: bool) -> None:
     """Convert SRC to DST losslessly, atomically, checking the content digest on both sides."""
     result = convert_dataset(src, dst, format=fmt, overwrite=overwrite, traj_limitation=traj_limitation,
-                             options=formats.WriteOptions(chunk_rows, compression), progress=True)
+                             options=formats.WriteOptions(chunk_rows, compression), progress=True, trusted=trusted)
     click.echo(f"wrote {result.path} ({result.format}), digest {result.digest}")
 
 
@@ -141,9 +145,11 @@ def _space_line(space: dict | None) -> str:
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--no-digest", is_flag=True, help="Skip the content digest (it reads every value).")
-def info(path: str, as_json: bool, no_digest: bool) -> None:
+@click.option("--trusted", is_flag=True, help="Read data from outside the dataset (HDF5 external links, symbolic "
+              "links) of a file you trust.")
+def info(path: str, as_json: bool, no_digest: bool, trusted: bool) -> None:
     """Summarise the dataset at PATH: counts, returns, spaces, fields and storage."""
-    summary = dataset_info(path, with_digest=not no_digest)
+    summary = dataset_info(path, with_digest=not no_digest, trusted=trusted)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -172,9 +178,11 @@ def info(path: str, as_json: bool, no_digest: bool) -> None:
 @main.command()
 @click.argument("path", type=click.Path())
 @click.option("--digest", "expected", required=True, help="The digest the sender published (blake3:...).")
-def verify(path: str, expected: str) -> None:
+@click.option("--trusted", is_flag=True, help="Read data from outside the dataset (HDF5 external links, symbolic "
+              "links) of a file you trust.")
+def verify(path: str, expected: str, trusted: bool) -> None:
     """Check that PATH holds exactly the content whose digest is given; exit 0 if so, 1 if not."""
-    click.echo(f"{path}: OK, digest {verify_digest(path, expected)}")
+    click.echo(f"{path}: OK, digest {verify_digest(path, expected, trusted)}")
 
 
 @main.command()
@@ -212,15 +220,18 @@ def record(env_id: str, expert: str, episodes: int, out: str, seed: int, num_env
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "out", type=click.Path(), required=True, help="The figure to write (PNG).")
-def plot(paths: tuple[str, ...], out: str) -> None:
+@click.option("--out", "out", type=click.Path(), required=True,
+              help="The figure to write: .png, .jpg, .svg or .pdf (never a dataset plotted, nor a folder).")
+@click.option("--trusted", is_flag=True, help="Read data from outside the datasets (HDF5 external links, symbolic "
+              "links) of files you trust.")
+def plot(paths: tuple[str, ...], out: str, trusted: bool) -> None:
     """Plot returns, lengths, actions and observation ranges of one or more datasets, overlaid."""
     from contextlib import ExitStack
 
     from .plotting import plot as plot_datasets
 
     with ExitStack() as stack:
-        datasets = [stack.enter_context(load(p)) for p in paths]
+        datasets = [stack.enter_context(load(p, trusted=trusted)) for p in paths]
         plot_datasets(datasets, out)
     click.echo(f"wrote {out}")
 

@@ -135,7 +135,14 @@ class EpisodeWriter:
         return rows
 
     def write(self, episode: dict[str, np.ndarray]) -> None:
-        """Add one finished episode; for a streaming format it is durable when this returns."""
+        """Add one finished episode; for a streaming format it is durable when this returns. A write that
+        fails (a full disk) is a ``WriteError``; the episodes committed before it are kept."""
+        try:
+            self._write(episode)
+        except OSError as exc:
+            raise atomic.write_error(self._target or Path("memory"), exc) from None
+
+    def _write(self, episode: dict[str, np.ndarray]) -> None:
         rows = self._to_rows(episode)
         if self._sink is not None:
             if not self._created and not self.n_new:  # appending: the lineage is written with the first episode
@@ -172,7 +179,11 @@ class EpisodeWriter:
                 sink.abort()
                 atomic.remove(self._target)
             else:
-                sink.close()
+                try:
+                    sink.close()
+                except OSError as exc:  # the sink is released; what was committed before is kept
+                    if complete:
+                        raise atomic.write_error(self._target, exc) from None
         elif self.n_new:
             dataset = self._in_memory()
             if self.path is None:

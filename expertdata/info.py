@@ -46,9 +46,9 @@ def summarize(dataset: Dataset, with_digest: bool = True) -> dict[str, Any]:
     }
 
 
-def info(path: Path | str, with_digest: bool = True) -> dict[str, Any]:
+def info(path: Path | str, with_digest: bool = True, trusted: bool = False) -> dict[str, Any]:
     """Summarise the dataset at ``path``, with its size on disk."""
-    with load(path) as dataset:
+    with load(path, trusted=trusted) as dataset:
         summary = summarize(dataset, with_digest)
     summary["size_on_disk"] = size_on_disk(Path(path))
     return summary

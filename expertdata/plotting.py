@@ -119,11 +119,11 @@ def plot(datasets: Sequence[Dataset], out: Path | str, labels: Sequence[str] | N
     """Draw ``figure(datasets, labels)`` and write it to ``out`` atomically, in the format its suffix names
     (PNG, JPEG, SVG or PDF). An ``out`` that is a dataset plotted, or a folder, is refused."""
     out = Path(out)
+    inputs = [d.source for d in datasets if d.source != "<memory>"]
+    atomic.check_destination(out, inputs, overwrite=True)
     fmt = FIGURE_FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise UsageError(f"{out}: a figure is written as {', '.join(FIGURE_FORMATS)}; name it so")
-    inputs = [d.source for d in datasets if d.source != "<memory>"]
-    atomic.check_destination(out, inputs, overwrite=True)
     fig = figure(datasets, labels)
     with atomic.destination(out, overwrite=True, inputs=inputs) as tmp:
         fig.savefig(tmp, format=fmt, dpi=100)

@@ -34,7 +34,7 @@ def load(path: Path | str, format: str | None = None, trusted: bool = False) -> 
         raise
 
 
-def verify(path: Path | str, expected: str) -> str:
+def verify(path: Path | str, expected: str, trusted: bool = False) -> str:
     """Check that the dataset at ``path`` holds exactly the content whose digest is ``expected`` (with or
     without the ``blake3:`` prefix, in either case); returns the digest, or raises
     ``DigestMismatchError``. A digest named for another algorithm is a ``UsageError``."""
@@ -44,7 +44,7 @@ def verify(path: Path | str, expected: str) -> str:
         raise UsageError(f"the expected digest is a {algorithm} digest, but expertdata's digests are BLAKE3 "
                          f"({PREFIX}...); ask the sender for the digest that `expertdata info` shows")
     expected = expected if named else PREFIX + expected
-    with load(path) as dataset:
+    with load(path, trusted=trusted) as dataset:
         actual = digest(dataset)
     if actual != expected:
         raise DigestMismatchError(f"{path}: digest {actual} does not match the expected {expected}")
@@ -141,13 +141,13 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
 
 def convert(src: Path | str, dst: Path | str, *, format: str | None = None,
             options: formats.WriteOptions | None = None, overwrite: bool = False,
-            traj_limitation: int = -1, progress: bool = False) -> SaveResult:
+            traj_limitation: int = -1, progress: bool = False, trusted: bool = False) -> SaveResult:
     """Convert a dataset losslessly to another format (or to its first ``traj_limitation`` episodes).
 
     Every array is copied bit for bit and the metadata is kept; the destination records the source's
     digest and the operation in its lineage. Atomic, streamed, and the source is never modified.
     """
-    with load(src) as dataset:
+    with load(src, trusted=trusted) as dataset:
         source_format = dataset.format
         if traj_limitation == -1 or traj_limitation is None:
             return save(dataset, dst, format=format, options=options, overwrite=overwrite, progress=progress,

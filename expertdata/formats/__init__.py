@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..arrays import RowWindow
 from ..errors import UnreadableError, UsageError
-from ..schema import field_per
+from ..schema import field_per, shown
 from . import hdf5, npz, zarr
 from .base import Backend, Capabilities, Finding, Raw, ResumableBackend, Sink, StreamingSink, WriteOptions
 
@@ -65,7 +65,11 @@ def read_raw(path: Path | str, format: str | None = None, trusted: bool = False)
         if name not in raw.fields or not raw.fields[name].shape:
             continue
         rows = raw.fields[name].shape[0]
-        found = missing(rows)
+        try:
+            found = missing(rows)
+        except Exception as exc:  # the chunk index itself is damaged
+            raw.close()
+            raise UnreadableError(f"{path}: field {shown(name)}: its chunk index is corrupt ({exc})") from None
         if found is not None:
             count, first = found
             raw.withhold(Finding("missing-data", f"{count:,} chunk{'s' * (count > 1)} of its {rows:,} rows are not "

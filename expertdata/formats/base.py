@@ -6,6 +6,7 @@ Backends import this module only; the registry (``expertdata.formats``) imports 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -194,16 +195,17 @@ def metadata_to_json(metadata: dict[str, Any]) -> str:
         raise UsageError(f"metadata must be plain JSON (no NaN, no objects): {exc}") from None
 
 
-def _depth(value: Any) -> int:
-    """How deeply a parsed JSON value nests (iteratively: the value may be deeper than Python's stack)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth <= MAX_METADATA_DEPTH:
-            children = item.values() if isinstance(item, dict) else (item if isinstance(item, list) else ())
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _depth(text: str) -> int:
+    """How deeply JSON text nests, from its brackets outside strings, before it is parsed (parsing text
+    nested deeper than Python's stack raises ``RecursionError``, which Python 3.11 does not recover from
+    cleanly)."""
+    brackets = np.frombuffer(_STRINGS.sub("", text).encode("utf-8", "replace"), np.uint8)
+    steps = (np.isin(brackets, (ord("["), ord("{"))).astype(np.int64)
+             - np.isin(brackets, (ord("]"), ord("}"))).astype(np.int64))
+    return int(np.cumsum(steps).max(initial=0))
 
 
 def metadata_from_json(text: Any, path: Path) -> Any:
@@ -214,12 +216,9 @@ def metadata_from_json(text: Any, path: Path) -> Any:
     if len(text) > MAX_METADATA_BYTES:
         raise UnreadableError(f"{path}: metadata is {len(text):,} characters long; at most {MAX_METADATA_BYTES:,} "
                               "are read")
+    if _depth(text) > MAX_METADATA_DEPTH:
+        raise UnreadableError(f"{path}: metadata nests deeper than {MAX_METADATA_DEPTH} levels")
     try:
-        value = json.loads(text)
-    except RecursionError:
-        raise UnreadableError(f"{path}: metadata nests deeper than {MAX_METADATA_DEPTH} levels") from None
+        return json.loads(text)
     except ValueError as exc:
         raise UnreadableError(f"{path}: metadata is not valid JSON ({exc})") from None
-    if _depth(value) > MAX_METADATA_DEPTH:
-        raise UnreadableError(f"{path}: metadata nests deeper than {MAX_METADATA_DEPTH} levels")
-    return value

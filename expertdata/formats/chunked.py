@@ -31,7 +31,10 @@ def stored_form(dtype: np.dtype, row_shape: tuple[int, ...]) -> tuple[np.dtype, 
 
 def as_read(array: ArrayLike, attrs: Any) -> ArrayLike:
     """The array a reader sees: text again where code points were stored."""
-    return TextView(array, np.dtype(attrs[TEXT_DTYPE_KEY])) if TEXT_DTYPE_KEY in attrs else array
+    if TEXT_DTYPE_KEY not in attrs:
+        return array
+    name = attrs[TEXT_DTYPE_KEY]
+    return TextView(array, np.dtype(name.decode() if isinstance(name, bytes) else name))
 
 
 def commit_mark(value: Any) -> tuple[int, int]:

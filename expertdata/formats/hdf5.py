@@ -4,14 +4,19 @@ Arrays stay lazy (h5py datasets) and are chunked along the rows for batch readin
 """
 from __future__ import annotations
 
+import errno
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from ..arrays import Guarded
+from ..atomic import remove, replace, temporary
 from ..errors import UnreadableError
+from ..schema import shown
 from .base import COMMIT_KEY, METADATA_KEY, Capabilities, Coverage, Finding, Raw, WriteOptions, metadata_from_json
 from .chunked import ChunkedSink, as_read, commit_mark, missing_chunks
 
@@ -122,7 +127,7 @@ def read(path: Path, trusted: bool = False) -> Raw:
                 raw.findings.append(Finding("outside-reference", why, name))
                 raw.withheld.add(name)
                 continue
-            raw.fields[name] = as_read(_Rows(obj), obj.attrs)
+            raw.fields[name] = Guarded(as_read(_Rows(obj), obj.attrs), f"{path}: field {shown(name)}")
             raw.storage[name] = {"chunks": list(obj.chunks) if obj.chunks else None,
                                  "compression": _compression_label(obj), "checksum": bool(obj.fletcher32)}
             raw.coverage[name] = _coverage(obj)
@@ -154,6 +159,34 @@ def sniff(path: Path) -> bool:
 LIBVER = ("v110", "v110")
 
 
+def fixed_text(text: str) -> np.bytes_:
+    """Text as a fixed-length HDF5 string. A Python ``str`` would be stored variable-length, in HDF5's
+    global heap, whose reader can loop forever on a damaged file; files written here keep nothing there."""
+    return np.bytes_(text.encode())
+
+
+def _write_failure(exc: BaseException) -> OSError:
+    """HDF5's report of a failed write (it sometimes comes as a ``RuntimeError``) as the ``OSError`` it is."""
+    found = re.search(r"errno = (\d+), error message = '([^']*)'", str(exc))
+    return OSError(int(found.group(1)), found.group(2)) if found else OSError(errno.EIO, str(exc).split("\n")[0])
+
+
+def _rewrite(path: Path) -> None:
+    """Copy a file (datasets and root attributes) into a fresh one that takes its place atomically: how a
+    file that a killed writer left marked open becomes writable again."""
+    tmp = temporary(path)
+    try:
+        with h5py.File(path, "r", swmr=True) as src, h5py.File(tmp, "w", libver=LIBVER) as dst:
+            dst.attrs.update(dict(src.attrs))
+            for name, obj in src.items():
+                if isinstance(obj, h5py.Dataset):
+                    src.copy(obj, dst, name=name)
+        replace(tmp, path)
+    except BaseException:
+        remove(tmp)
+        raise
+
+
 class Hdf5Sink(ChunkedSink):
     """Writes an HDF5 file; ``append=True`` continues an existing one. Every chunk carries a Fletcher-32
     checksum.
@@ -178,7 +211,8 @@ class Hdf5Sink(ChunkedSink):
         ds = self._file.create_dataset(name, shape=shape, maxshape=(None,) + shape[1:], dtype=dtype, chunks=chunks,
                                        compression=None if method == "none" else method,
                                        compression_opts=level if method == "gzip" else None, fletcher32=True)
-        ds.attrs.update(attrs)
+        for key, text in attrs.items():
+            ds.attrs.create(key, fixed_text(text))
         return ds
 
     def _resize(self, array: Any, rows: int) -> None:
@@ -186,10 +220,13 @@ class Hdf5Sink(ChunkedSink):
 
     def _write(self, array: Any, begin: int, block: np.ndarray) -> None:
         if len(block):
-            array.write_direct(np.ascontiguousarray(block), dest_sel=np.s_[begin:begin + len(block)])
+            try:
+                array.write_direct(np.ascontiguousarray(block), dest_sel=np.s_[begin:begin + len(block)])
+            except RuntimeError as exc:
+                raise _write_failure(exc) from None
 
     def _set_attr(self, key: str, text: str) -> None:
-        self._file.attrs[key] = text
+        self._file.attrs.create(key, fixed_text(text))
 
     def _write_mark(self, transitions: int, episodes: int) -> None:
         if not self._file.swmr_mode:
@@ -201,10 +238,35 @@ class Hdf5Sink(ChunkedSink):
         self._file[COMMIT_KEY][...] = (transitions, episodes)
 
     def _flush(self) -> None:
-        self._file.flush()
+        try:
+            self._file.flush()
+        except RuntimeError as exc:
+            raise _write_failure(exc) from None
 
     def _close(self) -> None:
+        try:  # every write happens here, before anything is closed: a failure leaves the file closable
+            self._file.flush()
+        except (OSError, RuntimeError) as exc:
+            self.abort()
+            raise _write_failure(exc) from None
         self._file.close()
+
+    def abort(self) -> None:
+        """Close a file whose writes failed. The HDF5 library cannot: it keeps the unwritten chunks and
+        crashes the process at exit trying to write them. So the file's descriptor is pointed at /dev/null
+        first; its writes then succeed into nothing (the caller removes the file, or keeps what was
+        committed before the failure)."""
+        if not self._file.id.valid:
+            return
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self._file.id.get_vfd_handle())
+        finally:
+            os.close(null)
+        try:
+            self._file.close()
+        except (OSError, RuntimeError):
+            pass
 
 
 class _Hdf5:
@@ -223,7 +285,14 @@ class _Hdf5:
         return Hdf5Sink(path, options)
 
     def reopen(self, path: Path, transitions: int, episodes: int, per: dict[str, str]) -> Hdf5Sink:
-        return Hdf5Sink(path, WriteOptions(), append=True).resume(transitions, episodes, per)
+        try:
+            sink = Hdf5Sink(path, WriteOptions(), append=True)
+        except OSError as exc:
+            if "already open for write" not in str(exc):
+                raise
+            _rewrite(path)  # left marked open by a killed streaming writer, which HDF5 will not reopen
+            sink = Hdf5Sink(path, WriteOptions(), append=True)
+        return sink.resume(transitions, episodes, per)
 
 
 BACKEND = _Hdf5()

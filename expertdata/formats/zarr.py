@@ -17,8 +17,10 @@ import zarr
 import zarr.codecs
 import zarr.storage
 
+from ..arrays import Guarded
 from ..atomic import remove
 from ..errors import UnreadableError
+from ..schema import shown
 from .base import COMMIT_KEY, METADATA_KEY, Capabilities, Coverage, Finding, Raw, WriteOptions, metadata_from_json
 from .chunked import ChunkedSink, as_read, commit_mark, missing_chunks
 
@@ -61,7 +63,7 @@ def _links_outside(path: Path) -> dict[str, str]:
             target = os.path.realpath(link)
             if os.path.islink(link) and os.path.commonpath([root, target]) != root:
                 part = Path(link).relative_to(path).parts
-                found.setdefault(part[0] if len(part) > 1 else "", f"{Path(link).relative_to(path)} -> {target}")
+                found.setdefault("" if part == ("zarr.json",) else part[0], f"{Path(link).relative_to(path)} -> {target}")
     return found
 
 
@@ -81,6 +83,15 @@ def _coverage(array: zarr.Array, keys: list[str]) -> Coverage:
                                                                                   rows_of_chunks)
 
 
+def _close_quietly(store: Any) -> None:
+    """Close a store that may have failed to open (zarr's zip store then fails to close as well)."""
+    try:
+        if store is not None:
+            store.close()
+    except Exception:  # nothing is left to release
+        pass
+
+
 def read(path: Path, trusted: bool = False) -> Raw:
     store = None
     outside = {} if trusted or _is_zip(path) else _links_outside(path)
@@ -98,15 +109,14 @@ def read(path: Path, trusted: bool = False) -> Raw:
                 raw.findings.append(Finding("outside-reference", f"a link out of the store: {outside[name]}", name))
                 raw.withheld.add(name)
                 continue
-            raw.fields[name] = as_read(array, array.attrs)
+            raw.fields[name] = Guarded(as_read(array, array.attrs), f"{path}: field {shown(name)}")
             raw.storage[name] = {"chunks": list(array.chunks), "compression": _compression_label(array),
                                  "checksum": any(isinstance(c, zarr.codecs.Crc32cCodec) for c in array.compressors)}
             raw.coverage[name] = _coverage(array, keys)
         text = group.attrs.get(METADATA_KEY)
         mark = group.attrs.get(COMMIT_KEY)
     except Exception as exc:  # zarr reports a broken store with many exception types
-        if store is not None:
-            store.close()
+        _close_quietly(store)
         raise UnreadableError(f"{path}: not a readable Zarr v3 store ({type(exc).__name__}: {exc})") from None
     try:
         raw.metadata = metadata_from_json(text, path) if text is not None else {}
