@@ -20,6 +20,7 @@ from . import formats
 from .experts import BUILTIN
 from .experts import resolve as resolve_expert
 from .errors import ExpertDataError, Terminated
+from .schema import shown
 from .info import info as dataset_info
 from .recording import generate_expert_traj
 from .storage import convert as convert_dataset
@@ -168,7 +169,7 @@ def info(path: str, as_json: bool, no_digest: bool, trusted: bool) -> None:
     ]))
     click.echo("")
     click.echo(_table([("field", "dtype", "shape", "chunks", "compression")] + [
-        (name, f["dtype"], tuple(f["shape"]), tuple(f["chunks"]) if f.get("chunks") else "-",
+        (shown(name)[1:-1], f["dtype"], tuple(f["shape"]), tuple(f["chunks"]) if f.get("chunks") else "-",
          f.get("compression", "-")) for name, f in summary["fields"].items()]))
     for entry in summary["lineage"]:
         click.echo(f"lineage: {entry.get('operation')} from {entry.get('from_format')} "

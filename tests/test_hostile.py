@@ -86,6 +86,15 @@ def h5_link_to(target: str) -> Callable[[Path], dict]:
     return build
 
 
+def h5_soft_link_to_external(tmp: Path) -> dict:
+    src = dataset(tmp / "d", "d.h5")
+    with h5py.File(src, "a") as f:
+        del f["obs"]
+        f["elsewhere"] = h5py.ExternalLink("/etc/passwd", "/obs")
+        f["obs"] = h5py.SoftLink("/elsewhere")
+    return {"src": src}
+
+
 def h5_virtual(tmp: Path) -> dict:
     src = dataset(tmp / "d", "d.h5")
     other = _outside(tmp) / "other.h5"
@@ -305,6 +314,7 @@ CASES = [
       for kind in ("abs-passwd", "abs-other", "relative") for cmd in ("validate", "info")],
     Case("hdf5 external link: convert", h5_link_to("abs-other"), ("convert", "{src}", "{tmp}/out.zarr"), 1, "E015"),
     Case("hdf5 external link: trusted", h5_link_to("abs-other"), ("validate", "{src}", "--trusted"), 0, "valid"),
+    Case("hdf5 soft link to an external link", h5_soft_link_to_external, ("info", "{src}"), 1, "/etc/passwd"),
     Case("hdf5 virtual dataset", h5_virtual, ("validate", "{src}"), 1, "virtual dataset"),
     Case("hdf5 external storage", h5_external_storage, ("validate", "{src}"), 1, "external files"),
     Case("hdf5 external storage: plot", h5_external_storage, ("plot", "{src}", "--out", "{tmp}/f.png"), 1, "E015"),
@@ -372,8 +382,8 @@ CASES = [
                                           ("lzf:1", ".h5"))],
     Case("a field named ../../evil is not written", npz_with(**{"../../evil": np.zeros(12)}), ("convert", "{src}", "{tmp}/e.zarr"), 2,
          "'../../evil' is not allowed"),
-    Case("a field named with a terminal escape is printed escaped", npz_with(**{"x\x1b[31m": np.zeros(12)}), ("validate", "{src}"), 0,
-         "\\x1b[31m"),
+    *[Case(f"a field named with a terminal escape is printed escaped ({cmd})",
+           npz_with(**{"x\x1b[31m": np.zeros(12)}), (cmd, "{src}"), 0, "\\x1b[31m") for cmd in ("validate", "info")],
 ]
 
 
@@ -464,6 +474,24 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, suffix):
     error = run.stderr.read()
     assert error.count("\n") == 1 and error.startswith("expertdata: error: cannot write") and "large" in error, error
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.zarr"]
+
+
+def test_a_recording_that_fills_the_disk_stops_in_one_line_and_keeps_its_episodes(tmp_path):
+    """HDF5 (a file-size limit stands in for a full disk; Zarr's chunk files never reach one)."""
+    import resource
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (3 * 2**20, 3 * 2**20))
+
+    out = tmp_path / "rec.h5"
+    run = _cli("record", "CartPole-v1", "--expert", "cartpole", "--episodes", "100000", "--out", str(out),
+               preexec_fn=limited)
+    assert run.wait(timeout=300) == 2
+    error = run.stderr.read().strip().splitlines()[-1]
+    assert error.startswith("expertdata: error: cannot write") and "finished episodes are kept" in error, error
+    with expertdata.load(out) as kept:
+        assert kept.n_episodes > 10 and expertdata.validate(kept).ok
 
 
 def test_a_zip_bomb_validates_in_bounded_memory(tmp_path):

@@ -69,16 +69,41 @@ def _compression_label(ds: h5py.Dataset) -> str:
 
 
 def _open(path: Path) -> h5py.File:
-    """Open for reading; a file that a killed streaming writer left marked open is read as SWMR allows."""
+    """Open for reading. A file that a streaming writer left open (killed), or cut short (its disk full: the
+    end of file it recorded lies past the bytes written), is read as a SWMR reader reads a file being
+    written: up to its last commit mark, which lies within the bytes written."""
     try:
         return h5py.File(path, "r")
     except OSError as exc:
-        if "already open for write" not in str(exc):
+        if "already open for write" not in str(exc) and "truncated file" not in str(exc):
             raise UnreadableError(f"{path}: not a readable HDF5 file ({exc})") from None
     try:
         return h5py.File(path, "r", swmr=True)
     except OSError as exc:
         raise UnreadableError(f"{path}: not a readable HDF5 file ({exc})") from None
+
+
+def _link_outside(f: h5py.File, path: str, depth: int = 0) -> str | None:
+    """How following ``path`` inside ``f`` would leave the file (an external link somewhere along it), found
+    without following any link out of it; ``None`` when the path stays inside."""
+    if depth > 8:
+        return "soft links nested too deeply to follow"
+    current = "/"
+    for part in (p for p in path.split("/") if p):
+        link = f[current].get(part, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            return f"an external link to {link.filename}:{link.path}"
+        if isinstance(link, h5py.SoftLink):
+            target = link.path if link.path.startswith("/") else f"{current.rstrip('/')}/{link.path}"
+            why = _link_outside(f, target, depth + 1)
+            if why:
+                return why
+            current = target
+        elif link is None:
+            return None  # a dangling link: reading it fails, inside the file
+        else:
+            current = f"{current.rstrip('/')}/{part}"
+    return None
 
 
 def _outside(ds: h5py.Dataset) -> str | None:
@@ -111,15 +136,16 @@ def read(path: Path, trusted: bool = False) -> Raw:
     raw = Raw({}, {}, path.parent, "hdf5", closer=f.close)
     try:
         for name in f.keys():
-            link = f.get(name, getlink=True)
             if name == COMMIT_KEY:
                 continue
-            if isinstance(link, h5py.ExternalLink) and not trusted:
-                raw.findings.append(Finding("outside-reference", f"an external link to {link.filename}:{link.path}",
-                                            name))
+            why = None if trusted else _link_outside(f, name)
+            if why:
+                raw.findings.append(Finding("outside-reference", why, name))
                 raw.withheld.add(name)
                 continue
-            obj = f[name]
+            obj = f.get(name)
+            if obj is None:
+                raise KeyError(f"'{name}' is a link to nothing")
             if not isinstance(obj, h5py.Dataset):
                 continue
             why = None if trusted else _outside(obj)
