@@ -55,7 +55,7 @@ def read_raw(path: Path | str, format: str | None = None, trusted: bool = False)
     path = Path(path)
     if not path.exists():
         raise UnreadableError(f"{path}: no such file or directory")
-    backend = by_name(format) if format else next((b for b in _backends() if b.sniff(path)), None)
+    backend = by_name(format) if format else next((b for b in _backends() if _sniffs(b, path)), None)
     if backend is None and path.is_file():  # a damaged file: its suffix's reader says what is wrong with it
         backend = next((b for b in _backends() if str(path).lower().endswith(b.suffixes)), None)
     if backend is None:
@@ -75,6 +75,15 @@ def read_raw(path: Path | str, format: str | None = None, trusted: bool = False)
             raw.withhold(Finding("missing-data", f"{count:,} chunk{'s' * (count > 1)} of its {rows:,} rows are not "
                                  f"stored (the first from row {first:,}); they would read as zeros", name, first))
     return raw
+
+
+def _sniffs(backend: Backend, path: Path) -> bool:
+    """Whether ``backend`` recognises ``path``; a file too damaged to tell is not recognised (the reader
+    chosen by its suffix then says what is wrong)."""
+    try:
+        return backend.sniff(path)
+    except Exception:  # zipfile, h5py: many ways to fail on a damaged header
+        return False
 
 
 def _cut_to_commit(raw: Raw) -> Raw:
