@@ -282,8 +282,8 @@ def _path_problems(name: str, paths: Mapping[str, int], root: Path | None, trust
     escaping = {p: row for p, row in paths.items() if images.escapes(p)}
     linked = {} if root is None or trusted else {p: row for p, row in paths.items()
                                                  if p not in escaping and images.through_link(root, p)}
-    missing = {} if root is None else {p: row for p, row in paths.items()
-                                       if p not in escaping and p not in linked and not images.resolve(root, p).is_file()}
+    missing = {} if root is None else {p: row for p, row in paths.items() if p not in escaping and p not in linked
+                                       and not images.resolve(root, p).is_file()}
     out = []
     for rule, found, what in (("image-path-escapes", escaping, "absolute or outside the dataset's folder"),
                               ("outside-reference", linked, "outside the dataset's folder through a symbolic link"),

@@ -33,6 +33,7 @@ from expertdata.experts import cartpole
 
 from .conftest import make_arrays
 
+ROOT = Path(__file__).resolve().parents[1]
 SPACES = {"observation_space": {"type": "Box", "shape": [3], "dtype": "<f4", "low": -10.0, "high": 10.0},
           "action_space": {"type": "Box", "shape": [2], "dtype": "<f4", "low": -1.0, "high": 1.0}}
 
@@ -354,7 +355,8 @@ CASES = [
     Case("Box of dtype object", space_is("observation_space", {
         "type": "Box", "shape": [3], "dtype": "|O", "low": 0, "high": 1}), ("info", "{src}"), 1, "E013"),
     Case("plot over its source", plain(), ("plot", "{src}", "--out", "{src}"), 2, "is the input"),
-    Case("plot into the folder holding its source", plain(), ("plot", "{src}", "--out", "{proj}"), 2, "holds the input"),
+    Case("plot into the folder holding its source", plain(), ("plot", "{src}", "--out", "{proj}"), 2,
+         "holds the input"),
     Case("plot as .jpg writes a JPEG", plain(), ("plot", "{src}", "--out", "{tmp}/f.jpg"), 0, "wrote",
          creates=("f.jpg",)),
     Case("plot to an unknown format", plain(), ("plot", "{src}", "--out", "{tmp}/f.bmp2"), 2, "name it so"),
@@ -380,7 +382,8 @@ CASES = [
     *[Case(f"compression {spec} for {name}", plain(), ("convert", "{src}", f"{{tmp}}/c{name}", "--compression", spec),
            2, "level") for spec, name in (("gzip:99", ".h5"), ("zstd:99", ".zarr"), ("deflate:99", ".npz"),
                                           ("lzf:1", ".h5"))],
-    Case("a field named ../../evil is not written", npz_with(**{"../../evil": np.zeros(12)}), ("convert", "{src}", "{tmp}/e.zarr"), 2,
+    Case("a field named ../../evil is not written", npz_with(**{"../../evil": np.zeros(12)}),
+         ("convert", "{src}", "{tmp}/e.zarr"), 2,
          "'../../evil' is not allowed"),
     *[Case(f"a field named with a terminal escape is printed escaped ({cmd})",
            npz_with(**{"x\x1b[31m": np.zeros(12)}), (cmd, "{src}"), 0, "\\x1b[31m") for cmd in ("validate", "info")],
@@ -523,19 +526,14 @@ def test_a_zip_bomb_validates_in_bounded_memory(tmp_path):
     assert code == "0" and int(kilobytes) * 1024 < 256 * 2**20  # the process's peak, interpreter included
 
 
-RECORDER = """
-import sys
-import gymnasium
-from expertdata.episode_writer import EpisodeWriter
-from expertdata.experts import cartpole
-from expertdata.recording import _serial, recording_metadata
-env = gymnasium.make("CartPole-v1")
-metadata = recording_metadata(env, cartpole, 0, True)
-writer = EpisodeWriter(sys.argv[1], metadata)
-for episode in _serial(env, cartpole, list(range(10**6)), metadata["observation_space"], metadata["action_space"]):
-    writer.write(episode)
-    print(writer.n_episodes, flush=True)
-"""
+def _recorder() -> str:
+    """The recording script of benchmarks/crash_safety.py, which kills many more recordings."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("crash_safety", ROOT / "benchmarks" / "crash_safety.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.RECORDER
 
 
 @pytest.mark.parametrize("suffix", [".h5", ".zarr"])
@@ -545,7 +543,7 @@ def test_every_finished_episode_survives_kills_at_random_times(tmp_path, suffix)
     rng = np.random.default_rng(0)
     for trial in range(4):
         path = tmp_path / f"d{trial}{suffix}"
-        run = subprocess.Popen([sys.executable, "-c", RECORDER, str(path)], stdout=subprocess.PIPE, text=True)
+        run = subprocess.Popen([sys.executable, "-c", _recorder(), str(path)], stdout=subprocess.PIPE, text=True)
         time.sleep(float(rng.uniform(1.5, 3.0)))
         run.kill()
         reported = run.communicate()[0].split()

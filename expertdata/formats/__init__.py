@@ -15,8 +15,8 @@ from ..schema import field_per, shown
 from . import hdf5, npz, zarr
 from .base import Backend, Capabilities, Finding, Raw, ResumableBackend, Sink, StreamingSink, WriteOptions
 
-__all__ = ["Backend", "Capabilities", "Finding", "Raw", "ResumableBackend", "Sink", "StreamingSink", "WriteOptions", "by_name",
-           "for_path", "names", "read_raw"]
+__all__ = ["Backend", "Capabilities", "Finding", "Raw", "ResumableBackend", "Sink", "StreamingSink", "WriteOptions",
+           "by_name", "for_path", "names", "read_raw"]
 
 
 def _backends() -> tuple[Backend, ...]:

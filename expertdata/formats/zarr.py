@@ -63,7 +63,8 @@ def _links_outside(path: Path) -> dict[str, str]:
             target = os.path.realpath(link)
             if os.path.islink(link) and os.path.commonpath([root, target]) != root:
                 part = Path(link).relative_to(path).parts
-                found.setdefault("" if part == ("zarr.json",) else part[0], f"{Path(link).relative_to(path)} -> {target}")
+                owner = "" if part == ("zarr.json",) else part[0]
+                found.setdefault(owner, f"{Path(link).relative_to(path)} -> {target}")
     return found
 
 
@@ -71,7 +72,8 @@ def _coverage(array: zarr.Array, keys: list[str]) -> Coverage:
     """Chunks never written within an array's first rows: zarr would read them as the fill value."""
     encoding = array.metadata.chunk_key_encoding
     separator = getattr(encoding, "separator", "/")
-    prefix = f"{array.name.strip('/')}/" + ("c" + separator if getattr(encoding, "name", "default") == "default" else "")
+    default = getattr(encoding, "name", "default") == "default"
+    prefix = f"{array.name.strip('/')}/" + ("c" + separator if default else "")
     grid = array.shards or array.chunks
 
     def row_chunk(key: str) -> int | None:
