@@ -427,6 +427,11 @@ def check(fields: Mapping[str, ArrayLike], metadata: Any, root: Path | None, sou
     return Report(source, tuple(problems))
 
 
+def _unprefixed(message: str, source: str) -> str:
+    """An error's message without the path it starts with (the report names it already)."""
+    return message[len(source) + 2:] if message.startswith(f"{source}: ") else message
+
+
 def validate(dataset_or_path: Any, trusted: bool = False) -> Report:
     """Check a dataset (an ``expertdata.Dataset``), or the file at a path, against every rule in
     ``expertdata.schema.RULES``; ``trusted`` lets a file's data come from outside it.
@@ -440,13 +445,13 @@ def validate(dataset_or_path: Any, trusted: bool = False) -> Report:
     try:
         raw = read_raw(dataset_or_path, trusted=trusted)
     except ExpertDataError as exc:
-        return Report(source, (_problem("unreadable", str(exc)),))
+        return Report(source, (_problem("unreadable", _unprefixed(str(exc), source)),))
     try:
         return check(raw.fields, raw.metadata, raw.root, source, storage=raw.storage, findings=raw.findings,
                      withheld=raw.withheld, integrity=raw.integrity, trusted=trusted)
     except ExpertDataError as exc:
-        return Report(source, (_problem("unreadable", str(exc)),))
+        return Report(source, (_problem("unreadable", _unprefixed(str(exc), source)),))
     except Exception as exc:  # a chunk that fails to decode mid-file: the file is corrupt, not invalid
-        return Report(source, (_problem("unreadable", f"{source}: cannot read: {type(exc).__name__}: {exc}"),))
+        return Report(source, (_problem("unreadable", f"cannot read: {type(exc).__name__}: {exc}"),))
     finally:
         raw.close()
