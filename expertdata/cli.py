@@ -30,6 +30,16 @@ from .validation import validate as validate_dataset
 from .version import __version__
 
 
+#: The option of every command that reads datasets: allow data from outside them.
+TRUSTED = click.option("--trusted", is_flag=True, help="Read data from outside the dataset (HDF5 external links, "
+                       "symbolic links): only for a file you trust.")
+
+
+def _example(*commands: str) -> str:
+    """A help epilog showing ``commands`` as written (``\b`` keeps click from rewrapping them)."""
+    return "Example:\n\n\b\n" + "\n".join(f"  {c}" for c in commands)
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise Terminated()
 
@@ -83,7 +93,7 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="expertdata")
 def main() -> None:
-    """Validate, convert and inspect expert-demonstration datasets (.npz, HDF5, Zarr)."""
+    """Expert demonstrations (.npz, HDF5, Zarr): validate, convert, inspect, record, plot, train."""
 
 
 def _table(rows: Iterable[tuple[str, ...]]) -> str:
@@ -92,11 +102,11 @@ def _table(rows: Iterable[tuple[str, ...]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
-@main.command()
+@main.command(short_help="Check a dataset against every rule.",
+              epilog=_example("expertdata validate fixtures/pendulum.npz", "expertdata validate data.zarr --json"))
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, one object per problem.")
-@click.option("--trusted", is_flag=True, help="Read data from outside the dataset (HDF5 external links, symbolic "
-              "links) of a file you trust.")
+@TRUSTED
 def validate(path: str, as_json: bool, trusted: bool) -> None:
     """Check PATH against every rule; exit 0 if valid, 1 if invalid, 2 if unreadable."""
     report = validate_dataset(path, trusted=trusted)
@@ -112,7 +122,9 @@ def validate(path: str, as_json: bool, trusted: bool) -> None:
     sys.exit(report.exit_code)
 
 
-@main.command()
+@main.command(short_help="Convert a dataset to another format, losslessly.",
+              epilog=_example("expertdata convert fixtures/pendulum.npz pendulum.zarr",
+                              "expertdata convert data.h5 first10.npz --traj-limitation 10"))
 @click.argument("src", type=click.Path())
 @click.argument("dst", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(formats.names()), help="Format of DST (default: from its suffix).")
@@ -121,8 +133,7 @@ def validate(path: str, as_json: bool, trusted: bool) -> None:
 @click.option("--chunk-rows", type=click.IntRange(min=1), help="Rows per chunk (default: about 8 MB a chunk).")
 @click.option("--traj-limitation", type=int, default=-1, show_default=True,
               help="Keep only the first K whole episodes (-1: all).")
-@click.option("--trusted", is_flag=True, help="Read data from outside the dataset (HDF5 external links, symbolic "
-              "links) of a file you trust.")
+@TRUSTED
 def convert(src: str, dst: str, fmt: str | None, overwrite: bool, compression: str | None,
             chunk_rows: int | None, traj_limitation: int, trusted: bool) -> None:
     """Convert SRC to DST losslessly, atomically, checking the content digest on both sides."""
@@ -142,12 +153,12 @@ def _space_line(space: dict | None) -> str:
     return f"{space['type']} {json.dumps(detail)}"
 
 
-@main.command()
+@main.command(short_help="Summarise a dataset: counts, returns, spaces, storage.",
+              epilog=_example("expertdata info fixtures/pendulum.npz", "expertdata info data.zarr --json --no-digest"))
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--no-digest", is_flag=True, help="Skip the content digest (it reads every value).")
-@click.option("--trusted", is_flag=True, help="Read data from outside the dataset (HDF5 external links, symbolic "
-              "links) of a file you trust.")
+@TRUSTED
 def info(path: str, as_json: bool, no_digest: bool, trusted: bool) -> None:
     """Summarise the dataset at PATH: counts, returns, spaces, fields and storage."""
     summary = dataset_info(path, with_digest=not no_digest, trusted=trusted)
@@ -176,21 +187,24 @@ def info(path: str, as_json: bool, no_digest: bool, trusted: bool) -> None:
                    f"(parent {entry.get('parent_digest')}) at {entry.get('time')}")
 
 
-@main.command()
+@main.command(short_help="Check a dataset against the digest its sender published.",
+              epilog=_example("expertdata verify received.zarr --digest blake3:645ada65..."))
 @click.argument("path", type=click.Path())
 @click.option("--digest", "expected", required=True, help="The digest the sender published (blake3:...).")
-@click.option("--trusted", is_flag=True, help="Read data from outside the dataset (HDF5 external links, symbolic "
-              "links) of a file you trust.")
+@TRUSTED
 def verify(path: str, expected: str, trusted: bool) -> None:
     """Check that PATH holds exactly the content whose digest is given; exit 0 if so, 1 if not."""
     click.echo(f"{path}: OK, digest {verify_digest(path, expected, trusted)}")
 
 
-@main.command()
+@main.command(short_help="Record an expert's episodes in a gymnasium env.",
+              epilog=_example("expertdata record Pendulum-v1 --expert pendulum --episodes 10 --out pendulum.zarr",
+                              "expertdata record CartPole-v1 --expert mypackage.experts:policy --out more.h5 --append"))
 @click.argument("env_id")
 @click.option("--expert", required=True,
               help=f"A built-in expert ({', '.join(BUILTIN)}) or an importable module:callable (obs -> action).")
-@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many episodes to record.")
 @click.option("--out", "out", type=click.Path(), required=True, help="The dataset to write (.npz, .h5, .zarr, ...).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Episode i starts from reset(seed=SEED + i).")
 @click.option("--num-envs", type=click.IntRange(min=1), default=1, show_default=True,
@@ -219,12 +233,13 @@ def record(env_id: str, expert: str, episodes: int, out: str, seed: int, num_env
                    f"return {returns.mean():.2f} +/- {returns.std():.2f}")
 
 
-@main.command()
+@main.command(short_help="Plot returns, lengths, actions and observations of datasets.",
+              epilog=_example("expertdata plot fixtures/pendulum.npz --out pendulum.png",
+                              "expertdata plot ours.zarr theirs.h5 --out compare.svg"))
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "out", type=click.Path(), required=True,
               help="The figure to write: .png, .jpg, .svg or .pdf (never a dataset plotted, nor a folder).")
-@click.option("--trusted", is_flag=True, help="Read data from outside the datasets (HDF5 external links, symbolic "
-              "links) of files you trust.")
+@TRUSTED
 def plot(paths: tuple[str, ...], out: str, trusted: bool) -> None:
     """Plot returns, lengths, actions and observation ranges of one or more datasets, overlaid."""
     from contextlib import ExitStack

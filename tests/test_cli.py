@@ -198,3 +198,22 @@ def test_record_validate_convert_from_the_command_line(tmp_path):
     bad = run_cli("record", "CartPole-v1", "--expert", "pendulum", "--episodes", "1", "--out", tmp_path / "x.npz")
     assert bad.returncode == 1 and "episode 0 (seed 0), step 0: the expert raised" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.npz").exists()
+
+
+def test_every_command_explains_itself():
+    """``--help`` names every command with a summary that is not cut off, every command's help ends with
+    an example, and every option says what it does."""
+    import click
+
+    runner, ctx = CliRunner(), click.Context(main)
+    listing = runner.invoke(main, ["--help"]).output
+    names = main.list_commands(ctx)
+    assert {"convert", "info", "plot", "record", "train", "validate", "verify"} <= set(names)
+    for name in names:
+        line = next(line for line in listing.splitlines() if line.strip().startswith(name + " "))
+        assert not line.rstrip().endswith("..."), line
+        command = main.get_command(ctx, name)
+        subcommands = [command.get_command(ctx, n) for n in command.list_commands(ctx)] if name == "train" else []
+        for each, args in [(command, [name])] + [(sub, [name, sub.name]) for sub in subcommands]:
+            assert "Example:" in runner.invoke(main, args + ["--help"]).output, args
+            assert all(p.help for p in each.params if isinstance(p, click.Option) and p.name != "help"), args

@@ -157,7 +157,8 @@ class _Trainers(click.Group):
         return command_for(found) if found is not None else None
 
 
-@click.group(cls=_Trainers, invoke_without_command=True, epilog=_example(
+@click.group(cls=_Trainers, invoke_without_command=True, short_help="Train a policy on a dataset (bc, gail, plugins).",
+             epilog=_example(
     "expertdata train bc fixtures/pendulum.npz --env Pendulum-v1 --out pendulum-bc --n-epochs 300 "
     "--learning-rate 1e-3"))
 @click.option("--list", "list_trainers", is_flag=True, help="List the installed trainers and their options.")
