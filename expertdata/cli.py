@@ -146,6 +146,18 @@ def _stats_line(stats: dict | None) -> str:
     return "-" if stats is None else f"{stats['min']:.6g} / {stats['mean']:.6g} / {stats['max']:.6g}"
 
 
+def _lineage_line(entry: Any) -> str:
+    """One lineage entry in words, with what it records (entries differ by operation)."""
+    if not isinstance(entry, dict):
+        return repr(entry)
+    parts = [str(entry.get("operation", "?"))]
+    for key, label in (("from_format", "from"), ("episodes", "episodes"), ("episodes_before", "after"),
+                       ("parent_digest", "parent"), ("time", "at")):
+        if entry.get(key) is not None:
+            parts.append(f"{label} {entry[key]}")
+    return " ".join(parts)
+
+
 def _space_line(space: dict | None) -> str:
     if space is None:
         return "-"
@@ -183,8 +195,7 @@ def info(path: str, as_json: bool, no_digest: bool, trusted: bool) -> None:
         (shown(name)[1:-1], f["dtype"], tuple(f["shape"]), tuple(f["chunks"]) if f.get("chunks") else "-",
          f.get("compression", "-")) for name, f in summary["fields"].items()]))
     for entry in summary["lineage"]:
-        click.echo(f"lineage: {entry.get('operation')} from {entry.get('from_format')} "
-                   f"(parent {entry.get('parent_digest')}) at {entry.get('time')}")
+        click.echo("lineage: " + _lineage_line(entry))
 
 
 @main.command(short_help="Check a dataset against the digest its sender published.",

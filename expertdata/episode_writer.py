@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from . import atomic, formats, images, schema
+from . import atomic, formats, images, schema, spaces
 from .dataset import Dataset
 from .errors import UsageError
 from .storage import load, save
@@ -37,7 +37,7 @@ def episode_rows(episode: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _compatible(old: dict[str, Any], new: dict[str, Any], path: Path) -> None:
     for key in ("env_id", "observation_space", "action_space"):
-        if old.get(key) != new.get(key):
+        if not (old.get(key) == new.get(key) or key != "env_id" and spaces.same(old.get(key), new.get(key))):
             raise UsageError(f"{path}: cannot append: its {key} is {old.get(key)!r}, the recording's is "
                              f"{new.get(key)!r}")
 
@@ -104,8 +104,10 @@ class EpisodeWriter:
     def _open_existing(self) -> None:
         with load(self.path) as old:
             _compatible(dict(old.metadata), self.metadata, self.path)
-            self.metadata = {**old.metadata, "lineage": list(old.metadata.get("lineage", [])) +
-                             [{"operation": "append", "provenance": self.metadata.get("provenance")}]}
+            provenance = self.metadata.get("provenance") or {}
+            self.metadata = {**old.metadata, "lineage": list(old.metadata.get("lineage", [])) + [
+                {"operation": "append", "episodes_before": old.n_episodes, "time": provenance.get("time"),
+                 "provenance": provenance}]}
             self.n_transitions, self.n_episodes = old.n_transitions, old.n_episodes
             per = {name: old.field_per(name) for name in old.fields}
             if not self._backend.capabilities.resume:

@@ -205,7 +205,7 @@ class ExpertDataset:
                                      "give the env so that its spaces are used")
                 out.append(mine)
                 continue
-            if mine is not None and mine != theirs:
+            if mine is not None and not spaces.same(mine, theirs):
                 raise UsageError(f"{label} spaces differ: the dataset {self.name} has {json.dumps(mine)}, "
                                  f"{against} has {json.dumps(theirs)}")
             if mine is None:

@@ -28,7 +28,7 @@ def summarize(dataset: Dataset, with_digest: bool = True) -> dict[str, Any]:
     """A JSON-ready summary of a dataset."""
     meta = dataset.metadata
     return {
-        "source": dataset.source,
+        "path": dataset.source,
         "format": dataset.format,
         "schema_version": meta.get("schema_version", "sb2 (no metadata)"),
         "env_id": meta.get("env_id"),

@@ -26,11 +26,11 @@ def _number(x: float) -> float | str:
 
 
 def _numbers(a: np.ndarray) -> Any:
-    """A compact JSON form of a bound array: one number when every entry is the same."""
+    """A compact JSON form of a bound array: one number when every entry is the same; each the shortest
+    decimal that reads back as the same value of the array's dtype (4.8, not float32's 4.800000190734863)."""
     flat = a.ravel()
-    if flat.size and np.all(flat == flat[0]):
-        return _number(flat[0].item())
-    return [_number(v) for v in flat.tolist()]
+    values = [_number(float(str(v)) if flat.dtype.kind == "f" else v.item()) for v in flat]
+    return values[0] if values and all(v == values[0] for v in values) else values
 
 
 def _array(value: Any, shape: tuple[int, ...], dtype: str) -> np.ndarray:
@@ -99,6 +99,17 @@ def check_json(spec: Any) -> None:
         raise SpaceError(f"malformed {kind} space: {exc}") from None
 
 
+def same(a: dict | None, b: dict | None) -> bool:
+    """Whether two space JSON objects describe the same space (``None`` only equals ``None``): compared as
+    gymnasium spaces, so bounds written with more digits by older versions still match."""
+    if a is None or b is None:
+        return a is b
+    try:
+        return a == b or to_gymnasium(a) == to_gymnasium(b)
+    except SpaceError:
+        return False
+
+
 def row_shape(spec: dict) -> tuple[int, ...]:
     """The shape of one stored row: a Discrete value is stored as (1,), as SB2 did."""
     kind = spec["type"]
@@ -127,8 +138,8 @@ def row_dtype(spec: dict) -> np.dtype:
 def bounds(spec: dict) -> tuple[np.ndarray, np.ndarray]:
     """Inclusive (low, high) per entry of a row, for every kind of space."""
     kind, shape = spec["type"], row_shape(spec)
-    if kind == "Box":
-        return _array(spec["low"], shape, "f8"), _array(spec["high"], shape, "f8")
+    if kind == "Box":  # through the space's dtype: 4.8 in JSON bounds float32 rows at float32's 4.8
+        return tuple(_array(spec[key], shape, "f8").astype(spec["dtype"]).astype("f8") for key in ("low", "high"))
     if kind == "Discrete":
         start = int(spec.get("start", 0))
         return np.full(shape, start), np.full(shape, start + int(spec["n"]) - 1)

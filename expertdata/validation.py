@@ -73,6 +73,15 @@ class Report:
         return max((p.rule.exit_code for p in self.problems), default=0)
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 row``, ``3 rows``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _verb(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many
+
+
 def _problem(name: str, message: str, field_name: str | None = None, position: int | None = None,
              count: int = 1) -> Problem:
     return Problem(schema.RULES_BY_NAME[name], message, field_name, position, count)
@@ -267,11 +276,11 @@ def _value_problems(name: str, array: ArrayLike, spec: dict | None, hashes: _Epi
         begin += len(block)
     out = []
     if nonfinite[0]:
-        out.append(_problem("non-finite", f"{nonfinite[0]} rows hold NaN or infinity", name, nonfinite[1],
+        out.append(_problem("non-finite", f"{_count(nonfinite[0], 'row')} {_verb(nonfinite[0], 'holds', 'hold')} NaN or infinity", name, nonfinite[1],
                             nonfinite[0]))
     if outside[0]:
         rule = "box-out-of-bounds" if spec["type"] == "Box" else "outside-space"
-        out.append(_problem(rule, f"{outside[0]} rows lie outside the {spec['type']} space", name, outside[1],
+        out.append(_problem(rule, f"{_count(outside[0], 'row')} {_verb(outside[0], 'lies', 'lie')} outside the {spec['type']} space", name, outside[1],
                             outside[0]))
     return out
 
@@ -290,7 +299,7 @@ def _path_problems(name: str, paths: Mapping[str, int], root: Path | None, trust
                               ("image-missing", missing, "no such file")):
         if found:
             path, row = min(found.items(), key=lambda item: item[1])
-            out.append(_problem(rule, f"{len(found)} image paths are {what} (first: {path!r})", name, row,
+            out.append(_problem(rule, f"{_count(len(found), 'image path')} {_verb(len(found), 'is', 'are')} {what} (first: {path!r})", name, row,
                                 len(found)))
     return out
 
@@ -310,7 +319,7 @@ def _flagged(name: str, flags: ArrayLike, index: EpisodeIndex, out: list[Problem
             count, first = count + len(mid), first if first is not None else begin + int(mid[0])
         begin += len(block)
     if count:
-        out.append(_problem("flag-mid-episode", f"set on {count} steps that do not end their episode", name, first,
+        out.append(_problem("flag-mid-episode", f"set on {_count(count, 'step')} that {_verb(count, 'does', 'do')} not end its episode", name, first,
                             count))
     return ended
 
@@ -323,9 +332,11 @@ def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, An
     bad = ~np.isclose(returns, sums, rtol=schema.RETURNS_RTOL, atol=schema.RETURNS_ATOL) & np.isfinite(returns)
     if bad.any():
         e = int(np.argmax(bad))
-        out.append(_problem("episode-returns-mismatch", f"{int(bad.sum())} episodes' returns differ from the "
-                            f"sum of their rewards (episode {e}: {returns[e]!r} vs {sums[e]!r})",
-                            "episode_returns", e, int(bad.sum())))
+        n = int(bad.sum())
+        what = ("the return of 1 episode differs from the sum of its rewards" if n == 1 else
+                f"the returns of {n:,} episodes differ from the sums of their rewards")
+        out.append(_problem("episode-returns-mismatch", f"{what} (episode {e}: {float(returns[e]):.10g} vs "
+                            f"{float(sums[e]):.10g})", "episode_returns", e, n))
     last_steps = index.ends - 1
     ended = {name: _flagged(name, fields[name], index, out) for name in ("terminated", "truncated") if name in fields}
     if index.n_episodes:
@@ -340,7 +351,7 @@ def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, An
     if limit and "terminated" in ended:
         at_limit = (index.lengths == limit) & ended["terminated"]
         if at_limit.any():
-            out.append(_problem("terminated-at-time-limit", f"{int(at_limit.sum())} episodes are terminated at "
+            out.append(_problem("terminated-at-time-limit", f"{_count(int(at_limit.sum()), 'episode')} {_verb(int(at_limit.sum()), 'is', 'are')} terminated at "
                                 f"exactly the time limit ({limit} steps)", "terminated",
                                 int(last_steps[np.argmax(at_limit)]), int(at_limit.sum())))
     if len(hashes) == 2:
@@ -352,7 +363,7 @@ def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, An
             seen.setdefault(key, e)
         if duplicates:
             first, second = duplicates[0]
-            out.append(_problem("duplicate-episode", f"{len(duplicates)} episodes repeat an earlier one "
+            out.append(_problem("duplicate-episode", f"{_count(len(duplicates), 'episode')} {_verb(len(duplicates), 'repeats', 'repeat')} an earlier one "
                                 f"(episode {second} repeats episode {first})", "obs",
                                 int(index.starts[second]), len(duplicates)))
     return out
@@ -424,7 +435,7 @@ def check(fields: Mapping[str, ArrayLike], metadata: Any, root: Path | None, sou
     problems.extend(_unchecked(storage or {}, metadata))
     if index is not None:
         problems.extend(_episode_problems(fields, metadata, index, hashes))
-    return Report(source, tuple(problems))
+    return Report(source, tuple(sorted(problems, key=lambda p: p.rule.id)))
 
 
 def _unprefixed(message: str, source: str) -> str:

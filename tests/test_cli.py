@@ -217,3 +217,20 @@ def test_every_command_explains_itself():
         for each, args in [(command, [name])] + [(sub, [name, sub.name]) for sub in subcommands]:
             assert "Example:" in runner.invoke(main, args + ["--help"]).output, args
             assert all(p.help for p in each.params if isinstance(p, click.Option) and p.name != "help"), args
+
+
+def test_validate_reads_as_the_docs_show(tmp_path):
+    """Numbers as numbers, problems in the order of their rule ids, singular and plural right."""
+    arrays = make_arrays((2, 2))
+    arrays["rewards"] = np.array([0.5, 0.5, 1.0, 0.5])
+    arrays["episode_returns"] = np.array([1.0, 2.5])
+    arrays["obs"][2] = np.nan
+    path = expertdata.save(expertdata.Dataset.from_arrays({}, None, **arrays), tmp_path / "bad.npz").path
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{path}: error: E003 episode-returns-mismatch: episode_returns[1]: the return of 1 episode differs from "
+        "the sum of its rewards (episode 1: 2.5 vs 1.5)",
+        f"{path}: error: E007 non-finite: obs[2]: 1 row holds NaN or infinity"]
+    documented = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    assert all(line.replace(str(path), "bad.npz") in documented for line in result.stderr.splitlines())

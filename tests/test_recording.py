@@ -213,3 +213,27 @@ def test_images_go_to_npz_as_lossless_png_files_beside_it(tmp_path):
     decoded = np.stack([read_image(tmp_path / "b" / p) for p in paths["obs"][:]])
     assert np.array_equal(decoded, arrays["obs"][:])
     assert expertdata.validate(tmp_path / "b" / "d.npz").problems == ()
+
+
+def test_bounds_read_as_their_dtype_and_older_files_still_match(tmp_path):
+    """Box bounds are written as the shortest decimal of their dtype (4.8, not float32's 4.800000190734863);
+    a dataset that older versions wrote with every digit still matches the env, and appends."""
+    import gymnasium
+
+    from expertdata.experts import cartpole
+
+    space = expertdata.spaces.to_json(gymnasium.make("CartPole-v1").observation_space)
+    assert space["high"][0] == 4.8 and space["low"][2] == -0.41887903
+    path = tmp_path / "old.zarr"
+    generate_expert_traj(cartpole, path, "CartPole-v1", n_episodes=1)
+    with expertdata.load(path) as ds:
+        old = {**ds.metadata, "observation_space": {**space, "high": [4.800000190734863, "inf", 0.41887903213500977,
+                                                                      "inf"]}}
+        arrays = {k: np.asarray(a[:]) for k, a in ds.fields.items()}
+    older = expertdata.save(expertdata.Dataset.from_arrays(old, None, **arrays), tmp_path / "older.zarr").path
+    assert expertdata.validate(older).ok
+    dataset = expertdata.ExpertDataset(older, verbose=0)
+    assert dataset.fitting_spaces(*(gymnasium.make("CartPole-v1").observation_space,
+                                    gymnasium.make("CartPole-v1").action_space))[0].high[0] == np.float32(4.8)
+    with generate_expert_traj(cartpole, older, "CartPole-v1", n_episodes=1, seed=5, append=True) as appended:
+        assert appended.n_episodes == 2

@@ -39,7 +39,7 @@ def env_spaces(env: Any) -> tuple[dict, dict]:
 def check_spaces(have: tuple[dict, dict], want: tuple[dict, dict], have_name: str, want_name: str) -> None:
     """Refuse mismatched spaces with a message naming both sides."""
     for label, a, b in (("observation", have[0], want[0]), ("action", have[1], want[1])):
-        if a is not None and b is not None and a != b:
+        if a is not None and b is not None and not spaces.same(a, b):
             raise UsageError(f"{label} spaces differ: {have_name} has {json.dumps(a)}, {want_name} has "
                              f"{json.dumps(b)}")
 
