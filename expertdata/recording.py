@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import spaces
+from . import formats, spaces
 from .dataset import Dataset
 from .episode_writer import EpisodeWriter
 from .errors import ExpertDataError, UsageError
@@ -197,6 +197,16 @@ def recording_metadata(env: Any, model: Any, seed: int | None, deterministic: bo
     return metadata
 
 
+def with_format(path: str | Path) -> Path:
+    """``path`` as a dataset's name: kept when its suffix names a format, else with ``.npz`` added, as SB2
+    documented its ``save_path`` ("path without the extension")."""
+    try:
+        formats.for_path(path)
+        return Path(path)
+    except UsageError:
+        return Path(f"{path}.npz")
+
+
 def _what_was_kept(writer: EpisodeWriter, path: Path) -> str:
     """What an interrupted or failed recording left, in words."""
     where = writer.kept_at or path
@@ -238,9 +248,12 @@ def generate_expert_traj(model: Any, save_path: str | Path | None = None, env: A
     metadata = recording_metadata(env, model, seed, deterministic)
     seeds = [None if seed is None else seed + i for i in range(n_episodes)]
     run = _vector if _is_vector(env) else _serial
+    env_name = metadata.get("env_id", "episodes")
+    save_path = None if save_path is None else with_format(save_path)
     writer = EpisodeWriter(save_path, metadata, overwrite=overwrite, append=append, image_folder=image_folder)
     returns: list[float] = []
-    with tqdm(total=n_episodes, unit="episode", disable=None if progress else True) as bar:
+    with tqdm(total=n_episodes, unit="episode", desc=f"recording {Path(save_path).name if save_path else env_name}",
+              disable=None if progress else True) as bar:
         try:
             for episode in run(env, policy, seeds, metadata["observation_space"], metadata["action_space"]):
                 writer.write(episode)

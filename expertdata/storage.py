@@ -66,7 +66,7 @@ def _stream(dataset: Dataset, metadata: Mapping[str, Any], sink: formats.Sink, o
     the arrays with ``metadata`` (the metadata being written)."""
     digester = Digester()
     total = sum(row_bytes(a) * a.shape[0] for a in dataset.fields.values())
-    with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=None if progress else True, leave=False) as bar:
+    with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=None if progress else True) as bar:
         for name in sorted(dataset.fields):
             array = dataset.fields[name]
             row_shape = tuple(array.shape[1:])

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -237,3 +238,14 @@ def test_bounds_read_as_their_dtype_and_older_files_still_match(tmp_path):
                                     gymnasium.make("CartPole-v1").action_space))[0].high[0] == np.float32(4.8)
     with generate_expert_traj(cartpole, older, "CartPole-v1", n_episodes=1, seed=5, append=True) as appended:
         assert appended.n_episodes == 2
+
+
+def test_a_save_path_without_a_suffix_is_an_npz_as_sb2_documented(tmp_path, monkeypatch):
+    """SB2: ``generate_expert_traj(model, 'expert_cartpole', env, n_episodes=10)`` writes ``expert_cartpole.npz``;
+    a name whose suffix names a format keeps it."""
+    monkeypatch.chdir(tmp_path)
+    with generate_expert_traj(cartpole, "expert_cartpole", "CartPole-v1", n_episodes=2) as ds:
+        assert ds.format == "npz" and Path(ds.source).name == "expert_cartpole.npz"
+    with generate_expert_traj(cartpole, "kept.zarr", "CartPole-v1", n_episodes=1) as ds:
+        assert ds.format == "zarr"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["expert_cartpole.npz", "kept.zarr"]
