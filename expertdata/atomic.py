@@ -70,7 +70,7 @@ def check_destination(path: Path, inputs: Iterable[Path | str] = (), overwrite: 
         if source == target or target in source.parents:
             raise UsageError(f"{path} {'is' if source == target else 'holds'} the input {source}; write elsewhere")
     if path.exists() and not overwrite:
-        raise UsageError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
+        raise UsageError(f"{path} already exists; pass overwrite=True to replace it")
     if path.is_dir() and not path.is_symlink():
         if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
             raise UsageError(f"{path} holds the current directory; write elsewhere")

@@ -69,7 +69,7 @@ class _Group(click.Group):
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except ExpertDataError as exc:
-            click.echo(f"expertdata: error: {exc}", err=True)
+            click.echo(f"expertdata: error: {exc.for_command_line()}", err=True)
             sys.exit(exc.exit_code)
         except NoArgsIsHelpError as exc:  # a bare command: its help, as asked
             click.echo(exc.format_message())

@@ -77,7 +77,7 @@ class EpisodeWriter:
         capabilities = self._backend.capabilities
         exists = self.path.exists() or self.path.is_symlink()
         if exists and not (overwrite or append):
-            raise UsageError(f"{self.path} already exists; pass --overwrite to replace it or --append to add to it")
+            raise UsageError(f"{self.path} already exists; pass overwrite=True to replace it or append=True to add to it")
         if append and exists:
             self._open_existing()
             return

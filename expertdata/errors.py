@@ -5,10 +5,23 @@ Every error carries the exit code the CLI returns for it, so the CLI never has t
 from __future__ import annotations
 
 
+#: How the command line names the Python arguments that error messages mention.
+CLI_NAMES = {"overwrite=True": "--overwrite", "append=True": "--append", "trusted=True": "--trusted",
+             "check=False": "--no-check", "format=NAME": "--format NAME", "traj_limitation=": "--traj-limitation ",
+             "n_episodes=": "--episodes "}
+
+
 class ExpertDataError(Exception):
-    """Base of every error this package raises on purpose."""
+    """Base of every error this package raises on purpose. Messages name Python arguments
+    (``overwrite=True``); ``for_command_line`` names the options instead (``--overwrite``)."""
 
     exit_code = 2
+
+    def for_command_line(self) -> str:
+        message = str(self)
+        for python, option in CLI_NAMES.items():
+            message = message.replace(python, option)
+        return message
 
 
 class UnreadableError(ExpertDataError):

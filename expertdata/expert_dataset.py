@@ -230,7 +230,7 @@ class ExpertDataset:
             raise InvalidDatasetError(f"{self.name}: refused for training, it breaks rule{'s' * (len(rules) > 1)} "
                                       f"{', '.join(rules)} (first: {report.errors[0].one_line()}); "
                                       f"`expertdata validate {self.name}` lists every problem, and check=False "
-                                      "(--no-check) trains anyway", report.errors)
+                                      "trains anyway", report.errors)
         self._checked = True
 
     def split_size(self, split: str) -> int:

@@ -376,7 +376,7 @@ def raise_for(source: str, problems: Collection[Problem]) -> None:
     if not errors:
         return
     first = errors[0]
-    hint = "; trusted=True (--trusted) reads it from a file you trust" if first.rule.name == "outside-reference" else ""
+    hint = "; trusted=True reads it from a file you trust" if first.rule.name == "outside-reference" else ""
     more = f" (and {len(errors) - 1} more problems; run `expertdata validate`)" if len(errors) > 1 else ""
     if first.rule.unreadable:
         raise UnreadableError(f"{source}: {first.one_line()}{hint}{more}")

@@ -234,3 +234,13 @@ def test_validate_reads_as_the_docs_show(tmp_path):
         f"{path}: error: E007 non-finite: obs[2]: 1 row holds NaN or infinity"]
     documented = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
     assert all(line.replace(str(path), "bad.npz") in documented for line in result.stderr.splitlines())
+
+
+def test_errors_name_python_arguments_in_python_and_options_on_the_command_line(good, tmp_path):
+    out = tmp_path / "out.zarr"
+    expertdata.convert(good, out)
+    with pytest.raises(expertdata.UsageError) as caught:
+        expertdata.convert(good, out)
+    assert "overwrite=True" in str(caught.value) and "--overwrite" not in str(caught.value)
+    result = CliRunner().invoke(main, ["convert", str(good), str(out)])
+    assert result.exit_code == 2 and "--overwrite" in result.stderr and "overwrite=True" not in result.stderr

@@ -189,7 +189,7 @@ def test_existing_destination_needs_overwrite_or_append(tmp_path):
     for suffix in (".zarr", ".h5", ".npz"):
         path = tmp_path / f"d{suffix}"
         generate_expert_traj(pendulum, path, "Pendulum-v1", n_episodes=2, seed=0)
-        with pytest.raises(expertdata.UsageError, match="--overwrite .* --append"):
+        with pytest.raises(expertdata.UsageError, match="overwrite=True .* append=True"):
             generate_expert_traj(pendulum, path, "Pendulum-v1", n_episodes=1)
         appended = generate_expert_traj(pendulum, path, "Pendulum-v1", n_episodes=2, seed=2, append=True)
         assert appended.n_episodes == 4

@@ -43,7 +43,7 @@ def for_path(path: Path | str, format: str | None = None) -> Backend:
         if lower.endswith(backend.suffixes):
             return backend
     known = ", ".join(s for b in _backends() for s in b.suffixes)
-    raise UsageError(f"{path}: cannot tell the format from the name; use a suffix ({known}) or --format")
+    raise UsageError(f"{path}: cannot tell the format from the name; use a suffix ({known}) or format=NAME")
 
 
 def read_raw(path: Path | str, format: str | None = None, trusted: bool = False) -> Raw:

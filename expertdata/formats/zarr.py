@@ -99,7 +99,7 @@ def read(path: Path, trusted: bool = False) -> Raw:
     outside = {} if trusted or _is_zip(path) else _links_outside(path)
     if "" in outside:
         raise UnreadableError(f"{path}: E015 outside-reference: the store's own metadata is a link out of it "
-                              f"({outside['']}); pass --trusted (trusted=True) to read it anyway")
+                              f"({outside['']}); pass trusted=True to read it anyway")
     try:
         store = _open_for_reading(path)
         zip_names = zipfile.ZipFile(path).namelist() if _is_zip(path) else None
