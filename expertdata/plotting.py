@@ -68,46 +68,82 @@ def _observation_ranges(dataset: Dataset) -> tuple[str, np.ndarray, np.ndarray, 
     return ("channel" if image else "dimension"), lows, sums / max(count, 1), highs
 
 
+def _shared_bins(values: Sequence[np.ndarray], bins: int = 30) -> np.ndarray:
+    """Bin edges shared by every dataset; a single value still gets a bin one unit (or 1%) wide."""
+    joined = np.concatenate([v for v in values if v.size] or [np.zeros(1)])
+    low, high = float(joined.min()), float(joined.max())
+    if high == low:
+        half = max(0.5, abs(low) * 0.01)
+        return np.array([low - half, low + half])
+    return np.histogram_bin_edges(joined, bins=min(bins, max(1, len(np.unique(joined)))))
+
+
+def _grouped_histogram(ax: Any, values: Sequence[np.ndarray], colors: Sequence[str]) -> None:
+    """One histogram per dataset on shared bins, their bars side by side within each bin, so none hides
+    another."""
+    edges = _shared_bins(values)
+    widths = np.diff(edges) / len(values)
+    for k, (data, color) in enumerate(zip(values, colors)):
+        counts, _ = np.histogram(data, bins=edges)
+        ax.bar(edges[:-1] + k * widths, counts, width=widths, align="edge", color=color)
+    ax.set_ylabel("episodes")
+
+
 def figure(datasets: Sequence[Dataset], labels: Sequence[str] | None = None) -> Any:
-    """The four panels for one or more datasets, overlaid, as a matplotlib ``Figure``."""
+    """The four panels for one or more datasets, overlaid, as a matplotlib ``Figure``: one colour per
+    dataset, named in the legend above the panels."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
     labels = list(labels) if labels is not None else [Path(d.source).name for d in datasets]
+    colors = [f"C{k}" for k in range(len(datasets))]
     fig = Figure(figsize=(12, 8), layout="constrained")
     FigureCanvasAgg(fig)
     ax_ret, ax_len, ax_act, ax_obs = fig.subplots(2, 2).ravel()
+    returns = [np.asarray(d["episode_returns"][:], dtype=np.float64) for d in datasets]
+    _grouped_histogram(ax_ret, returns, colors)
+    _grouped_histogram(ax_len, [d.episodes.lengths for d in datasets], colors)
     width = 0.8 / len(datasets)
-    for k, (dataset, label) in enumerate(zip(datasets, labels)):
-        color = f"C{k}"
-        returns = np.asarray(dataset["episode_returns"][:], dtype=np.float64)
-        ax_ret.hist(returns, bins=30, alpha=0.5, color=color, label=f"{label} (mean {returns.mean():.1f})")
-        ax_len.hist(dataset.episodes.lengths, bins=30, alpha=0.5, color=color, label=label)
+    discrete = all(np.dtype(d["actions"].dtype).kind in "iub" for d in datasets)
+    styles = ["-", "--", ":", "-."]
+    dims_shown = 0
+    for k, (dataset, color) in enumerate(zip(datasets, colors)):
         actions = _sample(dataset["actions"])
         actions = actions.reshape(len(actions), -1)
-        if np.dtype(actions.dtype).kind in "iub":
+        if discrete:
             values, counts = np.unique(actions[:, 0], return_counts=True)
-            ax_act.bar(values + k * width, counts / counts.sum(), width=width, color=color, label=label)
-            ax_act.set_xlabel("action (first dimension)")
+            ax_act.bar(values + (k - (len(datasets) - 1) / 2) * width, counts / counts.sum(), width=width, color=color)
         else:
+            dims_shown = max(dims_shown, min(actions.shape[1], _MAX_ACTION_DIMS))
             for d in range(min(actions.shape[1], _MAX_ACTION_DIMS)):
-                ax_act.hist(actions[:, d], bins=40, histtype="step", color=color, linestyle=["-", "--", ":", "-."][d],
-                            label=f"{label} a[{d}]")
-            ax_act.set_xlabel("action value")
+                ax_act.hist(actions[:, d].astype(np.float64), bins=40, histtype="step", color=color,
+                            linestyle=styles[d], density=True)
         unit, low, mean, high = _observation_ranges(dataset)
-        dims = np.arange(len(low)) + k * width
-        ax_obs.vlines(dims, low, high, color=color, linewidth=3, alpha=0.6, label=label)
+        dims = np.arange(len(low)) + (k - (len(datasets) - 1) / 2) * width
+        ax_obs.vlines(dims, low, high, color=color, linewidth=3, alpha=0.7)
         ax_obs.plot(dims, mean, "o", color=color, markersize=4)
         ax_obs.set_xlabel(f"observation {unit}")
+    if discrete:
+        ax_act.set(xlabel="action (first dimension)", ylabel="share of steps")
+    else:
+        ax_act.set(xlabel="action value", ylabel="density")
+        if dims_shown > 1:
+            ax_act.legend([Line2D([], [], color="0.3", linestyle=styles[d]) for d in range(dims_shown)],
+                          [f"a[{d}]" for d in range(dims_shown)], fontsize="small", title="dimension")
     for ax, title in ((ax_ret, "episode returns"), (ax_len, "episode lengths"), (ax_act, "actions"),
                       (ax_obs, "observation ranges (min-max, dot: mean)")):
         ax.set_title(title)
-        ax.legend(fontsize="small")
     ax_ret.set_xlabel("return")
     ax_len.set_xlabel("steps")
-    for ax in (ax_obs, ax_len) + ((ax_act,) if np.dtype(datasets[0]["actions"].dtype).kind in "iub" else ()):
+    ax_obs.set_ylabel("value")
+    for ax in (ax_obs,) + ((ax_act,) if discrete else ()):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles = [Line2D([], [], color=c, linewidth=8) for c in colors]
+    names = [f"{label} ({d.n_episodes} episodes, mean return {r.mean():.1f})" if r.size else f"{label} (no episodes)"
+             for label, d, r in zip(labels, datasets, returns)]
+    fig.legend(handles, names, loc="outside upper center", ncols=min(3, len(datasets)), fontsize="small")
     return fig
 
 

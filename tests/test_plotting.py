@@ -60,3 +60,28 @@ def test_grayscale_images_are_ranged_per_channel_as_the_schema_defines_images():
     gray = expertdata.Dataset.from_arrays({"observation_space": space}, None, **arrays)
     unit, low, mean, high = _observation_ranges(gray)
     assert unit == "channel" and low.shape == (1,) and high[0] == frames.max() and np.isclose(mean[0], frames.mean())
+
+
+def _pixels_of(image: np.ndarray, rgb: tuple[int, int, int]) -> int:
+    return int((np.abs(image.astype(int) - rgb).sum(axis=-1) < 30).sum())
+
+
+def test_overlaid_datasets_with_constant_returns_each_show_their_bars(tmp_path):
+    """Two datasets whose returns and lengths never vary (every CartPole expert episode scores 500): each
+    panel still shows a bar of each colour, and a JPEG is a JPEG."""
+    from expertdata.experts import cartpole
+
+    a = expertdata.generate_expert_traj(cartpole, tmp_path / "a.zarr", "CartPole-v1", n_episodes=3)
+    b = expertdata.generate_expert_traj(cartpole, tmp_path / "b.npz", "CartPole-v1", n_episodes=2, seed=7)
+    result = CliRunner().invoke(main, ["plot", str(a.source), str(b.source), "--out", str(tmp_path / "f.jpg")])
+    a.close(), b.close()
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "f.jpg") as picture:
+        assert picture.format == "JPEG"
+        image = np.asarray(picture.convert("RGB"))
+    height, width = image.shape[0] // 2, image.shape[1] // 2
+    panels = {"returns": image[40:height, :width], "lengths": image[40:height, width:],
+              "actions": image[height:, :width]}
+    for name, panel in panels.items():
+        for colour in ((31, 119, 180), (255, 127, 14)):  # matplotlib's C0 and C1
+            assert _pixels_of(panel, colour) > 500, (name, colour)
