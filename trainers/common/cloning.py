@@ -21,12 +21,16 @@ from expertdata.training import TrainingData
 from ..protocol import Callback, LogRecord
 from .configs import CloningConfig
 from .data import as_training_data
+from .log_table import LogTable
 from .optim import Adam
 from .threads import torch_threads
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: Transitions per batch when the validation loss is computed (no gradients, so large batches).
 VALIDATION_BATCH = 4096
+#: What ``verbose`` prints of each log record.
+TABLE = {"iteration": "epoch", "timesteps": "transitions", "train_loss": "train loss", "val_loss": "val loss",
+         "transitions_per_second": "transitions/s"}
 
 
 @dataclass
@@ -90,6 +94,7 @@ def fit(loss_fn: Loss, params: Sequence[torch.nn.Parameter], dataset: TrainingDa
     start, transitions, outside, running, counted = time.perf_counter(), 0, 0.0, 0.0, 0
     bar = tqdm(total=total_steps * per_step, desc="bc", unit="transition", unit_scale=True,
                disable=None if progress and world.is_root else True)
+    table = LogTable(TABLE, log_interval) if verbose and world.is_root else None
     try:
         for step in range(1, total_steps + 1):
             obs, act = next(loader)
@@ -108,8 +113,8 @@ def fit(loss_fn: Loss, params: Sequence[torch.nn.Parameter], dataset: TrainingDa
                                 "val_loss": val_loss, "transitions_per_second": world.size * transitions / seconds})
             history.logs.append(record)
             bar.set_postfix(train_loss=f"{train_loss:.4f}", val_loss="-" if val_loss is None else f"{val_loss:.4f}")
-            if verbose and world.is_root and len(history.logs) % log_interval == 0:
-                tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+            if table is not None:
+                table.add(record)
             if callback is not None:
                 called = time.perf_counter()
                 answer = callback(record)
@@ -127,6 +132,8 @@ def fit(loss_fn: Loss, params: Sequence[torch.nn.Parameter], dataset: TrainingDa
     finally:
         bar.close()
         loader.close()
+        if table is not None:
+            table.finish()
     if best_state is not None:
         with torch.no_grad():
             for p, best in zip(params, best_state):

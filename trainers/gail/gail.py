@@ -26,6 +26,7 @@ from expertdata.training import TrainingData
 from ..common.cloning import History, pretrain
 from ..common.data import as_training_data, training_spaces
 from ..common.evaluation import EVAL_SEED
+from ..common.log_table import LogTable
 from ..common.optim import Adam
 from ..common.policy import Policy, check_spaces, env_spaces
 from ..common.running_stats import RunningMeanStd
@@ -36,6 +37,10 @@ from .discriminator import Discriminator
 from .ppo import ActorCritic, Rollout, gae, ppo_update
 
 STATE_FILE = "gail.json"
+#: What ``verbose`` prints of each log record (``log.csv`` and ``logs`` keep everything).
+TABLE = {"iteration": "iteration", "timesteps": "env steps", "env_return": "env return",
+         "d_accuracy_expert": "D acc expert", "d_accuracy_generator": "D acc gen", "d_loss": "D loss",
+         "approx_kl": "KL", "steps_per_second": "steps/s"}
 POLICY_NAMES = ("MlpPolicy", "CnnPolicy")
 
 
@@ -249,6 +254,7 @@ class GAIL:
             self.num_timesteps = 0
         per_iteration = cfg.g_step * cfg.n_steps * self.env.num_envs * self.world.size
         done, begun = 0, time.perf_counter()
+        table = LogTable(TABLE, log_interval) if self.verbose and self.world.is_root else None
         threads = threads_for(self.model.policy.features, cfg.torch_threads)
         with torch_threads(threads), tqdm(total=total_timesteps, unit="step", desc="gail",
                                           disable=None if progress and self.world.is_root else True) as bar:
@@ -260,9 +266,8 @@ class GAIL:
                 done += per_iteration
                 record = LogRecord(self.iteration, self.num_timesteps, time.perf_counter() - begun, values)
                 self.logs.append(record)
-                if self.verbose and self.world.is_root and self.iteration % log_interval == 0:
-                    tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                        for k, v in record.items()))
+                if table is not None:
+                    table.add(record)
                 if cfg.checkpoint_interval and self.iteration % cfg.checkpoint_interval == 0:
                     if cfg.checkpoint_dir is not None and self.world.is_root:
                         self.save(Path(cfg.checkpoint_dir) / f"{self.num_timesteps:09d}")
@@ -271,6 +276,8 @@ class GAIL:
                     answer = callback(record)
                     if answer is not None and not answer:
                         break
+        if table is not None:
+            table.finish()
         return self
 
     def _iterate(self, per_iteration: int) -> dict[str, Any]:
