@@ -43,10 +43,14 @@ def as_policy(model: Any, deterministic: bool = True) -> Policy:
 
 
 def _make_env(env: Any, model: Any) -> Any:
+    """The env to record in: the one given, else the model's (as SB2 did). A Stable-Baselines3 model holds
+    a ``VecEnv`` of gymnasium envs, whose first env is recorded in (SB2 recorded its first env too)."""
     if env is None:
         env = model.get_env() if hasattr(model, "get_env") else None
         if env is None:
             raise UsageError("no env given and the model has none; pass env=<gymnasium env or env id>")
+        if not _is_vector(env) and hasattr(env, "envs") and hasattr(env, "step_async"):
+            env = env.envs[0]
     from .envs import make
 
     return make(env)

@@ -14,13 +14,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
-#: Training budgets cut to a few iterations: (pattern, replacement). Examples show real budgets; their
-#: results are measured in benchmarks/, not here.
+#: Training budgets cut to a few iterations: (pattern of a budget, its most). Examples show real budgets;
+#: their results are measured in benchmarks/, not here.
 SHORT_BUDGETS = (
-    (r"learn\((total_timesteps=)?[\d_]+", r"learn(\g<1>2048"),
-    (r"n_epochs=\d+", "n_epochs=2"),
-    (r"--n-epochs \d+", "--n-epochs 2"),
-    (r"--steps \d+", "--steps 2048"),
+    (r"(learn\((?:total_timesteps=)?)([\d_]+)", 2048),
+    (r"(n_epochs=)(\d+)", 2),
+    (r"(--n-epochs )(\d+)", 2),
+    (r"(--steps )(\d+)", 2048),
+    (r"(n_timesteps=)(int\(1e5\)|[\d_]+)", 200),
 )
 
 
@@ -33,14 +34,16 @@ def code_blocks(path: Path) -> list[tuple[str, str]]:
 
 
 def shorten(code: str) -> str:
-    for pattern, replacement in SHORT_BUDGETS:
-        code = re.sub(pattern, replacement, code)
+    for pattern, most in SHORT_BUDGETS:
+        code = re.sub(pattern, lambda m: f"{m[1]}{min(most, int(eval(m[2].replace('_', ''))))}", code)
     return code
 
 
 def test_budgets_are_shortened_and_setup_commands_left_out():
-    assert shorten("model.learn(total_timesteps=300_000); bc.learn(100_000)") == \
-        "model.learn(total_timesteps=2048); bc.learn(2048)"
+    assert shorten("model.learn(total_timesteps=300_000); bc.learn(100_000); gail.learn(1000)") == \
+        "model.learn(total_timesteps=2048); bc.learn(2048); gail.learn(1000)"
+    assert shorten("generate_expert_traj(model, 'x', n_timesteps=int(1e5))") == \
+        "generate_expert_traj(model, 'x', n_timesteps=200)"
     assert shorten("expertdata train gail d --steps 300000 --n-epochs 30") == \
         "expertdata train gail d --steps 2048 --n-epochs 2"
     assert all("pip install" not in code for _, code in code_blocks(ROOT / "README.md"))
