@@ -60,12 +60,22 @@ def _is_vector(env: Any) -> bool:
     return hasattr(env, "num_envs") and hasattr(env, "single_action_space")
 
 
+class _Rows:
+    """How a recording's rows look, worked out once from the spaces rather than at every step."""
+
+    def __init__(self, obs_spec: dict, action_spec: dict) -> None:
+        self.obs_shape, self.obs_dtype = spaces.row_shape(obs_spec), spaces.row_dtype(obs_spec)
+        self.action_shape, self.action_dtype = spaces.row_shape(action_spec), spaces.row_dtype(action_spec)
+        self.action_size = int(np.prod(self.action_shape))
+        self.action_kind, self.discrete = action_spec["type"], action_spec["type"] == "Discrete"
+
+
 class _Episode:
     """The steps of one episode as they come, checked and cast to the spaces' row dtypes and shapes."""
 
     def __init__(self, index: int, seed: int | None, obs_spec: dict, action_spec: dict) -> None:
         self.index, self.seed = index, seed
-        self._obs_spec, self._action_spec = obs_spec, action_spec
+        self._form = _Rows(obs_spec, action_spec)
         self.rows: dict[str, list] = {k: [] for k in ("obs", "actions", "rewards", "terminated", "truncated")}
 
     def where(self) -> str:
@@ -73,36 +83,50 @@ class _Episode:
         return f"episode {self.index}{seed}, step {len(self.rows['obs'])}"
 
     def _obs(self, obs: Any) -> np.ndarray:
-        return np.asarray(obs).reshape(spaces.row_shape(self._obs_spec)).astype(spaces.row_dtype(self._obs_spec),
-                                                                                 copy=False)
+        return np.asarray(obs, dtype=self._form.obs_dtype).reshape(self._form.obs_shape)
 
-    def act(self, policy: Policy, obs: Any) -> np.ndarray:
-        """Ask the expert for an action; any failure names the episode and the step."""
+    def act(self, policy: Policy, obs: Any) -> Any:
+        """Ask the expert for an action; any failure names the episode and the step. A Discrete action
+        that is a plain integer is kept as it is (converted with the episode's other rows)."""
+        form = self._form
         try:
-            action = np.asarray(policy(obs))
+            action = policy(obs)
         except Exception as exc:
             raise RecordingError(f"{self.where()}: the expert raised {type(exc).__name__}: {exc}") from exc
-        shape, dtype = spaces.row_shape(self._action_spec), spaces.row_dtype(self._action_spec)
-        if action.size != int(np.prod(shape)):
+        if form.discrete and isinstance(action, (int, np.integer)):
+            return int(action)
+        action = np.asarray(action)
+        if action.size != form.action_size:
             raise RecordingError(f"{self.where()}: the expert returned an action of shape {action.shape}; the "
-                                 f"{self._action_spec['type']} action space needs {shape}")
-        if action.dtype.kind == "f" and not np.all(np.isfinite(action)):
+                                 f"{form.action_kind} action space needs {form.action_shape}")
+        if action.dtype.kind == "f" and not np.isfinite(action).all():
             raise RecordingError(f"{self.where()}: the expert returned a non-finite action {action.tolist()}")
-        return action.reshape(shape).astype(dtype, copy=False)
+        return action.reshape(form.action_shape).astype(form.action_dtype, copy=False)
 
-    def env_action(self, row: np.ndarray) -> Any:
+    def env_action(self, row: Any) -> Any:
         """The action as the env takes it: a Discrete action is a plain integer."""
-        return row.item() if self._action_spec["type"] == "Discrete" else row
+        return row if isinstance(row, int) else (row.item() if self._form.discrete else row)
 
-    def add(self, obs: Any, action: np.ndarray, reward: float, terminated: bool, truncated: bool) -> None:
-        for name, value in (("obs", self._obs(obs)), ("actions", action), ("rewards", float(reward)),
-                            ("terminated", bool(terminated)), ("truncated", bool(truncated))):
-            self.rows[name].append(value)
+    def add(self, obs: Any, action: Any, reward: float, terminated: bool, truncated: bool) -> None:
+        """Keep one step; the observation as the env returned it (converted with the episode's rows)."""
+        rows = self.rows
+        rows["obs"].append(obs)
+        rows["actions"].append(action)
+        rows["rewards"].append(float(reward))
+        rows["terminated"].append(bool(terminated))
+        rows["truncated"].append(bool(truncated))
 
     def finish(self, final_obs: Any) -> dict[str, np.ndarray]:
-        arrays = {name: np.asarray(values) for name, values in self.rows.items()}
-        arrays["final_obs"] = self._obs(final_obs)
-        return arrays
+        form, n = self._form, len(self.rows["rewards"])
+        try:
+            obs = np.asarray(self.rows["obs"], dtype=form.obs_dtype).reshape((n,) + form.obs_shape)
+            final = self._obs(final_obs)
+        except ValueError as exc:
+            raise RecordingError(f"{self.where()}: the env's observations do not fit its observation space "
+                                 f"{form.obs_shape} {form.obs_dtype}: {exc}") from exc
+        arrays = {name: np.asarray(values) for name, values in self.rows.items() if name != "obs"}
+        arrays["actions"] = np.asarray(self.rows["actions"], dtype=form.action_dtype).reshape((n,) + form.action_shape)
+        return {**arrays, "obs": obs, "final_obs": final}
 
 
 def _serial(env: Any, policy: Policy, seeds: list[int | None], obs_spec: dict,
@@ -149,7 +173,7 @@ def _vector(envs: Any, policy: Policy, seeds: list[int | None], obs_spec: dict,
         for i in np.flatnonzero(done):
             episode = running[i]
             if episode is not None:
-                episode.add(obs[i], rows[i], rewards[i], terminated[i], truncated[i])
+                episode.add(np.array(obs[i]), rows[i], rewards[i], terminated[i], truncated[i])
                 finished[episode.index] = episode.finish(infos["final_obs"][i] if same_step else next_obs[i])
                 running[i] = None
                 if started < len(seeds):
@@ -158,7 +182,7 @@ def _vector(envs: Any, policy: Policy, seeds: list[int | None], obs_spec: dict,
                     started += 1
         for i in np.flatnonzero(~done):
             if running[i] is not None:
-                running[i].add(obs[i], rows[i], rewards[i], False, False)
+                running[i].add(np.array(obs[i]), rows[i], rewards[i], False, False)
         if done.any():  # the reset returns every sub-env's current observation, the reset ones' fresh
             next_obs, _ = envs.reset(seed=reset_seeds, options={"reset_mask": done})
         obs = next_obs
