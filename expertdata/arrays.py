@@ -208,3 +208,34 @@ class RowWindow:
             raise TypeError("a row window is read by slices of rows")
         start, stop, step = key.indices(self.shape[0])
         return np.asarray(self._array[self._start + start:self._start + stop])[::step]
+
+
+class Appended:
+    """The rows of a lazy array followed by rows held in memory (a journal's tail), read only when sliced."""
+
+    def __init__(self, head: ArrayLike, tail: np.ndarray) -> None:
+        self._head, self._tail = head, tail
+        self._split = head.shape[0]
+        self.dtype = np.dtype(head.dtype)
+        self.shape = (self._split + len(tail),) + tuple(head.shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        middle = min(max(start, self._split), stop)
+        if middle > start:
+            read_into(self._head, start, middle, out[:middle - start])
+        out[middle - start:] = self._tail[middle - self._split:stop - self._split]
+
+    def will_need(self, start: int, stop: int) -> None:
+        if start < self._split:
+            will_need(self._head, start, min(stop, self._split))
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice):
+            raise TypeError("appended rows are read by slices of rows")
+        start, stop, step = key.indices(self.shape[0])
+        out = np.empty((max(0, stop - start),) + self.shape[1:], self.dtype)
+        self.read_into(start, max(start, stop), out)
+        return out[::step]

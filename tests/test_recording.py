@@ -16,6 +16,7 @@ import pytest
 import expertdata
 from expertdata import envs as pixel
 from expertdata.experts import cartpole, pendulum
+from expertdata.formats.chunked import journal_of
 from expertdata.recording import RecordingError, generate_expert_traj
 
 from .conftest import assert_same_arrays
@@ -183,6 +184,11 @@ def test_a_killed_recording_leaves_every_finished_episode(tmp_path, suffix):
         assert (kept.n_episodes, kept.n_transitions) == (3, 600)
         assert_same_arrays(kept, generate_expert_traj(pendulum, None, "Pendulum-v1", n_episodes=3, seed=0)
                            .with_metadata(kept.metadata))
+    assert journal_of(out).exists()  # the episodes after the first commit are in the journal beside it
+    resumed = generate_expert_traj(pendulum, out, "Pendulum-v1", n_episodes=2, seed=3, append=True)
+    assert resumed.n_episodes == 5 and not journal_of(out).exists()
+    assert_same_arrays(resumed, generate_expert_traj(pendulum, None, "Pendulum-v1", n_episodes=5, seed=0)
+                       .with_metadata(resumed.metadata))
 
 
 def test_existing_destination_needs_overwrite_or_append(tmp_path):

@@ -13,14 +13,16 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..arrays import Guarded
+from ..arrays import ArrayLike, Guarded
 from ..atomic import remove, replace, temporary
 from ..errors import UnreadableError
 from ..schema import shown
 from .base import COMMIT_KEY, METADATA_KEY, Capabilities, Coverage, Finding, Raw, WriteOptions, metadata_from_json
-from .chunked import ChunkedSink, as_read, commit_mark, missing_chunks
+from .chunked import ChunkedSink, add_journal, as_read, commit_mark, journal_of, missing_chunks
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: The commit mark's attribute naming the token of the file's journal.
+JOURNAL_KEY = "journal"
 
 
 class _Rows:
@@ -140,9 +142,24 @@ def _coverage(ds: h5py.Dataset) -> Coverage:
     return missing
 
 
+def _mark(f: h5py.File) -> tuple[tuple[int, int] | None, str | None]:
+    """The file's commit mark and its journal token, each ``None`` when absent; ``ValueError`` when the
+    mark is malformed."""
+    if COMMIT_KEY not in f:
+        mark = f.attrs.get(COMMIT_KEY)  # files streamed before commit marks were datasets
+        return (None if mark is None else commit_mark(mark)), None
+    token = f[COMMIT_KEY].attrs.get(JOURNAL_KEY)
+    return commit_mark(f[COMMIT_KEY][()]), token.decode() if isinstance(token, bytes) else None
+
+
 def read(path: Path, trusted: bool = False) -> Raw:
     f = _open(path)
     raw = Raw({}, {}, path.parent, "hdf5", closer=f.close)
+    stored: dict[str, _Rows] = {}
+
+    def field(name: str, rows: ArrayLike) -> ArrayLike:
+        return Guarded(as_read(rows, f[name].attrs), f"{path}: field {shown(name)}")
+
     try:
         for name in f.keys():
             if name == COMMIT_KEY:
@@ -162,24 +179,25 @@ def read(path: Path, trusted: bool = False) -> Raw:
                 raw.findings.append(Finding("outside-reference", why, name))
                 raw.withheld.add(name)
                 continue
-            raw.fields[name] = Guarded(as_read(_Rows(obj), obj.attrs), f"{path}: field {shown(name)}")
+            stored[name] = _Rows(obj)
+            raw.fields[name] = field(name, stored[name])
             raw.storage[name] = {"chunks": list(obj.chunks) if obj.chunks else None,
                                  "compression": _compression_label(obj), "checksum": bool(obj.fletcher32)}
             raw.coverage[name] = _coverage(obj)
         text = f.attrs.get(METADATA_KEY)
         raw.metadata = metadata_from_json(text, path) if text is not None else {}
-        mark = f[COMMIT_KEY][()] if COMMIT_KEY in f else f.attrs.get(COMMIT_KEY)
-        if mark is not None:
-            try:
-                raw.committed = commit_mark(mark)
-            except ValueError as exc:
-                raw.findings.append(Finding("bad-metadata", str(exc)))
+        try:
+            raw.committed, token = _mark(f)
+        except ValueError as exc:
+            raw.findings.append(Finding("bad-metadata", str(exc)))
+            token = None
     except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
         f.close()
         raise UnreadableError(f"{path}: corrupt HDF5 file ({exc})") from None
     except UnreadableError:
         f.close()
         raise
+    add_journal(raw, journal_of(path), token, stored, field, trusted)
     return raw
 
 
@@ -230,10 +248,11 @@ class Hdf5Sink(ChunkedSink):
     that the file on disk is consistent at every moment, and a writer killed at any point leaves every
     committed episode readable (without it, a kill while a compressed chunk was rewritten in place lost
     the file). The commit mark is then a small dataset, since SWMR mode cannot change attributes.
+    Commits after the first go to a journal beside the file (``journal_of``).
     """
 
     def __init__(self, path: Path, options: WriteOptions, append: bool = False) -> None:
-        super().__init__(options, options.codec(BACKEND))
+        super().__init__(options, options.codec(BACKEND), journal_of(path))
         self._path = path
         self._file = h5py.File(path, "a" if append else "w", libver=LIBVER)
 
@@ -257,7 +276,7 @@ class Hdf5Sink(ChunkedSink):
         if len(block):
             try:
                 array.write_direct(np.ascontiguousarray(block), dest_sel=np.s_[begin:begin + len(block)])
-            except RuntimeError as exc:
+            except (OSError, RuntimeError) as exc:
                 raise _write_failure(exc) from None
 
     def _set_attr(self, key: str, text: str) -> None:
@@ -269,13 +288,20 @@ class Hdf5Sink(ChunkedSink):
                 del self._file.attrs[COMMIT_KEY]
             if COMMIT_KEY not in self._file:
                 self._file.create_dataset(COMMIT_KEY, data=np.zeros(2, np.int64))
+            self._file[COMMIT_KEY].attrs[JOURNAL_KEY] = fixed_text(self._token)
             self._file.swmr_mode = True
-        self._file[COMMIT_KEY][...] = (transitions, episodes)
+        try:
+            self._file[COMMIT_KEY][...] = (transitions, episodes)
+        except (OSError, RuntimeError) as exc:
+            raise _write_failure(exc) from None
+
+    def _stored_mark(self) -> tuple[tuple[int, int] | None, str | None]:
+        return _mark(self._file)
 
     def _flush(self) -> None:
         try:
             self._file.flush()
-        except RuntimeError as exc:
+        except (OSError, RuntimeError) as exc:
             raise _write_failure(exc) from None
 
     def _close(self) -> None:
@@ -291,6 +317,7 @@ class Hdf5Sink(ChunkedSink):
         crashes the process at exit trying to write them. So the file's descriptor is pointed at /dev/null
         first; its writes then succeed into nothing (the caller removes the file, or keeps what was
         committed before the failure)."""
+        self._drop_journal()
         if not self._file.id.valid:
             return
         null = os.open(os.devnull, os.O_WRONLY)

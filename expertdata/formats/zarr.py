@@ -17,12 +17,12 @@ import zarr
 import zarr.codecs
 import zarr.storage
 
-from ..arrays import Guarded
+from ..arrays import ArrayLike, Guarded
 from ..atomic import remove
 from ..errors import UnreadableError
 from ..schema import shown
 from .base import COMMIT_KEY, METADATA_KEY, Capabilities, Coverage, Finding, Raw, WriteOptions, metadata_from_json
-from .chunked import ChunkedSink, as_read, commit_mark, missing_chunks
+from .chunked import ChunkedSink, add_journal, as_read, commit_mark, journal_of, journal_token, missing_chunks
 
 _CODECS = {"zstd": lambda level: zarr.codecs.ZstdCodec(level=1 if level is None else level),
            "gzip": lambda level: zarr.codecs.GzipCodec(level=5 if level is None else level)}
@@ -106,12 +106,17 @@ def read(path: Path, trusted: bool = False) -> Raw:
         group = zarr.open_group(store, mode="r", zarr_format=3)
         raw = Raw({}, {}, path.parent, "zarr-zip" if _is_zip(path) else "zarr", closer=store.close)
         keys = _keys(path, zip_names)
-        for name, array in group.arrays():
+        arrays = dict(group.arrays())
+
+        def field(name: str, rows: ArrayLike) -> ArrayLike:
+            return Guarded(as_read(rows, arrays[name].attrs), f"{path}: field {shown(name)}")
+
+        for name, array in arrays.items():
             if name in outside:
                 raw.findings.append(Finding("outside-reference", f"a link out of the store: {outside[name]}", name))
                 raw.withheld.add(name)
                 continue
-            raw.fields[name] = Guarded(as_read(array, array.attrs), f"{path}: field {shown(name)}")
+            raw.fields[name] = field(name, array)
             raw.storage[name] = {"chunks": list(array.chunks), "compression": _compression_label(array),
                                  "checksum": any(isinstance(c, zarr.codecs.Crc32cCodec) for c in array.compressors)}
             raw.coverage[name] = _coverage(array, keys)
@@ -130,6 +135,8 @@ def read(path: Path, trusted: bool = False) -> Raw:
             raw.committed = commit_mark(mark)
         except ValueError as exc:
             raw.findings.append(Finding("bad-metadata", str(exc)))
+    if zip_names is None:
+        add_journal(raw, journal_of(path), journal_token(mark), arrays, field, trusted)
     return raw
 
 
@@ -154,12 +161,15 @@ def _pack(folder: Path, path: Path) -> None:
 class ZarrSink(ChunkedSink):
     """Writes a directory store, every file replaced atomically by zarr, so a killed writer leaves the
     store as of its last commit. A zip store is written as a directory beside it and zipped on close,
-    because a zip member cannot be rewritten and metadata is rewritten as arrays grow."""
+    because a zip member cannot be rewritten and metadata is rewritten as arrays grow.
+
+    Commits after the first go to a journal beside the store (``journal_of``).
+    """
 
     def __init__(self, path: Path, options: WriteOptions, append: bool = False) -> None:
-        super().__init__(options, options.codec(BACKEND))
         self._zip = path if _is_zip(path) else None
         self._folder = path.with_name(path.name + ".d") if self._zip else path
+        super().__init__(options, options.codec(BACKEND), None if self._zip else journal_of(path))
         self._store = zarr.storage.LocalStore(self._folder)
         self._group = zarr.open_group(self._store, mode="r+" if append else "w", zarr_format=3)
 
@@ -184,7 +194,12 @@ class ZarrSink(ChunkedSink):
         self._group.attrs[key] = text
 
     def _write_mark(self, transitions: int, episodes: int) -> None:
-        self._set_attr(COMMIT_KEY, json.dumps({"transitions": transitions, "episodes": episodes}))
+        self._set_attr(COMMIT_KEY, json.dumps({"transitions": transitions, "episodes": episodes,
+                                               "journal": self._token}))
+
+    def _stored_mark(self) -> tuple[tuple[int, int] | None, str | None]:
+        mark = self._group.attrs.get(COMMIT_KEY)
+        return (None, None) if mark is None else (commit_mark(mark), journal_token(mark))
 
     def _close(self) -> None:
         self._store.close()
@@ -193,6 +208,7 @@ class ZarrSink(ChunkedSink):
             remove(self._folder)
 
     def abort(self) -> None:
+        self._drop_journal()
         self._store.close()
         if self._zip is not None:
             remove(self._folder)

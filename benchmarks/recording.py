@@ -1,0 +1,103 @@
+"""Recording speed beside the bare env loop, in one run.
+
+    python benchmarks/recording.py [--episodes 100] [--runs 5] [--env CartPole-v1]
+
+Records ``--episodes`` episodes of a hand-written expert (``expertdata.experts``) with
+``generate_expert_traj``: in memory, to ``.npz``, Zarr and HDF5, and, when Minari is installed, with
+Minari's ``DataCollector`` (HDF5). Each run times the bare loop (reset, expert, step; nothing kept) and
+every recorder in turn, in the same process, then the ratio of each recorder to that run's bare loop; the
+table shows medians over the runs. Goal (issue 21): Zarr and HDF5 at most 1.5x the bare loop, with every
+finished episode surviving a kill (``benchmarks/crash_safety.py``).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import gymnasium as gym
+
+import expertdata
+from expertdata.experts import BUILTIN
+
+
+def bare_loop(env_id: str, episodes: int, work: Path) -> None:
+    env, expert = gym.make(env_id), BUILTIN_BY_ENV[env_id]
+    for seed in range(episodes):
+        obs, _ = env.reset(seed=seed)
+        done = False
+        while not done:
+            obs, _, terminated, truncated, _ = env.step(expert(obs))
+            done = terminated or truncated
+
+
+def recorder(suffix: str | None) -> Callable[[str, int, Path], None]:
+    def record(env_id: str, episodes: int, work: Path) -> None:
+        path = None if suffix is None else work / f"demo{suffix}"
+        dataset = expertdata.generate_expert_traj(BUILTIN_BY_ENV[env_id], path, env_id, n_episodes=episodes,
+                                                  seed=0, progress=False)
+        if dataset is not None:
+            dataset.close()
+    return record
+
+
+def minari_collector(env_id: str, episodes: int, work: Path) -> None:
+    import os
+
+    import minari
+
+    os.environ["MINARI_DATASETS_PATH"] = str(work / "minari")
+    env, expert = minari.DataCollector(gym.make(env_id)), BUILTIN_BY_ENV[env_id]
+    for seed in range(episodes):
+        obs, _ = env.reset(seed=seed)
+        done = False
+        while not done:
+            obs, _, terminated, truncated, _ = env.step(expert(obs))
+            done = terminated or truncated
+    env.create_dataset(dataset_id=f"bench/{env_id.split('-')[0].lower()}-expert-v0")
+    env.close()
+
+
+BUILTIN_BY_ENV = {env_id: expert for env_id, expert in BUILTIN.values()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--env", default="CartPole-v1", choices=sorted(BUILTIN_BY_ENV))
+    args = parser.parse_args()
+    steps: dict[str, Callable[[str, int, Path], None]] = {
+        "bare env loop (baseline)": bare_loop, "in memory": recorder(None), ".npz": recorder(".npz"),
+        "Zarr": recorder(".zarr"), "HDF5": recorder(".h5")}
+    try:
+        import minari  # noqa: F401
+        steps["Minari DataCollector (HDF5)"] = minari_collector
+    except ImportError:
+        print("Minari is not installed: its DataCollector is left out (pip install minari)")
+    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    ratios: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.runs):
+        for name, step in steps.items():
+            work = Path(tempfile.mkdtemp(prefix="expertdata-bench-"))
+            try:
+                start = time.perf_counter()
+                step(args.env, args.episodes, work)
+                seconds[name].append(time.perf_counter() - start)
+            finally:
+                shutil.rmtree(work)
+        bare = seconds["bare env loop (baseline)"][-1]
+        for name in steps:
+            ratios[name].append(seconds[name][-1] / bare)
+    print(f"{args.env}, {args.episodes} episodes, median of {args.runs} runs")
+    print(f"{'recorder':<30} {'seconds':>8} {'x bare loop':>12}")
+    for name in steps:
+        print(f"{name:<30} {statistics.median(seconds[name]):>8.3f} {statistics.median(ratios[name]):>12.2f}")
+
+
+if __name__ == "__main__":
+    main()
