@@ -6,7 +6,8 @@ Records ``--episodes`` episodes of a hand-written expert (``expertdata.experts``
 ``generate_expert_traj``: in memory, to ``.npz``, Zarr and HDF5, and, when Minari is installed, with
 Minari's ``DataCollector`` (HDF5). Each run times the bare loop (reset, expert, step; nothing kept) and
 every recorder in turn, in the same process, then the ratio of each recorder to that run's bare loop; the
-table shows medians over the runs. Goal (issue 21): Zarr and HDF5 at most 1.5x the bare loop, with every
+table shows medians over the runs, of wall time and of CPU time (every thread of the process, the kernel's
+time included; steadier than wall time on a shared machine). Goal (issue 21): Zarr and HDF5 at most 1.5x the bare loop, with every
 finished episode surviving a kill (``benchmarks/crash_safety.py``).
 """
 from __future__ import annotations
@@ -79,24 +80,26 @@ def main() -> None:
         steps["Minari DataCollector (HDF5)"] = minari_collector
     except ImportError:
         print("Minari is not installed: its DataCollector is left out (pip install minari)")
-    seconds: dict[str, list[float]] = {name: [] for name in steps}
-    ratios: dict[str, list[float]] = {name: [] for name in steps}
+    clocks = {"wall": time.perf_counter, "cpu": time.process_time}
+    seconds = {(name, clock): [] for name in steps for clock in clocks}
+    ratios = {(name, clock): [] for name in steps for clock in clocks}
     for _ in range(args.runs):
         for name, step in steps.items():
             work = Path(tempfile.mkdtemp(prefix="expertdata-bench-"))
             try:
-                start = time.perf_counter()
+                start = {clock: now() for clock, now in clocks.items()}
                 step(args.env, args.episodes, work)
-                seconds[name].append(time.perf_counter() - start)
+                for clock, now in clocks.items():
+                    seconds[name, clock].append(now() - start[clock])
             finally:
                 shutil.rmtree(work)
-        bare = seconds["bare env loop (baseline)"][-1]
-        for name in steps:
-            ratios[name].append(seconds[name][-1] / bare)
+        for key in seconds:
+            ratios[key].append(seconds[key][-1] / seconds["bare env loop (baseline)", key[1]][-1])
     print(f"{args.env}, {args.episodes} episodes, median of {args.runs} runs")
-    print(f"{'recorder':<30} {'seconds':>8} {'x bare loop':>12}")
+    print(f"{'recorder':<30} {'wall s':>8} {'x bare':>7} {'CPU s':>8} {'x bare':>7}")
     for name in steps:
-        print(f"{name:<30} {statistics.median(seconds[name]):>8.3f} {statistics.median(ratios[name]):>12.2f}")
+        print(f"{name:<30}" + "".join(f" {statistics.median(seconds[name, clock]):>8.3f} "
+                                      f"{statistics.median(ratios[name, clock]):>7.2f}" for clock in clocks))
 
 
 if __name__ == "__main__":

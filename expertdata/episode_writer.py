@@ -69,33 +69,43 @@ class EpisodeWriter:
         self._memory: list[dict[str, np.ndarray]] = []
         self._sink: formats.StreamingSink | None = None
         self._backend = formats.for_path(self.path) if self.path is not None else None
-        self._existing: Dataset | None = None
         self._created = False
         self._target = self.path
         if self.path is None:
             return
-        capabilities = self._backend.capabilities
         exists = self.path.exists() or self.path.is_symlink()
         if exists and not (overwrite or append):
             raise UsageError(f"{self.path} already exists; pass overwrite=True to replace it or append=True to add to it")
+        streams = self._backend.capabilities.streaming
+        #: Where episodes stream to when the destination's format cannot stream.
+        self._staged = None if streams else Path(f"{atomic.temporary(self.path, RECORDING)}.zarr")
+        self._stream_backend = cast(formats.ResumableBackend, self._backend if streams else formats.by_name("zarr"))
         if append and exists:
             self._open_existing()
             return
         if exists:
             atomic.check_destination(self.path, overwrite=True, replaceable=self._backend.sniff)
             self._target = atomic.temporary(self.path, RECORDING)
-        if capabilities.streaming:
-            try:
-                self._target.parent.mkdir(parents=True, exist_ok=True)
-                self._sink = cast(formats.StreamingSink,
-                                  self._backend.writer(self._target, options or capabilities.streaming_options))
-            except OSError as exc:
-                raise atomic.write_error(self._target, exc) from None
-            self._created = True
-            self._sink.set_metadata(self.metadata)
-            for name, (dtype, row_shape) in schema.recorded_fields(self.metadata).items():
-                self._sink.add_field(name, dtype, row_shape, None)
-            self._sink.commit(0, 0)  # from here on, the destination reads as a valid (empty) dataset
+        self._start(options)
+
+    @property
+    def _stream_path(self) -> Path:
+        return self._staged or self._target
+
+    def _start(self, options: formats.WriteOptions | None) -> None:
+        """Create the store that episodes stream to, readable as a valid (empty) dataset from here on."""
+        path = self._stream_path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._sink = cast(formats.StreamingSink, self._stream_backend.writer(
+                path, options or self._stream_backend.capabilities.streaming_options))
+        except OSError as exc:
+            raise atomic.write_error(path, exc) from None
+        self._created = True
+        self._sink.set_metadata(self.metadata)
+        for name, (dtype, row_shape) in self._fields.items():
+            self._sink.add_field(name, dtype, row_shape, None)
+        self._sink.commit(0, 0)
 
     @property
     def streaming(self) -> bool:
@@ -110,12 +120,9 @@ class EpisodeWriter:
                  "provenance": provenance}]}
             self.n_transitions, self.n_episodes = old.n_transitions, old.n_episodes
             per = {name: old.field_per(name) for name in old.fields}
-            if not self._backend.capabilities.resume:
-                self._existing = Dataset.from_arrays(old.metadata, old.root,
-                                                     **{k: np.asarray(a[:]) for k, a in old.fields.items()})
-                return
-        backend = cast(formats.ResumableBackend, self._backend)
-        self._sink = backend.reopen(self.path, self.n_transitions, self.n_episodes, per)
+            if self._staged is not None:  # the old episodes are staged first, then the new ones follow
+                save(old, self._staged)
+        self._sink = self._stream_backend.reopen(self._stream_path, self.n_transitions, self.n_episodes, per)
 
     def _image_paths(self, frames: np.ndarray, names: list[str]) -> np.ndarray:
         root = self.path.parent
@@ -123,12 +130,25 @@ class EpisodeWriter:
             target = images.resolve(root, name)
             images.write_png(target, frame)
             self._images_written.append(target)
-        return np.array(names)
+        return np.array(names, dtype=self._fields["obs"][0])
+
+    @property
+    def _images_as_files(self) -> bool:
+        return (self.path is not None and self._backend.capabilities.images_as_files
+                and schema.is_image(self.metadata.get("observation_space")))
+
+    @property
+    def _fields(self) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        """Each recorded field's dtype and row shape: images kept as files are their paths, of one width."""
+        fields = schema.recorded_fields(self.metadata)
+        if self._images_as_files:
+            width = len(f"{self._image_folder.rstrip('/')}/final_{0:06d}.png") + 4  # up to 10^10 steps
+            fields.update(obs=(np.dtype(f"U{width}"), ()), final_obs=(np.dtype(f"U{width}"), ()))
+        return fields
 
     def _to_rows(self, episode: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = episode_rows(episode)
-        if (self.path is not None and self._backend.capabilities.images_as_files
-                and schema.is_image(self.metadata.get("observation_space"))):
+        if self._images_as_files:
             folder = self._image_folder.rstrip("/")
             first = self.n_transitions
             rows["obs"] = self._image_paths(rows["obs"], [f"{folder}/{first + t:09d}.png"
@@ -147,7 +167,7 @@ class EpisodeWriter:
     def _write(self, episode: dict[str, np.ndarray]) -> None:
         rows = self._to_rows(episode)
         if self._sink is not None:
-            if not self._created and not self.n_new:  # appending: the lineage is written with the first episode
+            if not self.n_new and not self._created:  # appending: the lineage is written with the first episode
                 self._sink.set_metadata(self.metadata)
             for name in schema.RECORDED:
                 self._sink.append(name, rows[name])
@@ -161,10 +181,8 @@ class EpisodeWriter:
             self._sink.commit(self.n_transitions, self.n_episodes)
 
     def _in_memory(self) -> Dataset:
-        parts = ([{k: np.asarray(self._existing[k][:]) for k in schema.RECORDED}]
-                 if self._existing is not None else []) + self._memory
-        return Dataset.from_arrays(self.metadata, self.path.parent if self.path else None,
-                                   **{k: np.concatenate([p[k] for p in parts]) for k in schema.RECORDED})
+        return Dataset.from_arrays(self.metadata, None, **{k: np.concatenate([p[k] for p in self._memory])
+                                                           for k in schema.RECORDED})
 
     def close(self, complete: bool = True) -> Dataset | None:
         """Finish the dataset: returns it (lazy for streaming formats), or ``None`` when nothing new was
@@ -175,24 +193,25 @@ class EpisodeWriter:
         """
         for image in self._images_written:  # frames of an episode that did not finish
             image.unlink(missing_ok=True)
+        if self.path is None:
+            return self._in_memory() if self.n_new else None
         if self._sink is not None:
             sink, self._sink = self._sink, None
-            if self._created and not self.n_new:  # nothing recorded: leave nothing behind
+            if not self.n_new and (self._created or self._staged):  # nothing recorded: leave nothing behind
                 sink.abort()
-                atomic.remove(self._target)
+                atomic.remove(self._stream_path)
             else:
                 try:
                     sink.close()
                 except OSError as exc:  # the sink is released; what was committed before is kept
                     if complete:
-                        raise atomic.write_error(self._target, exc) from None
-        elif self.n_new:
-            dataset = self._in_memory()
-            if self.path is None:
-                return dataset
-            save(dataset, self._target, overwrite=True)
-        if self.path is None or not self.n_new:
+                        raise atomic.write_error(self._stream_path, exc) from None
+        if not self.n_new:
             return None
+        if self._staged is not None:
+            with load(self._staged) as staged:
+                save(staged, self._target, overwrite=True)
+            atomic.remove(self._staged)
         if self._target != self.path:
             if not complete:
                 self.kept_at = self._target

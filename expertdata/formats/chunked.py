@@ -22,7 +22,7 @@ import numpy as np
 
 from ..arrays import Appended, ArrayLike, RowWindow, TextView, text_to_codes
 from ..errors import UsageError
-from ..schema import field_name_problem, field_per
+from ..schema import field_name_problem, field_per, shown
 from . import journal
 from .base import METADATA_KEY, TEXT_DTYPE_KEY, Finding, Raw, WriteOptions, metadata_to_json
 
@@ -214,7 +214,12 @@ class ChunkedSink:
         self._filled[name] = 0
 
     def append(self, name: str, block: np.ndarray) -> None:
-        block = text_to_codes(block) if block.dtype.kind == "U" else block
+        if block.dtype.kind == "U":  # stored at the array's width (text from another source may be narrower)
+            width = self._arrays[name].shape[-1]
+            if block.dtype.itemsize // 4 > width:
+                raise UsageError(f"field {shown(name)}: text of {block.dtype.itemsize // 4} characters does not fit "
+                                 f"its stored width of {width}")
+            block = text_to_codes(block.astype(f"<U{width}"))
         if self._journal is None:
             self._append_rows(name, block)
         else:
