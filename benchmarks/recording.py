@@ -13,6 +13,8 @@ finished episode surviving a kill (``benchmarks/crash_safety.py``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import shutil
 import statistics
 import tempfile
@@ -47,11 +49,9 @@ def recorder(suffix: str | None) -> Callable[[str, int, Path], None]:
 
 
 def minari_collector(env_id: str, episodes: int, work: Path) -> None:
-    import os
-
     import minari
 
-    os.environ["MINARI_DATASETS_PATH"] = str(work / "minari")
+    os.environ["MINARI_DATASETS_PATH"] = str(work / "minari")  # its datasets go to the run's folder
     env, expert = minari.DataCollector(gym.make(env_id)), BUILTIN_BY_ENV[env_id]
     for seed in range(episodes):
         obs, _ = env.reset(seed=seed)
@@ -75,10 +75,9 @@ def main() -> None:
     steps: dict[str, Callable[[str, int, Path], None]] = {
         "bare env loop (baseline)": bare_loop, "in memory": recorder(None), ".npz": recorder(".npz"),
         "Zarr": recorder(".zarr"), "HDF5": recorder(".h5")}
-    try:
-        import minari  # noqa: F401
+    if importlib.util.find_spec("minari"):
         steps["Minari DataCollector (HDF5)"] = minari_collector
-    except ImportError:
+    else:
         print("Minari is not installed: its DataCollector is left out (pip install minari)")
     clocks = {"wall": time.perf_counter, "cpu": time.process_time}
     seconds = {(name, clock): [] for name in steps for clock in clocks}

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -17,20 +13,14 @@ from expertdata.formats import journal
 from expertdata.formats.chunked import journal_of
 from expertdata.recording import generate_expert_traj
 
-from .test_recording import KILLED_RECORDING
+from .test_recording import record_and_kill
 
 
 @pytest.fixture(scope="module", params=[".zarr", ".h5"])
 def killed(request, tmp_path_factory):
     """A Pendulum recording killed in its fourth episode: three episodes committed, all in the journal."""
-    folder = tmp_path_factory.mktemp("killed")
-    out, ready = folder / f"d{request.param}", folder / "ready"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_RECORDING, str(out), str(ready)])
-    deadline = time.time() + 60
-    while not ready.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    out = tmp_path_factory.mktemp("killed") / f"d{request.param}"
+    record_and_kill(out)
     return out
 
 

@@ -141,6 +141,26 @@ def test_ctrl_c_keeps_the_finished_episodes(tmp_path):
     assert expertdata.load(tmp_path / "d.npz").n_episodes == 2
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".zarr.zip"])
+def test_formats_written_once_stream_the_recording_into_a_store_beside_them(tmp_path, suffix):
+    """Memory holds one episode: the finished ones are already on disk, beside the destination."""
+    steps, on_disk = {"n": 0}, []
+
+    def expert(obs):
+        steps["n"] += 1
+        if steps["n"] == 2 * 200 + 1:  # the first step of the third episode
+            (staged,) = tmp_path.glob(f".recording-*-d{suffix}.zarr")
+            with expertdata.load(staged) as so_far:
+                on_disk.append(so_far.n_episodes)
+        return pendulum(obs)
+
+    recorded = generate_expert_traj(expert, tmp_path / f"d{suffix}", "Pendulum-v1", n_episodes=3, seed=0)
+    assert on_disk == [2] and recorded.n_episodes == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"d{suffix}"]
+    assert_same_arrays(recorded, generate_expert_traj(pendulum, None, "Pendulum-v1", n_episodes=3, seed=0)
+                       .with_metadata(recorded.metadata))
+
+
 def test_nothing_is_left_behind_when_no_episode_finished(tmp_path):
     with pytest.raises(RecordingError):
         generate_expert_traj(lambda obs: 1 / 0, tmp_path / "d.zarr", "Pendulum-v1", n_episodes=2)
@@ -168,9 +188,9 @@ KILLED_RECORDING = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("suffix", [".zarr", ".h5"])
-def test_a_killed_recording_leaves_every_finished_episode(tmp_path, suffix):
-    out, ready = tmp_path / f"d{suffix}", tmp_path / "ready"
+def record_and_kill(out: Path) -> None:
+    """Record Pendulum episodes to ``out`` in another process, killed (SIGKILL) in its fourth episode."""
+    ready = out.with_name("ready")
     proc = subprocess.Popen([sys.executable, "-c", KILLED_RECORDING, str(out), str(ready)])
     deadline = time.time() + 60
     while not ready.exists() and time.time() < deadline and proc.poll() is None:
@@ -178,6 +198,13 @@ def test_a_killed_recording_leaves_every_finished_episode(tmp_path, suffix):
     assert ready.exists(), "the recording never reached the fourth episode"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    ready.unlink()
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".h5"])
+def test_a_killed_recording_leaves_every_finished_episode(tmp_path, suffix):
+    out = tmp_path / f"d{suffix}"
+    record_and_kill(out)
     report = expertdata.validate(out)
     assert report.ok, [p.one_line() for p in report.problems]
     with expertdata.load(out) as kept:
@@ -189,6 +216,16 @@ def test_a_killed_recording_leaves_every_finished_episode(tmp_path, suffix):
     assert resumed.n_episodes == 5 and not journal_of(out).exists()
     assert_same_arrays(resumed, generate_expert_traj(pendulum, None, "Pendulum-v1", n_episodes=5, seed=0)
                        .with_metadata(resumed.metadata))
+
+
+def test_a_killed_npz_recording_leaves_its_episodes_in_the_store_beside_it(tmp_path):
+    out = tmp_path / "d.npz"
+    record_and_kill(out)
+    (staged,) = tmp_path.glob(".recording-*-d.npz.zarr")
+    assert not out.exists() and expertdata.validate(staged).ok
+    expertdata.convert(staged, out)
+    with expertdata.load(out) as kept:
+        assert kept.n_episodes == 3
 
 
 def test_existing_destination_needs_overwrite_or_append(tmp_path):

@@ -336,8 +336,8 @@ class _Hdf5:
     suffixes = (".h5", ".hdf5")
     compressions = {"none": None, "gzip": (0, 9), "lzf": None}
     default_compression = "none"
-    # Streamed chunks of 64 KiB, because each episode rewrites its last, partly filled chunk (1 MiB chunks
-    # made recording CartPole 3.3 times slower), and compressed, because HDF5 stores a partly filled chunk whole.
+    # Streamed chunks of 64 KiB, because each move of rows from the journal rewrites the last, partly filled
+    # one, and compressed, because HDF5 stores a partly filled chunk whole.
     capabilities = Capabilities(streaming=True, resume=True,
                                 streaming_options=WriteOptions(compression="gzip:1", chunk_bytes=2**16))
     sniff = staticmethod(sniff)

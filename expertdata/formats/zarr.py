@@ -219,7 +219,7 @@ class _Zarr:
     suffixes = (".zarr",)
     compressions = {"none": None, "zstd": (1, 22), "gzip": (0, 9)}
     default_compression = "zstd"
-    # Streamed chunks of 1 MiB, because an episode rewrites its last, partly filled chunk.
+    # Streamed chunks of 1 MiB, because each move of rows from the journal rewrites the last, partly filled one.
     capabilities = Capabilities(streaming=True, resume=True, streaming_options=WriteOptions(chunk_bytes=2**20))
     sniff = staticmethod(sniff_directory)
     read = staticmethod(read)
