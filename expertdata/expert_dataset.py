@@ -270,6 +270,18 @@ class ExpertDataset:
                           seed=self._split_seeds[split] if seed is None else seed, to_torch=to_torch,
                           **self._loader_kwargs)
 
+    def terminal_episodes(self, time_limit: int | None = None) -> int:
+        index = self.source.episodes
+        if "terminated" in self.source.fields:  # read block by block: memory follows the episodes
+            last, begin, count = index.ends[:self.num_traj] - 1, 0, 0
+            for block in iter_blocks(self.source["terminated"], 0, self.num_transition, label="field 'terminated'"):
+                inside = last[(last >= begin) & (last < begin + len(block))] - begin
+                count, begin = count + int(np.count_nonzero(block[inside])), begin + len(block)
+            return count
+        if time_limit is None:
+            return 0
+        return int(np.count_nonzero(index.lengths[:self.num_traj] < time_limit))
+
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` random kept transitions of this rank, drawn with ``rng`` (with replacement).
 

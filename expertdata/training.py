@@ -76,3 +76,9 @@ class TrainingData(Protocol):
 
     def sample(self, n: int, rng: np.random.Generator) -> Batch:
         """``n`` random kept transitions of this rank, drawn with ``rng``."""
+
+    def terminal_episodes(self, time_limit: int | None = None) -> int:
+        """How many kept episodes (every rank's) end in a terminal state, from the ``terminated`` flags where
+        the dataset has them. A dataset without them (SB2's files) is read as the env says: an episode
+        shorter than ``time_limit`` (the env's, when it has one) ended in a terminal state, one of exactly
+        ``time_limit`` steps was cut by it; without either, none is counted."""

@@ -125,7 +125,7 @@ def test_the_discriminator_can_replay_recent_rollouts_as_the_generators_transiti
     loss = model.discriminator.loss
     monkeypatch.setattr(model.discriminator, "loss", lambda e, g, *a: seen.append(g[0].numpy()) or loss(e, g, *a))
     model.learn(3 * 128)  # three iterations of 128 steps: the replay keeps the last two rollouts
-    rollouts = [{row.tobytes() for row in obs} for obs, _ in model.replay]
+    rollouts = [{row.tobytes() for row in obs} for obs, *_ in model.replay]
     last_batches = np.concatenate(seen[-model.config.d_step:])
     assert len(last_batches) == 128 and len(model.replay) == 2
     assert {sum(row.tobytes() in rollout for row in last_batches) > 0 for rollout in rollouts} == {True}

@@ -19,7 +19,7 @@ from expertdata.mpi import World
 from expertdata.training import TrainingData
 
 from ..protocol import Callback, LogRecord
-from .configs import CloningConfig
+from .configs import AUTO_EPOCHS, AUTO_LOGS, AUTO_STEPS, CloningConfig
 from .data import as_training_data
 from .log_table import LogTable
 from .optim import Adam
@@ -87,9 +87,18 @@ def fit(loss_fn: Loss, params: Sequence[torch.nn.Parameter], dataset: TrainingDa
     loader = dataset.batches("train")
     steps_per_epoch = world.min(max(1, len(loader)))
     per_step = loader.batch_size * world.size
-    total_steps = (config.n_epochs * steps_per_epoch if total_timesteps is None
-                   else max(1, -(-int(total_timesteps) // per_step)))
-    report_every = steps_per_epoch * (config.val_interval or max(1, total_steps // steps_per_epoch // 10))
+    if total_timesteps is not None:
+        total_steps = max(1, -(-int(total_timesteps) // per_step))
+    elif config.n_epochs is None:
+        total_steps = max(AUTO_EPOCHS * steps_per_epoch, AUTO_STEPS)
+    else:
+        total_steps = config.n_epochs * steps_per_epoch
+    if config.val_interval:
+        report_every = steps_per_epoch * config.val_interval
+    elif config.n_epochs is None and total_timesteps is None:
+        report_every = max(1, total_steps // AUTO_LOGS)
+    else:
+        report_every = steps_per_epoch * max(1, total_steps // steps_per_epoch // 10)
     history, best_state, waited = History(), None, 0
     start, transitions, outside, running, counted = time.perf_counter(), 0, 0.0, 0.0, 0
     bar = tqdm(total=total_steps * per_step, desc="bc", unit="transition", unit_scale=True,

@@ -6,15 +6,25 @@ from dataclasses import dataclass
 from expertdata.errors import UsageError
 
 
+#: ``n_epochs=None``'s budget: at least this many passes over the training split...
+AUTO_EPOCHS = 10
+#: ... and this many gradient steps (a small dataset needs many passes: 1 CartPole episode is 6 batches)...
+AUTO_STEPS = 10_000
+#: ... with the validation loss logged this many times over the budget.
+AUTO_LOGS = 50
+
+
 @dataclass
 class CloningConfig:
     """Behaviour cloning's loop: SB2's ``pretrain`` parameters first, with its defaults.
 
-    :param n_epochs: passes over the training split (when ``learn`` is given no budget).
+    :param n_epochs: passes over the training split (when ``learn`` is given no budget); None: a budget
+        scaled to the dataset, at least ``AUTO_EPOCHS`` passes and ``AUTO_STEPS`` gradient steps, validated
+        ``AUTO_LOGS`` times.
     :param learning_rate: Adam's step size.
     :param adam_epsilon: Adam's epsilon.
     :param val_interval: log training and validation loss every this many epochs (None: a tenth of the
-        epochs trained).
+        epochs trained, or with ``n_epochs=None`` every ``AUTO_LOGS``-th of the budget).
     :param weight_decay: L2 penalty in Adam.
     :param early_stopping: stop after this many validation logs without improvement, keeping the best
         parameters (None: never).
@@ -23,7 +33,7 @@ class CloningConfig:
         MLP, whose small matrices lose more to thread hand-offs than they gain, and leaves a CNN alone.
     """
 
-    n_epochs: int = 10
+    n_epochs: int | None = 10
     learning_rate: float = 1e-4
     adam_epsilon: float = 1e-8
     val_interval: int | None = None
@@ -33,7 +43,7 @@ class CloningConfig:
     torch_threads: int | None = None
 
     def __post_init__(self) -> None:
-        if self.n_epochs < 1 or self.learning_rate <= 0:
+        if self.n_epochs is not None and self.n_epochs < 1 or self.learning_rate <= 0:
             raise UsageError(f"n_epochs must be at least 1 and learning_rate positive, not {self.n_epochs} and "
                              f"{self.learning_rate}")
         for name in ("val_interval", "early_stopping", "torch_threads"):

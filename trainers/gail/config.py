@@ -25,6 +25,10 @@ class GAILConfig:
     :param d_stepsize: the discriminator's Adam step size.
     :param reward: positive (SB2's -log(1 - D)) or logit (log D - log(1 - D)).
     :param gradient_penalty: weight of the discriminator's gradient penalty (0: none).
+    :param absorbing: an episode that terminates (not one cut by a time limit) leads to an absorbing state,
+        which the discriminator scores like any transition (Kostrikov et al., "Discriminator-Actor-Critic",
+        2019): the learned reward, not the env's termination, decides whether ending early pays, for any
+        reward form. False: termination ends the return, as in SB2.
     :param train_discriminator: False never trains it: a control showing what rewards alone do.
     :param discriminator_replay: the discriminator's generator transitions are drawn from this many of the
         latest rollouts (1: the last one only, SB2's scheme).
@@ -67,6 +71,7 @@ class GAILConfig:
     d_stepsize: float = 1e-3
     reward: Literal["positive", "logit"] = "logit"
     gradient_penalty: float = 1.0
+    absorbing: bool = True
     train_discriminator: bool = True
     discriminator_replay: int = 1
     n_envs: int = 8

@@ -4,7 +4,8 @@ Input: observations normalised by running statistics of expert and generator obs
 through a CNN instead, a discrete observation is one-hot), and actions encoded for the space (one-hot for
 discrete kinds, bits for MultiBinary, Box actions clipped to their bounds, since the env clips them too).
 Trained by binary cross-entropy, expert 1 and generator 0, with an entropy bonus (``adversary_entcoeff``)
-and an optional zero-centred gradient penalty.
+and an optional zero-centred gradient penalty. One more input marks the absorbing state that follows a
+terminal transition (Discriminator-Actor-Critic): its row is zero but for that mark.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ class Discriminator(nn.Module):
             low, high = (torch.as_tensor(b.reshape(-1), dtype=torch.float32) for b in spaces.bounds(action_space))
             self.register_buffer("act_low", low)
             self.register_buffer("act_high", high)
-        self.net = mlp([obs_size + action_size(action_space), hidden_size, hidden_size, 1], "tanh",
+        self.net = mlp([obs_size + action_size(action_space) + 1, hidden_size, hidden_size, 1], "tanh",
                        last_activation=False)
         # An untrained discriminator is indifferent: D = 1/2 everywhere, so the logit reward starts at 0
         # and pays for nothing, surviving included, until the discriminator has learned something.
@@ -52,8 +53,8 @@ class Discriminator(nn.Module):
     def set_observation_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
         self.observations.set_stats(mean, std)
 
-    def encode(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """The network's input for a batch."""
+    def encode(self, obs: torch.Tensor, actions: torch.Tensor, absorbing: int = 0) -> torch.Tensor:
+        """The network's input for a batch, followed by ``absorbing`` rows of the absorbing state."""
         x = self.observations(obs)
         kind = self.action_space["type"]
         if kind == "Discrete":
@@ -67,7 +68,13 @@ class Discriminator(nn.Module):
             a = actions.reshape(actions.shape[0], -1).float()
         else:
             a = torch.maximum(torch.minimum(actions.reshape(actions.shape[0], -1).float(), self.act_high), self.act_low)
-        return torch.cat([x, a], dim=-1)
+        rows = torch.cat([x, a, torch.zeros(len(x), 1)], dim=-1)
+        return torch.cat([rows, self.absorbing_rows(absorbing)]) if absorbing else rows
+
+    def absorbing_rows(self, n: int) -> torch.Tensor:
+        rows = torch.zeros(n, self.net[0].in_features)
+        rows[:, -1] = 1.0
+        return rows
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.net(self.encode(obs, actions)).squeeze(-1)
@@ -77,15 +84,22 @@ class Discriminator(nn.Module):
         """``positive``: SB2's ``-log(1 - D)``, always positive (a survival bonus where episodes end on
         failure); ``logit``: ``log D - log(1 - D)``, positive where the transition looks like the expert's,
         negative where it does not."""
-        logits = self(obs, actions)
-        return F.softplus(logits) if form == "positive" else logits
+        return _reward(self(obs, actions), form)
+
+    @torch.no_grad()
+    def absorbing_reward(self, form: str) -> float:
+        """The reward of every step spent in the absorbing state."""
+        return float(_reward(self.net(self.absorbing_rows(1)).squeeze(-1), form)[0])
 
     def loss(self, expert: tuple[torch.Tensor, torch.Tensor], generator: tuple[torch.Tensor, torch.Tensor],
-             entcoeff: float, gradient_penalty: float) -> tuple[torch.Tensor, dict[str, float]]:
+             entcoeff: float, gradient_penalty: float,
+             absorbing: tuple[int, int] = (0, 0)) -> tuple[torch.Tensor, dict[str, float]]:
         """Binary cross-entropy (expert 1, generator 0) minus ``entcoeff`` times the mean entropy of D,
         plus ``gradient_penalty`` times the squared norm of D's gradient at inputs interpolated between the
-        two batches (zero-centred, which keeps D smooth without biasing it, unlike WGAN's norm-one form)."""
-        x_expert, x_generator = self.encode(*expert), self.encode(*generator)
+        two batches (zero-centred, which keeps D smooth without biasing it, unlike WGAN's norm-one form).
+        ``absorbing``: rows of the absorbing state added to the expert's and the generator's batch, which
+        then hold as many rows each."""
+        x_expert, x_generator = self.encode(*expert, absorbing[0]), self.encode(*generator, absorbing[1])
         logits_expert, logits_generator = self.net(x_expert).squeeze(-1), self.net(x_generator).squeeze(-1)
         logits = torch.cat([logits_expert, logits_generator])
         labels = torch.cat([torch.ones_like(logits_expert), torch.zeros_like(logits_generator)])
@@ -101,3 +115,7 @@ class Discriminator(nn.Module):
                  "d_accuracy_expert": float((logits_expert > 0).float().mean()),
                  "d_accuracy_generator": float((logits_generator < 0).float().mean())}
         return loss, stats
+
+
+def _reward(logits: torch.Tensor, form: str) -> torch.Tensor:
+    return F.softplus(logits) if form == "positive" else logits

@@ -106,7 +106,8 @@ class GAIL:
         row_shape = spaces.row_shape(spaces_[0])
         self.obs_stats, self.d_obs_stats, self.return_stats = RunningMeanStd(row_shape), RunningMeanStd(row_shape), \
             RunningMeanStd()
-        self.replay: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self.config.discriminator_replay)
+        self.replay: deque[tuple[np.ndarray, np.ndarray, int]] = deque(maxlen=self.config.discriminator_replay)
+        self._absorbing_share: float | None = None
         if self.expert_dataset is not None and self.config.normalize_obs and self.config.obs_normalization == "expert":
             self._observation_stats_from(self.expert_dataset)
         if env is not None:
@@ -155,7 +156,7 @@ class GAIL:
         buf_obs = np.empty((cfg.n_steps, n) + obs_shape, dtype=self._obs.dtype)
         buf_act = buf_logp = buf_val = None
         dones, env_rewards = np.zeros((cfg.n_steps, n)), np.zeros((cfg.n_steps, n))
-        bootstrap = np.zeros((cfg.n_steps, n))
+        terminal, bootstrap = np.zeros((cfg.n_steps, n)), np.zeros((cfg.n_steps, n))
         discrete = self.model.policy.action_space["type"] == "Discrete"
         for t in range(cfg.n_steps):
             start = time.perf_counter()
@@ -166,7 +167,7 @@ class GAIL:
             next_obs, rewards, terminated, truncated, infos = self.env.step(actions.reshape(n) if discrete else actions)
             buf_obs[t] = self._obs.reshape(buf_obs.shape[1:])
             buf_act[t], buf_logp[t], buf_val[t] = actions, logp, values
-            dones[t], env_rewards[t] = np.logical_or(terminated, truncated), rewards
+            dones[t], terminal[t], env_rewards[t] = np.logical_or(terminated, truncated), terminated, rewards
             self._episode_returns += rewards
             cut = np.flatnonzero(truncated & ~terminated)
             if len(cut):
@@ -180,22 +181,39 @@ class GAIL:
             timers["env"] += time.perf_counter() - start
         with torch.no_grad():
             last = self.model.value(torch.as_tensor(self._obs)).numpy()
-        return Rollout(buf_obs, buf_act, buf_logp, buf_val, env_rewards, dones, bootstrap, last)
+        return Rollout(buf_obs, buf_act, buf_logp, buf_val, env_rewards, dones, terminal, bootstrap, last)
 
     def _learned_rewards(self, rollout: Rollout) -> np.ndarray:
+        """The discriminator's rewards (scaled with ``normalize_reward``); with ``absorbing``, a terminal step
+        also earns the discounted value of staying in the absorbing state for ever."""
+        cfg = self.config
         obs, act = torch.as_tensor(rollout.flat("obs")), torch.as_tensor(rollout.flat("actions"))
-        rewards = self.discriminator.reward(obs, act, self.config.reward).numpy().reshape(rollout.dones.shape)
+        rewards = self.discriminator.reward(obs, act, cfg.reward).numpy().reshape(rollout.dones.shape)
         self._last_mean_reward = float(rewards.mean())
-        if not self.config.normalize_reward:
-            return rewards
-        discounted = np.empty_like(rewards)
-        for t in range(len(rewards)):
-            self._returns_running = self._returns_running * self.config.gamma + rewards[t]
-            discounted[t] = self._returns_running
-            self._returns_running[rollout.dones[t] > 0] = 0.0
-        self.return_stats.update(discounted.reshape(-1), self.world)
-        # The bootstrap is a value of the scaled rewards already; only the learned rewards are scaled here.
-        return rewards / self.return_stats.std
+        scale = 1.0
+        if cfg.normalize_reward:
+            discounted = np.empty_like(rewards)
+            for t in range(len(rewards)):
+                self._returns_running = self._returns_running * cfg.gamma + rewards[t]
+                discounted[t] = self._returns_running
+                self._returns_running[rollout.dones[t] > 0] = 0.0
+            self.return_stats.update(discounted.reshape(-1), self.world)
+            # The bootstrap is a value of the scaled rewards already; only the learned rewards are scaled here.
+            scale = self.return_stats.std
+        if cfg.absorbing:
+            absorbed = cfg.gamma * self.discriminator.absorbing_reward(cfg.reward) / (1.0 - cfg.gamma)
+            rewards = rewards + rollout.terminated * absorbed
+        return rewards / scale
+
+    def _expert_absorbing_share(self) -> float:
+        """The share of absorbing states among the expert's: one per episode that terminated, beside its
+        transitions (how the episodes ended is read as ``TrainingData.terminal_episodes`` documents)."""
+        if self._absorbing_share is None:
+            spec = getattr(self.env, "spec", None) or getattr(getattr(self.env, "envs", [None])[0], "spec", None)
+            terminal = self.expert_dataset.terminal_episodes(getattr(spec, "max_episode_steps", None))
+            transitions = float(self.world.sum(np.array([float(self.expert_dataset.split_size("all"))]))[0])
+            self._absorbing_share = terminal / (transitions + terminal) if transitions + terminal else 0.0
+        return self._absorbing_share
 
     def _expert_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         obs, actions = self.expert_dataset.sample(size, self.rng)
@@ -205,19 +223,25 @@ class GAIL:
         """``d_step`` updates, on as many generator transitions as the last rollout holds, drawn from the
         latest ``discriminator_replay`` rollouts, each against as many expert transitions."""
         cfg = self.config
-        self.replay.append((rollout.flat("obs"), rollout.flat("actions")))
-        obs, act = (np.concatenate(part) for part in zip(*self.replay))
-        order = self.rng.permutation(len(obs))
-        size = max(1, len(self.replay[-1][0]) // cfg.d_step)
+        terminals = int(rollout.terminated.sum()) if cfg.absorbing else 0
+        self.replay.append((rollout.flat("obs"), rollout.flat("actions"), terminals))
+        obs, act = (np.concatenate(part) for part in list(zip(*self.replay))[:2])
+        # Rows past the transitions stand for the absorbing states that the terminations led to.
+        order = self.rng.permutation(len(obs) + sum(n for *_, n in self.replay))
+        size = max(1, (len(self.replay[-1][0]) + terminals) // cfg.d_step)
+        share = self._expert_absorbing_share() if cfg.absorbing else 0.0
         totals: dict[str, float] = {}
         for k in range(cfg.d_step):
             rows = order[k * size:(k + 1) * size]
-            expert = self._expert_batch(size)
+            absorbing = (int(self.rng.binomial(size, share)), int(np.count_nonzero(rows >= len(obs))))
+            rows = rows[rows < len(obs)]
+            expert = self._expert_batch(size - absorbing[0])
             generator = (torch.as_tensor(obs[rows]), torch.as_tensor(act[rows]))
             if cfg.normalize_obs:
                 self.d_obs_stats.update(np.concatenate([expert[0].numpy(), generator[0].numpy()]), self.world)
                 self.discriminator.set_observation_stats(self.d_obs_stats.mean, self.d_obs_stats.std)
-            loss, stats = self.discriminator.loss(expert, generator, cfg.adversary_entcoeff, cfg.gradient_penalty)
+            loss, stats = self.discriminator.loss(expert, generator, cfg.adversary_entcoeff, cfg.gradient_penalty,
+                                                  absorbing)
             if cfg.train_discriminator:
                 self.d_optimizer.step(self.world.average(torch.autograd.grad(loss, self.d_params)))
             totals = {name: totals.get(name, 0.0) + value for name, value in stats.items()}
@@ -366,8 +390,9 @@ class GAIL:
             arrays.update({f"{prefix}/{k}": v for k, v in stats.state().items()})
         # The rollouts the next discriminator update will still use (none without a replay)
         kept = list(self.replay)[max(0, len(self.replay) - self.config.discriminator_replay + 1):]
-        for i, (obs, act) in enumerate(kept):
-            arrays.update({f"replay/obs/{i}": obs, f"replay/actions/{i}": act})
+        for i, (obs, act, terminals) in enumerate(kept):
+            arrays.update({f"replay/obs/{i}": obs, f"replay/actions/{i}": act,
+                           f"replay/terminals/{i}": np.array(terminals)})
         arrays["rng/torch"] = torch.get_rng_state().numpy()
         state = {"config": dataclasses.asdict(self.config), "num_timesteps": self.num_timesteps,
                  "iteration": self.iteration, "d_accuracy": self.d_accuracy, "rng": self.rng.bit_generator.state}
@@ -406,7 +431,8 @@ class GAIL:
                               ("return_stats", model.return_stats)):
             stats.load_state(part(prefix))
         replay = part("replay")
-        model.replay.extend((replay[f"obs/{i}"], replay[f"actions/{i}"]) for i in range(len(replay) // 2))
+        model.replay.extend((replay[f"obs/{i}"], replay[f"actions/{i}"], int(replay[f"terminals/{i}"]))
+                            for i in range(len(replay) // 3))
         torch.set_rng_state(torch.as_tensor(arrays["rng/torch"]))
         model.rng.bit_generator.state = state["rng"]
         if env is not None:

@@ -55,6 +55,7 @@ class Rollout:
     values: np.ndarray
     env_rewards: np.ndarray  # the env's own rewards: logged, never learned from
     dones: np.ndarray
+    terminated: np.ndarray  # the episode ended in a terminal state (not cut by a time limit)
     bootstrap: np.ndarray  # gamma * V(final obs) where an episode was truncated, else 0
     last_values: np.ndarray
 
