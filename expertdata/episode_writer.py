@@ -2,8 +2,10 @@
 
 A backend that can stream (``Capabilities.streaming``: Zarr directories, HDF5) gets each episode appended
 and committed, so memory holds one episode and a recording killed at any point leaves every finished
-episode readable at the destination. Other formats are kept in memory and written once, atomically, at
-the end (or with the finished episodes when the recording fails). Where a backend keeps images as files
+episode readable at the destination. Other formats (``.npz``, ``.zarr.zip``) are streamed the same way into
+a Zarr store beside the destination (``.recording-*.zarr``, which a kill leaves, for ``convert``) and
+written from it once, atomically, at the end (or with the finished episodes when the recording fails).
+Recording to memory (no path) keeps the episodes in memory. Where a backend keeps images as files
 (``Capabilities.images_as_files``: SB2's ``.npz``), image observations become lossless PNG files under
 ``image_folder``, their paths relative to the dataset's folder.
 """

@@ -255,7 +255,8 @@ def generate_expert_traj(model: Any, save_path: str | Path | None = None, env: A
         ``learn(n_timesteps)`` when ``n_timesteps > 0``.
     :param save_path: where to write the dataset (format by suffix); ``None`` keeps it in memory. Zarr
         and HDF5 are written episode by episode: a recording stopped by Ctrl-C, an error or a kill keeps
-        every finished episode. ``.npz`` is written once, at the end.
+        every finished episode. ``.npz`` is written once, at the end, from a Zarr store beside it that a
+        kill leaves behind: memory holds one episode in every format.
     :param env: a gymnasium env, a vector env (every sub-env is recorded) or an env id; taken from the
         model when not given. It is not closed.
     :param image_folder: for image observations saved to ``.npz``: the folder, relative to the dataset,
