@@ -51,8 +51,8 @@ class EpisodeWriter:
         episodes are never touched, and a recording that finishes no episode leaves it as it was.
     :param overwrite: replace an existing dataset, once the recording is complete: until then the new
         episodes go to a ``.recording-*`` file beside it, and the old dataset stays as it was.
-    :param options: chunking and compression of a streamed file (default: the backend's
-        ``streaming_options``).
+    :param options: chunking and compression of the destination (default for a streamed one: the
+        backend's ``streaming_options``).
     """
 
     def __init__(self, path: Path | str | None, metadata: dict[str, Any], *, overwrite: bool = False,
@@ -73,6 +73,7 @@ class EpisodeWriter:
         self._backend = formats.for_path(self.path) if self.path is not None else None
         self._created = False
         self._target = self.path
+        self._options = options
         if self.path is None:
             return
         exists = self.path.exists() or self.path.is_symlink()
@@ -88,15 +89,16 @@ class EpisodeWriter:
         if exists:
             atomic.check_destination(self.path, overwrite=True, replaceable=self._backend.sniff)
             self._target = atomic.temporary(self.path, RECORDING)
-        self._start(options)
+        self._start()
 
     @property
     def _stream_path(self) -> Path:
         return self._staged or self._target
 
-    def _start(self, options: formats.WriteOptions | None) -> None:
+    def _start(self) -> None:
         """Create the store that episodes stream to, readable as a valid (empty) dataset from here on."""
         path = self._stream_path
+        options = None if self._staged else self._options  # the options are the destination's
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._sink = cast(formats.StreamingSink, self._stream_backend.writer(
@@ -212,7 +214,7 @@ class EpisodeWriter:
             return None
         if self._staged is not None:
             with load(self._staged) as staged:
-                save(staged, self._target, overwrite=True)
+                save(staged, self._target, overwrite=True, options=self._options)
             atomic.remove(self._staged)
         if self._target != self.path:
             if not complete:
