@@ -1,7 +1,7 @@
 """GAIL: imitation shown against two controls, steps and wall time to the targets, throughput, MPI.
 
     python benchmarks/gail.py [--seeds 5] [--first-seed 0] [--tasks pendulum,cartpole,cartpole-1] [--skip-mpi]
-                              [--skip-out-of-core] [--quick] [--report FILE.json] [--set KEY=VALUE ...] [--jobs 1]
+                              [--skip-out-of-core] [--skip-busy] [--quick] [--report FILE.json] [--set KEY=VALUE ...] [--jobs 1]
                               [--arms gail,random,untrained]
 
 Every quality figure is printed beside two controls run the same way: GAIL on demonstrations from a
@@ -22,12 +22,15 @@ docs/gail.md's screens ran; wall times then differ).
 - cartpole-1: the same from a single episode, within 300k steps.
 
 Then throughput with the expert dataset served out of core (a Zarr copy, ``in_memory=False``) beside the
-same runs in memory, seeds interleaved (goal: within 10%), and MPI: 2 ranks beside 1.
+same runs in memory, seeds interleaved (goal: within 10%); with another process keeping a core busy beside
+idle, for one torch thread (the default) and one per core (torch's default; goal: at least 0.4x of idle
+with the default); and MPI: 2 ranks beside 1.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -163,6 +166,24 @@ def out_of_core(steps: int, config: dict, seeds: list[int], folder: Path) -> dic
     return {name: statistics.median(values) for name, values in measured.items()}
 
 
+def busy_core(steps: int, config: dict, seeds: list[int]) -> dict:
+    """Pendulum GAIL's env steps/s idle and with another process keeping a core busy, with the default
+    threads (one torch thread for MLPs) and with as many torch threads as cores (torch's own default)."""
+    measured = {}
+    for threads in (None, os.cpu_count()):
+        for busy in (False, True):
+            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+            try:
+                runs = [run("Pendulum-v1", FIXTURES / "pendulum.npz", -1, {**config, "torch_threads": threads},
+                            steps, seed, None) for seed in seeds]
+            finally:
+                if hog is not None:
+                    hog.kill()
+                    hog.wait()
+            measured[threads or 1, busy] = statistics.median(r["steps_per_second"] for r in runs)
+    return measured
+
+
 def cli_options(config: dict) -> list[str]:
     """GAILConfig settings as ``expertdata train gail`` options."""
     out = []
@@ -198,6 +219,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a third of the steps, for a look")
     parser.add_argument("--skip-mpi", action="store_true")
     parser.add_argument("--skip-out-of-core", action="store_true")
+    parser.add_argument("--skip-busy", action="store_true", help="skip throughput with another core kept busy")
     parser.add_argument("--report", type=Path, help="also write every run's curve and figures to this JSON file")
     parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
                         help="change one of TUNED's settings (or another GAILConfig field) for every run")
@@ -253,6 +275,14 @@ def main() -> None:
             print(f"out of core, Pendulum GAIL, {steps} steps, medians over seeds: in memory "
                   f"{result['in memory']:,.0f} env steps/s, out of core {result['out of core']:,.0f} ({ratio:.2f}x)")
             report["out_of_core"] = result
+    if not args.skip_busy:
+        steps = 6_000 if args.quick else 20_000
+        busy = busy_core(steps, {**TUNED["Pendulum-v1"], **dict(args.set)}, seeds[:3])
+        for threads in sorted({t for t, _ in busy}):
+            idle, loaded = busy[threads, False], busy[threads, True]
+            print(f"busy core, Pendulum GAIL, {steps} steps, {threads} torch thread{'s' * (threads > 1)}: idle "
+                  f"{idle:,.0f} env steps/s, another core busy {loaded:,.0f} ({loaded / idle:.2f}x)")
+        report["busy"] = {f"{t} threads, {'busy' if b else 'idle'}": v for (t, b), v in busy.items()}
     if not args.skip_mpi:
         steps = 30_000 if args.quick else 100_000
         config = {**TUNED["Pendulum-v1"], **dict(args.set)}

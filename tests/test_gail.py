@@ -214,3 +214,35 @@ def test_learn_trains_total_timesteps_more_on_every_call_as_sb2_does():
     assert model.learn(700).num_timesteps == 768 and model.iteration == 4
     assert model.learn(700, reset_num_timesteps=False).num_timesteps == 1536 and len(model.logs) == 6
     assert [record.iteration for record in model.logs] == [1, 2, 3, 4, 5, 6]
+
+
+def test_the_expert_episodes_that_terminated_come_from_its_flags_or_else_from_the_time_limit():
+    ours = expertdata.ExpertDataset(FIXTURES / "cartpole.npz", verbose=0)  # 10 episodes of 500: all cut
+    assert ours.terminal_episodes() == ours.terminal_episodes(500) == 0
+    sb2_style = {k: v for k, v in np.load(FIXTURES / "cartpole.npz").items()
+                 if k in ("obs", "actions", "rewards", "episode_starts", "episode_returns")}
+    sb2_style["episode_starts"] = np.zeros_like(sb2_style["episode_starts"])
+    sb2_style["episode_starts"][[0, 100, 600]] = True  # episodes of 100, 500 and 4400 steps
+    sb2_style["episode_returns"] = np.array([100.0, 500.0, 4400.0])
+    data = expertdata.ExpertDataset(traj_data=sb2_style, verbose=0)
+    assert data.terminal_episodes() == 0 and data.terminal_episodes(500) == 1
+
+
+def test_a_terminal_step_earns_the_value_of_the_absorbing_state_which_the_discriminator_learns():
+    model = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, normalize_reward=False, **SMALL)
+    rollout = model._collect({"env": 0.0})
+    assert rollout.terminated.any()  # a fresh policy fails CartPole within 64 steps
+    discriminator = model.discriminator
+    for _ in range(200):  # the expert's episodes never terminate; the generator's absorbing states are seen
+        obs, actions = model._expert_batch(32)
+        # the generator's transitions are the expert's, so only its 8 absorbing rows tell the two apart
+        loss, _ = discriminator.loss((obs, actions), (obs[:24], actions[:24]), 0.0, 0.0, (0, 8))
+        model.d_optimizer.step(torch.autograd.grad(loss, model.d_params))
+    absorbing = discriminator.absorbing_reward("logit")
+    assert absorbing < -1.0
+    with_absorbing = model._learned_rewards(rollout)
+    model.config.absorbing = False
+    without = model._learned_rewards(rollout)
+    gamma = model.config.gamma
+    np.testing.assert_allclose(with_absorbing - without, rollout.terminated * gamma * absorbing / (1 - gamma),
+                               rtol=1e-5)
