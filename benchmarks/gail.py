@@ -229,7 +229,7 @@ def main() -> None:
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     report: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for task in args.tasks.split(","):
+        for task in filter(None, args.tasks.split(",")):
             env_id, dataset, limit, threshold, steps = TASKS[task]
             config = {**TUNED[env_id], **dict(args.set)}
             steps = steps // 3 if args.quick else steps

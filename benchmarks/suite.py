@@ -1,0 +1,165 @@
+"""BC and GAIL with their defaults on experts nobody here hand-wrote (issue 16's suite).
+
+    python benchmarks/suite.py [--tasks cartpole-1,cartpole-10,pendulum-sb2,acrobot-10] [--seeds 5]
+                               [--trainers bc,gail] [--jobs 1] [--report FILE.json]
+
+Every score is normalised: a uniform random policy 0, the demonstrations' own mean return 1, both on the
+evaluation episodes (20, seeds 10000-10019, never used for recording). For each task: BC's score per seed
+(``BC(None, env, data, seed=s).learn()``, nothing tuned); GAIL's curve (scored every ~10k env steps), the
+env steps and training seconds to 0.9, its final score, and throughput; and GAIL's two controls, on a
+uniform random policy's demonstrations and with a discriminator that is never trained. Goals: BC and
+GAIL at least 0.9 in 4 of 5 seeds; both controls below 0.3.
+
+Demonstrations: ``fixtures/experts/*.npz`` (Stable-Baselines3 agents, ``benchmarks/experts/train.py``) and
+SB2's own ``../shared/fixtures/sb2/expert_pendulum.npz``. A task whose file is absent is skipped, said so.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+
+from expertdata import ExpertDataset
+from expertdata.recording import generate_expert_traj
+from trainers.common.evaluation import EVAL_SEED, NormalisedScore, episode_returns
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL_EPISODES = 20
+SCORE_EVERY = 10_000
+GOAL, CONTROL_CEILING = 0.9, 0.3
+
+
+@dataclass(frozen=True)
+class Task:
+    env_id: str
+    path: Path
+    episodes: int
+    gail_steps: int
+
+
+TASKS = {
+    "cartpole-1": Task("CartPole-v1", ROOT / "fixtures/experts/cartpole.npz", 1, 100_000),
+    "cartpole-10": Task("CartPole-v1", ROOT / "fixtures/experts/cartpole.npz", 10, 100_000),
+    "pendulum-sb2": Task("Pendulum-v1", ROOT.parent / "shared/fixtures/sb2/expert_pendulum.npz", 10, 300_000),
+    "acrobot-10": Task("Acrobot-v1", ROOT / "fixtures/experts/acrobot.npz", 10, 200_000),
+}
+
+
+def scale(task: Task, path: Path) -> NormalisedScore:
+    """Random policy 0 on the evaluation episodes; the demonstrations' mean return 1."""
+    space = gym.make(task.env_id).action_space
+    space.seed(0)
+    random = float(episode_returns(lambda obs: space.sample(), task.env_id, EVAL_EPISODES, EVAL_SEED).mean())
+    demos = ExpertDataset(path, traj_limitation=task.episodes, verbose=0)
+    return NormalisedScore(random, demos.avg_ret)
+
+
+def bc_run(task: Task, score: NormalisedScore, seed: int) -> dict:
+    from trainers.bc import BC
+
+    start = time.perf_counter()
+    model = BC(None, task.env_id, ExpertDataset(task.path, traj_limitation=task.episodes, verbose=0, seed=seed),
+               seed=seed).learn()
+    seconds = time.perf_counter() - start
+    return {"score": score(model.evaluate(n_episodes=EVAL_EPISODES)[0]), "seconds": seconds}
+
+
+def gail_run(task: Task, path: Path, episodes: int, score: NormalisedScore, seed: int, **control) -> dict:
+    from trainers.gail import GAIL
+
+    model = GAIL(None, task.env_id, ExpertDataset(path, traj_limitation=episodes, verbose=0, seed=seed), seed=seed,
+                 **control)
+    curve, trained = [], 0.0
+    while model.num_timesteps < task.gail_steps:
+        start = time.perf_counter()
+        model.learn(SCORE_EVERY, reset_num_timesteps=False)
+        trained += time.perf_counter() - start
+        curve.append((model.num_timesteps, trained, score(model.evaluate(n_episodes=EVAL_EPISODES)[0])))
+    return {"curve": curve, "steps_per_second": statistics.median(e["steps_per_second"] for e in model.logs)}
+
+
+def _one_thread(_: int = 0) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def over_seeds(function, seeds: list[int], jobs: int, *args, **kwargs) -> list[dict]:
+    if jobs == 1:
+        return [function(*args, seed=seed, **kwargs) for seed in seeds]
+    with ProcessPoolExecutor(jobs, initializer=_one_thread) as pool:
+        return [f.result() for f in [pool.submit(function, *args, seed=seed, **kwargs) for seed in seeds]]
+
+
+def random_demonstrations(task: Task, folder: Path) -> Path:
+    env = gym.make(task.env_id)
+    env.action_space.seed(0)
+    path = folder / f"random-{task.env_id}.npz"
+    generate_expert_traj(lambda obs: env.action_space.sample(), path, task.env_id, n_episodes=10, seed=0,
+                         overwrite=True)
+    return path
+
+
+def to_goal(curve: list) -> tuple[int, float] | None:
+    return next(((steps, seconds) for steps, seconds, value in curve if value >= GOAL), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--trainers", default="bc,gail")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel, one torch thread each")
+    parser.add_argument("--report", type=Path)
+    args = parser.parse_args()
+    seeds, trainers, report = list(range(args.seeds)), args.trainers.split(","), {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.tasks.split(","):
+            task = TASKS[name]
+            if not task.path.exists():
+                print(f"{name}: skipped, {task.path} is absent")
+                continue
+            score = scale(task, task.path)
+            print(f"{name}: {task.env_id}, {task.episodes} episodes of {task.path.name}; random "
+                  f"{score.random:.1f}, demonstrations {score.expert:.1f}", flush=True)
+            report[name] = {}
+            if "bc" in trainers:
+                runs = over_seeds(bc_run, seeds, args.jobs, task, score)
+                scores = [r["score"] for r in runs]
+                print(f"  BC: {sum(s >= GOAL for s in scores)}/{len(scores)} seeds at {GOAL}; scores " +
+                      " ".join(f"{s:.2f}" for s in scores) +
+                      f"; median {statistics.median(r['seconds'] for r in runs):.1f} s", flush=True)
+                report[name]["bc"] = runs
+            if "gail" in trainers:
+                arms = {"GAIL": (task.path, task.episodes, {}),
+                        "control, random demonstrations": (random_demonstrations(task, Path(tmp)), 10, {}),
+                        "control, untrained discriminator": (task.path, task.episodes,
+                                                             {"train_discriminator": False})}
+                for arm, (path, episodes, control) in arms.items():
+                    runs = over_seeds(gail_run, seeds, args.jobs, task, path, episodes, score, **control)
+                    finals = [r["curve"][-1][2] for r in runs]
+                    best = [max(v for *_, v in r["curve"]) for r in runs]
+                    hits = [to_goal(r["curve"]) for r in runs]
+                    reached = [h for h in hits if h is not None]
+                    line = (f"  {arm}: {sum(f >= GOAL for f in finals)}/{len(finals)} seeds end at {GOAL}, "
+                            f"{len(reached)} reached it; finals " + " ".join(f"{f:.2f}" for f in finals) +
+                            f"; highest {max(best):.2f}")
+                    if reached and arm == "GAIL":
+                        line += (f"; to {GOAL}: median {statistics.median(h[0] for h in reached):,.0f} steps, "
+                                 f"{statistics.median(h[1] for h in reached):.0f} s; "
+                                 f"{statistics.median(r['steps_per_second'] for r in runs):,.0f} env steps/s")
+                    print(line, flush=True)
+                    report[name][arm] = runs
+    if args.report is not None:
+        args.report.write_text(json.dumps(report, default=float))
+
+
+if __name__ == "__main__":
+    main()
