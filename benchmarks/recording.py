@@ -28,14 +28,19 @@ import expertdata
 from expertdata.experts import BUILTIN
 
 
-def bare_loop(env_id: str, episodes: int, work: Path) -> None:
-    env, expert = gym.make(env_id), BUILTIN_BY_ENV[env_id]
+def play(env: gym.Env, env_id: str, episodes: int) -> None:
+    """Run the env's expert for ``episodes`` episodes (seeds 0, 1, ...), keeping nothing."""
+    expert = BUILTIN_BY_ENV[env_id]
     for seed in range(episodes):
         obs, _ = env.reset(seed=seed)
         done = False
         while not done:
             obs, _, terminated, truncated, _ = env.step(expert(obs))
             done = terminated or truncated
+
+
+def bare_loop(env_id: str, episodes: int, work: Path) -> None:
+    play(gym.make(env_id), env_id, episodes)
 
 
 def recorder(suffix: str | None) -> Callable[[str, int, Path], None]:
@@ -52,13 +57,8 @@ def minari_collector(env_id: str, episodes: int, work: Path) -> None:
     import minari
 
     os.environ["MINARI_DATASETS_PATH"] = str(work / "minari")  # its datasets go to the run's folder
-    env, expert = minari.DataCollector(gym.make(env_id)), BUILTIN_BY_ENV[env_id]
-    for seed in range(episodes):
-        obs, _ = env.reset(seed=seed)
-        done = False
-        while not done:
-            obs, _, terminated, truncated, _ = env.step(expert(obs))
-            done = terminated or truncated
+    env = minari.DataCollector(gym.make(env_id))
+    play(env, env_id, episodes)
     env.create_dataset(dataset_id=f"bench/{env_id.split('-')[0].lower()}-expert-v0")
     env.close()
 
