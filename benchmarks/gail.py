@@ -1,7 +1,8 @@
 """GAIL: imitation shown against two controls, steps and wall time to the targets, throughput, MPI.
 
     python benchmarks/gail.py [--seeds 5] [--first-seed 0] [--tasks pendulum,cartpole,cartpole-1] [--skip-mpi]
-                              [--skip-out-of-core] [--skip-busy] [--quick] [--report FILE.json] [--set KEY=VALUE ...] [--jobs 1]
+                              [--skip-out-of-core] [--skip-busy] [--quick] [--report FILE.json]
+                              [--set KEY=VALUE ...] [--jobs 1]
                               [--arms gail,random,untrained]
 
 Every quality figure is printed beside two controls run the same way: GAIL on demonstrations from a

@@ -7,8 +7,8 @@ Records ``--episodes`` episodes of a hand-written expert (``expertdata.experts``
 Minari's ``DataCollector`` (HDF5). Each run times the bare loop (reset, expert, step; nothing kept) and
 every recorder in turn, in the same process, then the ratio of each recorder to that run's bare loop; the
 table shows medians over the runs, of wall time and of CPU time (every thread of the process, the kernel's
-time included; steadier than wall time on a shared machine). Goal (issue 21): Zarr and HDF5 at most 1.5x the bare loop, with every
-finished episode surviving a kill (``benchmarks/crash_safety.py``).
+time included; steadier than wall time on a shared machine). Goal (issue 21): Zarr and HDF5 at most 1.5x
+the bare loop, with every finished episode surviving a kill (``benchmarks/crash_safety.py``).
 """
 from __future__ import annotations
 
