@@ -1,11 +1,10 @@
 """Train the suite's experts with Stable-Baselines3 (once), and record their demonstrations into fixtures/.
 
-    python benchmarks/experts/train.py [--envs CartPole-v1,Acrobot-v1,MountainCar-v0] [--out fixtures/experts]
+    python benchmarks/experts/train.py [--envs CartPole-v1,Acrobot-v1] [--out fixtures/experts]
 
-Each expert is an RL agent nobody here hand-wrote: SB3's PPO (DQN for MountainCar, which PPO does not
-solve untuned) with the hyperparameters below (RL Zoo's where it has them), trained until its
-deterministic mean return over 20 episodes reaches the target, then recorded for 10 episodes (seeds 0-9)
-with ``generate_expert_traj``. Only the small demonstration
+Each expert is an RL agent nobody here hand-wrote: SB3's PPO with the hyperparameters below (RL Zoo's
+where it has them), trained until its deterministic mean return over 20 episodes reaches the target,
+then recorded for 10 episodes (seeds 0-9) with ``generate_expert_traj``. Only the small demonstration
 files are committed (``fixtures/experts/<env>.npz``); the agents are not kept. Training is seeded, but
 torch's CPU kernels may differ between machines, so a rerun elsewhere can give other demonstrations.
 """
@@ -21,10 +20,6 @@ EXPERTS = {
                                 learning_rate=1e-3, clip_range=0.2, n_envs=8), 50_000, 475.0),
     "Acrobot-v1": ("PPO", dict(n_steps=256, gae_lambda=0.94, gamma=0.99, n_epochs=4, ent_coef=0.0, n_envs=16,
                                normalize=True), 100_000, -90.0),
-    "MountainCar-v0": ("DQN", dict(learning_rate=4e-3, batch_size=128, buffer_size=10_000, learning_starts=1000,
-                                   gamma=0.98, target_update_interval=600, train_freq=16, gradient_steps=8,
-                                   exploration_fraction=0.2, exploration_final_eps=0.07,
-                                   policy_kwargs=dict(net_arch=[256, 256])), 40_000, -120.0),
 }
 ROUNDS = 8
 EPISODES = 10
