@@ -250,9 +250,9 @@ class ChunkedSink:
                 self._waiting.setdefault(name, []).extend(blocks)
                 self._waiting_bytes += sum(block.nbytes for block in blocks)
             self._uncommitted = {}
-            if self._waiting_bytes >= JOURNAL_BYTES:
-                self._store_waiting(transitions, episodes)
-        self._committed = (transitions, episodes)
+        self._committed = (transitions, episodes)  # durable from here on, whatever moving the rows meets
+        if self._waiting_bytes >= JOURNAL_BYTES:
+            self._store_waiting(transitions, episodes)
 
     def _mark(self, transitions: int, episodes: int) -> None:
         self._flush()
