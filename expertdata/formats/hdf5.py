@@ -7,8 +7,9 @@ from __future__ import annotations
 import errno
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import h5py
 import numpy as np
@@ -224,6 +225,15 @@ def _write_failure(exc: BaseException) -> OSError:
     return OSError(int(found.group(1)), found.group(2)) if found else OSError(errno.EIO, str(exc).split("\n")[0])
 
 
+@contextmanager
+def _writing() -> Iterator[None]:
+    """Raise HDF5's failed writes as ``_write_failure`` says."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        raise _write_failure(exc) from None
+
+
 def _rewrite(path: Path) -> None:
     """Copy a file (datasets and root attributes) into a fresh one that takes its place atomically: how a
     file that a killed writer left marked open becomes writable again."""
@@ -274,10 +284,8 @@ class Hdf5Sink(ChunkedSink):
 
     def _write(self, array: Any, begin: int, block: np.ndarray) -> None:
         if len(block):
-            try:
+            with _writing():
                 array.write_direct(np.ascontiguousarray(block), dest_sel=np.s_[begin:begin + len(block)])
-            except (OSError, RuntimeError) as exc:
-                raise _write_failure(exc) from None
 
     def _set_attr(self, key: str, text: str) -> None:
         self._file.attrs.create(key, fixed_text(text))
@@ -290,26 +298,22 @@ class Hdf5Sink(ChunkedSink):
                 self._file.create_dataset(COMMIT_KEY, data=np.zeros(2, np.int64))
             self._file[COMMIT_KEY].attrs[JOURNAL_KEY] = fixed_text(self._token)
             self._file.swmr_mode = True
-        try:
+        with _writing():
             self._file[COMMIT_KEY][...] = (transitions, episodes)
-        except (OSError, RuntimeError) as exc:
-            raise _write_failure(exc) from None
 
     def _stored_mark(self) -> tuple[tuple[int, int] | None, str | None]:
         return _mark(self._file)
 
     def _flush(self) -> None:
-        try:
+        with _writing():
             self._file.flush()
-        except (OSError, RuntimeError) as exc:
-            raise _write_failure(exc) from None
 
     def _close(self) -> None:
         try:  # every write happens here, before anything is closed: a failure leaves the file closable
-            self._file.flush()
-        except (OSError, RuntimeError) as exc:
+            self._flush()
+        except OSError:
             self.abort()
-            raise _write_failure(exc) from None
+            raise
         self._file.close()
 
     def abort(self) -> None:

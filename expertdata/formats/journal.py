@@ -51,7 +51,6 @@ class Journal:
     """
 
     def __init__(self, path: Path, token: str, layout: Layout) -> None:
-        self.path = path
         self._layout = _little(layout)
         self._header = _header(token, self._layout)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0),
@@ -75,7 +74,7 @@ class Journal:
         crc = zlib.crc32(counts, zlib.crc32(head))
         for block in blocks:
             crc = zlib.crc32(block, crc)
-        self._write(b"".join([head, counts, *(block.tobytes() for block in blocks), _CRC.pack(crc)]))
+        self._write(b"".join([head, counts, *blocks, _CRC.pack(crc)]))  # one write: the record whole, or cut
 
     def reset(self) -> None:
         """Forget every record (the store's commit mark now covers them)."""
