@@ -37,17 +37,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import gymnasium as gym
-
 from expertdata import ExpertDataset, convert
 from expertdata.experts import pendulum
-from expertdata.recording import generate_expert_traj
 from trainers.common.evaluation import NormalisedScore
 from trainers.gail import GAIL, TUNED
+
+from seeds import over_seeds, random_demonstrations
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 EVAL_STEPS = 6144  # scored every k iterations, the largest k that spans at most this many env steps
@@ -58,14 +56,6 @@ TASKS = {
     "cartpole": ("CartPole-v1", FIXTURES / "cartpole.npz", -1, 475.0, 100_000),
     "cartpole-1": ("CartPole-v1", FIXTURES / "cartpole.npz", 1, 475.0, 300_000),
 }
-
-
-def random_demonstrations(env_id: str, folder: Path) -> Path:
-    env = gym.make(env_id)
-    env.action_space.seed(0)
-    path = folder / f"random-{env_id}.npz"
-    generate_expert_traj(lambda obs: env.action_space.sample(), path, env_id, n_episodes=10, seed=0, overwrite=True)
-    return path
 
 
 @dataclass(frozen=True)
@@ -108,21 +98,6 @@ def run(env_id: str, dataset: Path, traj_limitation: int, config: dict, steps: i
     logs = model.logs
     return {"curve": curve, "steps_per_second": statistics.median(e["steps_per_second"] for e in logs),
             "split": {k: statistics.median(e[k] for e in logs) for k in logs[-1] if k.startswith("time_")}}
-
-
-def _one_thread(_: int = 0) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def runs_over_seeds(seeds: list[int], jobs: int, **run_args) -> list[dict]:
-    """``run`` for each seed, in ``jobs`` processes (one torch thread each) when ``jobs`` > 1."""
-    if jobs == 1:
-        return [run(seed=seed, **run_args) for seed in seeds]
-    with ProcessPoolExecutor(jobs, initializer=_one_thread) as pool:
-        futures = [pool.submit(run, seed=seed, **run_args) for seed in seeds]
-        return [future.result() for future in futures]
 
 
 def setting(text: str) -> tuple[str, object]:
@@ -245,8 +220,8 @@ def main() -> None:
             print(f"{task}: {env_id}, {config}, threshold {threshold}, {steps} steps, seeds {seeds[0]}-{seeds[-1]}")
             report[task] = {}
             for name, (data, traj_limitation, control) in controls.items():
-                runs = runs_over_seeds(seeds, args.jobs, env_id=env_id, dataset=data, traj_limitation=traj_limitation,
-                                       config=config, steps=steps, score=score, **control)
+                runs = over_seeds(run, seeds, args.jobs, env_id=env_id, dataset=data,
+                                  traj_limitation=traj_limitation, config=config, steps=steps, score=score, **control)
                 hits = [reached(r["curve"], threshold) for r in runs]
                 finals = [r["curve"][-1][2] for r in runs]
                 best = [max(v for _, _, v in r["curve"]) for r in runs]

@@ -20,15 +20,13 @@ import json
 import statistics
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import gymnasium as gym
-
 from expertdata import ExpertDataset
-from expertdata.recording import generate_expert_traj
-from trainers.common.evaluation import EVAL_SEED, NormalisedScore, episode_returns
+from trainers.common.evaluation import NormalisedScore, random_return
+
+from seeds import over_seeds, random_demonstrations
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_EPISODES = 20
@@ -54,11 +52,8 @@ TASKS = {
 
 def scale(task: Task, path: Path) -> NormalisedScore:
     """Random policy 0 on the evaluation episodes; the demonstrations' mean return 1."""
-    space = gym.make(task.env_id).action_space
-    space.seed(0)
-    random = float(episode_returns(lambda obs: space.sample(), task.env_id, EVAL_EPISODES, EVAL_SEED).mean())
     demos = ExpertDataset(path, traj_limitation=task.episodes, verbose=0)
-    return NormalisedScore(random, demos.avg_ret)
+    return NormalisedScore(random_return(task.env_id, EVAL_EPISODES), demos.avg_ret)
 
 
 def bc_run(task: Task, score: NormalisedScore, seed: int) -> dict:
@@ -83,28 +78,6 @@ def gail_run(task: Task, path: Path, episodes: int, score: NormalisedScore, seed
         trained += time.perf_counter() - start
         curve.append((model.num_timesteps, trained, score(model.evaluate(n_episodes=EVAL_EPISODES)[0])))
     return {"curve": curve, "steps_per_second": statistics.median(e["steps_per_second"] for e in model.logs)}
-
-
-def _one_thread(_: int = 0) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def over_seeds(function, seeds: list[int], jobs: int, *args, **kwargs) -> list[dict]:
-    if jobs == 1:
-        return [function(*args, seed=seed, **kwargs) for seed in seeds]
-    with ProcessPoolExecutor(jobs, initializer=_one_thread) as pool:
-        return [f.result() for f in [pool.submit(function, *args, seed=seed, **kwargs) for seed in seeds]]
-
-
-def random_demonstrations(task: Task, folder: Path) -> Path:
-    env = gym.make(task.env_id)
-    env.action_space.seed(0)
-    path = folder / f"random-{task.env_id}.npz"
-    generate_expert_traj(lambda obs: env.action_space.sample(), path, task.env_id, n_episodes=10, seed=0,
-                         overwrite=True)
-    return path
 
 
 def to_goal(curve: list) -> tuple[int, float] | None:
@@ -139,7 +112,7 @@ def main() -> None:
                 report[name]["bc"] = runs
             if "gail" in trainers:
                 arms = {"GAIL": (task.path, task.episodes, {}),
-                        "control, random demonstrations": (random_demonstrations(task, Path(tmp)), 10, {}),
+                        "control, random demonstrations": (random_demonstrations(task.env_id, Path(tmp)), 10, {}),
                         "control, untrained discriminator": (task.path, task.episodes,
                                                              {"train_discriminator": False})}
                 for arm, (path, episodes, control) in arms.items():

@@ -28,6 +28,13 @@ def episode_returns(act: Callable[[np.ndarray], Any], env: Any, n_episodes: int,
     return returns
 
 
+def random_return(env_id: str, n_episodes: int, seed: int = EVAL_SEED) -> float:
+    """Mean return of a uniform random policy (its action space seeded 0) over the evaluation episodes."""
+    space = make(env_id).action_space
+    space.seed(0)
+    return float(episode_returns(lambda obs: space.sample(), env_id, n_episodes, seed).mean())
+
+
 @dataclass(frozen=True)
 class NormalisedScore:
     """Maps a mean return onto a scale where a uniform random policy scores 0 and the expert 1."""
@@ -40,9 +47,7 @@ class NormalisedScore:
                 seed: int = EVAL_SEED) -> "NormalisedScore":
         """Both ends measured on the evaluation episodes a policy is scored on (the random policy's
         actions drawn from an action space seeded 0)."""
-        space = make(env_id).action_space
-        space.seed(0)
-        return cls(float(episode_returns(lambda obs: space.sample(), env_id, n_episodes, seed).mean()),
+        return cls(random_return(env_id, n_episodes, seed),
                    float(episode_returns(expert, env_id, n_episodes, seed).mean()))
 
     def __call__(self, mean_return: float) -> float:
