@@ -124,9 +124,9 @@ class _Episode:
         except ValueError as exc:
             raise RecordingError(f"{self.where()}: the env's observations do not fit its observation space "
                                  f"{form.obs_shape} {form.obs_dtype}: {exc}") from exc
-        arrays = {name: np.asarray(values) for name, values in self.rows.items() if name != "obs"}
-        arrays["actions"] = np.asarray(self.rows["actions"], dtype=form.action_dtype).reshape((n,) + form.action_shape)
-        return {**arrays, "obs": obs, "final_obs": final}
+        arrays = {name: np.asarray(self.rows[name]) for name in ("rewards", "terminated", "truncated")}
+        actions = np.asarray(self.rows["actions"], dtype=form.action_dtype).reshape((n,) + form.action_shape)
+        return {**arrays, "obs": obs, "actions": actions, "final_obs": final}
 
 
 def _serial(env: Any, policy: Policy, seeds: list[int | None], obs_spec: dict,
