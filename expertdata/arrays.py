@@ -185,6 +185,27 @@ class Guarded:
         self._guard(will_need, self._array, start, stop)
 
 
+class LazyRows:
+    """Rows assembled from other arrays (``read_into``), read only when sliced."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice):
+            raise TypeError(f"{type(self).__name__} rows are read by slices of rows")
+        start, stop, step = key.indices(self.shape[0])
+        out = np.empty((max(0, stop - start),) + tuple(self.shape[1:]), self.dtype)
+        self.read_into(start, max(start, stop), out)
+        return out[::step]
+
+
 class RowWindow:
     """Rows ``window`` of a lazy array, read only when sliced."""
 
@@ -210,7 +231,7 @@ class RowWindow:
         return np.asarray(self._array[self._start + start:self._start + stop])[::step]
 
 
-class Appended:
+class Appended(LazyRows):
     """The rows of a lazy array followed by rows held in memory (a journal's tail), read only when sliced."""
 
     def __init__(self, head: ArrayLike, tail: np.ndarray) -> None:
@@ -218,9 +239,6 @@ class Appended:
         self._split = head.shape[0]
         self.dtype = np.dtype(head.dtype)
         self.shape = (self._split + len(tail),) + tuple(head.shape[1:])
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
         middle = min(max(start, self._split), stop)
@@ -232,10 +250,38 @@ class Appended:
         if start < self._split:
             will_need(self._head, start, min(stop, self._split))
 
-    def __getitem__(self, key: slice) -> np.ndarray:
-        if not isinstance(key, slice):
-            raise TypeError("appended rows are read by slices of rows")
-        start, stop, step = key.indices(self.shape[0])
-        out = np.empty((max(0, stop - start),) + self.shape[1:], self.dtype)
-        self.read_into(start, max(start, stop), out)
-        return out[::step]
+
+class Gathered(LazyRows):
+    """Rows ``index`` (increasing) of a lazy array, read only when sliced: each slice reads the rows it
+    spans once and keeps the ones indexed (a peer format that interleaves rows we store apart)."""
+
+    def __init__(self, array: ArrayLike, index: np.ndarray) -> None:
+        self._array, self._index = array, np.asarray(index, np.int64)
+        self.dtype = np.dtype(array.dtype)
+        self.shape = (len(self._index),) + tuple(array.shape[1:])
+
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        if stop > start:
+            first = int(self._index[start])
+            out[...] = np.asarray(self._array[first:int(self._index[stop - 1]) + 1])[self._index[start:stop] - first]
+
+
+class Concatenated(LazyRows):
+    """Lazy arrays one after another along the rows (a peer format's per-episode arrays), read only when
+    sliced: a slice reads the rows it needs from each part it spans."""
+
+    def __init__(self, parts: list[ArrayLike], dtype: np.dtype, row_shape: tuple[int, ...]) -> None:
+        self._parts = parts
+        self._offsets = np.cumsum([0] + [p.shape[0] for p in parts])
+        self.dtype = np.dtype(dtype)
+        self.shape = (int(self._offsets[-1]),) + tuple(row_shape)
+
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        first = int(np.searchsorted(self._offsets, start, side="right")) - 1
+        for part in range(max(first, 0), len(self._parts)):
+            begin, end = int(self._offsets[part]), int(self._offsets[part + 1])
+            if begin >= stop:
+                break
+            lo, hi = max(start, begin), min(stop, end)
+            if hi > lo:
+                read_into(self._parts[part], lo - begin, hi - begin, out[lo - start:hi - start])

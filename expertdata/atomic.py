@@ -59,6 +59,12 @@ def temporary(path: Path, prefix: str = PARTIAL) -> Path:
     return path.with_name(f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}")
 
 
+def final_name(temporary_path: Path, prefix: str = PARTIAL) -> str:
+    """The name a ``temporary`` path will be renamed to."""
+    name = temporary_path.name
+    return name.split("-", 3)[3] if name.startswith(f"{prefix}-") and name.count("-") >= 3 else name
+
+
 def check_destination(path: Path, inputs: Iterable[Path | str] = (), overwrite: bool = False,
                       replaceable: Callable[[Path], bool] | None = None) -> None:
     """Refuse, before anything is written, a destination that is or holds an input, or that ``overwrite``

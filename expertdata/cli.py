@@ -127,19 +127,34 @@ def validate(path: str, as_json: bool, trusted: bool) -> None:
                               "expertdata convert data.h5 first10.npz --traj-limitation 10"))
 @click.argument("src", type=click.Path())
 @click.argument("dst", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(formats.names()), help="Format of DST (default: from its suffix).")
+@click.option("--to", "--format", "fmt", type=click.Choice(formats.names()),
+              help="Format of DST (default: from its suffix); peer formats are listed by `expertdata formats`.")
+@click.option("--from", "source_format", type=click.Choice(formats.names()),
+              help="Format of SRC (default: told from its content).")
 @click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
 @click.option("--compression", help="none, gzip[:level], lzf (HDF5), zstd[:level] (Zarr), deflate (npz).")
 @click.option("--chunk-rows", type=click.IntRange(min=1), help="Rows per chunk (default: about 8 MB a chunk).")
 @click.option("--traj-limitation", type=int, default=-1, show_default=True,
               help="Keep only the first K whole episodes (-1: all).")
 @TRUSTED
-def convert(src: str, dst: str, fmt: str | None, overwrite: bool, compression: str | None,
-            chunk_rows: int | None, traj_limitation: int, trusted: bool) -> None:
+def convert(src: str, dst: str, fmt: str | None, source_format: str | None, overwrite: bool,
+            compression: str | None, chunk_rows: int | None, traj_limitation: int, trusted: bool) -> None:
     """Convert SRC to DST losslessly, atomically, checking the content digest on both sides."""
     result = convert_dataset(src, dst, format=fmt, overwrite=overwrite, traj_limitation=traj_limitation,
-                             options=formats.WriteOptions(chunk_rows, compression), progress=True, trusted=trusted)
+                             options=formats.WriteOptions(chunk_rows, compression), progress=True, trusted=trusted,
+                             source_format=source_format)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {result.path} ({result.format}), digest {result.digest}")
+
+
+@main.command("formats", short_help="List every format: ours and the peer formats.",
+              epilog=_example("expertdata formats"))
+def formats_command() -> None:
+    """List every format that convert reads and writes, with what it keeps and loses."""
+    click.echo(_table([("format", "kind", "suffixes", "what it keeps and loses")] +
+                      [(b.name, "peer" if b.capabilities.exports else "ours",
+                        " ".join(getattr(b, "suffixes", ())) or "-", b.summary) for b in formats.every()]))
 
 
 def _stats_line(stats: dict | None) -> str:

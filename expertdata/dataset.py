@@ -26,6 +26,7 @@ class Dataset:
     :param source: where the dataset was read from, for messages.
     :param storage: per field, how the file stores it (``chunks``, ``compression``, ``checksum``).
     :param trusted: image paths may lead out of ``root`` through symbolic links (a file you trust).
+    :param notes: what reading the file noticed but did not refuse (a peer format's skipped arrays, say).
     """
 
     fields: Mapping[str, ArrayLike]
@@ -36,6 +37,7 @@ class Dataset:
     closer: Callable[[], None] | None = field(default=None, repr=False)
     storage: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
     trusted: bool = False
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         raise_for(self.source, structural_problems(self.fields, self.metadata, self.root, trusted=self.trusted))

@@ -139,12 +139,12 @@ def field_name_problem(name: str) -> str | None:
 DESCRIPTIVE_KEYS = ("env_id", "observation_space", "action_space", "max_episode_steps", "extras", "user")
 #: Metadata keys that record where a file came from (and ``digest``, the content digest recorded when the
 #: file was written); they change on conversion, so the digest ignores them.
-HISTORY_KEYS = ("schema_version", "provenance", "lineage", "digest")
+HISTORY_KEYS = ("schema_version", "provenance", "lineage", "digest", "peer")
 METADATA_KEYS = DESCRIPTIVE_KEYS + HISTORY_KEYS
 #: The JSON type each metadata key must have (spaces are checked further by ``expertdata.spaces``).
 METADATA_TYPES: dict[str, type] = {"env_id": str, "observation_space": dict, "action_space": dict,
                                    "max_episode_steps": int, "extras": dict, "user": dict, "schema_version": str,
-                                   "provenance": dict, "lineage": list, "digest": str}
+                                   "provenance": dict, "lineage": list, "digest": str, "peer": dict}
 
 #: Limits on what a header may claim, checked before anything is allocated or decoded: metadata text and
 #: its nesting (a space's rows: ``expertdata.spaces.MAX_ROW_ENTRIES``).
@@ -221,6 +221,12 @@ RULES: tuple[Rule, ...] = (
          "metadata['extras']; it is kept as it is."),
     Rule("W106", "unchecked", "warning", "Some fields are stored without a checksum and the dataset records no "
          "digest, so corruption of their bytes cannot be detected (convert the dataset to record one)."),
+    Rule("W107", "flags-disagree", "warning", "A peer format's episode-end flags disagree with its data: a flag "
+         "ends an episode where the observations go on into the next row without a reset, and another flag ends "
+         "it later (D4RL's Adroit files: timeouts 100 rows before each terminal). Episodes are cut where the "
+         "flags say; nothing is fixed silently."),
+    Rule("W108", "not-imported", "warning", "Something a peer format stores was not imported: an object array "
+         "that only unpickling could read, or a value that is not one row per step or episode."),
 )
 
 RULES_BY_ID = {r.id: r for r in RULES}

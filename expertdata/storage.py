@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -27,8 +27,10 @@ def load(path: Path | str, format: str | None = None, trusted: bool = False) -> 
     """
     raw = formats.read_raw(path, format, trusted)
     try:
-        raise_for(str(path), problems_found(raw.findings))
-        return Dataset(raw.fields, raw.metadata, raw.root, str(path), raw.format, raw.closer, raw.storage, trusted)
+        found = problems_found(raw.findings)
+        raise_for(str(path), found)
+        return Dataset(raw.fields, raw.metadata, raw.root, str(path), raw.format, raw.closer, raw.storage, trusted,
+                       tuple(p.one_line() for p in found))
     except ExpertDataError:
         raw.close()
         raise
@@ -82,11 +84,13 @@ def _stream(dataset: Dataset, metadata: Mapping[str, Any], sink: formats.Sink, o
 
 @dataclass(frozen=True)
 class SaveResult:
-    """What a save wrote: the destination, its format and the content digest checked on both sides."""
+    """What a save wrote: the destination, its format, the content digest checked on both sides, and notes
+    on what a peer format made up (flags a dataset never recorded, say)."""
 
     path: Path
     format: str
     digest: str
+    notes: tuple[str, ...] = ()
 
 
 def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
@@ -111,22 +115,26 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
     if lineage is not None:
         metadata["lineage"] = list(metadata.get("lineage", [])) + [{**lineage, "time": _now()}]
     written: list[Path] = []
+    notes: list[str] = []
     inputs = [dataset.source] if dataset.source != "<memory>" else []
     with atomic.destination(path, overwrite, inputs, replaceable=lambda p: backend.sniff(p)) as tmp:
         try:
             if dataset.has_image_paths and dataset.root is not None:
                 written = images.copy_images(_image_paths(dataset), dataset.root, path.parent)
-            sink = backend.writer(tmp, options)
-            try:
-                source_digest = _stream(dataset, metadata, sink, options, progress, path.name)
-                if lineage is not None and lineage.get("parent_digest") is None:
-                    metadata["lineage"][-1]["parent_digest"] = source_digest
-                metadata["digest"] = source_digest  # validate compares it: corruption shows even without checksums
-                sink.set_metadata(metadata)
-            except BaseException:
-                sink.abort()
-                raise
-            sink.close()
+            if backend.capabilities.exports:
+                source_digest = digest(dataset.with_metadata(metadata))
+                _record(metadata, source_digest, lineage)
+                notes = cast(formats.Exporter, backend).export(dataset, metadata, tmp, options)
+            else:
+                sink = backend.writer(tmp, options)
+                try:
+                    source_digest = _stream(dataset, metadata, sink, options, progress, path.name)
+                    _record(metadata, source_digest, lineage)
+                    sink.set_metadata(metadata)
+                except BaseException:
+                    sink.abort()
+                    raise
+                sink.close()
             with load(tmp, backend.name) as copy:
                 written_digest = digest(copy)
             if written_digest != source_digest:
@@ -136,27 +144,37 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
             for image in written:
                 image.unlink(missing_ok=True)
             raise
-    return SaveResult(path, backend.name, source_digest)
+    return SaveResult(path, backend.name, source_digest, tuple(notes))
+
+
+def _record(metadata: dict[str, Any], source_digest: str, lineage: Mapping[str, Any] | None) -> None:
+    """The digest into the metadata being written (validate compares it, so corruption shows even without
+    checksums), and into the lineage entry of a lossless copy."""
+    if lineage is not None and lineage.get("parent_digest") is None:
+        metadata["lineage"][-1]["parent_digest"] = source_digest
+    metadata["digest"] = source_digest
 
 
 def convert(src: Path | str, dst: Path | str, *, format: str | None = None,
             options: formats.WriteOptions | None = None, overwrite: bool = False,
-            traj_limitation: int = -1, progress: bool = False, trusted: bool = False) -> SaveResult:
+            traj_limitation: int = -1, progress: bool = False, trusted: bool = False,
+            source_format: str | None = None) -> SaveResult:
     """Convert a dataset losslessly to another format (or to its first ``traj_limitation`` episodes).
 
     Every array is copied bit for bit and the metadata is kept; the destination records the source's
-    digest and the operation in its lineage. Atomic, streamed, and the source is never modified.
+    digest, format and file name, and the operation, in its lineage. Atomic, streamed, and the source is
+    never modified. A peer format (``expertdata formats``) is read by its layout, or by ``source_format``;
+    the result's notes say what reading or writing it skipped or made up.
     """
-    with load(src, trusted=trusted) as dataset:
-        source_format = dataset.format
-        if traj_limitation == -1 or traj_limitation is None:
-            return save(dataset, dst, format=format, options=options, overwrite=overwrite, progress=progress,
-                        lineage={"operation": "convert", "from_format": source_format,
-                                 "parent_digest": None})
-        if not 0 < traj_limitation <= dataset.n_episodes:
-            raise UsageError(f"traj_limitation={traj_limitation}: {src} holds {dataset.n_episodes} episodes; "
-                             f"ask for 1 to {dataset.n_episodes}, or -1 for all")
-        return save(dataset.take_episodes(traj_limitation), dst, format=format, options=options,
-                    overwrite=overwrite, progress=progress,
-                    lineage={"operation": "traj_limitation", "episodes": traj_limitation,
-                             "from_format": source_format, "parent_digest": digest(dataset)})
+    with load(src, format=source_format, trusted=trusted) as dataset:
+        lineage: dict[str, Any] = {"operation": "convert", "from_format": dataset.format,
+                                   "source": Path(src).name, "parent_digest": None}
+        if traj_limitation not in (-1, None):
+            if not 0 < traj_limitation <= dataset.n_episodes:
+                raise UsageError(f"traj_limitation={traj_limitation}: {src} holds {dataset.n_episodes} episodes; "
+                                 f"ask for 1 to {dataset.n_episodes}, or -1 for all")
+            lineage.update(operation="traj_limitation", episodes=traj_limitation, parent_digest=digest(dataset))
+            dataset = dataset.take_episodes(traj_limitation)
+        result = save(dataset, dst, format=format, options=options, overwrite=overwrite, progress=progress,
+                      lineage=lineage)
+        return replace(result, notes=dataset.notes + result.notes)

@@ -20,6 +20,9 @@ EXPERTS = {
                                 learning_rate=1e-3, clip_range=0.2, n_envs=8), 50_000, 475.0),
     "Acrobot-v1": ("PPO", dict(n_steps=256, gae_lambda=0.94, gamma=0.99, n_epochs=4, ent_coef=0.0, n_envs=16,
                                normalize=True), 100_000, -90.0),
+    "MountainCar-v0": ("PPO", dict(n_steps=16, gae_lambda=0.98, gamma=0.99, n_epochs=4, ent_coef=0.0, n_envs=16,
+                                   normalize=True), 125_000, -120.0),
+    "InvertedDoublePendulum-v5": ("SAC", dict(), 25_000, 9000.0),
 }
 ROUNDS = 8
 EPISODES = 10
@@ -28,11 +31,13 @@ EPISODES = 10
 def train(env_id: str, out: Path) -> Path:
     import numpy as np
     import stable_baselines3
+    import torch
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
     from expertdata.recording import generate_expert_traj
 
+    torch.set_num_threads(1)
     algorithm, kwargs, steps, target = EXPERTS[env_id]
     kwargs = dict(kwargs)
     n_envs, normalize = kwargs.pop("n_envs", 1), kwargs.pop("normalize", False)

@@ -1,9 +1,11 @@
-"""The format registry: one thin module per format (``npz``, ``hdf5``, ``zarr``), each a ``Backend``
-(``expertdata.formats.base``), chosen by suffix when writing and by content when reading.
+"""The format registry: one thin module per format, chosen by suffix when writing and by content when
+reading. Our own formats (``npz``, ``hdf5``, ``zarr``) are each a ``Backend`` (``expertdata.formats.base``);
+peer formats (``d4rl``, ``imitation``, ``minari``: other projects' layouts) are each an ``Exporter``.
 
 A backend reads a path into a ``Raw`` (lazy arrays, metadata, how each array is stored) and writes
 through a ``Sink`` that takes each field's rows in order, block by block, so nothing needs the whole
-dataset in memory. Adding a format means adding its module and listing it in ``_backends``.
+dataset in memory; an exporter writes a whole dataset, since peer layouts interleave or derive fields.
+Adding a format means adding its module and listing it in ``_backends`` or ``_peers``.
 """
 from __future__ import annotations
 
@@ -12,29 +14,40 @@ from pathlib import Path
 from ..arrays import RowWindow
 from ..errors import UnreadableError, UsageError
 from ..schema import field_per, shown
-from . import hdf5, npz, zarr
-from .base import Backend, Capabilities, Finding, Raw, ResumableBackend, Sink, StreamingSink, WriteOptions
+from . import d4rl, hdf5, imitation, minari, npz, zarr
+from .base import (Backend, Capabilities, Exporter, Finding, Raw, ResumableBackend, Sink, StreamingSink,
+                   WriteOptions)
 
-__all__ = ["Backend", "Capabilities", "Finding", "Raw", "ResumableBackend", "Sink", "StreamingSink", "WriteOptions",
-           "by_name", "for_path", "names", "read_raw"]
+__all__ = ["Backend", "Capabilities", "Exporter", "Finding", "Raw", "ResumableBackend", "Sink", "StreamingSink",
+           "WriteOptions", "by_name", "every", "for_path", "names", "read_raw"]
 
 
 def _backends() -> tuple[Backend, ...]:
     return (npz.BACKEND, hdf5.BACKEND, zarr.BACKEND, zarr.ZIP_BACKEND)
 
 
+def _peers() -> tuple[Exporter, ...]:
+    return (d4rl.BACKEND, imitation.BACKEND, minari.BACKEND)
+
+
+def every() -> tuple[Backend | Exporter, ...]:
+    """Every format, peers first: a peer's layout is a special case of a container (HDF5, zip) that one of
+    ours also sniffs, so peers are tried first when reading."""
+    return _peers() + _backends()
+
+
 def names() -> tuple[str, ...]:
-    return tuple(b.name for b in _backends())
+    return tuple(b.name for b in _backends() + _peers())
 
 
-def by_name(name: str) -> Backend:
-    for backend in _backends():
+def by_name(name: str) -> Backend | Exporter:
+    for backend in every():
         if backend.name == name:
             return backend
     raise UsageError(f"unknown format '{name}'; choose from {', '.join(names())}")
 
 
-def for_path(path: Path | str, format: str | None = None) -> Backend:
+def for_path(path: Path | str, format: str | None = None) -> Backend | Exporter:
     """The backend for writing ``path``: ``format`` if given, else the one whose suffix ends the name."""
     if format:
         return by_name(format)
@@ -55,7 +68,7 @@ def read_raw(path: Path | str, format: str | None = None, trusted: bool = False)
     path = Path(path)
     if not path.exists():
         raise UnreadableError(f"{path}: no such file or directory")
-    backend = by_name(format) if format else next((b for b in _backends() if _sniffs(b, path)), None)
+    backend = by_name(format) if format else next((b for b in every() if _sniffs(b, path)), None)
     if backend is None and path.is_file():  # a damaged file: its suffix's reader says what is wrong with it
         backend = next((b for b in _backends() if str(path).lower().endswith(b.suffixes)), None)
     if backend is None:
@@ -77,7 +90,7 @@ def read_raw(path: Path | str, format: str | None = None, trusted: bool = False)
     return raw
 
 
-def _sniffs(backend: Backend, path: Path) -> bool:
+def _sniffs(backend: Backend | Exporter, path: Path) -> bool:
     """Whether ``backend`` recognises ``path``; a file too damaged to tell is not recognised (the reader
     chosen by its suffix then says what is wrong)."""
     try:

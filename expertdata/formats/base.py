@@ -133,12 +133,15 @@ class Capabilities:
     :param images_as_files: image observations are written as image files beside the dataset, their
         relative paths in ``obs`` (as SB2 stored them in ``.npz``), not as arrays.
     :param streaming_options: the layout a streamed recording uses unless the caller chooses one.
+    :param exports: a peer format written from a whole dataset at once (``Exporter.export``), not field by
+        field through a sink: its layout interleaves or derives fields.
     """
 
     streaming: bool = False
     resume: bool = False
     images_as_files: bool = False
     streaming_options: WriteOptions | None = None
+    exports: bool = False
 
 
 class Sink(Protocol):
@@ -170,6 +173,8 @@ class Backend(Protocol):
     compressions: dict[str, tuple[int, int] | None]
     default_compression: str
     capabilities: Capabilities
+    #: what the format keeps and loses, one line for ``expertdata formats``
+    summary: str
 
     def sniff(self, path: Path) -> bool: ...
 
@@ -177,6 +182,38 @@ class Backend(Protocol):
         """Open ``path``; unless ``trusted``, references to data outside it are found and withheld."""
 
     def writer(self, path: Path, options: WriteOptions) -> Sink: ...
+
+
+class Whole(Protocol):
+    """What an exporter reads: a dataset (``expertdata.Dataset``) as a whole."""
+
+    fields: Any
+    source: str
+    n_transitions: int
+    n_episodes: int
+
+    def __getitem__(self, name: str) -> ArrayLike: ...
+
+    def __contains__(self, name: object) -> bool: ...
+
+    def field_per(self, name: str) -> str: ...
+
+
+class Exporter(Protocol):
+    """A peer format (``exports``): read like any backend, written from a whole dataset."""
+
+    name: str
+    compressions: dict[str, tuple[int, int] | None]
+    default_compression: str
+    capabilities: Capabilities
+    summary: str
+
+    def sniff(self, path: Path) -> bool: ...
+
+    def read(self, path: Path, trusted: bool = False) -> Raw: ...
+
+    def export(self, dataset: Whole, metadata: dict[str, Any], path: Path, options: WriteOptions) -> list[str]:
+        """Write ``dataset`` with ``metadata`` to ``path``; returns notes on what had to be made up."""
 
 
 class ResumableBackend(Backend, Protocol):

@@ -153,7 +153,34 @@ def _mark(f: h5py.File) -> tuple[tuple[int, int] | None, str | None]:
     return commit_mark(f[COMMIT_KEY][()]), token.decode() if isinstance(token, bytes) else None
 
 
-def read(path: Path, trusted: bool = False) -> Raw:
+#: How deep ``read(nested=True)`` looks into groups (peer formats nest one or two levels).
+MAX_NESTING = 4
+
+
+def _names(f: h5py.File, trusted: bool, nested: bool, raw: Raw, group: str = "", depth: int = 0) -> Iterator[str]:
+    """Paths of the datasets to read: the root's, and with ``nested`` those in groups below it. A link
+    that leads out of the file is withheld with a finding, never followed."""
+    for key in f[group or "/"].keys():
+        name = f"{group}/{key}" if group else key
+        if name == COMMIT_KEY:
+            continue
+        why = None if trusted else _link_outside(f, name)
+        if why:
+            raw.findings.append(Finding("outside-reference", why, name))
+            raw.withheld.add(name)
+            continue
+        obj = f.get(name)
+        if obj is None:
+            raise KeyError(f"'{name}' is a link to nothing")
+        if isinstance(obj, h5py.Dataset):
+            yield name
+        elif nested and isinstance(obj, h5py.Group) and depth < MAX_NESTING:
+            yield from _names(f, trusted, nested, raw, name, depth + 1)
+
+
+def read(path: Path, trusted: bool = False, nested: bool = False) -> Raw:
+    """Open our HDF5 layout (datasets at the root); with ``nested``, datasets in groups too, named by
+    their paths (how peer formats such as D4RL's store ``infos/qpos``)."""
     f = _open(path)
     raw = Raw({}, {}, path.parent, "hdf5", closer=f.close)
     stored: dict[str, _Rows] = {}
@@ -162,19 +189,8 @@ def read(path: Path, trusted: bool = False) -> Raw:
         return Guarded(as_read(rows, f[name].attrs), f"{path}: field {shown(name)}")
 
     try:
-        for name in f.keys():
-            if name == COMMIT_KEY:
-                continue
-            why = None if trusted else _link_outside(f, name)
-            if why:
-                raw.findings.append(Finding("outside-reference", why, name))
-                raw.withheld.add(name)
-                continue
-            obj = f.get(name)
-            if obj is None:
-                raise KeyError(f"'{name}' is a link to nothing")
-            if not isinstance(obj, h5py.Dataset):
-                continue
+        for name in _names(f, trusted, nested, raw):
+            obj = f[name]
             why = None if trusted else _outside(obj)
             if why:
                 raw.findings.append(Finding("outside-reference", why, name))
@@ -342,6 +358,7 @@ class _Hdf5:
     default_compression = "none"
     # Streamed chunks of 64 KiB, because each move of rows from the journal rewrites the last, partly filled
     # one, and compressed, because HDF5 stores a partly filled chunk whole.
+    summary = "HDF5, chunked, a checksum per chunk. Lossless; streams and resumes recordings."
     capabilities = Capabilities(streaming=True, resume=True,
                                 streaming_options=WriteOptions(compression="gzip:1", chunk_bytes=2**16))
     sniff = staticmethod(sniff)

@@ -257,6 +257,13 @@ class NpzSink:
     def set_metadata(self, metadata: dict[str, Any]) -> None:
         self._metadata = metadata
 
+    def add_array(self, name: str, array: np.ndarray, allow_pickle: bool = False) -> None:
+        """Write a whole member that is not a field (a peer format's own array; ``allow_pickle`` writes an
+        object array, which a peer's reader expects and ours never reads)."""
+        self._finish_member()
+        with self._zip.open(f"{name}.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array(f, array, allow_pickle=allow_pickle)
+
     def abort(self) -> None:
         for handle in (self._member, self._zip):  # the member first: zipfile refuses to close around it
             try:
@@ -279,6 +286,7 @@ class _Npz:
     compressions = {"none": None, "deflate": (0, 9)}
     default_compression = "none"
     capabilities = Capabilities(images_as_files=True)
+    summary = "SB2's layout, read by SB2's ExpertDataset. Lossless; image observations as files beside it."
     sniff = staticmethod(sniff)
     read = staticmethod(read)
 

@@ -221,6 +221,7 @@ class _Zarr:
     default_compression = "zstd"
     # Streamed chunks of 1 MiB, because each move of rows from the journal rewrites the last, partly filled one.
     capabilities = Capabilities(streaming=True, resume=True, streaming_options=WriteOptions(chunk_bytes=2**20))
+    summary = "Zarr v3 directory store, chunked and compressed. Lossless; streams and resumes recordings."
     sniff = staticmethod(sniff_directory)
     read = staticmethod(read)
 
@@ -239,6 +240,7 @@ class _ZarrZip:
     compressions = _Zarr.compressions
     default_compression = _Zarr.default_compression
     capabilities = Capabilities()
+    summary = "A Zarr store in one zip file, to send as one file. Lossless."
     sniff = staticmethod(sniff_zip)
     read = staticmethod(read)
 

@@ -1,0 +1,322 @@
+"""Minari datasets (HDF5 backend): a folder ``<name>-v<N>/data/`` holding ``metadata.json`` (spaces and the
+env spec as JSON text) and ``main_data.hdf5`` with one group per episode, ``episode_<id>/{observations,
+actions, rewards, terminations, truncations, infos/*}``; observations hold one more row than actions.
+
+Read: each episode's last observation becomes ``final_obs``; ``terminations`` and ``truncations`` become
+``terminated`` and ``truncated``; ``infos/<key>`` (one row after reset, then one per step) becomes the step
+extra ``infos.<key>`` (the step's info) and the episode extra ``reset_infos.<key>``; episode seeds the
+episode extra ``seed``. Spaces and the env id come from the metadata (Minari writes ``Infinity``, which
+strict JSON forbids; it is parsed), the dataset's id, authors and Minari version go into the provenance.
+
+Written: the same layout, which ``minari.load_dataset`` reads, with images stored raw (``jpeg_encoding``
+off: lossless); our fields that Minari has no name for sit in each episode's ``expertdata`` group, which
+Minari does not read.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..arrays import ArrayLike, Concatenated, RowWindow
+from ..atomic import final_name
+from ..errors import UnreadableError, UsageError
+from .. import spaces
+from ..schema import MAX_METADATA_BYTES, is_image, shown
+from . import hdf5
+from .base import Capabilities, METADATA_KEY, Raw, Whole, WriteOptions, metadata_to_json
+from .peer import PEER_KEY, declare_extras, episode_sums, take_peer_note
+
+STEP_KEYS = {"actions": "actions", "rewards": "rewards", "terminations": "terminated", "truncations": "truncated"}
+OURS = {v: k for k, v in STEP_KEYS.items()}
+SIDECAR = "expertdata"
+_EPISODE = re.compile(r"episode_(\d{1,12})")
+#: The Minari version whose layout this writes (and whose ``load_dataset`` the tests read it with).
+MINARI_VERSION = "0.5.4"
+
+
+def _data_folder(path: Path) -> Path | None:
+    for folder in (path / "data", path):
+        if (folder / "metadata.json").is_file():
+            return folder
+    return None
+
+
+def sniff(path: Path) -> bool:
+    folder = _data_folder(path) if path.is_dir() else None
+    return folder is not None and (folder / "main_data.hdf5").is_file()
+
+
+def _metadata(folder: Path) -> dict[str, Any]:
+    file = folder / "metadata.json"
+    if file.stat().st_size > MAX_METADATA_BYTES:
+        raise UnreadableError(f"{file}: {file.stat().st_size:,} bytes of metadata; at most {MAX_METADATA_BYTES:,} "
+                              "are read")
+    try:
+        meta = json.loads(file.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnreadableError(f"{file}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise UnreadableError(f"{file}: not a JSON object")
+    return meta
+
+
+def _space(meta: dict[str, Any], key: str, folder: Path) -> dict | None:
+    """A space of Minari's metadata (JSON text, ``Infinity`` allowed) as ours."""
+    text = meta.get(key)
+    if text is None:
+        return None
+    try:
+        spec = json.loads(text) if isinstance(text, str) else text
+        kind = spec["type"]
+        if kind in ("Dict", "Tuple", "Text"):
+            raise UsageError(f"{folder}: a {kind} {key.replace('_', ' ')}: datasets with {kind} spaces cannot be "
+                             "stored yet (schema 1.1)")
+        import gymnasium
+
+        built = {"Box": lambda: gymnasium.spaces.Box(np.asarray(spec["low"], spec["dtype"]),
+                                                      np.asarray(spec["high"], spec["dtype"]), dtype=spec["dtype"]),
+                 "Discrete": lambda: gymnasium.spaces.Discrete(spec["n"], start=spec.get("start", 0)),
+                 "MultiDiscrete": lambda: gymnasium.spaces.MultiDiscrete(spec["nvec"], dtype=spec.get("dtype", "int64"),
+                                                                         start=spec.get("start")),
+                 "MultiBinary": lambda: gymnasium.spaces.MultiBinary(spec["n"])}[kind]()
+        return spaces.to_json(built)
+    except UsageError:
+        raise
+    except Exception as exc:  # a malformed space: many ways to fail
+        raise UnreadableError(f"{folder}: metadata {key!r} is not a space Minari writes ({exc})") from None
+
+
+def _env(meta: dict[str, Any]) -> dict[str, Any]:
+    try:
+        spec = json.loads(meta["env_spec"]) if isinstance(meta.get("env_spec"), str) else {}
+    except ValueError:
+        spec = {}
+    return {k: v for k, v in {"env_id": spec.get("id"), "max_episode_steps": spec.get("max_episode_steps")}.items()
+            if isinstance(v, (str, int)) and not isinstance(v, bool)}
+
+
+def read(path: Path, trusted: bool = False) -> Raw:
+    folder = _data_folder(path)
+    if folder is None:
+        raise UnreadableError(f"{path}: not a Minari dataset (no data/metadata.json)")
+    meta = _metadata(folder)
+    if meta.get("data_format", "hdf5") != "hdf5":
+        raise UnreadableError(f"{path}: a Minari dataset stored as {shown(str(meta.get('data_format')))}; only its "
+                              "HDF5 backend is read so far")
+    raw = hdf5.read(folder / "main_data.hdf5", trusted, nested=True)
+    try:
+        raw.root, raw.format = path, "minari"
+        ours = take_peer_note(raw, "minari")
+        _episodes(raw, path, folder / "main_data.hdf5", ours is not None)
+        if ours is None:
+            raw.metadata = {**_env(meta), "observation_space": _space(meta, "observation_space", folder),
+                            "action_space": _space(meta, "action_space", folder), "extras": raw.metadata.get("extras"),
+                            "provenance": {"minari": {k: meta[k] for k in ("dataset_id", "minari_version", "author",
+                                                                           "algorithm_name", "description",
+                                                                           "code_permalink") if k in meta}}}
+            raw.metadata = {k: v for k, v in raw.metadata.items() if v is not None}
+            space = raw.metadata.get("observation_space")
+            if meta.get("jpeg_encoding") and space is not None and is_image(space):
+                raise UnreadableError(f"{path}: JPEG-encoded image observations are not read yet")
+        return raw
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _by_episode(raw: Raw, path: Path) -> dict[int, dict[str, ArrayLike]]:
+    """Every stored array, by episode id and name within the episode; anything else is refused."""
+    found: dict[int, dict[str, ArrayLike]] = {}
+    for name, array in raw.fields.items():
+        group, _, key = name.partition("/")
+        match = _EPISODE.fullmatch(group)
+        if match is None or not key:
+            raise UnreadableError(f"{path}: {shown(name)} is not inside an episode group")
+        found.setdefault(int(match[1]), {})[key] = array
+    return dict(sorted(found.items()))
+
+
+def _episodes(raw: Raw, path: Path, file: Path, ours: bool) -> None:
+    """Our fields from the per-episode arrays."""
+    episodes = _by_episode(raw, path)
+    storage = next(iter(raw.storage.values()), {})
+    raw.fields, raw.storage, raw.coverage = {}, {}, {}
+    lengths = []
+    for id_, arrays in episodes.items():
+        missing = [k for k in ("observations", *STEP_KEYS) if k not in arrays]
+        if missing:
+            raise UnreadableError(f"{path}: episode {id_} has no {', '.join(map(shown, missing))}")
+        steps = arrays["actions"].shape[0] if arrays["actions"].shape else -1
+        if arrays["observations"].shape[:1] != (steps + 1,) or any(arrays[k].shape[:1] != (steps,)
+                                                                   for k in STEP_KEYS):
+            raise UnreadableError(f"{path}: episode {id_}: its arrays' lengths disagree (observations need one row "
+                                  "more than actions, rewards, terminations and truncations)")
+        if steps < 1:
+            raise UnreadableError(f"{path}: episode {id_} has no steps")
+        lengths.append(steps)
+    if not episodes:
+        raise UnreadableError(f"{path}: a Minari dataset without episodes")
+    first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    per_episode = list(episodes.values())
+
+    def joined(key: str, window: slice | None = None) -> ArrayLike:
+        parts = [a[key] if window is None else RowWindow(a[key], window) for a in per_episode]
+        shapes = {(np.dtype(p.dtype), tuple(p.shape[1:])) for p in parts}
+        if len(shapes) > 1:
+            raise UnreadableError(f"{path}: {shown(key)} differs in dtype or row shape between episodes")
+        return Concatenated(parts, parts[0].dtype, tuple(parts[0].shape[1:]))
+
+    raw.fields["obs"] = joined("observations", slice(0, -1))
+    raw.fields["final_obs"] = np.stack([np.asarray(a["observations"][n:n + 1])[0]
+                                        for a, n in zip(per_episode, lengths)])
+    for key, name in STEP_KEYS.items():
+        raw.fields[name] = joined(key)
+    starts = np.zeros(int(sum(lengths)), bool)
+    starts[first] = True
+    raw.fields["episode_starts"] = starts
+    extra = {k for a in per_episode for k in a if k not in STEP_KEYS and k != "observations"}
+    for key in sorted(extra):
+        if not all(key in a for a in per_episode):
+            raise UnreadableError(f"{path}: {shown(key)} is stored for some episodes only")
+        if key.startswith(f"{SIDECAR}/"):
+            raw.fields[key[len(SIDECAR) + 1:]] = joined(key)
+        elif key.startswith("infos/") and all(a[key].shape[:1] == (n + 1,) for a, n in zip(per_episode, lengths)):
+            raw.fields["infos." + key[6:].replace("/", ".")] = joined(key, slice(1, None))
+            raw.fields["reset_infos." + key[6:].replace("/", ".")] = joined(key, slice(0, 1))
+        else:
+            raw.fields[key.replace("/", ".")] = joined(key)
+    if ours:
+        return
+    raw.fields["episode_returns"] = episode_sums(raw.fields["rewards"], first, f"{path}: rewards")
+    raw.fields.update(_episode_attrs(file, list(episodes)))
+    raw.storage = {name: storage for name in raw.fields if isinstance(raw.fields[name], Concatenated)}
+    raw.metadata = dict(raw.metadata)
+    declare_extras(raw, {"obs", "final_obs", "actions", "rewards", "terminated", "truncated", "episode_starts",
+                         "episode_returns"}, {"step": int(sum(lengths)), "episode": len(lengths)})
+
+
+def _episode_attrs(file: Path, ids: list[int]) -> dict[str, np.ndarray]:
+    """Episode ids (when not 0, 1, 2, ...) and seeds (when every episode has one) as episode extras."""
+    out = {}
+    if ids != list(range(len(ids))):
+        out["episode_id"] = np.asarray(ids, np.int64)
+    with h5py.File(file, "r") as f:
+        seeds = [f[f"episode_{i}"].attrs.get("seed") for i in ids]
+    if all(isinstance(s, (int, np.integer)) for s in seeds):
+        out["seed"] = np.asarray(seeds, np.int64)
+    return out
+
+
+def _minari_space(spec: dict) -> str:
+    """Our space as Minari writes it (JSON text; infinities as ``Infinity``)."""
+    space = spaces.to_gymnasium(spec)
+    kind = spec["type"]
+    if kind == "Box":
+        out = {"type": "Box", "dtype": str(space.dtype), "shape": list(space.shape), "low": space.low.tolist(),
+               "high": space.high.tolist()}
+    elif kind == "Discrete":
+        out = {"type": "Discrete", "dtype": "int64", "start": int(space.start), "n": int(space.n)}
+    elif kind == "MultiDiscrete":
+        out = {"type": "MultiDiscrete", "dtype": str(space.dtype), "nvec": space.nvec.tolist(),
+               "start": space.start.tolist()}
+    else:
+        out = {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
+    return json.dumps(out)
+
+
+def export(dataset: Whole, metadata: dict, path: Path, options: WriteOptions) -> list[str]:
+    """Write ``dataset`` as a Minari dataset folder; returns notes on what had to be made up."""
+    if "final_obs" not in dataset:
+        raise UsageError(f"{dataset.source}: Minari stores the observation after each episode's last step, and this "
+                         "dataset has no final_obs (SB2 never recorded it); it cannot be written losslessly")
+    missing = [k for k in ("observation_space", "action_space") if k not in metadata]
+    if missing:
+        raise UsageError(f"{dataset.source}: Minari needs the {' and '.join(missing)}, which this dataset does not "
+                         "record; record it with an env, or add them to its metadata")
+    notes, synthesized = [], []
+    starts = np.flatnonzero(np.asarray(dataset["episode_starts"][:]))
+    stops = np.append(starts[1:], dataset.n_transitions)
+    flags = {name: np.asarray(dataset[name][:]) for name in ("terminated", "truncated") if name in dataset}
+    if len(flags) < 2:
+        ends = np.zeros(dataset.n_transitions, bool)
+        ends[stops - 1] = True
+        flags.setdefault("terminated", np.zeros_like(ends))
+        flags.setdefault("truncated", ends & ~flags["terminated"])
+        synthesized = [n for n in ("terminated", "truncated") if n not in dataset]
+        notes.append(f"the dataset does not record {' or '.join(synthesized)}: Minari's "
+                     f"{' and '.join(OURS[n] for n in synthesized)} are made up (truncations at every episode's end "
+                     "that is not terminated)")
+    infos = [n[len("infos."):] for n in dataset.fields if n.startswith("infos.") and f"reset_{n}" in dataset]
+    folder = path / "data"
+    folder.mkdir(parents=True)
+    method, level = options.codec(BACKEND)
+    with h5py.File(folder / "main_data.hdf5", "w", track_order=True) as f:
+        for e, (begin, stop) in enumerate(zip(starts, stops)):
+            group = f.create_group(f"episode_{e}")
+            group.attrs["id"], group.attrs["total_steps"] = e, int(stop - begin)
+            final = np.asarray(dataset["final_obs"][e:e + 1])
+            rows = {"observations": np.concatenate([np.asarray(dataset["obs"][begin:stop]), final]),
+                    **{OURS[n]: flags[n][begin:stop] for n in ("terminated", "truncated")}}
+            for name in infos:
+                rows["infos/" + name.replace(".", "/")] = np.concatenate([np.asarray(dataset[f"reset_infos.{name}"][e:e + 1]),
+                                                                         np.asarray(dataset[f"infos.{name}"][begin:stop])])
+            for name in set(dataset.fields) - {"obs", "final_obs", "episode_starts", *flags} - set(
+                    f"{kind}infos.{n}" for n in infos for kind in ("", "reset_")):
+                per_step = dataset.field_per(name) == "step"
+                rows[OURS.get(name, f"{SIDECAR}/{name}")] = np.asarray(dataset[name][begin:stop] if per_step
+                                                                       else dataset[name][e:e + 1])
+            if "seed" in dataset:
+                group.attrs["seed"] = rows[f"{SIDECAR}/seed"][0]
+            for key, array in rows.items():
+                group.create_dataset(key, data=array, compression=None if method == "none" else method,
+                                     compression_opts=level if method == "gzip" else None)
+            group.attrs["rewards_sum"] = float(np.sum(rows["rewards"], dtype=np.float64))
+        f.attrs[METADATA_KEY] = hdf5.fixed_text(metadata_to_json(
+            {**metadata, PEER_KEY: {"format": "minari", "synthesized": synthesized}}))
+    (folder / "metadata.json").write_text(json.dumps({
+        "total_episodes": dataset.n_episodes, "total_steps": dataset.n_transitions, "data_format": "hdf5",
+        "jpeg_encoding": False, "observation_space": _minari_space(metadata["observation_space"]),
+        "action_space": _minari_space(metadata["action_space"]), "env_spec": _env_spec(metadata),
+        "dataset_id": _dataset_id(path), "minari_version": MINARI_VERSION}))
+    return notes
+
+
+def _env_spec(metadata: dict) -> str | None:
+    """The env spec as gymnasium writes it (Minari parses it with ``EnvSpec.from_json``): the registered
+    one where the env id is registered here, else one naming the id only."""
+    if "env_id" not in metadata:
+        return None
+    from gymnasium.envs.registration import EnvSpec, registry
+
+    spec = registry.get(metadata["env_id"]) or EnvSpec(metadata["env_id"])
+    return dataclasses.replace(spec, max_episode_steps=metadata.get("max_episode_steps", spec.max_episode_steps)).to_json()
+
+
+def _dataset_id(path: Path) -> str:
+    """Minari's ``namespace/name-vN`` for a folder written at ``path`` (``MINARI_DATASETS_PATH/namespace/name-vN``
+    for ``minari.load_dataset`` to find it by id)."""
+    name = final_name(path)
+    name = name if re.search(r"-v\d+$", name) else f"{name}-v0"
+    return f"{path.parent.name}/{name}"
+
+
+class _Minari:
+    name = "minari"
+    suffixes: tuple[str, ...] = ()
+    compressions = hdf5.BACKEND.compressions
+    default_compression = "none"
+    capabilities = Capabilities(exports=True)
+    summary = ("Minari datasets (HDF5 backend; a dataset folder). Keeps every array, spaces, env id, seeds and "
+               "infos; final_obs exact both ways. Writing needs final_obs and both spaces.")
+    sniff = staticmethod(sniff)
+    read = staticmethod(read)
+    export = staticmethod(export)
+
+
+BACKEND = _Minari()

@@ -1,0 +1,106 @@
+"""What the peer formats (other projects' layouts: D4RL, imitation, ...) share: episodes told from end
+flags or boundaries, returns summed block by block, and the note an export leaves so that reading it back
+gives exactly what was exported.
+
+A peer reader maps the peer's arrays onto our fields lazily; what the peer does not store (episode starts,
+returns) is derived in one pass over small arrays (flags, rewards), a block at a time. A peer writer
+(``Exporter``) takes a whole dataset, since peer layouts interleave or derive fields; it writes our own
+fields beside the peer's under their names, and records in ``metadata["peer"]`` which of the peer's arrays
+it made up (flags a dataset never recorded, say), so a reader drops them again.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..arrays import ArrayLike, iter_blocks
+from ..errors import UnreadableError
+from ..schema import field_name_problem, shown
+from .base import Finding, Raw
+
+#: The metadata key a peer export records itself under: ``{"format": ..., "synthesized": [...]}``.
+PEER_KEY = "peer"
+
+
+def flagged_rows(array: ArrayLike, label: str) -> np.ndarray:
+    """The rows where a boolean (or 0/1) array is set, read block by block."""
+    found, begin = [], 0
+    for block in iter_blocks(array, label=label):
+        found.append(np.flatnonzero(np.asarray(block).reshape(len(block), -1).any(axis=1)) + begin)
+        begin += len(block)
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+
+def starts_from_ends(ends: np.ndarray, rows: int) -> np.ndarray:
+    """``episode_starts`` for ``rows`` steps whose episodes end at rows ``ends`` (the last episode may run
+    to the end unflagged: a cut episode, which validation reports)."""
+    starts = np.zeros(rows, bool)
+    if rows:
+        starts[0] = True
+        starts[ends[ends + 1 < rows] + 1] = True
+    return starts
+
+
+def episode_sums(rewards: ArrayLike, first_rows: np.ndarray, label: str) -> np.ndarray:
+    """Each episode's sum of rewards in float64 (episodes begin at ``first_rows``), read block by block."""
+    sums, begin = np.zeros(len(first_rows), np.float64), 0
+    for block in iter_blocks(rewards, label=label):
+        episode = np.searchsorted(first_rows, np.arange(begin, begin + len(block)), side="right") - 1
+        sums += np.bincount(episode, weights=np.asarray(block, np.float64).reshape(len(block)), minlength=len(sums))
+        begin += len(block)
+    return sums
+
+
+def renamed(raw: Raw, names: Mapping[str, str]) -> Raw:
+    """``raw`` with fields renamed (``names``: peer name -> ours); the rest keep their names, with ``/``
+    (HDF5 groups) turned into ``.``."""
+    def ours(name: str) -> str:
+        return names.get(name, name.replace("/", "."))
+
+    raw.fields = {ours(k): v for k, v in raw.fields.items()}
+    raw.storage = {ours(k): v for k, v in raw.storage.items()}
+    raw.coverage = {ours(k): v for k, v in raw.coverage.items()}
+    raw.withheld = {ours(k) for k in raw.withheld}
+    raw.findings = [Finding(f.rule, f.message, ours(f.field) if f.field else None, f.position) for f in raw.findings]
+    return raw
+
+
+def require(raw: Raw, path: Any, format: str, *names: str) -> None:
+    """Refuse, in one line, a peer file that lacks an array its format requires."""
+    missing = [n for n in names if n not in raw.fields and n not in raw.withheld]
+    if missing:
+        raise UnreadableError(f"{path}: not a complete {format} dataset: no {', '.join(map(shown, missing))}")
+
+
+def declare_extras(raw: Raw, ours: set[str], rows: dict[str, int]) -> None:
+    """Declare every field outside ``ours`` as an extra, per step or per episode by its row count
+    (``rows``: ``step`` and ``episode`` counts); one that fits neither, or cannot be a field's name, is not
+    imported (W108)."""
+    extras = dict(raw.metadata.get("extras") or {})
+    for name in [n for n in raw.fields if n not in ours]:
+        array = raw.fields[name]
+        length = array.shape[0] if array.shape else None
+        per = next((p for p, n in rows.items() if n == length), None)
+        why = field_name_problem(name) or (None if per else f"holds {array.shape or 'a single value'}, not one row "
+                                           f"per step ({rows['step']:,}) or episode ({rows['episode']:,})")
+        if why:
+            raw.findings.append(Finding("not-imported", f"{shown(name)} is skipped: {why}"))
+            del raw.fields[name]
+            raw.storage.pop(name, None)
+            continue
+        extras.setdefault(name, per)
+    if extras:
+        raw.metadata["extras"] = extras
+
+
+def take_peer_note(raw: Raw, format: str) -> dict[str, Any] | None:
+    """The note a peer export of ours left (``PEER_KEY``), removed from the metadata with the arrays it
+    made up; ``None`` for a file someone else wrote."""
+    note = raw.metadata.pop(PEER_KEY, None) if isinstance(raw.metadata, dict) else None
+    if not isinstance(note, dict) or note.get("format") != format:
+        return None
+    for name in note.get("synthesized", []):
+        raw.fields.pop(name, None)
+        raw.storage.pop(name, None)
+    return note

@@ -1,0 +1,247 @@
+"""Peer formats: real D4RL and imitation files in, through every format of ours, and back out exactly; our
+datasets out in their layouts, loaded as their own loaders load them; broken peer files refused in one line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import expertdata
+from expertdata.errors import UnreadableError, UsageError
+
+from .conftest import SHARED_FIXTURES, SUFFIXES, assert_same_arrays, run_cli
+
+DOOR = SHARED_FIXTURES / "d4rl" / "door-v0_demos_clipped.hdf5"
+MAZE = SHARED_FIXTURES / "d4rl" / "maze2d-open-sparse.hdf5"
+IMITATION = SHARED_FIXTURES / "imitation" / "cartpole_0_final.npz"
+needs_peers = pytest.mark.skipif(not DOOR.exists(), reason=f"peer fixtures not found at {SHARED_FIXTURES}")
+OURS = ("npz", "hdf5", "zarr", "zarr-zip")
+CARTPOLE = Path(__file__).resolve().parents[1] / "fixtures" / "cartpole.npz"
+
+
+def _h5_arrays(path) -> dict[str, np.ndarray]:
+    found: dict[str, np.ndarray] = {}
+
+    def take(name: str, obj) -> None:
+        if isinstance(obj, h5py.Dataset):
+            found[name] = obj[()]
+
+    with h5py.File(path, "r") as f:
+        f.visititems(take)
+    return found
+
+
+@needs_peers
+def test_a_d4rl_file_reads_as_episodes_cut_at_its_flags():
+    direct = _h5_arrays(DOOR)
+    with expertdata.load(DOOR) as door:
+        assert door.format == "d4rl" and (door.n_transitions, door.n_episodes) == (6729, 50)
+        ends = np.flatnonzero(direct["terminals"] | direct["timeouts"])
+        assert np.array_equal(np.flatnonzero(door["episode_starts"][:]), np.append(0, ends[:-1] + 1))
+        assert np.array_equal(door["obs"][:], direct["observations"])
+        assert np.array_equal(door["terminated"][:], direct["terminals"])
+        assert np.array_equal(door["truncated"][:], direct["timeouts"])
+        assert np.array_equal(door["infos.qpos"][:], direct["infos/qpos"])
+        returns = [direct["rewards"][a:b + 1].sum(dtype=np.float64) for a, b in zip(np.append(0, ends[:-1] + 1), ends)]
+        assert np.allclose(door["episode_returns"][:], returns)
+
+
+@needs_peers
+def test_d4rl_flags_that_contradict_the_observations_are_reported_with_their_rows():
+    report = expertdata.validate(DOOR)
+    disagree = [p for p in report.problems if p.rule.id == "W107"]
+    assert report.ok and len(disagree) == 1
+    assert disagree[0].position == 199 and "rows 199, 499, 799" in disagree[0].message
+    assert "'terminals' ends it at row 299" in disagree[0].message
+    with expertdata.load(DOOR) as door:  # nothing fixed: the timeouts still cut where they say
+        assert door["episode_starts"][200]
+
+
+@needs_peers
+@pytest.mark.parametrize("ours", OURS)
+def test_d4rl_through_each_of_our_formats_and_back_is_exact(tmp_path, ours):
+    mid, back = tmp_path / f"door{SUFFIXES[ours]}", tmp_path / "door.hdf5"
+    expertdata.convert(DOOR, mid)
+    expertdata.convert(mid, back, format="d4rl")
+    original, written = _h5_arrays(DOOR), _h5_arrays(back)
+    for name, array in original.items():
+        assert written[name].dtype == array.dtype and np.array_equal(written[name], array), name
+    with expertdata.load(DOOR) as a, expertdata.load(back) as b:
+        assert_same_arrays(a, b)
+    with expertdata.load(mid) as copy:
+        entry = copy.metadata["lineage"][-1]
+        assert (entry["from_format"], entry["source"]) == ("d4rl", DOOR.name)
+
+
+@needs_peers
+def test_a_truncated_d4rl_file_is_refused_in_one_line(tmp_path):
+    result = run_cli("convert", MAZE, tmp_path / "maze.zarr")
+    assert result.returncode == 2 and "truncated file" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_our_dataset_written_for_d4rl_has_next_observations_and_flags(tmp_path):
+    out = tmp_path / "cartpole.hdf5"
+    expertdata.convert(CARTPOLE, out, format="d4rl")
+    written = _h5_arrays(out)
+    with expertdata.load(CARTPOLE) as source:
+        obs, final = source["obs"][:], source["final_obs"][:]
+        starts = np.flatnonzero(source["episode_starts"][:])
+        last = np.append(starts[1:] - 1, len(obs) - 1)
+        expected = np.concatenate([obs[1:], obs[-1:]])
+        expected[last] = final
+        assert np.array_equal(written["next_observations"], expected)
+        assert np.array_equal(written["observations"], obs)
+        assert np.array_equal(written["terminals"], source["terminated"][:])
+        assert np.array_equal(written["timeouts"], source["truncated"][:])
+        with expertdata.load(out) as back:
+            assert_same_arrays(source, back)
+
+
+@needs_peers
+def test_flags_an_sb2_file_never_recorded_are_made_up_for_d4rl_and_said_so(tmp_path):
+    out = tmp_path / "pendulum.hdf5"
+    result = run_cli("convert", SHARED_FIXTURES / "sb2" / "expert_pendulum.npz", out, "--to", "d4rl")
+    assert result.returncode == 0 and "'timeouts' is set at every episode's end" in result.stderr
+    written = _h5_arrays(out)
+    assert written["timeouts"].sum() == 100 and not written["terminals"].any()
+    with expertdata.load(out) as back:  # made-up flags are dropped again on reading
+        assert "terminated" not in back and "truncated" not in back and back.n_episodes == 100
+
+
+@needs_peers
+def test_an_imitation_file_reads_with_final_observations_and_its_infos_skipped():
+    with np.load(IMITATION) as direct:
+        obs, acts, indices = direct["obs"], direct["acts"], direct["indices"]
+        terminal = direct["terminal"]
+    pieces = np.split(obs, indices + np.arange(len(indices)) + 1)
+    with expertdata.load(IMITATION) as data:
+        assert data.format == "imitation" and (data.n_transitions, data.n_episodes) == (26964, 57)
+        assert np.array_equal(data["obs"][:], np.concatenate([p[:-1] for p in pieces]))
+        assert np.array_equal(data["final_obs"][:], np.stack([p[-1] for p in pieces]))
+        assert np.array_equal(data["actions"][:], acts) and np.array_equal(data["terminal"][:], terminal)
+        assert "infos" not in data and any("'infos' is skipped" in note for note in data.notes)
+    assert [p.rule.id for p in expertdata.validate(IMITATION).problems] == ["W108"]
+
+
+@needs_peers
+@pytest.mark.parametrize("ours", OURS)
+def test_imitation_through_each_of_our_formats_and_back_loads_with_imitations_own_logic(tmp_path, ours):
+    mid, back = tmp_path / f"rollouts{SUFFIXES[ours]}", tmp_path / "imitation.npz"
+    expertdata.convert(IMITATION, mid)
+    expertdata.convert(mid, back, format="imitation")
+    with np.load(IMITATION) as original, np.load(back, allow_pickle=True) as written:  # imitation's types.load
+        for name in ("obs", "acts", "rews", "indices", "terminal"):
+            assert written[name].dtype == original[name].dtype and np.array_equal(written[name], original[name])
+        trajectories = len(written["indices"]) + 1
+        assert len(np.split(written["infos"], written["indices"])) == trajectories
+    with expertdata.load(IMITATION) as a, expertdata.load(back) as b:
+        assert_same_arrays(a, b)
+
+
+@needs_peers
+def test_writing_imitation_without_final_observations_is_refused(tmp_path):
+    out = tmp_path / "pendulum.npz"
+    with pytest.raises(UsageError, match="no final_obs"):
+        expertdata.convert(SHARED_FIXTURES / "sb2" / "expert_pendulum.npz", out, format="imitation")
+    assert not out.exists()
+
+
+def _d4rl_file(path, rows=10, **changes) -> None:
+    arrays = {"observations": np.zeros((rows, 3), np.float32), "actions": np.zeros((rows, 1), np.float32),
+              "rewards": np.ones(rows, np.float32), "terminals": np.eye(rows, dtype=bool)[4] | np.eye(rows, dtype=bool)[-1],
+              "timeouts": np.zeros(rows, bool), **changes}
+    with h5py.File(path, "w") as f:
+        for name, array in arrays.items():
+            if array is not None:
+                f[name] = array
+
+
+def test_broken_peer_files_are_refused_in_one_line(tmp_path):
+    _d4rl_file(tmp_path / "short_flags.hdf5", timeouts=np.zeros(7, bool))
+    _d4rl_file(tmp_path / "no_flags.hdf5", terminals=None, timeouts=None)
+    np.savez(tmp_path / "bad_obs.npz", obs=np.zeros((5, 2)), acts=np.zeros(4), indices=np.array([2]),
+             terminal=np.ones(2, bool), rews=np.ones(4))
+    np.savez(tmp_path / "bad_indices.npz", obs=np.zeros((6, 2)), acts=np.zeros(4), indices=np.array([9]),
+             terminal=np.ones(2, bool), rews=np.ones(4))
+    for name, message in [("short_flags.hdf5", "'timeouts' has 7 rows, 'observations' 10"),
+                          ("no_flags.hdf5", "episodes cannot be told apart"),
+                          ("bad_obs.npz", "'obs' has 5 rows; 2 trajectories of 4 actions need 6"),
+                          ("bad_indices.npz", "'indices' must be increasing")]:
+        with pytest.raises(UnreadableError, match=message):
+            expertdata.load(tmp_path / name)
+        result = run_cli("convert", tmp_path / name, tmp_path / "out.zarr")
+        assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+        assert not (tmp_path / "out.zarr").exists()
+
+
+def test_a_small_d4rl_file_reads_and_names_the_cut_last_episode(tmp_path):
+    _d4rl_file(tmp_path / "cut.hdf5", terminals=np.eye(10, dtype=bool)[4])
+    with expertdata.load(tmp_path / "cut.hdf5") as data:
+        assert data.n_episodes == 2 and list(data["episode_returns"][:]) == [5.0, 5.0]
+    assert "W101" in [p.rule.id for p in expertdata.validate(tmp_path / "cut.hdf5").problems]
+
+
+def test_formats_lists_every_format_with_what_it_keeps():
+    result = run_cli("formats")
+    assert result.returncode == 0
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert set(rows) == set(expertdata.formats.names()) and "peer" in rows["d4rl"] and "infos is skipped" in rows[
+        "imitation"]
+
+
+MINARI = SHARED_FIXTURES / "minari" / "cartpole" / "expert-v0"
+
+
+@needs_peers
+def test_a_minari_dataset_reads_with_exact_final_observations_spaces_and_seeds():
+    with h5py.File(MINARI / "data" / "main_data.hdf5", "r") as f:
+        episodes = [f[f"episode_{i}"] for i in range(20)]
+        obs = np.concatenate([e["observations"][:-1] for e in episodes])
+        final = np.stack([e["observations"][-1] for e in episodes])
+        truncations = np.concatenate([e["truncations"][()] for e in episodes])
+        seeds = [e.attrs["seed"] for e in episodes]
+    with expertdata.load(MINARI) as data:
+        assert data.format == "minari" and (data.n_transitions, data.n_episodes) == (10000, 20)
+        assert np.array_equal(data["obs"][:], obs) and np.array_equal(data["final_obs"][:], final)
+        assert np.array_equal(data["truncated"][:], truncations) and list(data["seed"][:]) == seeds
+        assert data.metadata["env_id"] == "CartPole-v1" and data.metadata["max_episode_steps"] == 500
+        assert data.metadata["action_space"] == {"type": "Discrete", "n": 2, "start": 0}
+        assert data.metadata["observation_space"]["high"][1] == 3.4028235e38  # float32's largest, read from JSON
+        assert data.metadata["provenance"]["minari"]["dataset_id"] == "cartpole/expert-v0"
+    assert expertdata.validate(MINARI).ok
+
+
+@needs_peers
+@pytest.mark.parametrize("ours", OURS)
+def test_minari_through_each_of_our_formats_and_back_loads_with_minari_itself(tmp_path, ours, monkeypatch):
+    minari = pytest.importorskip("minari")
+    mid, back = tmp_path / f"cartpole{SUFFIXES[ours]}", tmp_path / "datasets" / "expertdata" / "cartpole-v0"
+    back.parent.mkdir(parents=True)
+    expertdata.convert(MINARI, mid)
+    expertdata.convert(mid, back, format="minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    theirs = minari.MinariDataset(MINARI / "data")
+    ours_back = minari.load_dataset("expertdata/cartpole-v0")
+    assert (ours_back.total_episodes, ours_back.total_steps) == (theirs.total_episodes, theirs.total_steps)
+    assert ours_back.observation_space == theirs.observation_space and ours_back.action_space == theirs.action_space
+    for a, b in zip(theirs.iterate_episodes(), ours_back.iterate_episodes()):
+        for name in ("observations", "actions", "rewards", "terminations", "truncations"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert x.dtype == y.dtype and np.array_equal(x, y), name
+    with expertdata.load(MINARI) as a, expertdata.load(back) as b:
+        assert_same_arrays(a, b)
+
+
+def test_writing_minari_needs_final_observations_and_spaces(tmp_path):
+    data = expertdata.Dataset.from_arrays(obs=np.zeros((3, 2), np.float32), actions=np.zeros((3, 1), np.float32),
+                                          rewards=np.ones(3), episode_starts=np.array([1, 0, 0], bool),
+                                          episode_returns=np.array([3.0]), final_obs=np.zeros((1, 2), np.float32))
+    with pytest.raises(UsageError, match="observation_space and action_space"):
+        expertdata.save(data, tmp_path / "out", format="minari")
+    with pytest.raises(UsageError, match="no final_obs"):
+        expertdata.save(expertdata.Dataset.from_arrays(**{k: v[:] for k, v in data.fields.items() if k != "final_obs"}),
+                        tmp_path / "out", format="minari")
+    assert not list(tmp_path.iterdir())
