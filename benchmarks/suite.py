@@ -1,6 +1,7 @@
 """BC and GAIL with their defaults on experts nobody here hand-wrote (issue 16's suite).
 
-    python benchmarks/suite.py [--tasks cartpole-1,cartpole-10,pendulum-sb2,acrobot-10,mountaincar-10] [--seeds 5]
+    python benchmarks/suite.py [--tasks cartpole-1,cartpole-10,pendulum-sb2,acrobot-10,mountaincar-10,
+                               doublependulum-10] [--seeds 5]
                                [--trainers bc,gail] [--jobs 1] [--report FILE.json]
 
 Every score is normalised: a uniform random policy 0, the demonstrations' own mean return 1, both on the
@@ -48,6 +49,8 @@ TASKS = {
     "pendulum-sb2": Task("Pendulum-v1", ROOT.parent / "shared/fixtures/sb2/expert_pendulum.npz", 10, 300_000),
     "acrobot-10": Task("Acrobot-v1", ROOT / "fixtures/experts/acrobot.npz", 10, 200_000),
     "mountaincar-10": Task("MountainCar-v0", ROOT / "fixtures/experts/mountaincar.npz", 10, 200_000),
+    "doublependulum-10": Task("InvertedDoublePendulum-v5", ROOT / "fixtures/experts/inverteddoublependulum.npz", 10,
+                              300_000),
 }
 
 

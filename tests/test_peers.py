@@ -2,6 +2,8 @@
 datasets out in their layouts, loaded as their own loaders load them; broken peer files refused in one line."""
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import h5py
@@ -245,3 +247,41 @@ def test_writing_minari_needs_final_observations_and_spaces(tmp_path):
         expertdata.save(expertdata.Dataset.from_arrays(**{k: v[:] for k, v in data.fields.items() if k != "final_obs"}),
                         tmp_path / "out", format="minari")
     assert not list(tmp_path.iterdir())
+
+
+MINARI_ARROW = SHARED_FIXTURES / "minari" / "pendulum" / "expert-arrow-v0"
+
+
+@needs_peers
+def test_a_minari_arrow_dataset_reads_as_minari_itself_reads_it(tmp_path):
+    minari = pytest.importorskip("minari")
+    pytest.importorskip("pyarrow")
+    theirs = list(minari.MinariDataset(MINARI_ARROW / "data").iterate_episodes())
+    with expertdata.load(MINARI_ARROW) as data:
+        assert (data.n_transitions, data.n_episodes) == (2000, 10)
+        starts = np.flatnonzero(data["episode_starts"][:])
+        for e, episode in enumerate(theirs):
+            rows = slice(starts[e], starts[e] + len(episode.actions))
+            assert np.array_equal(data["obs"][rows], episode.observations[:-1])
+            assert np.array_equal(data["final_obs"][e:e + 1][0], episode.observations[-1])
+            for ours, name in (("actions", "actions"), ("rewards", "rewards"), ("truncated", "truncations")):
+                assert np.array_equal(data[ours][rows], getattr(episode, name)), ours
+        assert list(data["seed"][:]) == list(range(10))
+    expertdata.convert(MINARI_ARROW, tmp_path / "pendulum.zarr")
+    assert "W106" in [p.rule.id for p in expertdata.validate(MINARI_ARROW).problems]  # Arrow keeps no checksums
+    assert expertdata.validate(tmp_path / "pendulum.zarr").ok
+
+
+def test_a_broken_minari_dataset_is_refused_in_one_line(tmp_path):
+    expertdata.convert(CARTPOLE, tmp_path / "ok-v0", format="minari")
+    with h5py.File(tmp_path / "ok-v0" / "data" / "main_data.hdf5", "a") as f:
+        del f["episode_3/rewards"]
+    with pytest.raises(UnreadableError, match="episode 3 has no 'rewards'"):
+        expertdata.load(tmp_path / "ok-v0")
+    (tmp_path / "dict-v0" / "data").mkdir(parents=True)
+    (tmp_path / "dict-v0" / "data" / "main_data.hdf5").write_bytes(b"")
+    (tmp_path / "dict-v0" / "data" / "metadata.json").write_text(json.dumps(
+        {"data_format": "hdf5", "observation_space": json.dumps({"type": "Dict", "subspaces": {}})}))
+    result = run_cli("info", tmp_path / "dict-v0")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "a Dict observation space" in result.stderr and "schema 1.1" in result.stderr

@@ -1,4 +1,4 @@
-"""Minari datasets (HDF5 backend): a folder ``<name>-v<N>/data/`` holding ``metadata.json`` (spaces and the
+"""Minari datasets (HDF5 and Arrow backends; the Arrow files are read by ``minari_arrow``): a folder ``<name>-v<N>/data/`` holding ``metadata.json`` (spaces and the
 env spec as JSON text) and ``main_data.hdf5`` with one group per episode, ``episode_<id>/{observations,
 actions, rewards, terminations, truncations, infos/*}``; observations hold one more row than actions.
 
@@ -18,7 +18,7 @@ import dataclasses
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import h5py
 import numpy as np
@@ -28,7 +28,7 @@ from ..atomic import final_name
 from ..errors import UnreadableError, UsageError
 from .. import spaces
 from ..schema import MAX_METADATA_BYTES, is_image, shown
-from . import hdf5
+from . import hdf5, minari_arrow
 from .base import Capabilities, METADATA_KEY, Raw, Whole, WriteOptions, metadata_to_json
 from .peer import PEER_KEY, declare_extras, episode_sums, take_peer_note
 
@@ -49,7 +49,7 @@ def _data_folder(path: Path) -> Path | None:
 
 def sniff(path: Path) -> bool:
     folder = _data_folder(path) if path.is_dir() else None
-    return folder is not None and (folder / "main_data.hdf5").is_file()
+    return folder is not None and ((folder / "main_data.hdf5").is_file() or bool(minari_arrow.episode_folders(folder)))
 
 
 def _metadata(folder: Path) -> dict[str, Any]:
@@ -106,28 +106,42 @@ def read(path: Path, trusted: bool = False) -> Raw:
     if folder is None:
         raise UnreadableError(f"{path}: not a Minari dataset (no data/metadata.json)")
     meta = _metadata(folder)
-    if meta.get("data_format", "hdf5") != "hdf5":
-        raise UnreadableError(f"{path}: a Minari dataset stored as {shown(str(meta.get('data_format')))}; only its "
-                              "HDF5 backend is read so far")
-    raw = hdf5.read(folder / "main_data.hdf5", trusted, nested=True)
+    observation_space, action_space = (_space(meta, key, folder) for key in ("observation_space", "action_space"))
+    backend = meta.get("data_format", "hdf5")
+    if backend == "hdf5":
+        raw = hdf5.read(folder / "main_data.hdf5", trusted, nested=True)
+        seeds = _hdf5_seeds(folder / "main_data.hdf5")
+    elif backend == "arrow":
+        raw = minari_arrow.read(folder, observation_space, action_space, trusted)
+        seeds = minari_arrow.seeds(folder)
+    else:
+        raise UnreadableError(f"{path}: a Minari dataset stored as {shown(str(backend))}; its HDF5 and Arrow "
+                              "backends are read")
     try:
         raw.root, raw.format = path, "minari"
         ours = take_peer_note(raw, "minari")
-        _episodes(raw, path, folder / "main_data.hdf5", ours is not None)
+        _episodes(raw, path, seeds, ours is not None)
         if ours is None:
-            raw.metadata = {**_env(meta), "observation_space": _space(meta, "observation_space", folder),
-                            "action_space": _space(meta, "action_space", folder), "extras": raw.metadata.get("extras"),
+            raw.metadata = {**_env(meta), "observation_space": observation_space, "action_space": action_space,
+                            "extras": raw.metadata.get("extras"),
                             "provenance": {"minari": {k: meta[k] for k in ("dataset_id", "minari_version", "author",
                                                                            "algorithm_name", "description",
-                                                                           "code_permalink") if k in meta}}}
+                                                                           "code_permalink", "data_format")
+                                                      if k in meta}}}
             raw.metadata = {k: v for k, v in raw.metadata.items() if v is not None}
-            space = raw.metadata.get("observation_space")
-            if meta.get("jpeg_encoding") and space is not None and is_image(space):
+            if meta.get("jpeg_encoding") and observation_space is not None and is_image(observation_space):
                 raise UnreadableError(f"{path}: JPEG-encoded image observations are not read yet")
         return raw
     except BaseException:
         raw.close()
         raise
+
+
+def _hdf5_seeds(file: Path) -> Callable[[list[int]], list[Any]]:
+    def seeds(ids: list[int]) -> list[Any]:
+        with h5py.File(file, "r") as f:
+            return [f[f"episode_{i}"].attrs.get("seed") for i in ids]
+    return seeds
 
 
 def _by_episode(raw: Raw, path: Path) -> dict[int, dict[str, ArrayLike]]:
@@ -142,7 +156,7 @@ def _by_episode(raw: Raw, path: Path) -> dict[int, dict[str, ArrayLike]]:
     return dict(sorted(found.items()))
 
 
-def _episodes(raw: Raw, path: Path, file: Path, ours: bool) -> None:
+def _episodes(raw: Raw, path: Path, seeds: Callable[[list[int]], list[Any]], ours: bool) -> None:
     """Our fields from the per-episode arrays."""
     episodes = _by_episode(raw, path)
     storage = next(iter(raw.storage.values()), {})
@@ -194,22 +208,21 @@ def _episodes(raw: Raw, path: Path, file: Path, ours: bool) -> None:
     if ours:
         return
     raw.fields["episode_returns"] = episode_sums(raw.fields["rewards"], first, f"{path}: rewards")
-    raw.fields.update(_episode_attrs(file, list(episodes)))
+    raw.fields.update(_episode_attrs(list(episodes), seeds))
     raw.storage = {name: storage for name in raw.fields if isinstance(raw.fields[name], Concatenated)}
     raw.metadata = dict(raw.metadata)
     declare_extras(raw, {"obs", "final_obs", "actions", "rewards", "terminated", "truncated", "episode_starts",
                          "episode_returns"}, {"step": int(sum(lengths)), "episode": len(lengths)})
 
 
-def _episode_attrs(file: Path, ids: list[int]) -> dict[str, np.ndarray]:
+def _episode_attrs(ids: list[int], seeds: Callable[[list[int]], list[Any]]) -> dict[str, np.ndarray]:
     """Episode ids (when not 0, 1, 2, ...) and seeds (when every episode has one) as episode extras."""
     out = {}
     if ids != list(range(len(ids))):
         out["episode_id"] = np.asarray(ids, np.int64)
-    with h5py.File(file, "r") as f:
-        seeds = [f[f"episode_{i}"].attrs.get("seed") for i in ids]
-    if all(isinstance(s, (int, np.integer)) for s in seeds):
-        out["seed"] = np.asarray(seeds, np.int64)
+    found = seeds(ids)
+    if all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in found):
+        out["seed"] = np.asarray(found, np.int64)
     return out
 
 
@@ -312,7 +325,7 @@ class _Minari:
     compressions = hdf5.BACKEND.compressions
     default_compression = "none"
     capabilities = Capabilities(exports=True)
-    summary = ("Minari datasets (HDF5 backend; a dataset folder). Keeps every array, spaces, env id, seeds and "
+    summary = ("Minari datasets (a dataset folder; HDF5 or Arrow backend read, HDF5 written). Keeps every array, spaces, env id, seeds and "
                "infos; final_obs exact both ways. Writing needs final_obs and both spaces.")
     sniff = staticmethod(sniff)
     read = staticmethod(read)

@@ -1,0 +1,116 @@
+"""Minari's Arrow backend, read: one folder per episode, ``data/<id>/part-0.arrow`` (an Arrow IPC file of
+T+1 rows: the observations, then actions, rewards and flags padded by one row, and ``infos``) and
+``data/<id>/metadata.json`` (its seed). The files are memory-mapped, so columns become numpy arrays without
+a copy; each file is validated in full before use. Needs pyarrow (``pip install "expertdata[arrow]"``).
+
+The arrays come out named as Minari's HDF5 backend names them (``episode_<id>/<key>``), so the rest of
+the import is shared (``expertdata.formats.minari``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import UnreadableError, UsageError
+from .. import spaces
+from .base import Finding, Raw
+
+PADDED = ("actions", "rewards", "terminations", "truncations")
+#: An episode's metadata file is a few numbers: larger ones are not read.
+MAX_EPISODE_METADATA = 2**16
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.ipc  # noqa: F401  (loads the submodule)
+    except ImportError:
+        raise UsageError('reading a Minari dataset stored as Arrow needs pyarrow: pip install "expertdata[arrow]"') \
+            from None
+    return pyarrow
+
+
+def episode_folders(folder: Path) -> list[tuple[int, Path]]:
+    """The episode folders of an Arrow dataset, by episode id."""
+    return sorted((int(p.name), p) for p in folder.iterdir() if p.name.isdigit() and len(p.name) <= 12 and p.is_dir())
+
+
+def _column(pa: Any, column: Any, name: str, shape: tuple[int, ...] | None, file: Path) -> np.ndarray:
+    """A column as numpy rows (zero-copy where Arrow allows), fixed-size lists reshaped to ``shape``."""
+    if column.null_count:
+        raise UnreadableError(f"{file}: column {name!r} holds nulls")
+    if pa.types.is_fixed_size_list(column.type):
+        flat = column.flatten().to_numpy(zero_copy_only=False)
+        rows = flat.reshape(len(column), -1)
+        if shape is not None and rows.shape[1] != int(np.prod(shape, dtype=np.int64)):
+            raise UnreadableError(f"{file}: column {name!r} has {rows.shape[1]} values a row; its space {shape}")
+        return rows.reshape((len(column),) + (tuple(shape) if shape is not None else rows.shape[1:]))
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
+        return column.to_numpy(zero_copy_only=False)
+    raise UnreadableError(f"{file}: column {name!r} is {column.type}, not numbers")
+
+
+def _infos(pa: Any, column: Any, prefix: str, raw: Raw, file: Path) -> None:
+    """Numeric leaves of the ``infos`` struct as ``<prefix>/<path>`` arrays; the rest skipped (W108)."""
+    for index in range(column.type.num_fields):
+        child, name = column.field(index), column.type.field(index).name
+        if pa.types.is_struct(child.type):
+            _infos(pa, child, f"{prefix}/{name}", raw, file)
+            continue
+        try:
+            raw.fields[f"{prefix}/{name}"] = _column(pa, child, name, None, file)
+        except UnreadableError as exc:
+            raw.findings.append(Finding("not-imported", f"info {prefix[prefix.index('/') + 1:]}/{name} is skipped: "
+                                        f"{str(exc).split(': ', 1)[1]}"))
+
+
+def read(folder: Path, observation_space: dict | None, action_space: dict | None, trusted: bool) -> Raw:
+    pa = _pyarrow()
+    shapes = {"observations": spaces.row_shape(observation_space) if observation_space else None,
+              "actions": spaces.row_shape(action_space) if action_space and action_space["type"] != "Discrete"
+              else None}
+    raw = Raw({}, {}, folder, "minari")
+    for id_, episode in episode_folders(folder):
+        files = sorted(episode.glob("part-*.arrow"))
+        if len(files) != 1:
+            raise UnreadableError(f"{episode}: {len(files)} Arrow files; one per episode is read")
+        file = files[0]
+        if not trusted and (episode.is_symlink() or file.is_symlink()):
+            raw.findings.append(Finding("outside-reference", f"{file} is a symbolic link", f"episode_{id_}"))
+            continue
+        try:
+            table = pa.ipc.open_file(pa.memory_map(str(file))).read_all()
+            table.validate(full=True)
+        except (pa.ArrowException, OSError) as exc:
+            raise UnreadableError(f"{file}: not a readable Arrow file ({exc})") from None
+        for name in table.column_names:
+            column = table.column(name).combine_chunks()
+            key = f"episode_{id_}/{name}"
+            if name == "infos" and pa.types.is_struct(column.type):
+                _infos(pa, column, key, raw, file)
+            elif name == "observations" or name in PADDED:
+                rows = _column(pa, column, name, shapes.get(name), file)
+                raw.fields[key] = rows[:-1] if name in PADDED else rows
+                raw.storage[key] = {"chunks": None, "compression": "none", "checksum": False}
+            else:
+                raw.findings.append(Finding("not-imported", f"column {name!r} of {file.name} is skipped: not a "
+                                            "column Minari writes"))
+    return raw
+
+
+def seeds(folder: Path) -> Callable[[list[int]], list[Any]]:
+    """Each episode's seed, from its ``metadata.json`` (``None`` where it has none)."""
+    def read_seeds(ids: list[int]) -> list[Any]:
+        found = []
+        for id_ in ids:
+            file = folder / str(id_) / "metadata.json"
+            try:
+                text = file.read_text() if file.is_file() and file.stat().st_size <= MAX_EPISODE_METADATA else "{}"
+                found.append(json.loads(text).get("seed"))
+            except (ValueError, AttributeError, UnicodeDecodeError):
+                found.append(None)
+        return found
+    return read_seeds
