@@ -157,25 +157,29 @@ def _mark(f: h5py.File) -> tuple[tuple[int, int] | None, str | None]:
 MAX_NESTING = 4
 
 
-def _names(f: h5py.File, trusted: bool, nested: bool, raw: Raw, group: str = "", depth: int = 0) -> Iterator[str]:
-    """Paths of the datasets to read: the root's, and with ``nested`` those in groups below it. A link
-    that leads out of the file is withheld with a finding, never followed."""
-    for key in f[group or "/"].keys():
+def _datasets(f: h5py.File, trusted: bool, nested: bool, raw: Raw, group: str = "",
+              depth: int = 0) -> Iterator[tuple[str, h5py.Dataset]]:
+    """The datasets to read, by path: the root's, and with ``nested`` those in groups below it. A link that
+    leads out of the file is withheld with a finding, never followed. (A path's groups were checked on the
+    way down, so only links other than plain hard links need the full walk.)"""
+    parent = f[group or "/"]
+    for key in parent.keys():
         name = f"{group}/{key}" if group else key
         if name == COMMIT_KEY:
             continue
-        why = None if trusted else _link_outside(f, name)
+        link = parent.get(key, getlink=True)
+        why = None if trusted or isinstance(link, h5py.HardLink) else _link_outside(f, name)
         if why:
             raw.findings.append(Finding("outside-reference", why, name))
             raw.withheld.add(name)
             continue
-        obj = f.get(name)
+        obj = parent.get(key)
         if obj is None:
             raise KeyError(f"'{name}' is a link to nothing")
         if isinstance(obj, h5py.Dataset):
-            yield name
+            yield name, obj
         elif nested and isinstance(obj, h5py.Group) and depth < MAX_NESTING:
-            yield from _names(f, trusted, nested, raw, name, depth + 1)
+            yield from _datasets(f, trusted, nested, raw, name, depth + 1)
 
 
 def read(path: Path, trusted: bool = False, nested: bool = False) -> Raw:
@@ -185,19 +189,18 @@ def read(path: Path, trusted: bool = False, nested: bool = False) -> Raw:
     raw = Raw({}, {}, path.parent, "hdf5", closer=f.close)
     stored: dict[str, _Rows] = {}
 
-    def field(name: str, rows: ArrayLike) -> ArrayLike:
-        return Guarded(as_read(rows, f[name].attrs), f"{path}: field {shown(name)}")
+    def field(name: str, rows: ArrayLike, attrs: Any = None) -> ArrayLike:
+        return Guarded(as_read(rows, f[name].attrs if attrs is None else attrs), f"{path}: field {shown(name)}")
 
     try:
-        for name in _names(f, trusted, nested, raw):
-            obj = f[name]
+        for name, obj in _datasets(f, trusted, nested, raw):
             why = None if trusted else _outside(obj)
             if why:
                 raw.findings.append(Finding("outside-reference", why, name))
                 raw.withheld.add(name)
                 continue
             stored[name] = _Rows(obj)
-            raw.fields[name] = field(name, stored[name])
+            raw.fields[name] = field(name, stored[name], obj.attrs)
             raw.storage[name] = {"chunks": list(obj.chunks) if obj.chunks else None,
                                  "compression": _compression_label(obj), "checksum": bool(obj.fletcher32)}
             raw.coverage[name] = _coverage(obj)
