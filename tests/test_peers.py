@@ -35,6 +35,13 @@ def _h5_arrays(path) -> dict[str, np.ndarray]:
     return found
 
 
+def _through(source, mid, back, peer: str):
+    """Convert a peer file into one of our formats, and that back into the peer's."""
+    expertdata.convert(source, mid)
+    expertdata.convert(mid, back, format=peer)
+    return mid, back
+
+
 @needs_peers
 def test_a_d4rl_file_reads_as_episodes_cut_at_its_flags():
     direct = _h5_arrays(DOOR)
@@ -64,9 +71,7 @@ def test_d4rl_flags_that_contradict_the_observations_are_reported_with_their_row
 @needs_peers
 @pytest.mark.parametrize("ours", OURS)
 def test_d4rl_through_each_of_our_formats_and_back_is_exact(tmp_path, ours):
-    mid, back = tmp_path / f"door{SUFFIXES[ours]}", tmp_path / "door.hdf5"
-    expertdata.convert(DOOR, mid)
-    expertdata.convert(mid, back, format="d4rl")
+    mid, back = _through(DOOR, tmp_path / f"door{SUFFIXES[ours]}", tmp_path / "door.hdf5", "d4rl")
     original, written = _h5_arrays(DOOR), _h5_arrays(back)
     for name, array in original.items():
         assert written[name].dtype == array.dtype and np.array_equal(written[name], array), name
@@ -131,9 +136,7 @@ def test_an_imitation_file_reads_with_final_observations_and_its_infos_skipped()
 @needs_peers
 @pytest.mark.parametrize("ours", OURS)
 def test_imitation_through_each_of_our_formats_and_back_loads_with_imitations_own_logic(tmp_path, ours):
-    mid, back = tmp_path / f"rollouts{SUFFIXES[ours]}", tmp_path / "imitation.npz"
-    expertdata.convert(IMITATION, mid)
-    expertdata.convert(mid, back, format="imitation")
+    _, back = _through(IMITATION, tmp_path / f"rollouts{SUFFIXES[ours]}", tmp_path / "imitation.npz", "imitation")
     with np.load(IMITATION) as original, np.load(back, allow_pickle=True) as written:  # imitation's types.load
         for name in ("obs", "acts", "rews", "indices", "terminal"):
             assert written[name].dtype == original[name].dtype and np.array_equal(written[name], original[name])
@@ -152,9 +155,10 @@ def test_writing_imitation_without_final_observations_is_refused(tmp_path):
 
 
 def _d4rl_file(path, rows=10, **changes) -> None:
+    ends = np.eye(rows, dtype=bool)
     arrays = {"observations": np.zeros((rows, 3), np.float32), "actions": np.zeros((rows, 1), np.float32),
-              "rewards": np.ones(rows, np.float32), "terminals": np.eye(rows, dtype=bool)[4] | np.eye(rows, dtype=bool)[-1],
-              "timeouts": np.zeros(rows, bool), **changes}
+              "rewards": np.ones(rows, np.float32), "terminals": ends[4] | ends[-1], "timeouts": np.zeros(rows, bool),
+              **changes}
     with h5py.File(path, "w") as f:
         for name, array in arrays.items():
             if array is not None:
@@ -220,10 +224,9 @@ def test_a_minari_dataset_reads_with_exact_final_observations_spaces_and_seeds()
 @pytest.mark.parametrize("ours", OURS)
 def test_minari_through_each_of_our_formats_and_back_loads_with_minari_itself(tmp_path, ours, monkeypatch):
     minari = pytest.importorskip("minari")
-    mid, back = tmp_path / f"cartpole{SUFFIXES[ours]}", tmp_path / "datasets" / "expertdata" / "cartpole-v0"
-    back.parent.mkdir(parents=True)
-    expertdata.convert(MINARI, mid)
-    expertdata.convert(mid, back, format="minari")
+    (tmp_path / "datasets" / "expertdata").mkdir(parents=True)
+    _, back = _through(MINARI, tmp_path / f"cartpole{SUFFIXES[ours]}",
+                       tmp_path / "datasets" / "expertdata" / "cartpole-v0", "minari")
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
     theirs = minari.MinariDataset(MINARI / "data")
     ours_back = minari.load_dataset("expertdata/cartpole-v0")

@@ -20,8 +20,8 @@ from ..arrays import iter_blocks
 from ..errors import UnreadableError, UsageError
 from ..schema import shown
 from . import hdf5
-from .base import Capabilities, Finding, METADATA_KEY, Raw, Whole, WriteOptions, metadata_to_json
-from .peer import (PEER_KEY, declare_extras, episode_sums, flagged_rows, renamed, require, starts_from_ends,
+from .base import METADATA_KEY, Finding, Raw, Whole, WriteOptions, metadata_to_json
+from .peer import (PEER_KEY, Peer, declare_extras, episode_sums, flagged_rows, renamed, require, starts_from_ends,
                    take_peer_note)
 
 NAMES = {"observations": "obs", "terminals": "terminated", "timeouts": "truncated"}
@@ -101,7 +101,8 @@ def _disagreement(raw: Raw, timeouts: np.ndarray, terminals: np.ndarray, rows: i
     raw.findings.append(Finding(
         "flags-disagree", f"'timeouts' ends {len(going_on)} episode{'s' * (len(going_on) > 1)} where the observations "
         f"go on into the next row without a reset (rows {shown_rows}); at row {going_on[0]:,} they step "
-        f"{step[going_on[0]][1]:.3g} against {step[going_on[0]][0]:.3g} and {step[going_on[0]][2]:.3g} around it{later}",
+        f"{step[going_on[0]][1]:.3g} against {step[going_on[0]][0]:.3g} and {step[going_on[0]][2]:.3g} around "
+        f"it{later}",
         "truncated", int(going_on[0])))
 
 
@@ -172,17 +173,6 @@ def export(dataset: Whole, metadata: dict, path: Path, options: WriteOptions) ->
     return notes
 
 
-class _D4rl:
-    name = "d4rl"
-    suffixes: tuple[str, ...] = ()
-    compressions = hdf5.BACKEND.compressions
-    default_compression = "gzip:4"
-    capabilities = Capabilities(exports=True)
-    summary = ("D4RL's flat HDF5 (offline RL). Keeps every array; episodes come from terminals | timeouts; "
-               "final_obs from next_observations. Writing makes up flags a dataset never recorded (said so).")
-    sniff = staticmethod(sniff)
-    read = staticmethod(read)
-    export = staticmethod(export)
-
-
-BACKEND = _D4rl()
+BACKEND = Peer("d4rl", "D4RL's flat HDF5 (offline RL). Keeps every array; episodes come from terminals | timeouts; "
+               "final_obs from next_observations. Writing makes up flags a dataset never recorded (said so).",
+               sniff, read, export, hdf5.BACKEND.compressions, "gzip:4")

@@ -20,8 +20,8 @@ from ..arrays import Gathered, iter_blocks
 from ..errors import UnreadableError, UsageError
 from ..schema import shown
 from . import npz
-from .base import Capabilities, Finding, Raw, Whole, WriteOptions
-from .peer import PEER_KEY, declare_extras, episode_sums, renamed, require, take_peer_note
+from .base import Finding, Raw, Whole, WriteOptions
+from .peer import PEER_KEY, Peer, declare_extras, episode_sums, renamed, require, take_peer_note
 
 NAMES = {"acts": "actions", "rews": "rewards"}
 OURS = {v: k for k, v in NAMES.items()}
@@ -135,17 +135,6 @@ def _copy(dataset: Whole, name: str, member: str, sink: npz.NpzSink) -> None:
         sink.append(member, block)
 
 
-class _Imitation:
-    name = "imitation"
-    suffixes: tuple[str, ...] = ()
-    compressions = npz.BACKEND.compressions
-    default_compression = "none"
-    capabilities = Capabilities(exports=True)
-    summary = ("imitation's legacy .npz rollouts. Keeps obs, acts, rews and terminal (done, cause unknown); "
-               "infos is skipped (pickled). Writing needs final_obs.")
-    sniff = staticmethod(sniff)
-    read = staticmethod(read)
-    export = staticmethod(export)
-
-
-BACKEND = _Imitation()
+BACKEND = Peer("imitation", "imitation's legacy .npz rollouts. Keeps obs, acts, rews and terminal (done, cause "
+               "unknown); infos is skipped (pickled). Writing needs final_obs.", sniff, read, export,
+               npz.BACKEND.compressions)

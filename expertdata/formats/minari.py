@@ -1,4 +1,5 @@
-"""Minari datasets (HDF5 and Arrow backends; the Arrow files are read by ``minari_arrow``): a folder ``<name>-v<N>/data/`` holding ``metadata.json`` (spaces and the
+"""Minari datasets (HDF5 and Arrow backends; Arrow files are read by ``minari_arrow``): a folder
+``<name>-v<N>/data/`` holding ``metadata.json`` (spaces and the
 env spec as JSON text) and ``main_data.hdf5`` with one group per episode, ``episode_<id>/{observations,
 actions, rewards, terminations, truncations, infos/*}``; observations hold one more row than actions.
 
@@ -29,8 +30,8 @@ from ..errors import UnreadableError, UsageError
 from .. import spaces
 from ..schema import MAX_METADATA_BYTES, is_image, shown
 from . import hdf5, minari_arrow
-from .base import Capabilities, METADATA_KEY, Raw, Whole, WriteOptions, metadata_to_json
-from .peer import PEER_KEY, declare_extras, episode_sums, take_peer_note
+from .base import METADATA_KEY, Raw, Whole, WriteOptions, metadata_to_json
+from .peer import PEER_KEY, Peer, declare_extras, episode_sums, take_peer_note
 
 STEP_KEYS = {"actions": "actions", "rewards": "rewards", "terminations": "terminated", "truncations": "truncated"}
 OURS = {v: k for k, v in STEP_KEYS.items()}
@@ -277,8 +278,8 @@ def export(dataset: Whole, metadata: dict, path: Path, options: WriteOptions) ->
             rows = {"observations": np.concatenate([np.asarray(dataset["obs"][begin:stop]), final]),
                     **{OURS[n]: flags[n][begin:stop] for n in ("terminated", "truncated")}}
             for name in infos:
-                rows["infos/" + name.replace(".", "/")] = np.concatenate([np.asarray(dataset[f"reset_infos.{name}"][e:e + 1]),
-                                                                         np.asarray(dataset[f"infos.{name}"][begin:stop])])
+                rows["infos/" + name.replace(".", "/")] = np.concatenate(
+                    [np.asarray(dataset[f"reset_infos.{name}"][e:e + 1]), np.asarray(dataset[f"infos.{name}"][begin:stop])])
             for name in set(dataset.fields) - {"obs", "final_obs", "episode_starts", *flags} - set(
                     f"{kind}infos.{n}" for n in infos for kind in ("", "reset_")):
                 per_step = dataset.field_per(name) == "step"
@@ -308,7 +309,8 @@ def _env_spec(metadata: dict) -> str | None:
     from gymnasium.envs.registration import EnvSpec, registry
 
     spec = registry.get(metadata["env_id"]) or EnvSpec(metadata["env_id"])
-    return dataclasses.replace(spec, max_episode_steps=metadata.get("max_episode_steps", spec.max_episode_steps)).to_json()
+    steps = metadata.get("max_episode_steps", spec.max_episode_steps)
+    return dataclasses.replace(spec, max_episode_steps=steps).to_json()
 
 
 def _dataset_id(path: Path) -> str:
@@ -319,17 +321,6 @@ def _dataset_id(path: Path) -> str:
     return f"{path.parent.name}/{name}"
 
 
-class _Minari:
-    name = "minari"
-    suffixes: tuple[str, ...] = ()
-    compressions = hdf5.BACKEND.compressions
-    default_compression = "none"
-    capabilities = Capabilities(exports=True)
-    summary = ("Minari datasets (a dataset folder; HDF5 or Arrow backend read, HDF5 written). Keeps every array, spaces, env id, seeds and "
-               "infos; final_obs exact both ways. Writing needs final_obs and both spaces.")
-    sniff = staticmethod(sniff)
-    read = staticmethod(read)
-    export = staticmethod(export)
-
-
-BACKEND = _Minari()
+BACKEND = Peer("minari", "Minari datasets (a dataset folder; HDF5 or Arrow backend read, HDF5 written). Keeps every "
+               "array, spaces, env id, seeds and infos; final_obs exact both ways. Writing needs final_obs and both "
+               "spaces.", sniff, read, export, hdf5.BACKEND.compressions)

@@ -10,14 +10,31 @@ it made up (flags a dataset never recorded, say), so a reader drops them again.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ..arrays import ArrayLike, iter_blocks
 from ..errors import UnreadableError
 from ..schema import field_name_problem, shown
-from .base import Finding, Raw
+from .base import Capabilities, Finding, Raw
+
+@dataclass(frozen=True)
+class Peer:
+    """A peer format's entry in the registry (an ``Exporter``): its module's ``sniff``, ``read`` and
+    ``export``, what it offers for compression, and one line on what it keeps and loses."""
+
+    name: str
+    summary: str
+    sniff: Callable[..., bool]
+    read: Callable[..., Raw]
+    export: Callable[..., list[str]]
+    compressions: dict[str, tuple[int, int] | None]
+    default_compression: str = "none"
+    suffixes: tuple[str, ...] = ()
+    capabilities: Capabilities = Capabilities(exports=True)
+
 
 #: The metadata key a peer export records itself under: ``{"format": ..., "synthesized": [...]}``.
 PEER_KEY = "peer"
