@@ -2,7 +2,7 @@
 
     python benchmarks/gail.py [--seeds 5] [--first-seed 0] [--tasks pendulum,cartpole,cartpole-1] [--skip-mpi]
                               [--skip-out-of-core] [--skip-busy] [--quick] [--report FILE.json]
-                              [--set KEY=VALUE ...] [--jobs 1]
+                              [--set KEY=VALUE ...] [--tuned] [--jobs 1]
                               [--arms gail,random,untrained]
 
 Every quality figure is printed beside two controls run the same way: GAIL on demonstrations from a
@@ -10,8 +10,9 @@ uniform random policy, and GAIL whose discriminator is never trained. Scores are
 6k env steps (a whole number of iterations) on 20 deterministic evaluation episodes (seeds 10000+, never
 used for recording); wall time counts training only.
 
-Each task runs with ``trainers.gail.TUNED``'s settings for its env; ``--set gamma=0.95`` (repeatable, values
-read as JSON) changes one for a screen, ``--arms gail`` runs GAIL alone (``random`` and ``untrained`` name
+Each task runs with GAILConfig's defaults (``--tuned`` starts from ``trainers.gail.TUNED``'s settings for its
+env instead: the historical per-env settings, kept as a record of the screens in docs/results/gail-tuning.md);
+``--set gamma=0.95`` (repeatable, values read as JSON) changes one for a screen, ``--arms gail`` runs GAIL alone (``random`` and ``untrained`` name
 the controls), and ``--jobs 2`` runs seeds in parallel processes with one torch thread each (how
 docs/gail.md's screens ran; wall times then differ).
 
@@ -187,6 +188,11 @@ def mpi_run(ranks: int, steps: int, config: dict) -> dict:
                 "curve": [(int(e["timesteps"]), e["env_return"]) for e in logs]}
 
 
+def settings(env_id: str, args: argparse.Namespace) -> dict:
+    """GAILConfig's defaults (or TUNED's for the env, with ``--tuned``), with the ``--set`` changes."""
+    return {**(TUNED.get(env_id, {}) if args.tuned else {}), **dict(args.set)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
@@ -198,7 +204,8 @@ def main() -> None:
     parser.add_argument("--skip-busy", action="store_true", help="skip throughput with another core kept busy")
     parser.add_argument("--report", type=Path, help="also write every run's curve and figures to this JSON file")
     parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
-                        help="change one of TUNED's settings (or another GAILConfig field) for every run")
+                        help="change one GAILConfig field for every run")
+    parser.add_argument("--tuned", action="store_true", help="start from TUNED's settings for each env (historical)")
     parser.add_argument("--arms", type=arms, default=ARMS, help="GAIL and the controls to run, comma-separated")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel, one torch thread each")
     args = parser.parse_args()
@@ -207,7 +214,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for task in filter(None, args.tasks.split(",")):
             env_id, dataset, limit, threshold, steps = TASKS[task]
-            config = {**TUNED[env_id], **dict(args.set)}
+            config = settings(env_id, args)
             steps = steps // 3 if args.quick else steps
             score = scorer(env_id)
             controls = {}
@@ -245,7 +252,7 @@ def main() -> None:
                 report[task][name] = {"hits": hits, "finals": finals, "runs": runs}
         if not args.skip_out_of_core:
             steps = 10_000 if args.quick else 30_000
-            config = {**TUNED["Pendulum-v1"], **dict(args.set)}
+            config = settings("Pendulum-v1", args)
             result = out_of_core(steps, config, seeds, Path(tmp))
             ratio = result["out of core"] / result["in memory"]
             print(f"out of core, Pendulum GAIL, {steps} steps, medians over seeds: in memory "
@@ -253,7 +260,7 @@ def main() -> None:
             report["out_of_core"] = result
     if not args.skip_busy:
         steps = 6_000 if args.quick else 20_000
-        busy = busy_core(steps, {**TUNED["Pendulum-v1"], **dict(args.set)}, seeds[:3])
+        busy = busy_core(steps, settings("Pendulum-v1", args), seeds[:3])
         for threads in sorted({t for t, _ in busy}):
             idle, loaded = busy[threads, False], busy[threads, True]
             print(f"busy core, Pendulum GAIL, {steps} steps, {threads} torch thread{'s' * (threads > 1)}: idle "
@@ -261,7 +268,7 @@ def main() -> None:
         report["busy"] = {f"{t} threads, {'busy' if b else 'idle'}": v for (t, b), v in busy.items()}
     if not args.skip_mpi:
         steps = 30_000 if args.quick else 100_000
-        config = {**TUNED["Pendulum-v1"], **dict(args.set)}
+        config = settings("Pendulum-v1", args)
         one, two = mpi_run(1, steps, config), mpi_run(2, steps, config)
         print(f"MPI, Pendulum GAIL, {steps} steps: 1 rank {one['steps_per_second']:,.0f} env steps/s, 2 ranks "
               f"{two['steps_per_second']:,.0f} env steps/s")

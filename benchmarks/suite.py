@@ -1,8 +1,9 @@
 """BC and GAIL with their defaults on experts nobody here hand-wrote (issue 16's suite).
 
     python benchmarks/suite.py [--tasks cartpole-1,cartpole-10,pendulum-sb2,acrobot-10,mountaincar-10,
-                               doublependulum-10] [--seeds 5]
-                               [--trainers bc,gail] [--jobs 1] [--report FILE.json]
+                               doublependulum-10] [--seeds 5] [--first-seed 0]
+                               [--trainers bc,gail] [--arms gail,random,untrained] [--jobs 1]
+                               [--report FILE.json]
 
 Every score is normalised: a uniform random policy 0, the demonstrations' own mean return 1, both on the
 evaluation episodes (20, seeds 10000-10019, never used for recording). For each task: BC's score per seed
@@ -92,11 +93,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed+seeds-1")
     parser.add_argument("--trainers", default="bc,gail")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel, one torch thread each")
+    parser.add_argument("--arms", default="gail,random,untrained", help="GAIL and its controls to run")
     parser.add_argument("--report", type=Path)
     args = parser.parse_args()
-    seeds, trainers, report = list(range(args.seeds)), args.trainers.split(","), {}
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    trainers, report = args.trainers.split(","), {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.tasks.split(","):
             task = TASKS[name]
@@ -115,11 +119,14 @@ def main() -> None:
                       f"; median {statistics.median(r['seconds'] for r in runs):.1f} s", flush=True)
                 report[name]["bc"] = runs
             if "gail" in trainers:
-                arms = {"GAIL": (task.path, task.episodes, {}),
-                        "control, random demonstrations": (random_demonstrations(task.env_id, Path(tmp)), 10, {}),
-                        "control, untrained discriminator": (task.path, task.episodes,
+                arms = {"GAIL": ("gail", task.path, task.episodes, {}),
+                        "control, random demonstrations": ("random", random_demonstrations(task.env_id, Path(tmp)),
+                                                           10, {}),
+                        "control, untrained discriminator": ("untrained", task.path, task.episodes,
                                                              {"train_discriminator": False})}
-                for arm, (path, episodes, control) in arms.items():
+                for arm, (key, path, episodes, control) in arms.items():
+                    if key not in args.arms.split(","):
+                        continue
                     runs = over_seeds(gail_run, seeds, args.jobs, task, path, episodes, score, **control)
                     finals = [r["curve"][-1][2] for r in runs]
                     best = [max(v for *_, v in r["curve"]) for r in runs]

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import expertdata
-from trainers.gail import GAIL, TUNED, GAILConfig, load
+from trainers.common.evaluation import NormalisedScore, random_return
+from trainers.gail import GAIL, GAILConfig, load
 from trainers.protocol import Trainer
 
 from .conftest import run_cli
@@ -185,24 +186,26 @@ def test_train_gail_from_the_command_line(tmp_path, ranks):
     assert result.stdout.count("wrote") == 1
 
 
-def test_cartpole_is_imitated_and_the_untrained_discriminator_control_is_not():
-    """Reduced: 45k steps, one seed (benchmarks/gail.py runs 100k steps on 5 seeds and both controls)."""
-    gail = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, **TUNED["CartPole-v1"]).learn(45_000)
-    control = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, train_discriminator=False,
-                   **TUNED["CartPole-v1"]).learn(45_000)
-    imitated, untrained = gail.evaluate("CartPole-v1", 10)[0], control.evaluate("CartPole-v1", 10)[0]
-    assert imitated >= 400 and untrained < 200
+def _normalised(env_id: str, path) -> NormalisedScore:
+    return NormalisedScore(random_return(env_id, 10), expertdata.ExpertDataset(path, traj_limitation=10, verbose=0).avg_ret)
 
 
-def test_pendulum_is_imitated():
-    """Reduced: 40k steps, one seed, a margin below the 0.9 goal (benchmarks/gail.py: 300k steps, 5 seeds;
-    seeds 0-3 score 0.96-0.98 here)."""
-    from expertdata.experts import pendulum
-    from trainers.common.evaluation import NormalisedScore
+def test_acrobot_is_imitated_with_the_defaults_and_the_untrained_discriminator_control_is_not():
+    """Reduced: 37k steps, one seed, a margin below the 0.9 goal (benchmarks/suite.py: 200k steps, 5 seeds,
+    both controls). Acrobot ends on success, the opposite of CartPole."""
+    path = FIXTURES / "experts" / "acrobot.npz"
+    score = _normalised("Acrobot-v1", path)
+    imitated = GAIL(None, "Acrobot-v1", path, seed=0).learn(36_000)
+    untrained = GAIL(None, "Acrobot-v1", path, seed=0, train_discriminator=False).learn(36_000)
+    assert score(imitated.evaluate(n_episodes=10)[0]) >= 0.7
+    assert score(untrained.evaluate(n_episodes=10)[0]) < 0.3
 
-    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, **TUNED["Pendulum-v1"]).learn(40_000)
-    normalised = NormalisedScore.measure("Pendulum-v1", pendulum, 10)
-    assert normalised(model.evaluate("Pendulum-v1", 10)[0]) >= 0.8
+
+def test_pendulum_is_imitated_with_the_defaults():
+    """Reduced: 61k steps, one seed, a margin below the 0.9 goal (seed 0 scores 0.97 here; benchmarks/suite.py
+    runs 300k steps on 5 seeds of SB2's own Pendulum file)."""
+    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0).learn(61_000)
+    assert _normalised("Pendulum-v1", FIXTURES / "pendulum.npz")(model.evaluate(n_episodes=10)[0]) >= 0.8
 
 
 def test_learn_trains_total_timesteps_more_on_every_call_as_sb2_does():
