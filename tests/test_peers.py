@@ -288,3 +288,28 @@ def test_a_broken_minari_dataset_is_refused_in_one_line(tmp_path):
     result = run_cli("info", tmp_path / "dict-v0")
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
     assert "a Dict observation space" in result.stderr and "schema 1.1" in result.stderr
+
+
+def test_d4rl_flags_stored_as_numbers_read_as_booleans_and_other_values_are_refused(tmp_path):
+    ends = np.zeros(10, np.float32)
+    ends[[4, 9]] = 1.0
+    _d4rl_file(tmp_path / "float.hdf5", terminals=ends)
+    with expertdata.load(tmp_path / "float.hdf5") as data:
+        assert data["terminated"].dtype == bool and list(np.flatnonzero(data["terminated"][:])) == [4, 9]
+        assert data.n_episodes == 2
+    ends[4] = 0.5
+    _d4rl_file(tmp_path / "half.hdf5", terminals=ends)
+    with pytest.raises(UnreadableError, match="values other than 0 and 1"):
+        expertdata.load(tmp_path / "half.hdf5")
+
+
+def test_a_d4rl_array_linked_out_of_the_file_is_refused_unless_trusted(tmp_path):
+    with h5py.File(tmp_path / "elsewhere.h5", "w") as f:
+        f["qpos"] = np.zeros((10, 2))
+    _d4rl_file(tmp_path / "linked.hdf5")
+    with h5py.File(tmp_path / "linked.hdf5", "a") as f:
+        f["infos/qpos"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "/qpos")
+    report = expertdata.validate(tmp_path / "linked.hdf5")
+    assert "E015" in [p.rule.id for p in report.problems] and report.exit_code == 1
+    with expertdata.load(tmp_path / "linked.hdf5", trusted=True) as data:
+        assert data["infos.qpos"].shape == (10, 2)

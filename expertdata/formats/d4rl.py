@@ -67,6 +67,8 @@ def _derive(raw: Raw, path: Path) -> None:
         if missing is not None:
             raise UnreadableError(f"{path}: {shown(OURS[name])}: {missing[0]:,} chunks of its rows are not stored")
     ends = {name: flagged_rows(raw.fields[name], f"{path}: {OURS[name]}") for name in flags}
+    for name in flags:
+        _as_booleans(raw, name, ends[name], rows, path)
     last = np.union1d(*ends.values()) if len(ends) == 2 else next(iter(ends.values()))
     starts = starts_from_ends(last, rows)
     first = np.flatnonzero(starts)
@@ -79,6 +81,22 @@ def _derive(raw: Raw, path: Path) -> None:
                          "episode_returns", "final_obs"}, {"step": rows, "episode": len(first)})
     if len(ends) == 2:
         _disagreement(raw, ends["truncated"], ends["terminated"], rows)
+
+
+def _as_booleans(raw: Raw, name: str, set_rows: np.ndarray, rows: int, path: Path) -> None:
+    """A flag stored as numbers (0.0 and 1.0, as some D4RL files have it) as the booleans it means; any other
+    value is refused, since it cannot be a flag."""
+    array = raw.fields[name]
+    if np.dtype(array.dtype) == np.bool_:
+        return
+    values = np.asarray(array[set_rows]) if len(set_rows) else np.ones(0)
+    if len(array.shape) != 1 or np.any(values != 1):
+        raise UnreadableError(f"{path}: {shown(OURS[name])} holds values other than 0 and 1 ({array.dtype}, shape "
+                              f"{array.shape}); it cannot be read as a flag")
+    flags = np.zeros(rows, bool)
+    flags[set_rows] = True
+    raw.fields[name] = flags
+    raw.storage.pop(name, None)
 
 
 def _disagreement(raw: Raw, timeouts: np.ndarray, terminals: np.ndarray, rows: int) -> None:
