@@ -136,13 +136,17 @@ def validate(path: str, as_json: bool, trusted: bool) -> None:
 @click.option("--chunk-rows", type=click.IntRange(min=1), help="Rows per chunk (default: about 8 MB a chunk).")
 @click.option("--traj-limitation", type=int, default=-1, show_default=True,
               help="Keep only the first K whole episodes (-1: all).")
+@click.option("--fill-rewards", type=float, metavar="VALUE",
+              help="For demonstrations without rewards written to a format that needs them (.npz, d4rl, minari): "
+                   "the reward of every step.")
 @TRUSTED
 def convert(src: str, dst: str, fmt: str | None, source_format: str | None, overwrite: bool,
-            compression: str | None, chunk_rows: int | None, traj_limitation: int, trusted: bool) -> None:
+            compression: str | None, chunk_rows: int | None, traj_limitation: int, fill_rewards: float | None,
+            trusted: bool) -> None:
     """Convert SRC to DST losslessly, atomically, checking the content digest on both sides."""
     result = convert_dataset(src, dst, format=fmt, overwrite=overwrite, traj_limitation=traj_limitation,
                              options=formats.WriteOptions(chunk_rows, compression), progress=True, trusted=trusted,
-                             source_format=source_format)
+                             source_format=source_format, fill_rewards=fill_rewards)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {result.path} ({result.format}), digest {result.digest}")
@@ -200,7 +204,7 @@ def info(path: str, as_json: bool, no_digest: bool, trusted: bool) -> None:
         ("transitions", f"{summary['transitions']:,}"),
         ("episodes", f"{summary['episodes']:,}"),
         ("lengths min/mean/max", _stats_line(summary["episode_lengths"])),
-        ("returns min/mean/max", _stats_line(summary["episode_returns"])),
+        ("returns min/mean/max", _stats_line(summary["episode_returns"]) if summary["rewards"] else "no rewards"),
         ("observation space", _space_line(summary["observation_space"])),
         ("action space", _space_line(summary["action_space"])),
         ("digest", summary["digest"] or "-"),

@@ -10,7 +10,7 @@ import numpy as np
 
 from .arrays import ArrayLike, RowWindow
 from .episodes import EpisodeIndex
-from .schema import field_per
+from .schema import field_per, rewards_absent
 from .validation import raise_for, structural_problems
 
 
@@ -66,7 +66,14 @@ class Dataset:
 
     @property
     def n_episodes(self) -> int:
-        return int(self.fields["episode_returns"].shape[0])
+        if "episode_returns" in self.fields:
+            return int(self.fields["episode_returns"].shape[0])
+        return self.episodes.n_episodes
+
+    @property
+    def has_rewards(self) -> bool:
+        """False for demonstrations without rewards (``metadata["rewards"] == "absent"``)."""
+        return not rewards_absent(self.metadata)
 
     @property
     def has_image_paths(self) -> bool:
@@ -86,6 +93,14 @@ class Dataset:
         fields = {name: RowWindow(array, steps if self.field_per(name) == "step" else slice(0, stop))
                   for name, array in self.fields.items()}
         return replace(self, fields=fields)
+
+    def with_rewards(self, value: float) -> "Dataset":
+        """Demonstrations without rewards given a constant reward per step (for formats whose readers need
+        rewards, SB2's .npz among them); the metadata no longer says the rewards are absent."""
+        lengths = self.episodes.lengths
+        fields = {**self.fields, "rewards": np.full(self.n_transitions, float(value)),
+                  "episode_returns": float(value) * lengths.astype(np.float64)}
+        return replace(self, fields=fields, metadata={k: v for k, v in self.metadata.items() if k != "rewards"})
 
     def with_metadata(self, metadata: Mapping[str, Any]) -> "Dataset":
         """The same arrays with other metadata."""

@@ -69,9 +69,11 @@ class ExpertDataset:
         index = self.source.episodes
         self.num_traj = splits.limit(index, traj_limitation)
         self.num_transition = index.step_slice(0, self.num_traj).stop
-        self.returns = np.asarray(self.source["episode_returns"][:self.num_traj], dtype=np.float64)
-        self.avg_ret, self.std_ret = ((float(np.mean(self.returns)), float(np.std(self.returns))) if self.num_traj
-                                      else (float("nan"), float("nan")))
+        #: The kept episodes' returns; ``None`` for demonstrations without rewards (``avg_ret`` is then NaN).
+        self.returns = (np.asarray(self.source["episode_returns"][:self.num_traj], dtype=np.float64)
+                        if self.source.has_rewards else None)
+        self.avg_ret, self.std_ret = ((float(np.mean(self.returns)), float(np.std(self.returns)))
+                                      if self.num_traj and self.returns is not None else (float("nan"), float("nan")))
         self.randomize, self.sequential_preprocessing = randomize, sequential_preprocessing
         self.rank, self.world_size = mpi.rank_and_size(rank, world_size)
         split_seed, *seeds = np.random.SeedSequence(seed).spawn(4)
@@ -135,8 +137,11 @@ class ExpertDataset:
         """Print the kept episodes' count and returns (SB2's lines)."""
         print(f"Total trajectories: {self.num_traj}")
         print(f"Total transitions: {self.num_transition}")
-        print(f"Average returns: {self.avg_ret}")
-        print(f"Std for returns: {self.std_ret}")
+        if self.returns is None:
+            print("Returns: none (demonstrations without rewards)")
+        else:
+            print(f"Average returns: {self.avg_ret}")
+            print(f"Std for returns: {self.std_ret}")
 
     def kept(self) -> Dataset:
         """The kept episodes as a dataset (lazy where the source is)."""

@@ -35,7 +35,9 @@ def summarize(dataset: Dataset, with_digest: bool = True) -> dict[str, Any]:
         "transitions": dataset.n_transitions,
         "episodes": dataset.n_episodes,
         "episode_lengths": _stats(dataset.episodes.lengths),
-        "episode_returns": _stats(np.asarray(dataset["episode_returns"][:], dtype=np.float64)),
+        "rewards": dataset.has_rewards,
+        "episode_returns": (_stats(np.asarray(dataset["episode_returns"][:], dtype=np.float64))
+                            if dataset.has_rewards else None),
         "observation_space": meta.get("observation_space"),
         "action_space": meta.get("action_space"),
         "image_paths": dataset.has_image_paths,

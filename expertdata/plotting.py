@@ -29,7 +29,12 @@ def episode_table(dataset: Dataset) -> Any:
 
     index = dataset.episodes
     return pd.DataFrame({"episode": np.arange(index.n_episodes), "start": index.starts, "length": index.lengths,
-                         "return": np.asarray(dataset["episode_returns"][:], dtype=np.float64)})
+                         "return": _returns(dataset) if dataset.has_rewards else np.full(index.n_episodes, np.nan)})
+
+
+def _returns(dataset: Dataset) -> np.ndarray:
+    """The episodes' returns; none for demonstrations without rewards."""
+    return np.asarray(dataset["episode_returns"][:], dtype=np.float64) if dataset.has_rewards else np.zeros(0)
 
 
 def _sample(array: Any) -> np.ndarray:
@@ -102,7 +107,7 @@ def figure(datasets: Sequence[Dataset], labels: Sequence[str] | None = None) -> 
     fig = Figure(figsize=(12, 8), layout="constrained")
     FigureCanvasAgg(fig)
     ax_ret, ax_len, ax_act, ax_obs = fig.subplots(2, 2).ravel()
-    returns = [np.asarray(d["episode_returns"][:], dtype=np.float64) for d in datasets]
+    returns = [_returns(d) for d in datasets]
     _grouped_histogram(ax_ret, returns, colors)
     _grouped_histogram(ax_len, [d.episodes.lengths for d in datasets], colors)
     width = 0.8 / len(datasets)
@@ -141,8 +146,8 @@ def figure(datasets: Sequence[Dataset], labels: Sequence[str] | None = None) -> 
     for ax in (ax_obs,) + ((ax_act,) if discrete else ()):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles = [Line2D([], [], color=c, linewidth=8) for c in colors]
-    names = [f"{label} ({d.n_episodes} episodes, mean return {r.mean():.1f})" if r.size else f"{label} (no episodes)"
-             for label, d, r in zip(labels, datasets, returns)]
+    names = [f"{label} ({d.n_episodes} episodes, " + (f"mean return {r.mean():.1f})" if d.has_rewards else "no rewards)")
+             if d.n_episodes else f"{label} (no episodes)" for label, d, r in zip(labels, datasets, returns)]
     fig.legend(handles, names, loc="outside upper center", ncols=min(3, len(datasets)), fontsize="small")
     return fig
 

@@ -60,6 +60,18 @@ FIELDS: tuple[Field, ...] = (
 
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 REQUIRED = tuple(f.name for f in FIELDS if f.required)
+#: The fields a dataset without rewards (``metadata["rewards"] == "absent"``) does not hold.
+REWARD_FIELDS = ("rewards", "episode_returns")
+
+
+def rewards_absent(metadata: Any) -> bool:
+    """Whether the metadata says the demonstrations carry no rewards (robot data often does not)."""
+    return isinstance(metadata, Mapping) and metadata.get("rewards") == "absent"
+
+
+def required(metadata: Any) -> tuple[str, ...]:
+    """The fields a dataset must hold: every required one, less the rewards where they are absent."""
+    return tuple(n for n in REQUIRED if not (rewards_absent(metadata) and n in REWARD_FIELDS))
 #: The fields a recording writes, per-step ones first, in the order they are written.
 RECORDED = tuple(f.name for f in FIELDS if f.per == "step") + tuple(f.name for f in FIELDS if f.per == "episode")
 
@@ -136,7 +148,7 @@ def field_name_problem(name: str) -> str | None:
 
 
 #: Metadata keys that describe the data; together with the arrays they make up the content digest.
-DESCRIPTIVE_KEYS = ("env_id", "observation_space", "action_space", "max_episode_steps", "extras", "user")
+DESCRIPTIVE_KEYS = ("env_id", "observation_space", "action_space", "max_episode_steps", "extras", "user", "rewards")
 #: Metadata keys that record where a file came from (and ``digest``, the content digest recorded when the
 #: file was written); they change on conversion, so the digest ignores them.
 HISTORY_KEYS = ("schema_version", "provenance", "lineage", "digest", "peer")
@@ -144,7 +156,7 @@ METADATA_KEYS = DESCRIPTIVE_KEYS + HISTORY_KEYS
 #: The JSON type each metadata key must have (spaces are checked further by ``expertdata.spaces``).
 METADATA_TYPES: dict[str, type] = {"env_id": str, "observation_space": dict, "action_space": dict,
                                    "max_episode_steps": int, "extras": dict, "user": dict, "schema_version": str,
-                                   "provenance": dict, "lineage": list, "digest": str, "peer": dict}
+                                   "provenance": dict, "lineage": list, "digest": str, "peer": dict, "rewards": str}
 
 #: Limits on what a header may claim, checked before anything is allocated or decoded: metadata text and
 #: its nesting (a space's rows: ``expertdata.spaces.MAX_ROW_ENTRIES``).
@@ -175,7 +187,8 @@ class Rule:
 
 RULES: tuple[Rule, ...] = (
     Rule("E001", "missing-field", "error", "A required field (obs, actions, rewards, episode_starts, "
-         "episode_returns) is absent."),
+         "episode_returns) is absent (rewards and episode_returns are not required where the metadata says the "
+         "rewards are absent)."),
     Rule("E002", "bad-dtype", "error", "A field has a dtype its kind does not allow: object (pickled) "
          "arrays, text where numbers are expected, a non-boolean episode_starts."),
     Rule("E003", "episode-returns-mismatch", "error", "An episode's return differs from the sum of its "

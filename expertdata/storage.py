@@ -95,7 +95,7 @@ class SaveResult:
 
 def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
          options: formats.WriteOptions | None = None, overwrite: bool = False, progress: bool = False,
-         lineage: Mapping[str, Any] | None = None) -> SaveResult:
+         lineage: Mapping[str, Any] | None = None, fill_rewards: float | None = None) -> SaveResult:
     """Write ``dataset`` to ``path`` atomically, in the format its suffix (or ``format``) names.
 
     Rows are streamed a block at a time, so a lazy dataset larger than memory can be saved. The written
@@ -105,11 +105,21 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
 
     :param lineage: an entry appended to the metadata's lineage (``operation``, ``parent_digest``, ...);
         a ``parent_digest`` of ``None`` records the digest of what was written (a lossless copy).
+    :param fill_rewards: for demonstrations without rewards written to a format that needs them (SB2's
+        .npz, D4RL, Minari): the reward of every step; without it, such a save is refused.
     """
     path = Path(path)
     backend = formats.for_path(path, format)
     options = options or formats.WriteOptions()
     options.codec(backend)
+    if backend.capabilities.needs_rewards and not dataset.has_rewards:
+        if fill_rewards is None:
+            raise UsageError(f"{path}: {backend.name} needs rewards, and {dataset.source} has none (its metadata says "
+                             "they are absent); fill them with a constant (fill_rewards=0, --fill-rewards 0) or "
+                             "write a format that keeps their absence (zarr, hdf5)")
+        parent = (lineage or {}).get("parent_digest") or digest(dataset)
+        dataset = dataset.with_rewards(fill_rewards)
+        lineage = {**(lineage or {"operation": "save"}), "fill_rewards": float(fill_rewards), "parent_digest": parent}
     metadata = dict(dataset.metadata)
     metadata["schema_version"] = SCHEMA_VERSION
     if lineage is not None:
@@ -158,7 +168,7 @@ def _record(metadata: dict[str, Any], source_digest: str, lineage: Mapping[str, 
 def convert(src: Path | str, dst: Path | str, *, format: str | None = None,
             options: formats.WriteOptions | None = None, overwrite: bool = False,
             traj_limitation: int = -1, progress: bool = False, trusted: bool = False,
-            source_format: str | None = None) -> SaveResult:
+            source_format: str | None = None, fill_rewards: float | None = None) -> SaveResult:
     """Convert a dataset losslessly to another format (or to its first ``traj_limitation`` episodes).
 
     Every array is copied bit for bit and the metadata is kept; the destination records the source's
@@ -176,5 +186,5 @@ def convert(src: Path | str, dst: Path | str, *, format: str | None = None,
             lineage.update(operation="traj_limitation", episodes=traj_limitation, parent_digest=digest(dataset))
             dataset = dataset.take_episodes(traj_limitation)
         result = save(dataset, dst, format=format, options=options, overwrite=overwrite, progress=progress,
-                      lineage=lineage)
+                      lineage=lineage, fill_rewards=fill_rewards)
         return replace(result, notes=dataset.notes + result.notes)

@@ -146,9 +146,12 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Pa
     """
     out = _metadata_problems(metadata)
     metadata = metadata if isinstance(metadata, Mapping) else {}
-    for name in schema.REQUIRED:
+    for name in schema.required(metadata):
         if name not in fields and name not in withheld:
             out.append(_problem("missing-field", f"required field '{name}' is absent", name))
+    if schema.rewards_absent(metadata):
+        out.extend(_problem("bad-metadata", f"the metadata says the rewards are absent, but {name!r} is stored", name)
+                   for name in schema.REWARD_FIELDS if name in fields)
     unusable = set(withheld)
     for name, array in fields.items():
         spec = schema.FIELDS_BY_NAME.get(name)
@@ -172,10 +175,11 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Pa
         if dtype.kind == "U" and (spec is None or "U" in spec.kinds):
             out.extend(_path_problems(name, first_rows(array), root, trusted))
     unusable |= {p.field for p in out if p.rule.id in ("E001", "E002")}
-    if unusable & set(schema.REQUIRED):
+    if unusable & set(schema.required(metadata)) or any(p.rule.id == "E013" for p in out if p.field):
         return out
     n_steps = fields["episode_starts"].shape[0]
-    n_episodes = fields["episode_returns"].shape[0]
+    index = EpisodeIndex.read(fields["episode_starts"])
+    n_episodes = fields["episode_returns"].shape[0] if "episode_returns" in fields else index.n_episodes
     for name, array in fields.items():
         if name in unusable:
             continue
@@ -184,7 +188,6 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Pa
         if array.shape[0] != want:
             out.append(_problem("length-mismatch", f"has {array.shape[0]} rows, expected {want} "
                                 f"(one per {per})", name))
-    index = EpisodeIndex.read(fields["episode_starts"])
     if n_steps and (not index.n_episodes or index.starts[0] != 0):
         out.append(_problem("first-episode-start", "the first step must open an episode", "episode_starts", 0))
     found = index.n_episodes
@@ -324,8 +327,8 @@ def _flagged(name: str, flags: ArrayLike, index: EpisodeIndex, out: list[Problem
     return ended
 
 
-def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, Any], index: EpisodeIndex,
-                      hashes: dict[str, _EpisodeHashes]) -> list[Problem]:
+def _returns_problems(fields: Mapping[str, ArrayLike], index: EpisodeIndex) -> list[Problem]:
+    """E003 where an episode's return differs from the sum of its rewards."""
     out = []
     returns = np.asarray(fields["episode_returns"][:], dtype=np.float64)
     sums = _episode_sums(fields["rewards"], index)
@@ -337,6 +340,12 @@ def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, An
                 f"the returns of {n:,} episodes differ from the sums of their rewards")
         out.append(_problem("episode-returns-mismatch", f"{what} (episode {e}: {float(returns[e]):.10g} vs "
                             f"{float(sums[e]):.10g})", "episode_returns", e, n))
+    return out
+
+
+def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, Any], index: EpisodeIndex,
+                      hashes: dict[str, _EpisodeHashes]) -> list[Problem]:
+    out = _returns_problems(fields, index) if {"episode_returns", "rewards"} <= set(fields) else []
     last_steps = index.ends - 1
     ended = {name: _flagged(name, fields[name], index, out) for name in ("terminated", "truncated") if name in fields}
     if index.n_episodes:
@@ -411,7 +420,7 @@ def check(fields: Mapping[str, ArrayLike], metadata: Any, root: Path | None, sou
     problems += structural_problems(fields, metadata, root, withheld, trusted)
     metadata = metadata if isinstance(metadata, Mapping) else {}
     broken = {p.field for p in problems if p.rule.severity == "error" and p.field} | set(withheld)
-    episodes_ok = not (broken & set(schema.REQUIRED)) and not any(
+    episodes_ok = not (broken & set(schema.required(metadata))) and not any(
         p.rule.id in ("E004", "E005", "E006") for p in problems)
     index = EpisodeIndex.read(fields["episode_starts"]) if episodes_ok else None
     hashes = {name: _EpisodeHashes(index) for name in ("obs", "actions")} if index is not None else {}

@@ -133,6 +133,7 @@ class Capabilities:
     :param images_as_files: image observations are written as image files beside the dataset, their
         relative paths in ``obs`` (as SB2 stored them in ``.npz``), not as arrays.
     :param streaming_options: the layout a streamed recording uses unless the caller chooses one.
+    :param needs_rewards: the layout has no place for demonstrations without rewards (its readers expect them).
     :param exports: a peer format written from a whole dataset at once (``Exporter.export``), not field by
         field through a sink: its layout interleaves or derives fields.
     """
@@ -142,6 +143,7 @@ class Capabilities:
     images_as_files: bool = False
     streaming_options: WriteOptions | None = None
     exports: bool = False
+    needs_rewards: bool = False
 
 
 class Sink(Protocol):

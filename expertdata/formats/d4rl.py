@@ -20,7 +20,7 @@ from ..arrays import iter_blocks
 from ..errors import UnreadableError, UsageError
 from ..schema import shown
 from . import hdf5
-from .base import METADATA_KEY, Finding, Raw, Whole, WriteOptions, metadata_to_json
+from .base import Capabilities, METADATA_KEY, Finding, Raw, Whole, WriteOptions, metadata_to_json
 from .peer import (PEER_KEY, Peer, declare_extras, episode_sums, flagged_rows, renamed, require, starts_from_ends,
                    take_peer_note)
 
@@ -193,4 +193,4 @@ def export(dataset: Whole, metadata: dict, path: Path, options: WriteOptions) ->
 
 BACKEND = Peer("d4rl", "D4RL's flat HDF5 (offline RL). Keeps every array; episodes come from terminals | timeouts; "
                "final_obs from next_observations. Writing makes up flags a dataset never recorded (said so).",
-               sniff, read, export, hdf5.BACKEND.compressions, "gzip:4")
+               sniff, read, export, hdf5.BACKEND.compressions, "gzip:4", capabilities=Capabilities(exports=True, needs_rewards=True))

@@ -77,9 +77,11 @@ def _split(raw: Raw, path: Path, ours: bool) -> None:
     starts = np.zeros(n, bool)
     starts[bounds[:-1]] = True
     raw.fields["episode_starts"] = starts
+    raw.metadata = dict(raw.metadata)
     if "rewards" in raw.fields:
         raw.fields["episode_returns"] = episode_sums(raw.fields["rewards"], bounds[:-1], f"{path}: rews")
-    raw.metadata = dict(raw.metadata)
+    else:  # imitation's Trajectory (not TrajectoryWithRew): demonstrations without rewards
+        raw.metadata["rewards"] = "absent"
     declare_extras(raw, {"obs", "actions", "rewards", "episode_starts", "episode_returns", "final_obs"},
                    {"step": n, "episode": episodes})
 

@@ -30,7 +30,7 @@ from ..errors import UnreadableError, UsageError
 from .. import spaces
 from ..schema import MAX_METADATA_BYTES, is_image, shown
 from . import hdf5, minari_arrow
-from .base import METADATA_KEY, Raw, Whole, WriteOptions, metadata_to_json
+from .base import Capabilities, METADATA_KEY, Raw, Whole, WriteOptions, metadata_to_json
 from .peer import PEER_KEY, Peer, declare_extras, episode_sums, take_peer_note
 
 STEP_KEYS = {"actions": "actions", "rewards": "rewards", "terminations": "terminated", "truncations": "truncated"}
@@ -323,4 +323,4 @@ def _dataset_id(path: Path) -> str:
 
 BACKEND = Peer("minari", "Minari datasets (a dataset folder; HDF5 or Arrow backend read, HDF5 written). Keeps every "
                "array, spaces, env id, seeds and infos; final_obs exact both ways. Writing needs final_obs and both "
-               "spaces.", sniff, read, export, hdf5.BACKEND.compressions)
+               "spaces.", sniff, read, export, hdf5.BACKEND.compressions, capabilities=Capabilities(exports=True, needs_rewards=True))

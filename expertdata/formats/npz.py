@@ -285,7 +285,7 @@ class _Npz:
     suffixes = (".npz",)
     compressions = {"none": None, "deflate": (0, 9)}
     default_compression = "none"
-    capabilities = Capabilities(images_as_files=True)
+    capabilities = Capabilities(images_as_files=True, needs_rewards=True)
     summary = "SB2's layout, read by SB2's ExpertDataset. Lossless; image observations as files beside it."
     sniff = staticmethod(sniff)
     read = staticmethod(read)
