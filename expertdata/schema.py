@@ -69,6 +69,13 @@ def rewards_absent(metadata: Any) -> bool:
     return isinstance(metadata, Mapping) and metadata.get("rewards") == "absent"
 
 
+def flags_unknown(metadata: Any) -> bool:
+    """Whether the metadata says the data cannot tell how its episodes ended (``flags: "unknown"``: imitation's
+    ``terminal`` is set on time limits too, diffusion_policy records no ends): validation then does not guess
+    at cut episodes, and trainers treat episode ends as they treat SB2's (docs/trainers.md)."""
+    return isinstance(metadata, Mapping) and metadata.get("flags") == "unknown"
+
+
 def required(metadata: Any) -> tuple[str, ...]:
     """The fields a dataset must hold: every required one, less the rewards where they are absent."""
     return tuple(n for n in REQUIRED if not (rewards_absent(metadata) and n in REWARD_FIELDS))
@@ -148,7 +155,8 @@ def field_name_problem(name: str) -> str | None:
 
 
 #: Metadata keys that describe the data; together with the arrays they make up the content digest.
-DESCRIPTIVE_KEYS = ("env_id", "observation_space", "action_space", "max_episode_steps", "extras", "user", "rewards")
+DESCRIPTIVE_KEYS = ("env_id", "observation_space", "action_space", "max_episode_steps", "extras", "user", "rewards",
+                    "flags")
 #: Metadata keys that record where a file came from (and ``digest``, the content digest recorded when the
 #: file was written); they change on conversion, so the digest ignores them.
 HISTORY_KEYS = ("schema_version", "provenance", "lineage", "digest", "peer")
@@ -156,7 +164,7 @@ METADATA_KEYS = DESCRIPTIVE_KEYS + HISTORY_KEYS
 #: The JSON type each metadata key must have (spaces are checked further by ``expertdata.spaces``).
 METADATA_TYPES: dict[str, type] = {"env_id": str, "observation_space": dict, "action_space": dict,
                                    "max_episode_steps": int, "extras": dict, "user": dict, "schema_version": str,
-                                   "provenance": dict, "lineage": list, "digest": str, "peer": dict, "rewards": str}
+                                   "provenance": dict, "lineage": list, "digest": str, "peer": dict, "rewards": str, "flags": str}
 
 #: Limits on what a header may claim, checked before anything is allocated or decoded: metadata text and
 #: its nesting (a space's rows: ``expertdata.spaces.MAX_ROW_ENTRIES``).

@@ -353,7 +353,8 @@ def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, An
             if not any(flags[-1] for flags in ended.values()):
                 out.append(_problem("last-episode-cut", "the final episode ends with neither terminated nor "
                                     "truncated set", "episode_starts", int(index.starts[-1])))
-        elif index.n_episodes > 1 and index.lengths[-1] < index.lengths[:-1].min():
+        elif (index.n_episodes > 1 and index.lengths[-1] < index.lengths[:-1].min()
+              and not schema.flags_unknown(metadata)):
             out.append(_problem("last-episode-cut", f"the final episode has {int(index.lengths[-1])} steps, "
                                 "fewer than any other", "episode_starts", int(index.starts[-1])))
     limit = _time_limit(metadata)

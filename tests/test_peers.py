@@ -313,3 +313,64 @@ def test_a_d4rl_array_linked_out_of_the_file_is_refused_unless_trusted(tmp_path)
     assert "E015" in [p.rule.id for p in report.problems] and report.exit_code == 1
     with expertdata.load(tmp_path / "linked.hdf5", trusted=True) as data:
         assert data["infos.qpos"].shape == (10, 2)
+
+
+PUSHT = SHARED_FIXTURES / "diffusion_policy" / "pusht_cchi_v7_replay.zarr"
+
+
+@needs_peers
+def test_diffusion_policys_pusht_reads_without_rewards_and_with_every_array():
+    import zarr
+
+    group = zarr.open_group(str(PUSHT), mode="r", zarr_format=2)
+    ends = group["meta/episode_ends"][:]
+    with expertdata.load(PUSHT) as data:
+        assert data.format == "diffusion_policy" and (data.n_transitions, data.n_episodes) == (25650, 206)
+        assert not data.has_rewards and data.metadata["flags"] == "unknown"
+        assert np.array_equal(np.flatnonzero(data["episode_starts"][:]), np.append(0, ends[:-1]))
+        assert np.array_equal(data["obs"][:500], group["data/state"][:500])
+        assert np.array_equal(data["actions"][:500], group["data/action"][:500])
+        assert data["img"].shape == (25650, 96, 96, 3) and data.field_per("keypoint") == "step"
+
+
+
+@pytest.fixture(scope="module")
+def pusht_first(tmp_path_factory):
+    """PushT's first two episodes in our Zarr (the whole file holds 2.8 GB of float32 images)."""
+    first = tmp_path_factory.mktemp("pusht") / "first.zarr"
+    with expertdata.load(PUSHT) as data:
+        expertdata.save(data.take_episodes(2), first)
+    return first
+
+
+@needs_peers
+def test_unknown_flags_are_not_guessed_at(pusht_first):
+    problems = [p.rule.id for p in expertdata.validate(pusht_first).problems]
+    assert "W101" not in problems and not any(p.startswith("E") for p in problems)  # the second episode is shorter
+
+
+@needs_peers
+def test_pusht_through_our_formats_and_back_slices_as_diffusion_policy_slices_it(tmp_path, pusht_first):
+    import zarr
+
+    first = pusht_first
+    _, back = _through(first, tmp_path / "first.h5", tmp_path / "replay.zarr", "diffusion_policy")
+    original, written = (zarr.open_group(str(p), mode="r", zarr_format=2) for p in (PUSHT, back))
+    ends = written["meta/episode_ends"][:]
+    assert list(ends) == list(original["meta/episode_ends"][:2])
+    for key, ours in (("state", "obs"), ("action", "action"), ("img", "img"), ("keypoint", "keypoint")):
+        episode = slice(ends[0], ends[1])  # the ReplayBuffer's get_episode(1)
+        assert np.array_equal(written[f"data/{ours}"][episode], original[f"data/{key}"][episode]), key
+    with expertdata.load(first) as a, expertdata.load(back) as b:
+        assert_same_arrays(a, b)
+
+
+def test_a_replay_buffer_whose_episode_ends_do_not_fit_its_data_is_refused(tmp_path):
+    import zarr
+
+    group = zarr.open_group(str(tmp_path / "bad.zarr"), mode="w", zarr_format=2)
+    group.create_array("data/state", data=np.zeros((10, 2), np.float32))
+    group.create_array("data/action", data=np.zeros((10, 2), np.float32))
+    group.create_array("meta/episode_ends", data=np.array([4, 12]))
+    result = run_cli("info", tmp_path / "bad.zarr")
+    assert result.returncode == 2 and "must increase and end at the data's 10 rows" in result.stderr

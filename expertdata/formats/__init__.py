@@ -1,6 +1,6 @@
 """The format registry: one thin module per format, chosen by suffix when writing and by content when
 reading. Our own formats (``npz``, ``hdf5``, ``zarr``) are each a ``Backend`` (``expertdata.formats.base``);
-peer formats (``d4rl``, ``imitation``, ``minari``: other projects' layouts) are each an ``Exporter``.
+peer formats (``d4rl``, ``imitation``, ``minari``, ``diffusion_policy``: other projects' layouts) are each an ``Exporter``.
 
 A backend reads a path into a ``Raw`` (lazy arrays, metadata, how each array is stored) and writes
 through a ``Sink`` that takes each field's rows in order, block by block, so nothing needs the whole
@@ -14,7 +14,7 @@ from pathlib import Path
 from ..arrays import RowWindow
 from ..errors import UnreadableError, UsageError
 from ..schema import field_per, shown
-from . import d4rl, hdf5, imitation, minari, npz, zarr
+from . import d4rl, diffusion_policy, hdf5, imitation, minari, npz, zarr
 from .base import (Backend, Capabilities, Exporter, Finding, Raw, ResumableBackend, Sink, StreamingSink,
                    WriteOptions)
 
@@ -27,7 +27,7 @@ def _backends() -> tuple[Backend, ...]:
 
 
 def _peers() -> tuple[Exporter, ...]:
-    return (d4rl.BACKEND, imitation.BACKEND, minari.BACKEND)
+    return (d4rl.BACKEND, imitation.BACKEND, minari.BACKEND, diffusion_policy.BACKEND)
 
 
 def every() -> tuple[Backend | Exporter, ...]:

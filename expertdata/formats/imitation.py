@@ -77,7 +77,7 @@ def _split(raw: Raw, path: Path, ours: bool) -> None:
     starts = np.zeros(n, bool)
     starts[bounds[:-1]] = True
     raw.fields["episode_starts"] = starts
-    raw.metadata = dict(raw.metadata)
+    raw.metadata = {**raw.metadata, "flags": "unknown"}
     if "rewards" in raw.fields:
         raw.fields["episode_returns"] = episode_sums(raw.fields["rewards"], bounds[:-1], f"{path}: rews")
     else:  # imitation's Trajectory (not TrajectoryWithRew): demonstrations without rewards

@@ -10,7 +10,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import zarr
@@ -24,6 +24,8 @@ from ..schema import shown
 from .base import COMMIT_KEY, METADATA_KEY, Capabilities, Coverage, Finding, Raw, WriteOptions, metadata_from_json
 from .chunked import ChunkedSink, add_journal, as_read, commit_mark, journal_of, journal_token, missing_chunks
 
+#: How deep ``read(nested=True)`` looks into groups.
+MAX_NESTING = 4
 _CODECS = {"zstd": lambda level: zarr.codecs.ZstdCodec(level=1 if level is None else level),
            "gzip": lambda level: zarr.codecs.GzipCodec(level=5 if level is None else level)}
 
@@ -53,26 +55,39 @@ def _keys(path: Path, zip_names: list[str] | None) -> list[str]:
     return [str(Path(folder, name).relative_to(path)) for folder, _, names in os.walk(path) for name in names]
 
 
+#: Group metadata keys: a link there makes the whole group come from outside the store.
+_GROUP_KEYS = ("zarr.json", ".zgroup", ".zattrs")
+
+
 def _links_outside(path: Path) -> dict[str, str]:
-    """Symbolic links in a directory store whose targets lie outside it, by the array they belong to
-    (``""`` for the group itself)."""
+    """Symbolic links in a directory store whose targets lie outside it, by their path in the store
+    (``""`` for a group's own metadata)."""
     root, found = os.path.realpath(path), {}
     for folder, dirs, names in os.walk(path):
         for name in dirs + names:
             link = os.path.join(folder, name)
             target = os.path.realpath(link)
             if os.path.islink(link) and os.path.commonpath([root, target]) != root:
-                part = Path(link).relative_to(path).parts
-                owner = "" if part == ("zarr.json",) else part[0]
-                found.setdefault(owner, f"{Path(link).relative_to(path)} -> {target}")
+                key = Path(link).relative_to(path).as_posix()
+                owner = "" if name in _GROUP_KEYS else key
+                found.setdefault(owner, f"{key} -> {target}")
     return found
+
+
+def _outside(name: str, links: dict[str, str]) -> str | None:
+    """The link that would lead array ``name``'s data out of the store, if one does."""
+    return next((why for key, why in links.items() if key and (name == key or name.startswith(key + "/") or
+                                                                key.startswith(name + "/"))), None)
 
 
 def _coverage(array: zarr.Array, keys: list[str]) -> Coverage:
     """Chunks never written within an array's first rows: zarr would read them as the fill value."""
-    encoding = array.metadata.chunk_key_encoding
-    separator = getattr(encoding, "separator", "/")
-    default = getattr(encoding, "name", "default") == "default"
+    if array.metadata.zarr_format == 2:
+        separator, default = array.metadata.dimension_separator or ".", False
+    else:
+        encoding = array.metadata.chunk_key_encoding
+        separator = getattr(encoding, "separator", "/")
+        default = getattr(encoding, "name", "default") == "default"
     prefix = f"{array.name.strip('/')}/" + ("c" + separator if default else "")
     grid = array.shards or array.chunks
 
@@ -94,26 +109,38 @@ def _close_quietly(store: Any) -> None:
         pass
 
 
-def read(path: Path, trusted: bool = False) -> Raw:
+def _arrays(group: zarr.Group, nested: bool, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, zarr.Array]]:
+    """The group's arrays by path; with ``nested``, those of the groups below it as well."""
+    for name, array in group.arrays():
+        yield prefix + name, array
+    if nested and depth < MAX_NESTING:
+        for name, child in group.groups():
+            yield from _arrays(child, nested, f"{prefix}{name}/", depth + 1)
+
+
+def read(path: Path, trusted: bool = False, zarr_format: int = 3, nested: bool = False) -> Raw:
+    """Open our Zarr layout (format 3, arrays at the root); peer formats read other layouts with
+    ``zarr_format=2`` and ``nested`` (arrays in groups, named by their paths)."""
     store = None
     outside = {} if trusted or _is_zip(path) else _links_outside(path)
     if "" in outside:
-        raise UnreadableError(f"{path}: E015 outside-reference: the store's own metadata is a link out of it "
+        raise UnreadableError(f"{path}: E015 outside-reference: a group's own metadata is a link out of the store "
                               f"({outside['']}); pass trusted=True to read it anyway")
     try:
         store = _open_for_reading(path)
         zip_names = zipfile.ZipFile(path).namelist() if _is_zip(path) else None
-        group = zarr.open_group(store, mode="r", zarr_format=3)
+        group = zarr.open_group(store, mode="r", zarr_format=zarr_format)
         raw = Raw({}, {}, path.parent, "zarr-zip" if _is_zip(path) else "zarr", closer=store.close)
         keys = _keys(path, zip_names)
-        arrays = dict(group.arrays())
+        arrays = dict(_arrays(group, nested))
 
         def field(name: str, rows: ArrayLike) -> ArrayLike:
             return Guarded(as_read(rows, arrays[name].attrs), f"{path}: field {shown(name)}")
 
         for name, array in arrays.items():
-            if name in outside:
-                raw.findings.append(Finding("outside-reference", f"a link out of the store: {outside[name]}", name))
+            why = _outside(name, outside)
+            if why:
+                raw.findings.append(Finding("outside-reference", f"a link out of the store: {why}", name))
                 raw.withheld.add(name)
                 continue
             raw.fields[name] = field(name, array)
@@ -124,7 +151,8 @@ def read(path: Path, trusted: bool = False) -> Raw:
         mark = group.attrs.get(COMMIT_KEY)
     except Exception as exc:  # zarr reports a broken store with many exception types
         _close_quietly(store)
-        raise UnreadableError(f"{path}: not a readable Zarr v3 store ({type(exc).__name__}: {exc})") from None
+        raise UnreadableError(f"{path}: not a readable Zarr v{zarr_format} store ({type(exc).__name__}: {exc})") \
+            from None
     try:
         raw.metadata = metadata_from_json(text, path) if text is not None else {}
     except UnreadableError:
