@@ -136,17 +136,19 @@ def validate(path: str, as_json: bool, trusted: bool) -> None:
 @click.option("--chunk-rows", type=click.IntRange(min=1), help="Rows per chunk (default: about 8 MB a chunk).")
 @click.option("--traj-limitation", type=int, default=-1, show_default=True,
               help="Keep only the first K whole episodes (-1: all).")
+@click.option("--zarr-format", type=click.Choice(["2", "3"]), default="3", show_default=True,
+              help="Zarr's format version, for .zarr and .zarr.zip (2 for tools that read only version 2).")
 @click.option("--fill-rewards", type=float, metavar="VALUE",
               help="For demonstrations without rewards written to a format that needs them (.npz, d4rl, minari): "
                    "the reward of every step.")
 @TRUSTED
 def convert(src: str, dst: str, fmt: str | None, source_format: str | None, overwrite: bool,
-            compression: str | None, chunk_rows: int | None, traj_limitation: int, fill_rewards: float | None,
-            trusted: bool) -> None:
+            compression: str | None, chunk_rows: int | None, traj_limitation: int, zarr_format: str,
+            fill_rewards: float | None, trusted: bool) -> None:
     """Convert SRC to DST losslessly, atomically, checking the content digest on both sides."""
     result = convert_dataset(src, dst, format=fmt, overwrite=overwrite, traj_limitation=traj_limitation,
-                             options=formats.WriteOptions(chunk_rows, compression), progress=True, trusted=trusted,
-                             source_format=source_format, fill_rewards=fill_rewards)
+                             options=formats.WriteOptions(chunk_rows, compression, zarr_format=int(zarr_format)),
+                             progress=True, trusted=trusted, source_format=source_format, fill_rewards=fill_rewards)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {result.path} ({result.format}), digest {result.digest}")

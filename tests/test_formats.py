@@ -22,14 +22,14 @@ FORMAT_NAMES = list(SUFFIXES)
        obs=st.sampled_from(["vector", "image", "paths"]),
        actions=st.sampled_from(["box", "discrete"]),
        src=st.sampled_from(FORMAT_NAMES), dst=st.sampled_from(FORMAT_NAMES),
-       chunk_rows=st.sampled_from([None, 1, 7]))
-def test_round_trip_between_every_pair_of_formats(lengths, obs, actions, src, dst, chunk_rows):
+       chunk_rows=st.sampled_from([None, 1, 7]), zarr_format=st.sampled_from([3, 2]))
+def test_round_trip_between_every_pair_of_formats(lengths, obs, actions, src, dst, chunk_rows, zarr_format):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         original = expertdata.Dataset.from_arrays(
             {"env_id": "Test-v0", "user": {"note": "property test"}}, tmp / "a",
             **make_arrays(tuple(lengths), obs, actions, root=tmp / "a"))
-        options = expertdata.WriteOptions(chunk_rows=chunk_rows)
+        options = expertdata.WriteOptions(chunk_rows=chunk_rows, zarr_format=zarr_format)
         first = expertdata.save(original, tmp / "a" / f"data{SUFFIXES[src]}", options=options)
         second = expertdata.convert(first.path, tmp / "b" / f"data{SUFFIXES[dst]}", options=options)
         assert first.digest == second.digest == expertdata.digest(original)
@@ -39,6 +39,18 @@ def test_round_trip_between_every_pair_of_formats(lengths, obs, actions, src, ds
             assert expertdata.validate(copy).ok
         if obs == "paths":  # the image files travel with the dataset
             assert (tmp / "b" / "images" / "0000.png").read_bytes() == (tmp / "a" / "images" / "0000.png").read_bytes()
+
+
+def test_zarr_format_2_is_written_on_request_and_read_by_zarr_as_version_2(tmp_path):
+    import zarr
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "cartpole.npz"
+    expertdata.convert(fixture, tmp_path / "v2.zarr", options=expertdata.WriteOptions(zarr_format=2))
+    assert (tmp_path / "v2.zarr" / ".zgroup").is_file() and not (tmp_path / "v2.zarr" / "zarr.json").exists()
+    group = zarr.open_group(str(tmp_path / "v2.zarr"), mode="r", zarr_format=2)
+    with expertdata.load(fixture) as source:
+        assert np.array_equal(group["obs"][:], source["obs"][:])
+    assert expertdata.validate(tmp_path / "v2.zarr").ok  # no chunk checksums, but the recorded digest
 
 
 @pytest.mark.parametrize("name", FORMAT_NAMES)

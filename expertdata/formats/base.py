@@ -88,11 +88,13 @@ class WriteOptions:
     :param compression: ``none``, ``gzip[:level]``, ``lzf`` (HDF5), ``zstd[:level]`` (Zarr) or
         ``None`` for the format's default.
     :param chunk_bytes: the chunk size aimed at when ``chunk_rows`` is not given (8 MB by default).
+    :param zarr_format: Zarr's format version (3; 2 for tools that read only version 2).
     """
 
     chunk_rows: int | None = None
     compression: str | None = None
     chunk_bytes: int = CHUNK_BYTES
+    zarr_format: int = 3
 
     def rows_per_chunk(self, dtype: np.dtype, row_shape: tuple[int, ...]) -> int:
         if self.chunk_rows:

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import numcodecs
 import numpy as np
 import zarr
 import zarr.codecs
@@ -28,6 +29,8 @@ from .chunked import ChunkedSink, add_journal, as_read, commit_mark, journal_of,
 MAX_NESTING = 4
 _CODECS = {"zstd": lambda level: zarr.codecs.ZstdCodec(level=1 if level is None else level),
            "gzip": lambda level: zarr.codecs.GzipCodec(level=5 if level is None else level)}
+_V2_CODECS = {"zstd": lambda level: numcodecs.Zstd(level=1 if level is None else level),
+              "gzip": lambda level: numcodecs.GZip(level=5 if level is None else level)}
 
 
 def _is_zip(path: Path) -> bool:
@@ -118,9 +121,9 @@ def _arrays(group: zarr.Group, nested: bool, prefix: str = "", depth: int = 0) -
             yield from _arrays(child, nested, f"{prefix}{name}/", depth + 1)
 
 
-def read(path: Path, trusted: bool = False, zarr_format: int = 3, nested: bool = False) -> Raw:
-    """Open our Zarr layout (format 3, arrays at the root); peer formats read other layouts with
-    ``zarr_format=2`` and ``nested`` (arrays in groups, named by their paths)."""
+def read(path: Path, trusted: bool = False, zarr_format: int | None = None, nested: bool = False) -> Raw:
+    """Open our Zarr layout (arrays at the root; format 3, or 2 where it was asked for); peer formats read
+    other layouts with ``nested`` (arrays in groups, named by their paths)."""
     store = None
     outside = {} if trusted or _is_zip(path) else _links_outside(path)
     if "" in outside:
@@ -151,8 +154,7 @@ def read(path: Path, trusted: bool = False, zarr_format: int = 3, nested: bool =
         mark = group.attrs.get(COMMIT_KEY)
     except Exception as exc:  # zarr reports a broken store with many exception types
         _close_quietly(store)
-        raise UnreadableError(f"{path}: not a readable Zarr v{zarr_format} store ({type(exc).__name__}: {exc})") \
-            from None
+        raise UnreadableError(f"{path}: not a readable Zarr store ({type(exc).__name__}: {exc})") from None
     try:
         raw.metadata = metadata_from_json(text, path) if text is not None else {}
     except UnreadableError:
@@ -169,13 +171,14 @@ def read(path: Path, trusted: bool = False, zarr_format: int = 3, nested: bool =
 
 
 def sniff_directory(path: Path) -> bool:
-    return path.is_dir() and (path / "zarr.json").is_file()
+    return path.is_dir() and ((path / "zarr.json").is_file() or (path / ".zgroup").is_file())
 
 
 def sniff_zip(path: Path) -> bool:
     if path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
-            return "zarr.json" in zf.namelist()
+            names = zf.namelist()
+            return "zarr.json" in names or ".zgroup" in names
     return False
 
 
@@ -199,7 +202,8 @@ class ZarrSink(ChunkedSink):
         self._folder = path.with_name(path.name + ".d") if self._zip else path
         super().__init__(options, options.codec(BACKEND), None if self._zip else journal_of(path))
         self._store = zarr.storage.LocalStore(self._folder)
-        self._group = zarr.open_group(self._store, mode="r+" if append else "w", zarr_format=3)
+        self._group = zarr.open_group(self._store, mode="r+" if append else "w",
+                                      zarr_format=None if append else options.zarr_format)
 
     def _existing(self) -> dict[str, Any]:
         # Every chunk is written, as when the arrays were created: a missing chunk then always means lost data.
@@ -208,8 +212,10 @@ class ZarrSink(ChunkedSink):
     def _create(self, name: str, dtype: np.dtype, shape: tuple[int, ...], chunks: tuple[int, ...],
                 attrs: dict[str, str]) -> Any:
         method, level = self._compression
-        # A CRC-32C of every chunk, so that a corrupted chunk fails to read rather than reading wrong values.
-        compressors = ((_CODECS[method](level),) if method != "none" else ()) + (zarr.codecs.Crc32cCodec(),)
+        if self._group.metadata.zarr_format == 2:  # one numcodecs compressor; no checksum older readers lack
+            compressors: Any = _V2_CODECS[method](level) if method != "none" else None
+        else:  # a CRC-32C of every chunk, so that a corrupted chunk fails to read rather than reading wrong values
+            compressors = ((_CODECS[method](level),) if method != "none" else ()) + (zarr.codecs.Crc32cCodec(),)
         # Every chunk is written, even one that equals the fill value: checking each chunk for it took more
         # than half of an uncompressed write.
         return self._group.create_array(name, shape=shape, dtype=dtype, chunks=chunks, compressors=compressors,
@@ -249,7 +255,8 @@ class _Zarr:
     default_compression = "zstd"
     # Streamed chunks of 1 MiB, because each move of rows from the journal rewrites the last, partly filled one.
     capabilities = Capabilities(streaming=True, resume=True, streaming_options=WriteOptions(chunk_bytes=2**20))
-    summary = "Zarr v3 directory store, chunked and compressed. Lossless; streams and resumes recordings."
+    summary = ("Zarr directory store (format 3; 2 on request), chunked and compressed. Lossless; streams and "
+               "resumes recordings.")
     sniff = staticmethod(sniff_directory)
     read = staticmethod(read)
 
