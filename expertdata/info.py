@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .dataset import Dataset
+from . import formats
 from .digest import digest
 from .storage import load
 
@@ -30,7 +31,7 @@ def summarize(dataset: Dataset, with_digest: bool = True) -> dict[str, Any]:
     return {
         "path": dataset.source,
         "format": dataset.format,
-        "schema_version": meta.get("schema_version", "sb2 (no metadata)"),
+        "schema_version": meta.get("schema_version", "sb2 (no metadata)" if dataset.format == "npz" else "-"),
         "env_id": meta.get("env_id"),
         "transitions": dataset.n_transitions,
         "episodes": dataset.n_episodes,
@@ -52,5 +53,5 @@ def info(path: Path | str, with_digest: bool = True, trusted: bool = False) -> d
     """Summarise the dataset at ``path``, with its size on disk."""
     with load(path, trusted=trusted) as dataset:
         summary = summarize(dataset, with_digest)
-    summary["size_on_disk"] = size_on_disk(Path(path))
+    summary["size_on_disk"] = size_on_disk(formats.locate(path))
     return summary

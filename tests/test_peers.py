@@ -221,6 +221,16 @@ def test_a_minari_dataset_reads_with_exact_final_observations_spaces_and_seeds()
 
 
 @needs_peers
+def test_a_minari_dataset_id_is_found_where_minari_looks(monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(SHARED_FIXTURES / "minari"))
+    with expertdata.load("cartpole/expert-v0") as data:
+        assert data.format == "minari" and data.n_episodes == 20
+    result = run_cli("info", "cartpole/expert-v0", "--no-digest")
+    assert result.returncode == 0 and "format                minari" in result.stdout
+    assert run_cli("info", "cartpole/../../etc-v0").returncode == 2
+
+
+@needs_peers
 @pytest.mark.parametrize("ours", OURS)
 def test_minari_through_each_of_our_formats_and_back_loads_with_minari_itself(tmp_path, ours, monkeypatch):
     minari = pytest.importorskip("minari")

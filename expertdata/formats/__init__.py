@@ -19,7 +19,7 @@ from .base import (Backend, Capabilities, Exporter, Finding, Raw, ResumableBacke
                    WriteOptions)
 
 __all__ = ["Backend", "Capabilities", "Exporter", "Finding", "Raw", "ResumableBackend", "Sink", "StreamingSink",
-           "WriteOptions", "by_name", "every", "for_path", "names", "read_raw"]
+           "WriteOptions", "by_name", "every", "for_path", "locate", "names", "read_raw"]
 
 
 def _backends() -> tuple[Backend, ...]:
@@ -59,13 +59,21 @@ def for_path(path: Path | str, format: str | None = None) -> Backend | Exporter:
     raise UsageError(f"{path}: cannot tell the format from the name; use a suffix ({known}) or format=NAME")
 
 
+def locate(path: Path | str) -> Path:
+    """``path``, or where a name that is no path leads in a peer format (a Minari dataset id)."""
+    path = Path(path)
+    if path.exists():
+        return path
+    return next((found for peer in _peers() if (found := peer.locate(str(path))) is not None), path)
+
+
 def read_raw(path: Path | str, format: str | None = None, trusted: bool = False) -> Raw:
     """Open ``path`` with the backend its content (or ``format``) names. Raises ``UnreadableError``.
 
     Fields whose data would come from outside the file (unless ``trusted``) or is not all stored are
     withheld, with a finding each; rows past a streaming writer's commit mark are cut off.
     """
-    path = Path(path)
+    path = locate(path)
     if not path.exists():
         raise UnreadableError(f"{path}: no such file or directory")
     backend = by_name(format) if format else next((b for b in every() if _sniffs(b, path)), None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +40,19 @@ SIDECAR = "expertdata"
 _EPISODE = re.compile(r"episode_(\d{1,12})")
 #: The Minari version whose layout this writes (and whose ``load_dataset`` the tests read it with).
 MINARI_VERSION = "0.5.4"
+
+
+_DATASET_ID = re.compile(r"(?:[A-Za-z0-9_.-]+/)*[A-Za-z0-9_.-]+-v\d+")
+
+
+def locate(name: str) -> Path | None:
+    """The folder of the Minari dataset ``name`` (``namespace/name-vN``) under ``MINARI_DATASETS_PATH`` (by
+    default ``~/.minari/datasets``, as Minari looks for it), or ``None``."""
+    if not _DATASET_ID.fullmatch(name) or ".." in name.split("/"):
+        return None
+    root = Path(os.environ.get("MINARI_DATASETS_PATH") or Path.home() / ".minari" / "datasets")
+    folder = root / name
+    return folder if sniff(folder) else None
 
 
 def _data_folder(path: Path) -> Path | None:
@@ -323,4 +337,5 @@ def _dataset_id(path: Path) -> str:
 
 BACKEND = Peer("minari", "Minari datasets (a dataset folder; HDF5 or Arrow backend read, HDF5 written). Keeps every "
                "array, spaces, env id, seeds and infos; final_obs exact both ways. Writing needs final_obs and both "
-               "spaces.", sniff, read, export, hdf5.BACKEND.compressions, capabilities=Capabilities(exports=True, needs_rewards=True))
+               "spaces.", sniff, read, export, hdf5.BACKEND.compressions,
+               capabilities=Capabilities(exports=True, needs_rewards=True), locate=locate)

@@ -34,6 +34,8 @@ class Peer:
     default_compression: str = "none"
     suffixes: tuple[str, ...] = ()
     capabilities: Capabilities = Capabilities(exports=True)
+    #: where a name that is not a path leads (a Minari dataset id), or ``None``
+    locate: Callable[[str], Any] = staticmethod(lambda name: None)
 
 
 #: The metadata key a peer export records itself under: ``{"format": ..., "synthesized": [...]}``.
