@@ -280,9 +280,26 @@ def test_a_minari_arrow_dataset_reads_as_minari_itself_reads_it(tmp_path):
             for ours, name in (("actions", "actions"), ("rewards", "rewards"), ("truncated", "truncations")):
                 assert np.array_equal(data[ours][rows], getattr(episode, name)), ours
         assert list(data["seed"][:]) == list(range(10))
-    expertdata.convert(MINARI_ARROW, tmp_path / "pendulum.zarr")
     assert "W106" in [p.rule.id for p in expertdata.validate(MINARI_ARROW).problems]  # Arrow keeps no checksums
+
+
+@needs_peers
+def test_minari_arrow_through_our_formats_and_back_loads_with_minari_itself(tmp_path, monkeypatch):
+    minari = pytest.importorskip("minari")
+    pytest.importorskip("pyarrow")
+    (tmp_path / "datasets" / "expertdata").mkdir(parents=True)
+    _, back = _through(MINARI_ARROW, tmp_path / "pendulum.zarr", tmp_path / "datasets" / "expertdata" / "pendulum-v0",
+                       "minari-arrow")
     assert expertdata.validate(tmp_path / "pendulum.zarr").ok
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    ours_back = minari.load_dataset("expertdata/pendulum-v0")
+    assert ours_back.storage.metadata["data_format"] == "arrow"
+    for a, b in zip(minari.MinariDataset(MINARI_ARROW / "data").iterate_episodes(), ours_back.iterate_episodes()):
+        for name in ("observations", "actions", "rewards", "terminations", "truncations"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert x.dtype == y.dtype and np.array_equal(x, y), name
+    with expertdata.load(MINARI_ARROW) as a, expertdata.load(back) as b:
+        assert_same_arrays(a, b)
 
 
 def test_a_broken_minari_dataset_is_refused_in_one_line(tmp_path):

@@ -27,7 +27,7 @@ def _backends() -> tuple[Backend, ...]:
 
 
 def _peers() -> tuple[Exporter, ...]:
-    return (d4rl.BACKEND, imitation.BACKEND, minari.BACKEND, diffusion_policy.BACKEND)
+    return (d4rl.BACKEND, imitation.BACKEND, minari.BACKEND, minari.ARROW, diffusion_policy.BACKEND)
 
 
 def every() -> tuple[Backend | Exporter, ...]:

@@ -20,7 +20,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import h5py
 import numpy as np
@@ -29,14 +29,14 @@ from ..arrays import ArrayLike, Concatenated, RowWindow
 from ..atomic import final_name
 from ..errors import UnreadableError, UsageError
 from .. import spaces
-from ..schema import MAX_METADATA_BYTES, is_image, shown
+from ..schema import MAX_METADATA_BYTES, field_per, is_image, shown
 from . import hdf5, minari_arrow
-from .base import Capabilities, METADATA_KEY, Raw, Whole, WriteOptions, metadata_to_json
+from .base import METADATA_KEY, Capabilities, Raw, Whole, WriteOptions, metadata_from_json, metadata_to_json
 from .peer import PEER_KEY, Peer, declare_extras, episode_sums, take_peer_note
 
 STEP_KEYS = {"actions": "actions", "rewards": "rewards", "terminations": "terminated", "truncations": "truncated"}
 OURS = {v: k for k, v in STEP_KEYS.items()}
-SIDECAR = "expertdata"
+SIDECAR = minari_arrow.SIDECAR
 _EPISODE = re.compile(r"episode_(\d{1,12})")
 #: The Minari version whose layout this writes (and whose ``load_dataset`` the tests read it with).
 MINARI_VERSION = "0.5.4"
@@ -127,7 +127,10 @@ def read(path: Path, trusted: bool = False) -> Raw:
         raw = hdf5.read(folder / "main_data.hdf5", trusted, nested=True)
         seeds = _hdf5_seeds(folder / "main_data.hdf5")
     elif backend == "arrow":
-        raw = minari_arrow.read(folder, observation_space, action_space, trusted)
+        stored = metadata_from_json(meta[METADATA_KEY], folder) if METADATA_KEY in meta else {}
+        shapes = (stored.get(PEER_KEY) or {}).get("row_shapes", {}) if isinstance(stored, dict) else {}
+        raw = minari_arrow.read(folder, observation_space, action_space, trusted, shapes)
+        raw.metadata = stored
         seeds = minari_arrow.seeds(folder)
     else:
         raise UnreadableError(f"{path}: a Minari dataset stored as {shown(str(backend))}; its HDF5 and Arrow "
@@ -214,7 +217,9 @@ def _episodes(raw: Raw, path: Path, seeds: Callable[[list[int]], list[Any]], our
         if not all(key in a for a in per_episode):
             raise UnreadableError(f"{path}: {shown(key)} is stored for some episodes only")
         if key.startswith(f"{SIDECAR}/"):
-            raw.fields[key[len(SIDECAR) + 1:]] = joined(key)
+            name = key[len(SIDECAR) + 1:]
+            one_row = field_per(name, raw.metadata) == "episode"
+            raw.fields[name] = joined(key, slice(0, 1) if one_row else None)
         elif key.startswith("infos/") and all(a[key].shape[:1] == (n + 1,) for a, n in zip(per_episode, lengths)):
             raw.fields["infos." + key[6:].replace("/", ".")] = joined(key, slice(1, None))
             raw.fields["reset_infos." + key[6:].replace("/", ".")] = joined(key, slice(0, 1))
@@ -258,8 +263,9 @@ def _minari_space(spec: dict) -> str:
     return json.dumps(out)
 
 
-def export(dataset: Whole, metadata: dict, path: Path, options: WriteOptions) -> list[str]:
-    """Write ``dataset`` as a Minari dataset folder; returns notes on what had to be made up."""
+def _episodes_out(dataset: Whole, metadata: dict) -> tuple[list[str], list[str], Iterator[dict[str, np.ndarray]]]:
+    """What both backends write: notes, the flags made up, and each episode's arrays by Minari's names
+    (``observations`` with the final row, ``infos/<key>`` with the reset row, ours under ``expertdata/``)."""
     if "final_obs" not in dataset:
         raise UsageError(f"{dataset.source}: Minari stores the observation after each episode's last step, and this "
                          "dataset has no final_obs (SB2 never recorded it); it cannot be written losslessly")
@@ -281,25 +287,45 @@ def export(dataset: Whole, metadata: dict, path: Path, options: WriteOptions) ->
                      f"{' and '.join(OURS[n] for n in synthesized)} are made up (truncations at every episode's end "
                      "that is not terminated)")
     infos = [n[len("infos."):] for n in dataset.fields if n.startswith("infos.") and f"reset_{n}" in dataset]
-    folder = path / "data"
-    folder.mkdir(parents=True)
-    method, level = options.codec(BACKEND)
-    with h5py.File(folder / "main_data.hdf5", "w", track_order=True) as f:
+    rest = sorted(set(dataset.fields) - {"obs", "final_obs", "episode_starts", *flags}
+                  - {f"{kind}infos.{n}" for n in infos for kind in ("", "reset_")})
+
+    def episodes() -> Iterator[dict[str, np.ndarray]]:
         for e, (begin, stop) in enumerate(zip(starts, stops)):
-            group = f.create_group(f"episode_{e}")
-            group.attrs["id"], group.attrs["total_steps"] = e, int(stop - begin)
-            final = np.asarray(dataset["final_obs"][e:e + 1])
-            rows = {"observations": np.concatenate([np.asarray(dataset["obs"][begin:stop]), final]),
+            rows = {"observations": np.concatenate([np.asarray(dataset["obs"][begin:stop]),
+                                                    np.asarray(dataset["final_obs"][e:e + 1])]),
                     **{OURS[n]: flags[n][begin:stop] for n in ("terminated", "truncated")}}
             for name in infos:
                 rows["infos/" + name.replace(".", "/")] = np.concatenate(
                     [np.asarray(dataset[f"reset_infos.{name}"][e:e + 1]), np.asarray(dataset[f"infos.{name}"][begin:stop])])
-            for name in set(dataset.fields) - {"obs", "final_obs", "episode_starts", *flags} - set(
-                    f"{kind}infos.{n}" for n in infos for kind in ("", "reset_")):
+            for name in rest:
                 per_step = dataset.field_per(name) == "step"
                 rows[OURS.get(name, f"{SIDECAR}/{name}")] = np.asarray(dataset[name][begin:stop] if per_step
                                                                        else dataset[name][e:e + 1])
-            if "seed" in dataset:
+            yield rows
+
+    return notes, synthesized, episodes()
+
+
+def _write_metadata(folder: Path, dataset: Whole, metadata: dict, path: Path, backend: str, **more: Any) -> None:
+    (folder / "metadata.json").write_text(json.dumps({
+        "total_episodes": dataset.n_episodes, "total_steps": dataset.n_transitions, "data_format": backend,
+        "jpeg_encoding": False, "observation_space": _minari_space(metadata["observation_space"]),
+        "action_space": _minari_space(metadata["action_space"]), "env_spec": _env_spec(metadata),
+        "dataset_id": _dataset_id(path), "minari_version": MINARI_VERSION, **more}))
+
+
+def export(dataset: Whole, metadata: dict, path: Path, options: WriteOptions) -> list[str]:
+    """Write ``dataset`` as a Minari dataset folder (HDF5 backend); returns notes on what had to be made up."""
+    notes, synthesized, episodes = _episodes_out(dataset, metadata)
+    folder = path / "data"
+    folder.mkdir(parents=True)
+    method, level = options.codec(BACKEND)
+    with h5py.File(folder / "main_data.hdf5", "w", track_order=True) as f:
+        for e, rows in enumerate(episodes):
+            group = f.create_group(f"episode_{e}")
+            group.attrs["id"], group.attrs["total_steps"] = e, len(rows["rewards"])
+            if f"{SIDECAR}/seed" in rows:
                 group.attrs["seed"] = rows[f"{SIDECAR}/seed"][0]
             for key, array in rows.items():
                 group.create_dataset(key, data=array, compression=None if method == "none" else method,
@@ -307,11 +333,20 @@ def export(dataset: Whole, metadata: dict, path: Path, options: WriteOptions) ->
             group.attrs["rewards_sum"] = float(np.sum(rows["rewards"], dtype=np.float64))
         f.attrs[METADATA_KEY] = hdf5.fixed_text(metadata_to_json(
             {**metadata, PEER_KEY: {"format": "minari", "synthesized": synthesized}}))
-    (folder / "metadata.json").write_text(json.dumps({
-        "total_episodes": dataset.n_episodes, "total_steps": dataset.n_transitions, "data_format": "hdf5",
-        "jpeg_encoding": False, "observation_space": _minari_space(metadata["observation_space"]),
-        "action_space": _minari_space(metadata["action_space"]), "env_spec": _env_spec(metadata),
-        "dataset_id": _dataset_id(path), "minari_version": MINARI_VERSION}))
+    _write_metadata(folder, dataset, metadata, path, "hdf5")
+    return notes
+
+
+def export_arrow(dataset: Whole, metadata: dict, path: Path, options: WriteOptions) -> list[str]:
+    """Write ``dataset`` as a Minari dataset folder (Arrow backend); returns notes on what had to be made up."""
+    notes, synthesized, episodes = _episodes_out(dataset, metadata)
+    folder = path / "data"
+    folder.mkdir(parents=True)
+    for e, rows in enumerate(episodes):
+        minari_arrow.write_episode(folder / str(e), e, rows, metadata["action_space"]["type"] == "Discrete")
+    shapes = {"actions": list(dataset["actions"].shape[1:])}
+    _write_metadata(folder, dataset, metadata, path, "arrow", **{METADATA_KEY: metadata_to_json(
+        {**metadata, PEER_KEY: {"format": "minari", "synthesized": synthesized, "row_shapes": shapes}})})
     return notes
 
 
@@ -339,3 +374,8 @@ BACKEND = Peer("minari", "Minari datasets (a dataset folder; HDF5 or Arrow backe
                "array, spaces, env id, seeds and infos; final_obs exact both ways. Writing needs final_obs and both "
                "spaces.", sniff, read, export, hdf5.BACKEND.compressions,
                capabilities=Capabilities(exports=True, needs_rewards=True), locate=locate)
+
+
+ARROW = Peer("minari-arrow", "Minari datasets written with Minari's Arrow backend (read as minari). The same as minari; "
+             "needs pyarrow.", lambda path: False, read, export_arrow, {"none": None},
+             capabilities=Capabilities(exports=True, needs_rewards=True))

@@ -1,4 +1,4 @@
-"""Minari's Arrow backend, read: one folder per episode, ``data/<id>/part-0.arrow`` (an Arrow IPC file of
+"""Minari's Arrow backend, read and written: one folder per episode, ``data/<id>/part-0.arrow`` (an Arrow IPC file of
 T+1 rows: the observations, then actions, rewards and flags padded by one row, and ``infos``) and
 ``data/<id>/metadata.json`` (its seed). The files are memory-mapped, so columns become numpy arrays without
 a copy; each file is validated in full before use. Needs pyarrow (``pip install "expertdata[arrow]"``).
@@ -19,6 +19,8 @@ from .. import spaces
 from .base import Finding, Raw
 
 PADDED = ("actions", "rewards", "terminations", "truncations")
+#: Where our fields that Minari has no name for are kept (as in the HDF5 backend's episode groups).
+SIDECAR = "expertdata"
 #: An episode's metadata file is a few numbers: larger ones are not read.
 MAX_EPISODE_METADATA = 2**16
 
@@ -67,7 +69,10 @@ def _infos(pa: Any, column: Any, prefix: str, raw: Raw, file: Path) -> None:
                                         f"{str(exc).split(': ', 1)[1]}"))
 
 
-def read(folder: Path, observation_space: dict | None, action_space: dict | None, trusted: bool) -> Raw:
+def read(folder: Path, observation_space: dict | None, action_space: dict | None, trusted: bool,
+         row_shapes: dict[str, list[int]] | None = None) -> Raw:
+    """The episodes' arrays; ``row_shapes`` (from our own export) restores rows Minari stores flat (a
+    Discrete action kept as (1,))."""
     pa = _pyarrow()
     shapes = {"observations": spaces.row_shape(observation_space) if observation_space else None,
               "actions": spaces.row_shape(action_space) if action_space and action_space["type"] != "Discrete"
@@ -91,9 +96,12 @@ def read(folder: Path, observation_space: dict | None, action_space: dict | None
             key = f"episode_{id_}/{name}"
             if name == "infos" and pa.types.is_struct(column.type):
                 _infos(pa, column, key, raw, file)
-            elif name == "observations" or name in PADDED:
+            elif name == "observations" or name in PADDED or name.startswith(f"{SIDECAR}/"):
                 rows = _column(pa, column, name, shapes.get(name), file)
-                raw.fields[key] = rows[:-1] if name in PADDED else rows
+                rows = rows if name == "observations" else rows[:-1]
+                if (row_shapes or {}).get(name) is not None:
+                    rows = rows.reshape((len(rows),) + tuple(row_shapes[name]))
+                raw.fields[key] = rows
                 raw.storage[key] = {"chunks": None, "compression": "none", "checksum": False}
             else:
                 raw.findings.append(Finding("not-imported", f"column {name!r} of {file.name} is skipped: not a "
@@ -114,3 +122,46 @@ def seeds(folder: Path) -> Callable[[list[int]], list[Any]]:
                 found.append(None)
         return found
     return read_seeds
+
+
+def _array(pa: Any, rows: np.ndarray, flat: bool = False) -> Any:
+    """Rows as Minari encodes them: a fixed-size list per row, or plain values for one number a row."""
+    if rows.ndim == 1 or (flat and rows.shape[1:] == (1,)):
+        return pa.array(rows.reshape(len(rows)))
+    values = np.ascontiguousarray(rows).reshape(len(rows), -1)
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
+
+
+def _struct(pa: Any, leaves: dict[str, np.ndarray]) -> Any:
+    """``infos`` leaves by path (``a/b``) as nested structs."""
+    children: dict[str, Any] = {}
+    for path in sorted({p.split("/", 1)[0] for p in leaves}):
+        inner = {p.split("/", 1)[1]: v for p, v in leaves.items() if p.startswith(path + "/")}
+        children[path] = _struct(pa, inner) if inner else _array(pa, leaves[path])
+    return pa.StructArray.from_arrays(list(children.values()), names=list(children))
+
+
+def write_episode(folder: Path, episode: int, rows: dict[str, np.ndarray], discrete_actions: bool) -> None:
+    """One episode's folder: its Arrow file (T+1 rows; actions, rewards, flags and our fields padded by one
+    row, as Minari pads them) and its ``metadata.json`` (id, steps, seed)."""
+    pa = _pyarrow()
+    steps = len(rows["rewards"])
+    columns: dict[str, Any] = {"observations": _array(pa, rows["observations"])}
+    for name, array in rows.items():
+        if name == "observations" or name.startswith("infos/"):
+            continue
+        if name.startswith(f"{SIDECAR}/") and len(array) != steps:  # a per-episode field: its value first
+            array = np.concatenate([array, np.zeros((steps - len(array),) + array.shape[1:], array.dtype)])
+        padded = np.concatenate([array, np.zeros((1,) + array.shape[1:], array.dtype)])
+        columns[name] = _array(pa, padded, flat=name == "actions" and discrete_actions)
+    infos = {name[len("infos/"):]: array for name, array in rows.items() if name.startswith("infos/")}
+    if infos:
+        columns["infos"] = _struct(pa, infos)
+    table = pa.table(columns)
+    folder.mkdir(parents=True)
+    with pa.ipc.new_file(str(folder / "part-0.arrow"), table.schema) as writer:
+        writer.write_table(table)
+    meta: dict[str, Any] = {"id": episode, "total_steps": steps}
+    if f"{SIDECAR}/seed" in rows:
+        meta["seed"] = int(rows[f"{SIDECAR}/seed"][0])
+    (folder / "metadata.json").write_text(json.dumps(meta))
