@@ -238,16 +238,19 @@ def test_minari_through_each_of_our_formats_and_back_loads_with_minari_itself(tm
     _, back = _through(MINARI, tmp_path / f"cartpole{SUFFIXES[ours]}",
                        tmp_path / "datasets" / "expertdata" / "cartpole-v0", "minari")
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
-    theirs = minari.MinariDataset(MINARI / "data")
-    ours_back = minari.load_dataset("expertdata/cartpole-v0")
-    assert (ours_back.total_episodes, ours_back.total_steps) == (theirs.total_episodes, theirs.total_steps)
-    assert ours_back.observation_space == theirs.observation_space and ours_back.action_space == theirs.action_space
-    for a, b in zip(theirs.iterate_episodes(), ours_back.iterate_episodes()):
+    _same_in_minari(minari.MinariDataset(MINARI / "data"), minari.load_dataset("expertdata/cartpole-v0"))
+    with expertdata.load(MINARI) as a, expertdata.load(back) as b:
+        assert_same_arrays(a, b)
+
+
+def _same_in_minari(theirs, ours) -> None:
+    """Minari reads the same episodes from both datasets (``minari.MinariDataset``s)."""
+    assert (ours.total_episodes, ours.total_steps) == (theirs.total_episodes, theirs.total_steps)
+    assert ours.observation_space == theirs.observation_space and ours.action_space == theirs.action_space
+    for a, b in zip(theirs.iterate_episodes(), ours.iterate_episodes()):
         for name in ("observations", "actions", "rewards", "terminations", "truncations"):
             x, y = getattr(a, name), getattr(b, name)
             assert x.dtype == y.dtype and np.array_equal(x, y), name
-    with expertdata.load(MINARI) as a, expertdata.load(back) as b:
-        assert_same_arrays(a, b)
 
 
 def test_writing_minari_needs_final_observations_and_spaces(tmp_path):
@@ -294,10 +297,7 @@ def test_minari_arrow_through_our_formats_and_back_loads_with_minari_itself(tmp_
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
     ours_back = minari.load_dataset("expertdata/pendulum-v0")
     assert ours_back.storage.metadata["data_format"] == "arrow"
-    for a, b in zip(minari.MinariDataset(MINARI_ARROW / "data").iterate_episodes(), ours_back.iterate_episodes()):
-        for name in ("observations", "actions", "rewards", "terminations", "truncations"):
-            x, y = getattr(a, name), getattr(b, name)
-            assert x.dtype == y.dtype and np.array_equal(x, y), name
+    _same_in_minari(minari.MinariDataset(MINARI_ARROW / "data"), ours_back)
     with expertdata.load(MINARI_ARROW) as a, expertdata.load(back) as b:
         assert_same_arrays(a, b)
 
