@@ -46,7 +46,7 @@ from expertdata.experts import pendulum
 from trainers.common.evaluation import NormalisedScore
 from trainers.gail import GAIL, TUNED
 
-from seeds import over_seeds, random_demonstrations
+from seeds import over_seeds, random_demonstrations, setting
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 EVAL_STEPS = 6144  # scored every k iterations, the largest k that spans at most this many env steps
@@ -99,15 +99,6 @@ def run(env_id: str, dataset: Path, traj_limitation: int, config: dict, steps: i
     logs = model.logs
     return {"curve": curve, "steps_per_second": statistics.median(e["steps_per_second"] for e in logs),
             "split": {k: statistics.median(e[k] for e in logs) for k in logs[-1] if k.startswith("time_")}}
-
-
-def setting(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with VALUE read as JSON (a bare word stays a string)."""
-    key, _, value = text.partition("=")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def arms(text: str) -> tuple[str, ...]:

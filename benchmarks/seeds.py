@@ -2,6 +2,8 @@
 policy's demonstrations (GAIL's control)."""
 from __future__ import annotations
 
+import json
+
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -33,3 +35,12 @@ def random_demonstrations(env_id: str, folder: Path) -> Path:
     path = folder / f"random-{env_id}.npz"
     generate_expert_traj(lambda obs: env.action_space.sample(), path, env_id, n_episodes=10, seed=0, overwrite=True)
     return path
+
+
+def setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as JSON (a bare word stays a string)."""
+    key, _, value = text.partition("=")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value

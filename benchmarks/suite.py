@@ -2,8 +2,8 @@
 
     python benchmarks/suite.py [--tasks cartpole-1,cartpole-10,pendulum-sb2,acrobot-10,mountaincar-10,
                                doublependulum-10] [--seeds 5] [--first-seed 0]
-                               [--trainers bc,gail] [--arms gail,random,untrained] [--jobs 1]
-                               [--report FILE.json]
+                               [--trainers bc,gail] [--arms gail,random,untrained] [--set KEY=VALUE]
+                               [--jobs 1] [--report FILE.json]
 
 Every score is normalised: a uniform random policy 0, the demonstrations' own mean return 1, both on the
 evaluation episodes (20, seeds 10000-10019, never used for recording). For each task: BC's score per seed
@@ -28,7 +28,7 @@ from pathlib import Path
 from expertdata import ExpertDataset
 from trainers.common.evaluation import NormalisedScore, random_return
 
-from seeds import over_seeds, random_demonstrations
+from seeds import over_seeds, random_demonstrations, setting
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_EPISODES = 20
@@ -42,6 +42,8 @@ class Task:
     path: Path
     episodes: int
     gail_steps: int
+    #: GAIL is scored every this many env steps (long episodes make each score costly)
+    score_every: int = SCORE_EVERY
 
 
 TASKS = {
@@ -51,7 +53,7 @@ TASKS = {
     "acrobot-10": Task("Acrobot-v1", ROOT / "fixtures/experts/acrobot.npz", 10, 200_000),
     "mountaincar-10": Task("MountainCar-v0", ROOT / "fixtures/experts/mountaincar.npz", 10, 200_000),
     "doublependulum-10": Task("InvertedDoublePendulum-v5", ROOT / "fixtures/experts/inverteddoublependulum.npz", 10,
-                              300_000),
+                              250_000, 25_000),
 }
 
 
@@ -79,7 +81,7 @@ def gail_run(task: Task, path: Path, episodes: int, score: NormalisedScore, seed
     curve, trained = [], 0.0
     while model.num_timesteps < task.gail_steps:
         start = time.perf_counter()
-        model.learn(SCORE_EVERY, reset_num_timesteps=False)
+        model.learn(task.score_every, reset_num_timesteps=False)
         trained += time.perf_counter() - start
         curve.append((model.num_timesteps, trained, score(model.evaluate(n_episodes=EVAL_EPISODES)[0])))
     return {"curve": curve, "steps_per_second": statistics.median(e["steps_per_second"] for e in model.logs)}
@@ -97,6 +99,8 @@ def main() -> None:
     parser.add_argument("--trainers", default="bc,gail")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel, one torch thread each")
     parser.add_argument("--arms", default="gail,random,untrained", help="GAIL and its controls to run")
+    parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="change one GAILConfig field for every GAIL run (a screen; the suite measures defaults)")
     parser.add_argument("--report", type=Path)
     args = parser.parse_args()
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
@@ -127,7 +131,8 @@ def main() -> None:
                 for arm, (key, path, episodes, control) in arms.items():
                     if key not in args.arms.split(","):
                         continue
-                    runs = over_seeds(gail_run, seeds, args.jobs, task, path, episodes, score, **control)
+                    runs = over_seeds(gail_run, seeds, args.jobs, task, path, episodes, score,
+                                      **{**dict(args.set), **control})
                     finals = [r["curve"][-1][2] for r in runs]
                     best = [max(v for *_, v in r["curve"]) for r in runs]
                     hits = [to_goal(r["curve"]) for r in runs]

@@ -8,7 +8,7 @@ from expertdata.errors import UsageError
 
 from ..common.configs import CloningConfig
 
-LOSSES = ("nll", "mse")
+LOSSES = ("auto", "nll", "mse")
 ACTIVATIONS = ("tanh", "relu")
 
 
@@ -25,9 +25,10 @@ class BCConfig(CloningConfig):
 
     :param net_arch: hidden layer sizes of the MLP (vector and discrete observations).
     :param activation: the MLP's activation.
-    :param loss: nll (negative log-likelihood: cross-entropy for discrete actions, Gaussian for Box) or mse
-        (squared error of the deterministic action).
-    :param normalize_obs: normalise Box vector observations by the dataset's mean and std.
+    :param loss: nll (negative log-likelihood: cross-entropy for discrete actions, Gaussian for Box), mse
+        (squared error of the deterministic action), or auto: nll for discrete actions, mse for Box ones.
+    :param normalize_obs: normalise Box vector observations by the dataset's mean and std; ``None``: fully
+        for discrete actions, and for Box actions with each std floored at 0.3 (``SHRINK_STD``).
     """
 
     n_epochs: int | None = None
@@ -35,8 +36,21 @@ class BCConfig(CloningConfig):
     early_stopping: int | None = 10
     net_arch: tuple[int, ...] = (64, 64)
     activation: Literal["tanh", "relu"] = "tanh"
-    loss: Literal["nll", "mse"] = "nll"
-    normalize_obs: bool = True
+    loss: Literal["auto", "nll", "mse"] = "auto"
+    normalize_obs: bool | None = None
+
+    def resolved(self, action_space: dict) -> tuple[str, str]:
+        """The loss and how observations are normalised (``full``, ``shrink`` or ``none``) for this action
+        space, ``auto`` and ``None`` decided. Classifying discrete actions from few samples gains from
+        normalised features. Regressing an expert's continuous actions extrapolates more safely where features
+        that barely vary are not magnified (``shrink``: divided by their std, but by no less than 0.3), and
+        by the squared error of the mean action: a Gaussian's likelihood keeps improving as its std shrinks,
+        so its validation loss stops training for the wrong reason."""
+        box = action_space["type"] == "Box"
+        loss = ("mse" if box else "nll") if self.loss == "auto" else self.loss
+        if self.normalize_obs is None:
+            return loss, "shrink" if box else "full"
+        return loss, "full" if self.normalize_obs else "none"
 
     def __post_init__(self) -> None:
         super().__post_init__()
