@@ -28,11 +28,16 @@ JOURNAL_KEY = "journal"
 
 class _Rows:
     """An h5py dataset whose row slices are read straight into a new array: ``read_direct`` skips most of
-    h5py's selection machinery (twice as fast here for block reads)."""
+    h5py's selection machinery (twice as fast here for block reads). The dataset is opened for each read,
+    not held open: an open HDF5 dataset costs about 20 KB, and a peer file may hold one per episode."""
 
     def __init__(self, ds: h5py.Dataset) -> None:
-        self._ds = ds
+        self._file, self._name = ds.file, ds.name
         self.shape, self.dtype = ds.shape, ds.dtype
+
+    @property
+    def _ds(self) -> h5py.Dataset:
+        return self._file[self._name]
 
     def will_need(self, start: int, stop: int) -> None:
         """Ask the kernel to start reading the chunks that hold rows ``start:stop`` (h5py reads one
@@ -129,10 +134,11 @@ def _outside(ds: h5py.Dataset) -> str | None:
     return None
 
 
-def _coverage(ds: h5py.Dataset) -> Coverage:
+def _coverage(rows_of: "_Rows") -> Coverage:
     """Chunks (or contiguous storage) never written within a dataset's first rows: HDF5 would read them as
     zeros."""
     def missing(rows: int) -> tuple[int, int] | None:
+        ds = rows_of._ds
         if rows == 0 or ds.size == 0:
             return None
         if ds.chunks is None:
@@ -203,7 +209,7 @@ def read(path: Path, trusted: bool = False, nested: bool = False) -> Raw:
             raw.fields[name] = field(name, stored[name], obj.attrs)
             raw.storage[name] = {"chunks": list(obj.chunks) if obj.chunks else None,
                                  "compression": _compression_label(obj), "checksum": bool(obj.fletcher32)}
-            raw.coverage[name] = _coverage(obj)
+            raw.coverage[name] = _coverage(stored[name])
         text = f.attrs.get(METADATA_KEY)
         raw.metadata = metadata_from_json(text, path) if text is not None else {}
         try:
