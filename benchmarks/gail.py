@@ -12,9 +12,9 @@ used for recording); wall time counts training only.
 
 Each task runs with GAILConfig's defaults (``--tuned`` starts from ``trainers.gail.TUNED``'s settings for its
 env instead: the historical per-env settings, kept as a record of the screens in docs/results/gail-tuning.md);
-``--set gamma=0.95`` (repeatable, values read as JSON) changes one for a screen, ``--arms gail`` runs GAIL alone (``random`` and ``untrained`` name
-the controls), and ``--jobs 2`` runs seeds in parallel processes with one torch thread each (how
-docs/gail.md's screens ran; wall times then differ).
+``--set gamma=0.95`` (repeatable, values read as JSON) changes one for a screen, ``--arms gail`` runs GAIL
+alone (``random`` and ``untrained`` name the controls), and ``--jobs 2`` runs seeds in parallel processes
+with one torch thread each (how docs/gail.md's screens ran; wall times then differ).
 
 - pendulum: Pendulum-v1 from the 10-episode fixture; score normalised between a random policy (0) and the
   expert (1) on the evaluation seeds; threshold 0.9 within 300k steps; after the threshold is first

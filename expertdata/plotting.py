@@ -146,7 +146,8 @@ def figure(datasets: Sequence[Dataset], labels: Sequence[str] | None = None) -> 
     for ax in (ax_obs,) + ((ax_act,) if discrete else ()):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles = [Line2D([], [], color=c, linewidth=8) for c in colors]
-    names = [f"{label} ({d.n_episodes} episodes, " + (f"mean return {r.mean():.1f})" if d.has_rewards else "no rewards)")
+    names = [f"{label} ({d.n_episodes} episodes, "
+             + (f"mean return {r.mean():.1f})" if d.has_rewards else "no rewards)")
              if d.n_episodes else f"{label} (no episodes)" for label, d, r in zip(labels, datasets, returns)]
     fig.legend(handles, names, loc="outside upper center", ncols=min(3, len(datasets)), fontsize="small")
     return fig

@@ -164,7 +164,8 @@ METADATA_KEYS = DESCRIPTIVE_KEYS + HISTORY_KEYS
 #: The JSON type each metadata key must have (spaces are checked further by ``expertdata.spaces``).
 METADATA_TYPES: dict[str, type] = {"env_id": str, "observation_space": dict, "action_space": dict,
                                    "max_episode_steps": int, "extras": dict, "user": dict, "schema_version": str,
-                                   "provenance": dict, "lineage": list, "digest": str, "peer": dict, "rewards": str, "flags": str}
+                                   "provenance": dict, "lineage": list, "digest": str, "peer": dict, "rewards": str,
+                                   "flags": str}
 
 #: Limits on what a header may claim, checked before anything is allocated or decoded: metadata text and
 #: its nesting (a space's rows: ``expertdata.spaces.MAX_ROW_ENTRIES``).

@@ -1,6 +1,7 @@
 """The format registry: one thin module per format, chosen by suffix when writing and by content when
 reading. Our own formats (``npz``, ``hdf5``, ``zarr``) are each a ``Backend`` (``expertdata.formats.base``);
-peer formats (``d4rl``, ``imitation``, ``minari``, ``diffusion_policy``: other projects' layouts) are each an ``Exporter``.
+peer formats (``d4rl``, ``imitation``, ``minari``, ``diffusion_policy``: other projects' layouts) are each
+an ``Exporter``.
 
 A backend reads a path into a ``Raw`` (lazy arrays, metadata, how each array is stored) and writes
 through a ``Sink`` that takes each field's rows in order, block by block, so nothing needs the whole

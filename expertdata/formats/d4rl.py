@@ -193,4 +193,5 @@ def export(dataset: Whole, metadata: dict, path: Path, options: WriteOptions) ->
 
 BACKEND = Peer("d4rl", "D4RL's flat HDF5 (offline RL). Keeps every array; episodes come from terminals | timeouts; "
                "final_obs from next_observations. Writing makes up flags a dataset never recorded (said so).",
-               sniff, read, export, hdf5.BACKEND.compressions, "gzip:4", capabilities=Capabilities(exports=True, needs_rewards=True))
+               sniff, read, export, hdf5.BACKEND.compressions, "gzip:4",
+               capabilities=Capabilities(exports=True, needs_rewards=True))

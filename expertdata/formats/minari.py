@@ -296,8 +296,9 @@ def _episodes_out(dataset: Whole, metadata: dict) -> tuple[list[str], list[str],
                                                     np.asarray(dataset["final_obs"][e:e + 1])]),
                     **{OURS[n]: flags[n][begin:stop] for n in ("terminated", "truncated")}}
             for name in infos:
-                rows["infos/" + name.replace(".", "/")] = np.concatenate(
-                    [np.asarray(dataset[f"reset_infos.{name}"][e:e + 1]), np.asarray(dataset[f"infos.{name}"][begin:stop])])
+                reset, steps = dataset[f"reset_infos.{name}"], dataset[f"infos.{name}"]
+                rows["infos/" + name.replace(".", "/")] = np.concatenate([np.asarray(reset[e:e + 1]),
+                                                                         np.asarray(steps[begin:stop])])
             for name in rest:
                 per_step = dataset.field_per(name) == "step"
                 rows[OURS.get(name, f"{SIDECAR}/{name}")] = np.asarray(dataset[name][begin:stop] if per_step
@@ -376,6 +377,6 @@ BACKEND = Peer("minari", "Minari datasets (a dataset folder; HDF5 or Arrow backe
                capabilities=Capabilities(exports=True, needs_rewards=True), locate=locate)
 
 
-ARROW = Peer("minari-arrow", "Minari datasets written with Minari's Arrow backend (read as minari). The same as minari; "
-             "needs pyarrow.", lambda path: False, read, export_arrow, {"none": None},
+ARROW = Peer("minari-arrow", "Minari datasets written with Minari's Arrow backend (read as minari). The same as "
+             "minari; needs pyarrow.", lambda path: False, read, export_arrow, {"none": None},
              capabilities=Capabilities(exports=True, needs_rewards=True))
