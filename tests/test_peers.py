@@ -396,8 +396,20 @@ def test_a_replay_buffer_whose_episode_ends_do_not_fit_its_data_is_refused(tmp_p
     import zarr
 
     group = zarr.open_group(str(tmp_path / "bad.zarr"), mode="w", zarr_format=2)
-    group.create_array("data/state", data=np.zeros((10, 2), np.float32))
-    group.create_array("data/action", data=np.zeros((10, 2), np.float32))
+    group.create_array("data/state", data=np.ones((10, 2), np.float32))
+    group.create_array("data/action", data=np.ones((10, 2), np.float32))
     group.create_array("meta/episode_ends", data=np.array([4, 12]))
     result = run_cli("info", tmp_path / "bad.zarr")
     assert result.returncode == 2 and "must increase and end at the data's 10 rows" in result.stderr
+
+
+def test_a_replay_buffer_claiming_rows_it_does_not_store_is_refused_before_anything_is_allocated(tmp_path):
+    import zarr
+
+    group = zarr.open_group(str(tmp_path / "claims.zarr"), mode="w", zarr_format=2)
+    group.create_array("data/state", shape=(10**12, 2), chunks=(1000, 2), dtype="f4")
+    group.create_array("data/action", shape=(10**12, 2), chunks=(1000, 2), dtype="f4")
+    ends = group.create_array("meta/episode_ends", shape=(10**11,), chunks=(1000,), dtype="i8")
+    ends[:3] = [4, 8, 10]
+    result = run_cli("info", tmp_path / "claims.zarr")
+    assert result.returncode == 2 and "chunks are not stored" in result.stderr

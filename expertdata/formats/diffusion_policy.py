@@ -50,6 +50,11 @@ def read(path: Path, trusted: bool = False) -> Raw:
 def _derive(raw: Raw, path: Path, ours: bool) -> None:
     if "meta/episode_ends" not in raw.fields:
         raise UnreadableError(f"{path}: a diffusion_policy replay buffer without 'meta/episode_ends'")
+    for name in ["meta/episode_ends"] + [n for n in raw.fields if n.startswith("data/")]:
+        # Read (and allocated for) on opening: what a header claims must be stored first.
+        missing = raw.coverage[name](raw.fields[name].shape[0]) if raw.fields[name].shape else None
+        if missing is not None:
+            raise UnreadableError(f"{path}: {shown(name)}: {missing[0]:,} of its chunks are not stored")
     ends = np.asarray(raw.fields.pop("meta/episode_ends")[:])
     raw.storage.pop("meta/episode_ends", None)
     data = sorted(n[5:] for n in raw.fields if n.startswith("data/"))
