@@ -191,12 +191,12 @@ def _normalised(env_id: str, path) -> NormalisedScore:
 
 
 def test_acrobot_is_imitated_with_the_defaults_and_the_untrained_discriminator_control_is_not():
-    """Reduced: 37k steps, one seed, a margin below the 0.9 goal (benchmarks/suite.py: 200k steps, 5 seeds,
-    both controls). Acrobot ends on success, the opposite of CartPole."""
+    """Reduced: 25k steps, one seed, a margin below the 0.9 goal (seed 0 scores 0.85 there and 0.90 at 37k;
+    benchmarks/suite.py: 200k steps, 5 seeds, both controls). Acrobot ends on success, unlike CartPole."""
     path = FIXTURES / "experts" / "acrobot.npz"
     score = _normalised("Acrobot-v1", path)
-    imitated = GAIL(None, "Acrobot-v1", path, seed=0).learn(36_000)
-    untrained = GAIL(None, "Acrobot-v1", path, seed=0, train_discriminator=False).learn(36_000)
+    imitated = GAIL(None, "Acrobot-v1", path, seed=0).learn(24_000)
+    untrained = GAIL(None, "Acrobot-v1", path, seed=0, train_discriminator=False).learn(24_000)
     assert score(imitated.evaluate(n_episodes=10)[0]) >= 0.7
     assert score(untrained.evaluate(n_episodes=10)[0]) < 0.3
 
