@@ -302,6 +302,17 @@ def test_minari_arrow_through_our_formats_and_back_loads_with_minari_itself(tmp_
         assert_same_arrays(a, b)
 
 
+def test_a_minari_file_linked_out_of_its_folder_is_refused_unless_trusted(tmp_path):
+    expertdata.convert(CARTPOLE, tmp_path / "elsewhere-v0", format="minari")
+    (tmp_path / "linked-v0" / "data").mkdir(parents=True)
+    for name in ("metadata.json", "main_data.hdf5"):
+        (tmp_path / "linked-v0" / "data" / name).symlink_to(tmp_path / "elsewhere-v0" / "data" / name)
+    with pytest.raises(UnreadableError, match="E015 outside-reference"):
+        expertdata.load(tmp_path / "linked-v0")
+    with expertdata.load(tmp_path / "linked-v0", trusted=True) as data:
+        assert data.n_episodes == 10
+
+
 def test_a_broken_minari_dataset_is_refused_in_one_line(tmp_path):
     expertdata.convert(CARTPOLE, tmp_path / "ok-v0", format="minari")
     with h5py.File(tmp_path / "ok-v0" / "data" / "main_data.hdf5", "a") as f:

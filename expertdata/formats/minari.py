@@ -120,6 +120,10 @@ def read(path: Path, trusted: bool = False) -> Raw:
     folder = _data_folder(path)
     if folder is None:
         raise UnreadableError(f"{path}: not a Minari dataset (no data/metadata.json)")
+    for name in ("metadata.json", "main_data.hdf5"):
+        if not trusted and (folder / name).is_symlink():
+            raise UnreadableError(f"{path}: E015 outside-reference: {name} is a symbolic link "
+                                  f"({os.path.realpath(folder / name)}); pass trusted=True to read it anyway")
     meta = _metadata(folder)
     observation_space, action_space = (_space(meta, key, folder) for key in ("observation_space", "action_space"))
     backend = meta.get("data_format", "hdf5")
