@@ -43,13 +43,14 @@ class _Rows:
     def will_need(self, start: int, stop: int) -> None:
         """Ask the kernel to start reading the chunks that hold rows ``start:stop`` (h5py reads one
         request at a time, so a reader that knows what comes next saves waiting on the disk)."""
-        if not self._ds.chunks or stop <= start:
+        ds = self._ds  # opened once: each access opens the dataset again
+        if not ds.chunks or stop <= start:
             return
-        rows = self._ds.chunks[0]
-        fd = os.open(self._ds.file.filename, os.O_RDONLY)
+        rows = ds.chunks[0]
+        fd = os.open(ds.file.filename, os.O_RDONLY)
         try:
             for first in range(start // rows * rows, stop, rows):
-                info = self._ds.id.get_chunk_info_by_coord((first,) + (0,) * (len(self.shape) - 1))
+                info = ds.id.get_chunk_info_by_coord((first,) + (0,) * (len(self.shape) - 1))
                 if info.byte_offset is not None:
                     os.posix_fadvise(fd, info.byte_offset, info.size, os.POSIX_FADV_WILLNEED)
         finally:
