@@ -16,7 +16,7 @@ from click.exceptions import NoArgsIsHelpError
 
 import numpy as np
 
-from . import formats
+from . import formats, spaces
 from .experts import BUILTIN
 from .experts import resolve as resolve_expert
 from .errors import ExpertDataError, Terminated
@@ -182,6 +182,10 @@ def _lineage_line(entry: Any) -> str:
 def _space_line(space: dict | None) -> str:
     if space is None:
         return "-"
+    if spaces.is_composite(space):  # its leaves' kinds and shapes; --json has the whole space
+        return f"{space['type']} of " + ", ".join(
+            f"{path}: {leaf['type']} {list(spaces.row_shape(leaf))} {spaces.row_dtype(leaf)}"
+            for path, leaf in spaces.leaves(space).items())
     detail = {k: v for k, v in space.items() if k != "type"}
     return f"{space['type']} {json.dumps(detail)}"
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from .arrays import ArrayLike, RowWindow
 from .episodes import EpisodeIndex
-from .schema import field_per, rewards_absent
+from .schema import field_per, leaf_fields, rewards_absent
 from .validation import raise_for, structural_problems
 
 
@@ -78,7 +78,17 @@ class Dataset:
     @property
     def has_image_paths(self) -> bool:
         """True when ``obs`` holds paths to image files, as SB2 stored image observations."""
-        return np.dtype(self.fields["obs"].dtype).kind == "U"
+        return "obs" in self.fields and np.dtype(self.fields["obs"].dtype).kind == "U"
+
+    def leaf_fields(self, base: str = "obs") -> dict[str, str]:
+        """The fields holding ``obs`` (or ``final_obs``) by leaf path: ``{"": "obs"}``, or one per leaf of a
+        composite observation space (``{"image": "obs/image", ...}``)."""
+        return leaf_fields(base, self.fields, self.metadata)
+
+    def observations(self) -> ArrayLike | dict[str, ArrayLike]:
+        """``obs``: its array, or a dict of arrays by leaf path for a composite observation space."""
+        names = self.leaf_fields()
+        return self.fields["obs"] if list(names) == [""] else {path: self.fields[name] for path, name in names.items()}
 
     def field_per(self, name: str) -> str:
         """``step`` or ``episode``: which count a field's rows follow."""

@@ -1,9 +1,11 @@
-"""Making envs, with the package's own ids registered; and a tiny image-observation env for tests,
-fixtures and demos: CartPole seen as a 16x16 RGB picture.
+"""Making envs, with the package's own ids registered; and two small envs for tests, fixtures and demos:
+CartPole seen as a 16x16 RGB picture, and CartPole with a Dict observation.
 
-Channel 0 draws the cart and the pole; channels 1 and 2 hold the cart's and the pole's velocities as
-bars, so a single frame is enough to act on. Registered as ``expertdata/PixelCartPole-v1`` when this
-module is imported, which ``make`` and ``make_vec`` guarantee.
+Channel 0 of the picture draws the cart and the pole; channels 1 and 2 hold the cart's and the pole's
+velocities as bars, so a single frame is enough to act on. The Dict observation holds ``cart`` (position,
+velocity), ``pole`` (angle, angular velocity) and ``view`` (the picture): vector and image leaves together.
+Registered as ``expertdata/PixelCartPole-v1`` and ``expertdata/DictCartPole-v1`` when this module is imported,
+which ``make`` and ``make_vec`` guarantee.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from .errors import UsageError
 
 SIZE = 16
 ENV_ID = "expertdata/PixelCartPole-v1"
+DICT_ENV_ID = "expertdata/DictCartPole-v1"
 
 
 def draw(state: np.ndarray) -> np.ndarray:
@@ -59,8 +62,33 @@ def pixel_cartpole_expert(obs: np.ndarray) -> int:
     return int(theta + 0.5 * theta_dot + 0.05 * x + 0.2 * x_dot > 0)
 
 
-if ENV_ID not in gymnasium.registry:
-    gymnasium.register(ENV_ID, entry_point=make_pixel_cartpole)
+class DictObservation(gymnasium.ObservationWrapper):
+    """Replace CartPole's state vector by a Dict of its cart's and pole's halves and its picture."""
+
+    def __init__(self, env: gymnasium.Env) -> None:
+        super().__init__(env)
+        half = gymnasium.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.observation_space = gymnasium.spaces.Dict(
+            {"cart": half, "pole": half, "view": gymnasium.spaces.Box(0, 255, (SIZE, SIZE, 3), np.uint8)})
+
+    def observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
+        state = np.asarray(observation, dtype=np.float32)
+        return {"cart": state[:2].copy(), "pole": state[2:].copy(), "view": draw(state)}
+
+
+def make_dict_cartpole(**kwargs: Any) -> gymnasium.Env:
+    return DictObservation(gymnasium.make("CartPole-v1", **kwargs))
+
+
+def dict_cartpole_expert(obs: dict[str, np.ndarray]) -> int:
+    """The CartPole expert, reading the state from the ``cart`` and ``pole`` leaves."""
+    (x, x_dot), (theta, theta_dot) = obs["cart"], obs["pole"]
+    return int(theta + 0.5 * theta_dot + 0.05 * x + 0.2 * x_dot > 0)
+
+
+for _id, _entry in ((ENV_ID, make_pixel_cartpole), (DICT_ENV_ID, make_dict_cartpole)):
+    if _id not in gymnasium.registry:
+        gymnasium.register(_id, entry_point=_entry)
 
 
 def make(env: Any, **kwargs: Any) -> gymnasium.Env:

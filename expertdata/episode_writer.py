@@ -27,14 +27,15 @@ RECORDING = ".recording"
 
 
 def episode_rows(episode: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """An episode's arrays as the rows of every recorded field (``schema.RECORDED``)."""
+    """An episode's arrays (``obs``, ``actions``, ``rewards``, ``terminated``, ``truncated``, ``final_obs``; a
+    composite observation's leaves as ``obs/<path>`` and ``final_obs/<path>``) as the rows of every recorded
+    field (``schema.recorded_fields``)."""
     n = len(episode["rewards"])
     starts = np.zeros(n, dtype=bool)
     starts[:1] = True
-    return {**{k: episode[k] for k in ("obs", "actions", "rewards", "terminated", "truncated")},
-            "episode_starts": starts,
-            "episode_returns": np.array([episode["rewards"].sum()], dtype=np.float64),
-            "final_obs": episode["final_obs"][None]}
+    final = {k: v[None] for k, v in episode.items() if schema.base_field(k) is schema.FIELDS_BY_NAME["final_obs"]}
+    return {**{k: v for k, v in episode.items() if k not in final}, **final, "episode_starts": starts,
+            "episode_returns": np.array([episode["rewards"].sum()], dtype=np.float64)}
 
 
 def _compatible(old: dict[str, Any], new: dict[str, Any], path: Path) -> None:
@@ -173,7 +174,7 @@ class EpisodeWriter:
         if self._sink is not None:
             if not self.n_new and not self._created:  # appending: the lineage is written with the first episode
                 self._sink.set_metadata(self.metadata)
-            for name in schema.RECORDED:
+            for name in self._fields:
                 self._sink.append(name, rows[name])
         else:
             self._memory.append(rows)
@@ -186,7 +187,7 @@ class EpisodeWriter:
 
     def _in_memory(self) -> Dataset:
         return Dataset.from_arrays(self.metadata, None, **{k: np.concatenate([p[k] for p in self._memory])
-                                                           for k in schema.RECORDED})
+                                                           for k in self._fields})
 
     def close(self, complete: bool = True) -> Dataset | None:
         """Finish the dataset: returns it (lazy for streaming formats), or ``None`` when nothing new was

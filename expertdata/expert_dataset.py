@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from . import images, mpi, spaces, splits
+from . import images, mpi, observations, spaces, splits
 from .arrays import RowWindow, iter_blocks, row_bytes
 from .dataset import Dataset
 from .errors import InvalidDatasetError, UsageError
@@ -89,18 +89,19 @@ class ExpertDataset:
         self.dataloader: DataLoader | None = None
         self._checked = False
         self._stats: tuple[np.ndarray, np.ndarray] | None = None
-        self._pool: tuple[DataLoader, np.ndarray, np.ndarray, int] | None = None
+        self._pool: tuple[DataLoader, Any, np.ndarray, int] | None = None
         if verbose >= 1:
             self.log_info()
 
     def _arrays(self, in_memory: bool | None) -> tuple[Any, Any]:
+        """The kept observations (an array, or a dict of them by leaf path) and actions."""
         rows = slice(0, self.num_transition)
-        obs, actions = self.source["obs"], self.source["actions"]
+        obs, actions = self.source.observations(), self.source["actions"]
         if in_memory is None:
-            in_memory = (row_bytes(obs) + row_bytes(actions)) * self.num_transition <= IN_MEMORY_BYTES
+            in_memory = (observations.row_bytes(obs) + row_bytes(actions)) * self.num_transition <= IN_MEMORY_BYTES
         if in_memory:
-            return np.asarray(obs[rows]), np.asarray(actions[rows])
-        return RowWindow(obs, rows), RowWindow(actions, rows)
+            return observations.apply(lambda a: np.asarray(a[rows]), obs), np.asarray(actions[rows])
+        return observations.apply(lambda a: RowWindow(a, rows), obs), RowWindow(actions, rows)
 
     def _own_loader(self, split: str, batch_size: int) -> DataLoader:
         """SB2's loaders: shuffled as ``randomize`` says, prepared in the background unless
@@ -110,7 +111,7 @@ class ExpertDataset:
 
     @property
     def in_memory(self) -> bool:
-        return isinstance(self.observations, np.ndarray)
+        return isinstance(self.actions, np.ndarray)
 
     def init_dataloader(self, batch_size: int) -> None:
         """Prepare ``dataloader``, over every kept transition (of this rank), as GAIL uses it."""
@@ -214,11 +215,15 @@ class ExpertDataset:
                 raise UsageError(f"{label} spaces differ: the dataset {self.name} has {json.dumps(mine)}, "
                                  f"{against} has {json.dumps(theirs)}")
             if mine is None:
-                shape, dtype = self._row_form(field)
-                why = spaces.shape_fits(theirs, (0,) + shape, dtype)
-                if why:
-                    raise UsageError(f"the dataset {self.name} declares no {label} space and does not fit "
-                                     f"{against}'s: its {label} {why} ({json.dumps(theirs)})")
+                names = self.source.leaf_fields() if field == "obs" else {"": field}
+                for path, leaf in (spaces.leaves(theirs) if field == "obs" else {"": theirs}).items():
+                    shape, dtype = self._row_form(names[path]) if path in names else ((), None)
+                    why = (spaces.shape_fits(leaf, (0,) + shape, dtype) if dtype is not None
+                           else f"leaf {path!r} is not stored")
+                    if why:
+                        raise UsageError(f"the dataset {self.name} declares no {label} space and does not fit "
+                                         f"{against}'s: its {label} {path + ' ' if path else ''}{why} "
+                                         f"({json.dumps(theirs)})")
             out.append(theirs)
         return spaces.to_gymnasium(out[0]), spaces.to_gymnasium(out[1])
 
@@ -243,16 +248,20 @@ class ExpertDataset:
         return len(self.split_indices(split))
 
     def observation_stats(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-dimension mean and std of every kept observation (all ranks alike), read block by block."""
+        """Per-dimension mean and std of every kept observation (all ranks alike), read block by block; for a
+        composite space, of every leaf's dimensions in leaf order (``observations.flat``)."""
         if self._stats is None:
-            total, total_sq, count = 0.0, 0.0, 0
-            for block in iter_blocks(self.observations, label=f"{self.name}: field 'obs'"):
-                if block.dtype.kind == "U":
-                    block = np.stack([images.read_image(images.resolve(self.source.root, str(p))) for p in block])
-                rows = block.reshape(len(block), -1).astype(np.float64)
-                total, total_sq, count = total + rows.sum(0), total_sq + (rows * rows).sum(0), count + len(rows)
-            mean = total / max(count, 1)
-            self._stats = mean, np.sqrt(np.maximum(total_sq / max(count, 1) - mean * mean, 0.0))
+            parts = []
+            for path, array in zip(self.source.leaf_fields(), observations.leaves(self.observations)):
+                total, total_sq, count = 0.0, 0.0, 0
+                for block in iter_blocks(array, label=f"{self.name}: field {'obs/' + path if path else 'obs'!r}"):
+                    if block.dtype.kind == "U":
+                        block = np.stack([images.read_image(images.resolve(self.source.root, str(p))) for p in block])
+                    rows = block.reshape(len(block), -1).astype(np.float64)
+                    total, total_sq, count = total + rows.sum(0), total_sq + (rows * rows).sum(0), count + len(rows)
+                mean = total / max(count, 1)
+                parts.append((mean, np.sqrt(np.maximum(total_sq / max(count, 1) - mean * mean, 0.0))))
+            self._stats = np.concatenate([m for m, _ in parts]), np.concatenate([s for _, s in parts])
         return self._stats
 
     def batches(self, split: str, batch_size: int | None = None, *, seed: Any = None, infinite: bool = True,
@@ -299,22 +308,23 @@ class ExpertDataset:
             raise InvalidDatasetError(f"{self.name}: holds no transitions to sample")
         if self.in_memory:
             rows = self.indices[rng.integers(0, len(self.indices), n)]
-            obs, act = np.take(self.observations, rows, axis=0), np.take(self.actions, rows, axis=0)
-            if obs.dtype.kind == "U":
+            obs = observations.apply(lambda a: np.take(a, rows, axis=0), self.observations)
+            if self.source.has_image_paths:
                 obs = np.stack([images.read_image(images.resolve(self.source.root, str(p))) for p in obs])
-            return obs, act
-        if self._pool is None or self._pool[3] >= len(self._pool[1]):
+            return obs, np.take(self.actions, rows, axis=0)
+        if self._pool is None or self._pool[3] >= len(self._pool[2]):
             if self._pool is None:
-                size = max(1, SAMPLE_POOL_BYTES // max(1, row_bytes(self.observations) + row_bytes(self.actions)))
+                size = max(1, SAMPLE_POOL_BYTES // max(1, observations.row_bytes(self.observations)
+                                                          + row_bytes(self.actions)))
                 loader = self.batches("all", min(size, len(self.indices)), seed=int(rng.integers(2**63)))
             else:
                 loader = self._pool[0]
             obs, act = next(loader)
             self._pool = (loader, obs, act, 0)
         loader, obs, act, drawn = self._pool
-        rows = rng.integers(0, len(obs), n)
+        rows = rng.integers(0, len(act), n)
         self._pool = (loader, obs, act, drawn + n)
-        return obs[rows], act[rows]
+        return observations.apply(lambda a: a[rows], obs), act[rows]
 
     def _loaders(self) -> list[DataLoader]:
         return [loader for loader in (self.train_loader, self.val_loader, self.dataloader,

@@ -2,7 +2,8 @@
 
 ``cartpole`` scores 500 (the maximum) on CartPole-v1 from every seed tried; ``pendulum`` swings
 Pendulum-v1 up by pumping energy and holds it upright with a saturated PD law (mean return about -138
-over seeds 0-19); ``pixel-cartpole`` plays ``expertdata/PixelCartPole-v1`` from its pictures. ``resolve``
+over seeds 0-19); ``pixel-cartpole`` plays ``expertdata/PixelCartPole-v1`` from its pictures and
+``dict-cartpole`` plays ``expertdata/DictCartPole-v1`` (a Dict observation) from its vectors. ``resolve``
 turns a built-in name or ``module:callable`` into a policy.
 """
 from __future__ import annotations
@@ -41,6 +42,7 @@ BUILTIN: dict[str, tuple[str, Callable[[np.ndarray], Any]]] = {
     "cartpole": ("CartPole-v1", cartpole),
     "pendulum": ("Pendulum-v1", pendulum),
     "pixel-cartpole": (envs.ENV_ID, envs.pixel_cartpole_expert),
+    "dict-cartpole": (envs.DICT_ENV_ID, envs.dict_cartpole_expert),
 }
 
 

@@ -1,5 +1,8 @@
 """SB2's ``DataLoader``: minibatches of (observations, actions), prefetched in the background.
 
+Observations are one array, or a dict of arrays (one per leaf of a Dict or Tuple space), served as a dict
+of batches. Internally every array is a *column* gathered by the same rows.
+
 A background thread gathers a *group* of many batches at once (one ``np.take`` over thousands of rows)
 and hands the group over whole; the consumer only slices batches out of it. Handing over each batch
 through a queue would cost more than gathering it.
@@ -20,8 +23,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .arrays import ArrayLike, put_unless_stopped, read_into, row_bytes, will_need
-from .arrays import block_rows as rows_per_block
+from .arrays import BLOCK_BYTES, ArrayLike, put_unless_stopped, read_into, row_bytes, will_need
 from .errors import UsageError
 from .images import read_image, resolve
 
@@ -60,8 +62,9 @@ class DataLoader:
     SB2's parameters keep their meaning:
 
     :param indices: the transition indices to serve.
-    :param observations: numpy array (served from memory), lazy array (served out of core), or text paths
-        to image files (decoded on the fly by ``n_workers`` workers of ``backend``).
+    :param observations: numpy array (served from memory), lazy array (served out of core), text paths
+        to image files (decoded on the fly by ``n_workers`` workers of ``backend``), or a dict of numpy or lazy
+        arrays by leaf path (a composite observation space), served as a dict.
     :param batch_size: transitions per minibatch.
     :param n_workers: workers decoding image files.
     :param infinite_loop: start a new epoch after the last batch instead of stopping.
@@ -82,7 +85,8 @@ class DataLoader:
         (when CUDA is available).
     """
 
-    def __init__(self, indices: np.ndarray, observations: ArrayLike, actions: ArrayLike, batch_size: int,
+    def __init__(self, indices: np.ndarray, observations: ArrayLike | dict[str, ArrayLike], actions: ArrayLike,
+                 batch_size: int,
                  n_workers: int = 1, infinite_loop: bool = True, max_queue_len: int = 1, shuffle: bool = False,
                  start_process: bool = True, backend: str = "threading", sequential: bool = False,
                  partial_minibatch: bool = True, *, seed: int | np.random.SeedSequence | None = None,
@@ -94,32 +98,36 @@ class DataLoader:
             raise UsageError(f"backend must be one of {BACKENDS}, not {backend!r}")
         if n_workers < 1 or max_queue_len < 1 or shuffle_buffer < 1:
             raise UsageError("n_workers, max_queue_len and shuffle_buffer must be at least 1")
-        if observations.shape[0] != actions.shape[0]:
-            raise UsageError(f"observations have {observations.shape[0]} rows but actions {actions.shape[0]}")
+        self._keys = list(observations) if isinstance(observations, dict) else None
+        self._columns = [*(observations.values() if self._keys is not None else [observations]), actions]
+        n = actions.shape[0]
+        wrong = [c.shape[0] for c in self._columns[:-1] if c.shape[0] != n]
+        if wrong:
+            raise UsageError(f"observations have {wrong[0]} rows but actions {n}")
         self.indices = np.asarray(indices, dtype=np.int64)
-        if len(self.indices) and (self.indices.min() < 0 or self.indices.max() >= observations.shape[0]):
-            raise UsageError(f"indices must lie in 0..{observations.shape[0] - 1}")
+        if len(self.indices) and (self.indices.min() < 0 or self.indices.max() >= n):
+            raise UsageError(f"indices must lie in 0..{n - 1}")
         self.observations, self.actions = observations, actions
         self.batch_size, self.n_workers, self.backend = int(batch_size), n_workers, backend
         self.infinite_loop, self.max_queue_len, self.shuffle = infinite_loop, max_queue_len, shuffle
         self.sequential, self.partial_minibatch = sequential, partial_minibatch
-        self.in_memory = isinstance(observations, np.ndarray) and isinstance(actions, np.ndarray)
-        self.image_paths = np.dtype(observations.dtype).kind == "U"
+        self.in_memory = all(isinstance(c, np.ndarray) for c in self._columns)
+        self.image_paths = self._keys is None and np.dtype(observations.dtype).kind == "U"
         if self.image_paths and image_root is None:
             raise UsageError("observations are image paths: pass image_root, the folder they are relative to")
         self.image_root = str(image_root) if image_root is not None else None
-        self.block_rows = block_rows or rows_per_block(observations)
+        self.block_rows = block_rows or max(1, BLOCK_BYTES // max(1, sum(row_bytes(c) for c in self._columns[:-1])))
         self.shuffle_buffer = shuffle_buffer
         self.to_torch, self.device, self.pin_memory = to_torch, device, pin_memory
         self._rng = np.random.default_rng(seed)
-        per_row = max(1, row_bytes(observations) + row_bytes(actions))
+        per_row = max(1, sum(row_bytes(c) for c in self._columns))
         self._group_rows = self.batch_size * max(1, GROUP_BYTES // (per_row * self.batch_size))
         self._pool: Executor | None = None
         self.process: threading.Thread | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue_len)
         self._stop = threading.Event()
         self._groups: Iterator[Any] | None = None
-        self._group: tuple[np.ndarray, np.ndarray] | None = None
+        self._group: tuple[np.ndarray, ...] | None = None
         self._pos = 0
         self._exhausted = False
         self._no_batch = not len(self)
@@ -140,42 +148,43 @@ class DataLoader:
         frames = list(self._pool.map(_decode, [self.image_root] * len(paths), paths.tolist(), chunksize=16))
         return np.stack(frames) if frames else np.empty((0,), dtype=np.uint8)
 
-    def _finish(self, obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return (self._decode_paths(obs) if self.image_paths else obs), actions
+    def _finish(self, columns: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        return (self._decode_paths(columns[0]), columns[1]) if self.image_paths else columns
 
-    def _memory_epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _memory_epoch(self) -> Iterator[tuple[np.ndarray, ...]]:
         order = self._rng.permutation(self.indices) if self.shuffle else self.indices
         for begin in range(0, len(order), self._group_rows):
             rows = order[begin:begin + self._group_rows]
-            yield self._finish(np.take(self.observations, rows, axis=0), np.take(self.actions, rows, axis=0))
+            yield self._finish(tuple(np.take(c, rows, axis=0) for c in self._columns))
 
     def _fill(self, plan: list[np.ndarray], wanted: np.ndarray, reserve: int, free: queue.Queue,
               full: queue.Queue, stop: threading.Event) -> None:
         """Reader thread: for each buffer of blocks, take a free buffer and read the wanted rows into it
         after ``reserve`` rows (room for the previous buffer's leftover), one contiguous read per block."""
+        n = self.actions.shape[0]
         try:
             for number, blocks in enumerate(plan):
                 for block in plan[number + 1] if number + 1 < len(plan) else ():  # the next buffer's reads
                     lo = int(block) * self.block_rows
-                    will_need(self.observations, lo, min(lo + self.block_rows, self.observations.shape[0]))
-                obs, act = _get(free, stop)
+                    for column in self._columns[:-1]:
+                        will_need(column, lo, min(lo + self.block_rows, n))
+                buffers = _get(free, stop)
                 at = reserve
                 for block in blocks:
                     lo = int(block) * self.block_rows
-                    hi = min(lo + self.block_rows, self.observations.shape[0])
+                    hi = min(lo + self.block_rows, n)
                     rows = wanted[np.searchsorted(wanted, lo):np.searchsorted(wanted, hi)] - lo
-                    if len(rows) == hi - lo:
-                        read_into(self.observations, lo, hi, obs[at:at + len(rows)])
-                        read_into(self.actions, lo, hi, act[at:at + len(rows)])
-                    else:
-                        obs[at:at + len(rows)] = np.asarray(self.observations[lo:hi])[rows]
-                        act[at:at + len(rows)] = np.asarray(self.actions[lo:hi])[rows]
+                    for column, buffer in zip(self._columns, buffers):
+                        if len(rows) == hi - lo:
+                            read_into(column, lo, hi, buffer[at:at + len(rows)])
+                        else:
+                            buffer[at:at + len(rows)] = np.asarray(column[lo:hi])[rows]
                     at += len(rows)
-                put_unless_stopped(full, (obs, act, at), stop)
+                put_unless_stopped(full, (buffers, at), stop)
         except BaseException as exc:  # handed to the consumer, which raises it
             put_unless_stopped(full, _Failure(exc), stop)
 
-    def _out_of_core_epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _out_of_core_epoch(self) -> Iterator[tuple[np.ndarray, ...]]:
         wanted = np.sort(self.indices)
         blocks = np.unique(wanted // self.block_rows)
         if self.shuffle:
@@ -190,29 +199,29 @@ class DataLoader:
         free: queue.Queue = queue.Queue()
         full: queue.Queue = queue.Queue(maxsize=1)
         for _ in range(2):
-            free.put((np.empty((capacity,) + tuple(self.observations.shape[1:]), dtype=self.observations.dtype),
-                      np.empty((capacity,) + tuple(self.actions.shape[1:]), dtype=self.actions.dtype)))
+            free.put(tuple(np.empty((capacity,) + tuple(c.shape[1:]), dtype=c.dtype) for c in self._columns))
         stop = threading.Event()
         reader = threading.Thread(target=self._fill, args=(plan, wanted, reserve, free, full, stop), daemon=True,
                                   name="expertdata-reader")
         reader.start()
         try:
-            carry_obs, carry_act = self.observations[0:0], self.actions[0:0]
+            carry = [c[0:0] for c in self._columns]
             for i in range(len(plan)):
                 item = _get(full, stop)
                 if isinstance(item, _Failure):
                     raise item.error
-                obs, act, end = item
-                begin = reserve - len(carry_obs)
-                obs[begin:reserve], act[begin:reserve] = carry_obs, carry_act
+                buffers, end = item
+                begin = reserve - len(carry[0])
+                for buffer, left in zip(buffers, carry):
+                    buffer[begin:reserve] = left
                 count = end - begin
                 order = begin + (self._rng.permutation(count) if self.shuffle else np.arange(count))
                 whole = count if i == len(plan) - 1 else count // self.batch_size * self.batch_size
                 for start in range(0, whole, self._group_rows):
                     rows = order[start:min(start + self._group_rows, whole)]
-                    yield self._finish(obs[rows], act[rows])
-                carry_obs, carry_act = obs[order[whole:]], act[order[whole:]]
-                free.put((obs, act))
+                    yield self._finish(tuple(buffer[rows] for buffer in buffers))
+                carry = [buffer[order[whole:]] for buffer in buffers]
+                free.put(buffers)
         finally:
             stop.set()
             reader.join()
@@ -257,18 +266,21 @@ class DataLoader:
 
     # -- consuming batches --------------------------------------------------------------------------
 
-    def _convert(self, obs: np.ndarray, actions: np.ndarray) -> tuple[Any, Any]:
-        if not self.to_torch:
-            return obs, actions
-        import torch
+    def _convert(self, columns: list[np.ndarray]) -> tuple[Any, Any]:
+        """A batch's columns as ``(obs, actions)``, as torch tensors where asked."""
+        if self.to_torch:
+            import torch
 
-        out = []
-        for array in (obs, actions):
-            tensor = torch.from_numpy(np.ascontiguousarray(array))
-            if self.pin_memory and torch.cuda.is_available():
-                tensor = tensor.pin_memory()
-            out.append(tensor.to(self.device, non_blocking=self.pin_memory) if self.device is not None else tensor)
-        return out[0], out[1]
+            tensors = []
+            for array in columns:
+                tensor = torch.from_numpy(np.ascontiguousarray(array))
+                if self.pin_memory and torch.cuda.is_available():
+                    tensor = tensor.pin_memory()
+                tensors.append(tensor.to(self.device, non_blocking=self.pin_memory) if self.device is not None
+                               else tensor)
+            columns = tensors
+        obs = dict(zip(self._keys, columns[:-1])) if self._keys is not None else columns[0]
+        return obs, columns[-1]
 
     def __iter__(self) -> "DataLoader":
         if self._exhausted:  # a finite loader starts its next epoch
@@ -288,12 +300,11 @@ class DataLoader:
                              f"{'' if self.partial_minibatch else ', partial_minibatch=False'}")
         while True:
             if self._group is not None and self._pos < len(self._group[0]):
-                obs, act = self._group
-                batch = obs[self._pos:self._pos + self.batch_size], act[self._pos:self._pos + self.batch_size]
+                batch = [c[self._pos:self._pos + self.batch_size] for c in self._group]
                 self._pos += self.batch_size
                 if len(batch[0]) < self.batch_size and not self.partial_minibatch:
                     continue
-                return self._convert(*batch)
+                return self._convert(batch)
             item = self._next_group()
             self._group, self._pos = None, 0
             if item is _EPOCH_END:

@@ -51,14 +51,30 @@ def _numbered(array: Any):
 
 
 def _observation_ranges(dataset: Dataset) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-dimension (per-channel for images) min, mean and max of the observations."""
-    obs = dataset["obs"]
+    """Per-dimension (per-channel for images) min, mean and max of the observations; a composite space's
+    leaves one after another, named in the unit."""
     if dataset.has_image_paths:
+        obs = dataset["obs"]
         paths = np.asarray(obs[:min(len(obs), MAX_IMAGES)])
         frames = np.stack([images.read_image(images.resolve(dataset.root, str(p))) for p in paths])
         values = frames.reshape(len(frames), -1, frames.shape[-1] if frames.ndim == 4 else 1)
         return "channel", values.min(axis=(0, 1)), values.mean(axis=(0, 1)), values.max(axis=(0, 1))
-    image = schema.is_image(dataset.metadata.get("observation_space"), tuple(obs.shape[1:]), obs.dtype)
+    parts, names, begin = [], [], 0
+    for path, name in dataset.leaf_fields().items():
+        array = dataset[name]
+        image = schema.is_image(schema.field_space(name, dataset.metadata), tuple(array.shape[1:]), array.dtype)
+        parts.append(_leaf_ranges(array, image))
+        end = begin + len(parts[-1][0])
+        names.append((path, f"{path} {begin}-{end - 1}{' (channels)' if image else ''}", image))
+        begin = end
+    low, mean, high = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    if len(names) == 1 and not names[0][0]:  # a plain space
+        return ("channel" if names[0][2] else "dimension"), low, mean, high
+    return "entry: " + ", ".join(label for _, label, _ in names), low, mean, high
+
+
+def _leaf_ranges(obs: Any, image: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Min, mean and max per dimension (per channel for images) of one array, block by block."""
     lows, highs, sums, count = None, None, None, 0
     for _, block in _numbered(obs):
         channels = block.shape[-1] if block.ndim == 4 else 1
@@ -70,7 +86,7 @@ def _observation_ranges(dataset: Dataset) -> tuple[str, np.ndarray, np.ndarray, 
         highs = high if highs is None else np.maximum(highs, high)
         sums = total if sums is None else sums + total
         count += rows.shape[0] * (rows.shape[1] if image else 1)
-    return ("channel" if image else "dimension"), lows, sums / max(count, 1), highs
+    return lows, sums / max(count, 1), highs
 
 
 def _shared_bins(values: Sequence[np.ndarray], bins: int = 30) -> np.ndarray:

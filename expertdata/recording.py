@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import getpass
+import json
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -64,7 +65,9 @@ class _Rows:
     """How a recording's rows look, worked out once from the spaces rather than at every step."""
 
     def __init__(self, obs_spec: dict, action_spec: dict) -> None:
-        self.obs_shape, self.obs_dtype = spaces.row_shape(obs_spec), spaces.row_dtype(obs_spec)
+        self.obs_spec = obs_spec
+        self.obs_leaves = {path: (spaces.row_shape(leaf), spaces.row_dtype(leaf))
+                           for path, leaf in spaces.leaves(obs_spec).items()}
         self.action_shape, self.action_dtype = spaces.row_shape(action_spec), spaces.row_dtype(action_spec)
         self.action_size = int(np.prod(self.action_shape))
         self.action_kind, self.discrete = action_spec["type"], action_spec["type"] == "Discrete"
@@ -81,9 +84,6 @@ class _Episode:
     def where(self) -> str:
         seed = "" if self.seed is None else f" (seed {self.seed})"
         return f"episode {self.index}{seed}, step {len(self.rows['obs'])}"
-
-    def _obs(self, obs: Any) -> np.ndarray:
-        return np.asarray(obs, dtype=self._form.obs_dtype).reshape(self._form.obs_shape)
 
     def act(self, policy: Policy, obs: Any) -> Any:
         """Ask the expert for an action; any failure names the episode and the step. A Discrete action
@@ -117,16 +117,21 @@ class _Episode:
         rows["truncated"].append(bool(truncated))
 
     def finish(self, final_obs: Any) -> dict[str, np.ndarray]:
+        """The episode's arrays by field (a composite observation's leaves as ``obs/<path>``)."""
         form, n = self._form, len(self.rows["rewards"])
+        out = {name: np.asarray(self.rows[name]) for name in ("rewards", "terminated", "truncated")}
+        out["actions"] = np.asarray(self.rows["actions"], dtype=form.action_dtype).reshape((n,) + form.action_shape)
         try:
-            obs = np.asarray(self.rows["obs"], dtype=form.obs_dtype).reshape((n,) + form.obs_shape)
-            final = self._obs(final_obs)
-        except ValueError as exc:
+            steps = [spaces.flatten(form.obs_spec, obs) for obs in self.rows["obs"]]
+            final = spaces.flatten(form.obs_spec, final_obs)
+            for path, (shape, dtype) in form.obs_leaves.items():
+                suffix = f"/{path}" if path else ""
+                out["obs" + suffix] = np.asarray([s[path] for s in steps], dtype=dtype).reshape((n,) + shape)
+                out["final_obs" + suffix] = np.asarray(final[path], dtype=dtype).reshape(shape)
+        except (ValueError, spaces.SpaceError) as exc:
             raise RecordingError(f"{self.where()}: the env's observations do not fit its observation space "
-                                 f"{form.obs_shape} {form.obs_dtype}: {exc}") from exc
-        arrays = {name: np.asarray(self.rows[name]) for name in ("rewards", "terminated", "truncated")}
-        actions = np.asarray(self.rows["actions"], dtype=form.action_dtype).reshape((n,) + form.action_shape)
-        return {**arrays, "obs": obs, "actions": actions, "final_obs": final}
+                                 f"{json.dumps(form.obs_spec)}: {exc}") from exc
+        return out
 
 
 def _serial(env: Any, policy: Policy, seeds: list[int | None], obs_spec: dict,
@@ -141,6 +146,16 @@ def _serial(env: Any, policy: Policy, seeds: list[int | None], obs_spec: dict,
             episode.add(obs, action, reward, terminated, truncated)
             obs, done = next_obs, terminated or truncated
         yield episode.finish(obs)
+
+
+def _item(batch: Any, i: int) -> Any:
+    """Sub-env ``i``'s observation (a copy) from a vector env's batch: composite ones are dicts and tuples of
+    batches."""
+    if isinstance(batch, dict):
+        return {k: _item(v, i) for k, v in batch.items()}
+    if isinstance(batch, tuple):
+        return tuple(_item(v, i) for v in batch)
+    return np.array(batch[i])
 
 
 def _vector(envs: Any, policy: Policy, seeds: list[int | None], obs_spec: dict,
@@ -164,7 +179,7 @@ def _vector(envs: Any, policy: Policy, seeds: list[int | None], obs_spec: dict,
     finished: dict[int, dict[str, np.ndarray]] = {}
     emitted = 0
     while emitted < len(seeds):
-        rows = [ep.act(policy, obs[i]) if ep is not None else None for i, ep in enumerate(running)]
+        rows = [ep.act(policy, _item(obs, i)) if ep is not None else None for i, ep in enumerate(running)]
         batch = [ep.env_action(row) if ep is not None else envs.single_action_space.sample()
                  for ep, row in zip(running, rows)]
         next_obs, rewards, terminated, truncated, infos = envs.step(np.array(batch))
@@ -173,8 +188,8 @@ def _vector(envs: Any, policy: Policy, seeds: list[int | None], obs_spec: dict,
         for i in np.flatnonzero(done):
             episode = running[i]
             if episode is not None:
-                episode.add(np.array(obs[i]), rows[i], rewards[i], terminated[i], truncated[i])
-                finished[episode.index] = episode.finish(infos["final_obs"][i] if same_step else next_obs[i])
+                episode.add(_item(obs, i), rows[i], rewards[i], terminated[i], truncated[i])
+                finished[episode.index] = episode.finish(infos["final_obs"][i] if same_step else _item(next_obs, i))
                 running[i] = None
                 if started < len(seeds):
                     running[i] = _Episode(started, seeds[started], obs_spec, action_spec)
@@ -182,7 +197,7 @@ def _vector(envs: Any, policy: Policy, seeds: list[int | None], obs_spec: dict,
                     started += 1
         for i in np.flatnonzero(~done):
             if running[i] is not None:
-                running[i].add(np.array(obs[i]), rows[i], rewards[i], False, False)
+                running[i].add(_item(obs, i), rows[i], rewards[i], False, False)
         if done.any():  # the reset returns every sub-env's current observation, the reset ones' fresh
             next_obs, _ = envs.reset(seed=reset_seeds, options={"reset_mask": done})
         obs = next_obs
@@ -213,6 +228,9 @@ def recording_metadata(env: Any, model: Any, seed: int | None, deterministic: bo
                                     "action_space": spaces.to_json(act_space)}
     except spaces.SpaceError as exc:
         raise UsageError(str(exc)) from None
+    if spaces.is_composite(metadata["action_space"]):
+        raise UsageError(f"cannot store a {metadata['action_space']['type']} action space ({act_space}): observations "
+                         "may be composite, actions not")
     spec = getattr(env, "spec", None)
     if spec is not None:
         metadata["env_id"] = spec.id

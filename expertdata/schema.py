@@ -13,7 +13,9 @@ import numpy as np
 
 from . import spaces
 
-SCHEMA_VERSION = "1.0"
+#: 1.1 adds composite (Dict, Tuple) observations, demonstrations without rewards and unknown flags; every 1.0
+#: file is a 1.1 file.
+SCHEMA_VERSION = "1.1"
 
 Per = Literal["step", "episode"]
 
@@ -42,7 +44,9 @@ class Field:
 FIELDS: tuple[Field, ...] = (
     Field("obs", "step", True, "fiubU", None,
           "Observation before each step, (N, *obs_shape). Images as uint8 (N, H, W, C), or, as SB2 wrote "
-          "them, paths (text) relative to the dataset's folder.", space="observation_space"),
+          "them, paths (text) relative to the dataset's folder. For a Dict or Tuple space, one field per leaf "
+          "instead, named by its path: obs/<key>[/<key>...] (obs/0 for a Tuple's first).",
+          space="observation_space"),
     Field("actions", "step", True, "fiub", None,
           "Action taken at each step, (N, *act_shape); a Discrete action is stored as (N, 1).",
           space="action_space"),
@@ -55,7 +59,8 @@ FIELDS: tuple[Field, ...] = (
           "True where the episode was cut, by a time limit for example (gymnasium's truncated), (N,).",
           dtype="|b1"),
     Field("final_obs", "episode", False, "fiubU", None,
-          "Observation after the last step of each episode, (E, *obs_shape).", space="observation_space"),
+          "Observation after the last step of each episode, (E, *obs_shape); final_obs/<path> per leaf, as obs.",
+          space="observation_space"),
 )
 
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
@@ -77,8 +82,53 @@ def flags_unknown(metadata: Any) -> bool:
 
 
 def required(metadata: Any) -> tuple[str, ...]:
-    """The fields a dataset must hold: every required one, less the rewards where they are absent."""
+    """The fields a dataset must hold: every required one, less the rewards where they are absent (``obs``
+    stands for its leaves where the observation space is composite: ``leaf_fields``)."""
     return tuple(n for n in REQUIRED if not (rewards_absent(metadata) and n in REWARD_FIELDS))
+
+
+def base_field(name: str) -> Field | None:
+    """The schema's field that a stored field is, or is a leaf of (``obs/image`` is a leaf of ``obs``)."""
+    head, sep, _ = name.partition("/")
+    known = FIELDS_BY_NAME.get(head)
+    return None if sep and (known is None or known.space != "observation_space") else known
+
+
+def _composite_space(metadata: Any, key: str) -> dict | None:
+    spec = metadata.get(key) if isinstance(metadata, Mapping) else None
+    if not spaces.is_composite(spec):
+        return None
+    try:
+        spaces.check_json(spec)
+    except spaces.SpaceError:
+        return None
+    return spec
+
+
+def leaf_fields(base: str, names: Any, metadata: Any) -> dict[str, str]:
+    """The stored fields that hold ``base`` (``obs`` or ``final_obs``), by leaf path: ``{"": base}`` for a plain
+    space, ``{"image": "obs/image", ...}`` in the declared composite space's order, or, for a file that
+    declares no space, the ``base/...`` fields it holds, sorted. Leaves not stored are listed all the same."""
+    spec = _composite_space(metadata, FIELDS_BY_NAME[base].space)
+    if spec is not None:
+        return {path: f"{base}/{path}" for path in spaces.leaves(spec)}
+    names = set(names)
+    prefixed = sorted(n for n in names if n.startswith(base + "/"))
+    return {n[len(base) + 1:]: n for n in prefixed} if prefixed and base not in names else {"": base}
+
+
+def field_space(name: str, metadata: Any) -> dict | None:
+    """The (leaf) space a stored field's rows follow, from the metadata, or ``None``."""
+    known = base_field(name)
+    spec = metadata.get(known.space) if known is not None and known.space and isinstance(metadata, Mapping) else None
+    if spec is None:
+        return None
+    try:
+        spaces.check_json(spec)
+        path = name.partition("/")[2]
+        return spaces.leaves(spec).get(path) if spaces.is_composite(spec) or path else spec
+    except spaces.SpaceError:
+        return None
 #: The fields a recording writes, per-step ones first, in the order they are written.
 RECORDED = tuple(f.name for f in FIELDS if f.per == "step") + tuple(f.name for f in FIELDS if f.per == "episode")
 
@@ -89,7 +139,7 @@ RETURNS_ATOL = 1e-3
 
 def field_per(name: str, metadata: Mapping[str, Any]) -> Per:
     """``step`` or ``episode``: which count a field's rows follow (undeclared extras: ``step``)."""
-    known = FIELDS_BY_NAME.get(name)
+    known = base_field(name)
     if known is not None:
         return known.per
     extras = metadata.get("extras") if isinstance(metadata, Mapping) else None
@@ -98,13 +148,14 @@ def field_per(name: str, metadata: Mapping[str, Any]) -> Per:
 
 
 def recorded_fields(metadata: Mapping[str, Any]) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
-    """Dtype and row shape of every recorded field (``RECORDED``), from the spaces in ``metadata``."""
+    """Dtype and row shape of every recorded field (``RECORDED``; a composite space's leaves as
+    ``obs/<path>``), from the spaces in ``metadata``, in the order they are written."""
     out = {}
     for name in RECORDED:
         known = FIELDS_BY_NAME[name]
         if known.space is not None:
-            space = metadata[known.space]
-            out[name] = (spaces.row_dtype(space), spaces.row_shape(space))
+            for path, leaf in spaces.leaves(metadata[known.space]).items():
+                out[f"{name}/{path}" if path else name] = (spaces.row_dtype(leaf), spaces.row_shape(leaf))
         else:
             out[name] = (np.dtype(known.dtype), ())
     return out
@@ -129,15 +180,29 @@ def is_image(space: Mapping[str, Any] | None = None, row_shape: tuple[int, ...] 
     return uint8 and (len(shape) == 2 or (len(shape) == 3 and shape[-1] in (1, 3, 4)))
 
 
-#: A field's name: letters, digits and ``_ . + -``, not starting with a dot. Names are data read from
-#: files: anything else (``..``, ``/``, control characters, terminal escapes) could reach outside a store
-#: or into a terminal, so it is refused on write and printed escaped (``shown``).
-FIELD_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+#: A field's name: parts of letters, digits and ``_ . + -``, not starting with a dot, joined by ``/`` (a leaf
+#: of a composite observation: ``obs/image``). Names are data read from files: anything else (``..``, a
+#: leading ``/``, control characters, terminal escapes) could reach outside a store or into a terminal, so it
+#: is refused on write and printed escaped (``shown``).
+FIELD_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}(/[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}){0,8}")
 
 
 def shown(name: str) -> str:
     """A name read from a file, safe to print: quoted, with every non-printable character escaped."""
     return repr(str(name))
+
+
+def names_problem(names: Any) -> str | None:
+    """Why these fields cannot be stored together (one's name is a folder of another's: ``obs`` and
+    ``obs/image``), or ``None``."""
+    names = set(names)
+    for name in sorted(names):
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in names:
+                return f"fields {shown('/'.join(parts[:i]))} and {shown(name)} cannot be stored together: one names " \
+                       "a leaf of the other"
+    return None
 
 
 #: Names the storage layer keeps for itself (metadata, commit marks).
@@ -151,7 +216,7 @@ def field_name_problem(name: str) -> str | None:
     if FIELD_NAME.fullmatch(name):
         return None
     return (f"field name {shown(name)} is not allowed: use letters, digits and _ . + - (not starting with a dot, "
-            "at most 128 characters)")
+            "at most 128 characters), in parts joined by '/'")
 
 
 #: Metadata keys that describe the data; together with the arrays they make up the content digest.

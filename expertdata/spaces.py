@@ -1,11 +1,13 @@
 """Gymnasium spaces as JSON, and the checks of stored rows against them.
 
 The JSON form is what metadata holds, so a dataset can be validated without gymnasium installed;
-``to_gymnasium`` rebuilds the space when gymnasium is there.
+``to_gymnasium`` rebuilds the space when gymnasium is there. A Dict or Tuple space is stored as one field per
+leaf (``leaves``): its rows are checked leaf by leaf against the leaves' spaces.
 """
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,12 @@ import numpy as np
 MAX_ROW_ENTRIES = 2**26
 
 SUPPORTED = ("Box", "Discrete", "MultiDiscrete", "MultiBinary")
+#: Spaces made of other spaces: a Dict's leaves are named by their keys, a Tuple's by their positions.
+COMPOSITE = ("Dict", "Tuple")
+#: How deep composite spaces may nest, and how many leaves they may hold, before a claim is refused unread.
+MAX_DEPTH, MAX_LEAVES = 8, 1024
+#: A leaf's key: what a field name allows (``expertdata.schema.FIELD_NAME``).
+KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
 
 
 class SpaceError(ValueError):
@@ -40,8 +48,13 @@ def _array(value: Any, shape: tuple[int, ...], dtype: str) -> np.ndarray:
 
 
 def to_json(space: Any) -> dict:
-    """Serialise a gymnasium space (Box, Discrete, MultiDiscrete, MultiBinary) to a JSON object."""
+    """Serialise a gymnasium space (Box, Discrete, MultiDiscrete, MultiBinary, and Dict and Tuple of them) to
+    a JSON object."""
     kind = type(space).__name__
+    if kind == "Dict":
+        return {"type": "Dict", "spaces": {str(k): to_json(v) for k, v in space.spaces.items()}}
+    if kind == "Tuple":
+        return {"type": "Tuple", "spaces": [to_json(v) for v in space.spaces]}
     if kind == "Box":
         return {"type": "Box", "shape": list(space.shape), "dtype": np.dtype(space.dtype).str,
                 "low": _numbers(space.low), "high": _numbers(space.high)}
@@ -52,7 +65,7 @@ def to_json(space: Any) -> dict:
                 "start": np.asarray(space.start).tolist(), "dtype": np.dtype(space.dtype).str}
     if kind == "MultiBinary":
         return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
-    raise SpaceError(f"cannot store a {kind} space ({space}); supported spaces: {', '.join(SUPPORTED)}")
+    raise SpaceError(f"cannot store a {kind} space ({space}); supported spaces: {', '.join(SUPPORTED + COMPOSITE)}")
 
 
 #: Bounds of a space's integers (``n``, ``start``, ``nvec``): what int64 rows can hold.
@@ -68,12 +81,72 @@ def _integers(values: Any, what: str, low: int) -> None:
         raise ValueError(f"{what} must be whole numbers from {low} within int64")
 
 
-def check_json(spec: Any) -> None:
+def is_composite(spec: Any) -> bool:
+    """Whether a space JSON object is a Dict or a Tuple of other spaces."""
+    return isinstance(spec, dict) and spec.get("type") in COMPOSITE
+
+
+def _children(spec: dict) -> list[tuple[str, Any]]:
+    children = spec.get("spaces")
+    if spec["type"] == "Dict" and isinstance(children, dict):
+        return [(str(k), v) for k, v in children.items()]
+    if spec["type"] == "Tuple" and isinstance(children, list):
+        return [(str(i), v) for i, v in enumerate(children)]
+    raise SpaceError(f"malformed {spec['type']} space: 'spaces' must be "
+                     f"{'an object' if spec['type'] == 'Dict' else 'a list'} of spaces")
+
+
+def leaves(spec: dict) -> dict[str, dict]:
+    """The leaf spaces of a space by path (``"image"``, ``"arm/pos"``, ``"0"``); a plain space is its own
+    single leaf, at the path ``""``."""
+    if not is_composite(spec):
+        return {"": spec}
+    out = {}
+    for key, child in _children(spec):
+        for path, leaf in leaves(child).items():
+            out[f"{key}/{path}" if path else key] = leaf
+    return out
+
+
+def flatten(spec: dict, value: Any) -> dict[str, Any]:
+    """A value of a composite space (nested dicts and tuples, as gymnasium gives them) as a flat dict by leaf
+    path; a plain space's value as ``{"": value}``. A value already flat (keyed by paths) is returned as it is."""
+    if not is_composite(spec):
+        return {"": value}
+    paths = leaves(spec)
+    if isinstance(value, dict) and set(value) == set(paths):
+        return dict(value)
+    out = {}
+    for key, child in _children(spec):
+        try:
+            part = value[key] if spec["type"] == "Dict" else value[int(key)]
+        except (KeyError, IndexError, TypeError):
+            raise SpaceError(f"a value of the {spec['type']} space lacks its entry {key!r}") from None
+        for path, leaf in flatten(child, part).items():
+            out[f"{key}/{path}" if path else key] = leaf
+    return out
+
+
+def check_json(spec: Any, _depth: int = 0) -> None:
     """Raise ``SpaceError`` unless ``spec`` is a space JSON object we can read, checking the sizes it claims
     before anything is allocated for it."""
+    if is_composite(spec):
+        if _depth >= MAX_DEPTH:
+            raise SpaceError(f"composite spaces nest deeper than {MAX_DEPTH} levels")
+        children = _children(spec)
+        if not children:
+            raise SpaceError(f"an empty {spec['type']} space holds nothing to store")
+        for key, child in children:
+            if not KEY.fullmatch(key):
+                raise SpaceError(f"a {spec['type']} space's key {key!r} cannot name a field: use letters, digits and "
+                                 "_ . + - (not starting with a dot, at most 128 characters)")
+            check_json(child, _depth + 1)
+        if _depth == 0 and len(leaves(spec)) > MAX_LEAVES:
+            raise SpaceError(f"the {spec['type']} space holds more than {MAX_LEAVES} leaves")
+        return
     if not isinstance(spec, dict) or spec.get("type") not in SUPPORTED:
         shown = repr(spec) if len(repr(spec)) <= 200 else repr(spec)[:200] + "..."
-        raise SpaceError(f"not a space description: {shown}; expected one of {', '.join(SUPPORTED)}")
+        raise SpaceError(f"not a space description: {shown}; expected one of {', '.join(SUPPORTED + COMPOSITE)}")
     kind = spec["type"]
     try:
         if kind == "Discrete":
@@ -181,6 +254,10 @@ def to_gymnasium(spec: dict) -> Any:
 
     check_json(spec)
     kind = spec["type"]
+    if kind == "Dict":
+        return spaces.Dict({key: to_gymnasium(child) for key, child in _children(spec)})
+    if kind == "Tuple":
+        return spaces.Tuple([to_gymnasium(child) for _, child in _children(spec)])
     if kind == "Box":
         low, high = bounds(spec)
         return spaces.Box(low=low.astype(spec["dtype"]), high=high.astype(spec["dtype"]),

@@ -112,6 +112,10 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
     backend = formats.for_path(path, format)
     options = options or formats.WriteOptions()
     options.codec(backend)
+    if not backend.capabilities.composite_obs and list(dataset.leaf_fields()) != [""]:
+        able = ", ".join(f.name for f in formats.every() if f.capabilities.composite_obs)
+        raise UsageError(f"{path}: {backend.name} stores one observation array, and {dataset.source} has a composite "
+                         f"observation space (leaves {', '.join(dataset.leaf_fields())}); write one of {able}")
     if backend.capabilities.needs_rewards and not dataset.has_rewards:
         if fill_rewards is None:
             raise UsageError(f"{path}: {backend.name} needs rewards, and {dataset.source} has none (its metadata says "

@@ -87,10 +87,11 @@ def _problem(name: str, message: str, field_name: str | None = None, position: i
     return Problem(schema.RULES_BY_NAME[name], message, field_name, position, count)
 
 
-def _declared(name: str, metadata: Mapping[str, Any]) -> bool:
-    """Whether a field is in the schema or declared in ``metadata['extras']``."""
+def _declared(name: str, metadata: Mapping[str, Any], leaves: Collection[str]) -> bool:
+    """Whether a field is in the schema (a leaf of a composite observation included) or declared in
+    ``metadata['extras']``."""
     extras = metadata.get("extras")
-    return name in schema.FIELDS_BY_NAME or (isinstance(extras, dict) and name in extras)
+    return name in schema.FIELDS_BY_NAME or name in leaves or (isinstance(extras, dict) and name in extras)
 
 
 def _metadata_problems(metadata: Any) -> list[Problem]:
@@ -119,6 +120,9 @@ def _metadata_problems(metadata: Any) -> list[Problem]:
                 spaces.check_json(metadata[key])
             except spaces.SpaceError as exc:
                 out.append(_problem("bad-metadata", f"{key}: {exc}"))
+    if spaces.is_composite(metadata.get("action_space")) and _space(metadata, "action_space"):
+        out.append(_problem("bad-metadata", f"action_space: a {metadata['action_space']['type']} action space is not "
+                            "supported (observations may be composite, actions not)"))
     extras = metadata.get("extras", {})
     if isinstance(extras, dict) and any(v not in ("step", "episode") for v in extras.values()):
         out.append(_problem("bad-metadata", "extras must map field names to 'step' or 'episode'"))
@@ -146,15 +150,24 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Pa
     """
     out = _metadata_problems(metadata)
     metadata = metadata if isinstance(metadata, Mapping) else {}
-    for name in schema.required(metadata):
+    leaves = {name for base in ("obs", "final_obs")
+              for name in schema.leaf_fields(base, fields, metadata).values() if name != base}
+    required = [name for name in schema.required(metadata) if name != "obs"] + [
+        name for name in schema.leaf_fields("obs", fields, metadata).values()]
+    for name in required:
         if name not in fields and name not in withheld:
-            out.append(_problem("missing-field", f"required field '{name}' is absent", name))
+            what = "a leaf of the composite observation space" if name in leaves else "required field"
+            out.append(_problem("missing-field", f"{what} '{name}' is absent", name))
+    clash = schema.names_problem(fields)
+    if clash:
+        out.append(_problem("observation-space-shape" if clash.startswith("fields 'obs") or "'final_obs" in clash
+                            else "bad-dtype", clash))
     if schema.rewards_absent(metadata):
         out.extend(_problem("bad-metadata", f"the metadata says the rewards are absent, but {name!r} is stored", name)
                    for name in schema.REWARD_FIELDS if name in fields)
     unusable = set(withheld)
     for name, array in fields.items():
-        spec = schema.FIELDS_BY_NAME.get(name)
+        spec = schema.base_field(name)
         dtype = np.dtype(array.dtype)
         if not array.shape:
             out.append(_problem("length-mismatch", "holds a single value, not one row per step or episode", name))
@@ -163,19 +176,20 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Pa
         if dtype.hasobject:
             out.append(_problem("bad-dtype", "object array: it could only be read by unpickling, which is "
                                 "refused; re-save it with a numeric dtype", name))
-        elif spec is not None and dtype.kind not in spec.kinds:
-            out.append(_problem("bad-dtype", f"dtype {dtype} is not allowed (kinds '{spec.kinds}')", name))
+        elif spec is not None and dtype.kind not in spec.kinds.replace("U", "" if name in leaves else "U"):
+            out.append(_problem("bad-dtype", f"dtype {dtype} is not allowed (kinds "
+                                f"'{spec.kinds.replace('U', '' if name in leaves else 'U')}')", name))
         elif spec is None and dtype.kind not in "fiubU":
             out.append(_problem("bad-dtype", f"dtype {dtype} cannot be stored", name))
         if spec is not None and spec.ndim is not None and len(array.shape) != spec.ndim:
             out.append(_problem("length-mismatch", f"has {len(array.shape)} dimensions, expected {spec.ndim}",
                                 name))
-        if not _declared(name, metadata):
+        if not _declared(name, metadata, leaves):
             out.append(_problem("unknown-field", "not in the schema nor declared in metadata['extras']", name))
         if dtype.kind == "U" and (spec is None or "U" in spec.kinds):
             out.extend(_path_problems(name, first_rows(array), root, trusted))
     unusable |= {p.field for p in out if p.rule.id in ("E001", "E002")}
-    if unusable & set(schema.required(metadata)) or any(p.rule.id == "E013" for p in out if p.field):
+    if unusable & set(required) or any(p.rule.id == "E013" for p in out if p.field):
         return out
     n_steps = fields["episode_starts"].shape[0]
     index = EpisodeIndex.read(fields["episode_starts"])
@@ -194,12 +208,17 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Pa
     if found != n_episodes:
         out.append(_problem("episode-count-mismatch", f"episode_starts marks {found} episodes but "
                             f"episode_returns has {n_episodes}", "episode_returns"))
-    for name, rule in (("actions", "action-space-shape"), ("obs", "observation-space-shape")):
-        spec = _space(metadata, schema.FIELDS_BY_NAME[name].space)
-        if spec is not None and name in fields and np.dtype(fields[name].dtype).kind != "U":
-            why = spaces.shape_fits(spec, tuple(fields[name].shape), np.dtype(fields[name].dtype))
+    spaced = [name for name in fields if name == "actions" or schema.field_space(name, metadata) is not None]
+    for name in spaced:
+        spec = schema.field_space(name, metadata)
+        if spec is not None and name not in unusable and np.dtype(fields[name].dtype).kind != "U":
+            why = spaces.shape_fits(spec, (0,) + tuple(fields[name].shape[1:]), np.dtype(fields[name].dtype))
             if why:
-                out.append(_problem(rule, why, name))
+                out.append(_problem("action-space-shape" if name == "actions" else "observation-space-shape", why, name))
+    if _space(metadata, "observation_space") and spaces.is_composite(metadata["observation_space"]):
+        out.extend(_problem("observation-space-shape", f"the {metadata['observation_space']['type']} observation space "
+                            f"is stored one field per leaf ({base}/<key>), not as one field", base)
+                   for base in ("obs", "final_obs") if base in fields)
     return out
 
 
@@ -364,17 +383,17 @@ def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, An
             out.append(_problem("terminated-at-time-limit", f"{_count(int(at_limit.sum()), 'episode')} {_verb(int(at_limit.sum()), 'is', 'are')} terminated at "
                                 f"exactly the time limit ({limit} steps)", "terminated",
                                 int(last_steps[np.argmax(at_limit)]), int(at_limit.sum())))
-    if len(hashes) == 2:
+    if len(hashes) >= 2:
         seen: dict[tuple, int] = {}
         duplicates = []
-        for e, key in enumerate(zip(hashes["obs"].digests(), hashes["actions"].digests())):
+        for e, key in enumerate(zip(*(h.digests() for h in hashes.values()))):
             if key in seen:
                 duplicates.append((seen[key], e))
             seen.setdefault(key, e)
         if duplicates:
             first, second = duplicates[0]
             out.append(_problem("duplicate-episode", f"{_count(len(duplicates), 'episode')} {_verb(len(duplicates), 'repeats', 'repeat')} an earlier one "
-                                f"(episode {second} repeats episode {first})", "obs",
+                                f"(episode {second} repeats episode {first})", next(iter(hashes)),
                                 int(index.starts[second]), len(duplicates)))
     return out
 
@@ -424,7 +443,8 @@ def check(fields: Mapping[str, ArrayLike], metadata: Any, root: Path | None, sou
     episodes_ok = not (broken & set(schema.required(metadata))) and not any(
         p.rule.id in ("E004", "E005", "E006") for p in problems)
     index = EpisodeIndex.read(fields["episode_starts"]) if episodes_ok else None
-    hashes = {name: _EpisodeHashes(index) for name in ("obs", "actions")} if index is not None else {}
+    hashed = [*schema.leaf_fields("obs", fields, metadata).values(), "actions"]
+    hashes = {name: _EpisodeHashes(index) for name in hashed if name in fields} if index is not None else {}
     recorded = metadata.get("digest") if isinstance(metadata.get("digest"), str) else None
     digester = Digester() if recorded and not broken and not any(
         np.dtype(a.dtype).hasobject for a in fields.values()) else None
@@ -432,8 +452,7 @@ def check(fields: Mapping[str, ArrayLike], metadata: Any, root: Path | None, sou
         array = fields[name]
         if name in broken or np.dtype(array.dtype).hasobject:
             continue
-        known = schema.FIELDS_BY_NAME.get(name)
-        spec = _space(metadata, known.space) if known is not None and known.space else None
+        spec = schema.field_space(name, metadata)
         if spec is not None and spaces.shape_fits(spec, tuple(array.shape), np.dtype(array.dtype)):
             spec = None
         problems.extend(_value_problems(name, array, spec, hashes.get(name), digester))

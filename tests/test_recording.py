@@ -101,8 +101,11 @@ def test_multidiscrete_multibinary_and_discrete_actions_round_trip(tmp_path, spa
 
 
 def test_spaces_we_cannot_store_are_refused_by_name():
-    env = TinyEnv(gym.spaces.Discrete(2), gym.spaces.Dict({"a": gym.spaces.Discrete(2)}))
-    with pytest.raises(expertdata.UsageError, match="cannot store a Dict space"):
+    env = TinyEnv(gym.spaces.Dict({"a": gym.spaces.Discrete(2)}))
+    with pytest.raises(expertdata.UsageError, match="cannot store a Dict action space"):
+        generate_expert_traj(lambda obs: 0, None, env, n_episodes=1)
+    env = TinyEnv(gym.spaces.Discrete(2), gym.spaces.Text(5))
+    with pytest.raises(expertdata.UsageError, match="cannot store a Text space"):
         generate_expert_traj(lambda obs: 0, None, env, n_episodes=1)
 
 

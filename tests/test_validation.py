@@ -194,8 +194,10 @@ def test_space_json_round_trips_through_gymnasium():
 
     for space in (gs.Box(-1.0, 1.0, (2, 3), np.float32), gs.Box(0, 255, (4, 4, 3), np.uint8),
                   gs.Box(np.array([-np.inf, 0.0]), np.array([np.inf, 1.0]), dtype=np.float64),
-                  gs.Discrete(5, start=-2), gs.MultiDiscrete([3, 4]), gs.MultiBinary(6)):
+                  gs.Discrete(5, start=-2), gs.MultiDiscrete([3, 4]), gs.MultiBinary(6),
+                  gs.Dict({"image": gs.Box(0, 255, (4, 4, 3), np.uint8), "arm": gs.Dict({"pos": gs.Box(-1, 1, (3,))})}),
+                  gs.Tuple([gs.Discrete(3), gs.Box(-1, 1, (2,))])):
         spec = json.loads(json.dumps(spaces.to_json(space), allow_nan=False))
         assert spaces.to_gymnasium(spec) == space
-    with pytest.raises(spaces.SpaceError, match="cannot store a Dict space"):
-        spaces.to_json(gs.Dict({"a": gs.Discrete(2)}))
+    with pytest.raises(spaces.SpaceError, match="cannot store a Text space"):
+        spaces.to_json(gs.Text(5))

@@ -138,6 +138,7 @@ class Capabilities:
     :param needs_rewards: the layout has no place for demonstrations without rewards (its readers expect them).
     :param exports: a peer format written from a whole dataset at once (``Exporter.export``), not field by
         field through a sink: its layout interleaves or derives fields.
+    :param composite_obs: observations of a Dict or Tuple space (one field per leaf) can be written.
     """
 
     streaming: bool = False
@@ -146,6 +147,7 @@ class Capabilities:
     streaming_options: WriteOptions | None = None
     exports: bool = False
     needs_rewards: bool = False
+    composite_obs: bool = True
 
 
 class Sink(Protocol):

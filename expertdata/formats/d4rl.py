@@ -39,7 +39,7 @@ def sniff(path: Path) -> bool:
 
 
 def read(path: Path, trusted: bool = False) -> Raw:
-    raw = hdf5.read(path, trusted, nested=True)
+    raw = hdf5.read(path, trusted)
     try:
         raw = renamed(raw, NAMES)
         raw.format = "d4rl"
@@ -194,4 +194,4 @@ def export(dataset: Whole, metadata: dict, path: Path, options: WriteOptions) ->
 BACKEND = Peer("d4rl", "D4RL's flat HDF5 (offline RL). Keeps every array; episodes come from terminals | timeouts; "
                "final_obs from next_observations. Writing makes up flags a dataset never recorded (said so).",
                sniff, read, export, hdf5.BACKEND.compressions, "gzip:4",
-               capabilities=Capabilities(exports=True, needs_rewards=True))
+               capabilities=Capabilities(exports=True, needs_rewards=True, composite_obs=False))

@@ -37,7 +37,7 @@ def _obs_key(names: list[str]) -> str | None:
 
 
 def read(path: Path, trusted: bool = False) -> Raw:
-    raw = ours_zarr.read(path, trusted, zarr_format=2, nested=True)
+    raw = ours_zarr.read(path, trusted, zarr_format=2)
     try:
         raw.format = "diffusion_policy"
         _derive(raw, path, take_peer_note(raw, "diffusion_policy") is not None)
@@ -119,4 +119,4 @@ def export(dataset: Whole, metadata: dict, path: Path, options: WriteOptions) ->
 BACKEND = Peer("diffusion_policy", "diffusion_policy's ReplayBuffer (Zarr v2: data/*, meta/episode_ends). Keeps every "
                "array (state as obs, the rest as extras until dict observations); no rewards or flags.",
                sniff, read, export, {"none": None, "blosc": (0, 9)}, "blosc",
-               capabilities=Capabilities(exports=True))
+               capabilities=Capabilities(exports=True, composite_obs=False))

@@ -161,13 +161,13 @@ def _mark(f: h5py.File) -> tuple[tuple[int, int] | None, str | None]:
     return commit_mark(f[COMMIT_KEY][()]), token.decode() if isinstance(token, bytes) else None
 
 
-#: How deep ``read(nested=True)`` looks into groups (peer formats nest one or two levels).
-MAX_NESTING = 4
+#: How deep ``read`` looks into groups (a field's name has at most 9 parts; peer formats nest one or two levels).
+MAX_NESTING = 8
 
 
-def _datasets(f: h5py.File, trusted: bool, nested: bool, raw: Raw, group: str = "",
+def _datasets(f: h5py.File, trusted: bool, raw: Raw, group: str = "",
               depth: int = 0) -> Iterator[tuple[str, h5py.Dataset]]:
-    """The datasets to read, by path: the root's, and with ``nested`` those in groups below it. A link that
+    """The datasets to read, by path: the root's and those in groups below it. A link that
     leads out of the file is withheld with a finding, never followed. (A path's groups were checked on the
     way down, so only links other than plain hard links need the full walk.)"""
     parent = f[group or "/"]
@@ -186,13 +186,13 @@ def _datasets(f: h5py.File, trusted: bool, nested: bool, raw: Raw, group: str = 
             raise KeyError(f"'{name}' is a link to nothing")
         if isinstance(obj, h5py.Dataset):
             yield name, obj
-        elif nested and isinstance(obj, h5py.Group) and depth < MAX_NESTING:
-            yield from _datasets(f, trusted, nested, raw, name, depth + 1)
+        elif isinstance(obj, h5py.Group) and depth < MAX_NESTING:
+            yield from _datasets(f, trusted, raw, name, depth + 1)
 
 
-def read(path: Path, trusted: bool = False, nested: bool = False) -> Raw:
-    """Open our HDF5 layout (datasets at the root); with ``nested``, datasets in groups too, named by
-    their paths (how peer formats such as D4RL's store ``infos/qpos``)."""
+def read(path: Path, trusted: bool = False) -> Raw:
+    """Open our HDF5 layout: datasets named by their paths (``obs/image``, a leaf of a Dict observation; and
+    how peer formats such as D4RL's store ``infos/qpos``)."""
     f = _open(path)
     raw = Raw({}, {}, path.parent, "hdf5", closer=f.close)
     stored: dict[str, _Rows] = {}
@@ -201,7 +201,7 @@ def read(path: Path, trusted: bool = False, nested: bool = False) -> Raw:
         return Guarded(as_read(rows, f[name].attrs if attrs is None else attrs), f"{path}: field {shown(name)}")
 
     try:
-        for name, obj in _datasets(f, trusted, nested, raw):
+        for name, obj in _datasets(f, trusted, raw):
             why = None if trusted else _outside(obj)
             if why:
                 raw.findings.append(Finding("outside-reference", why, name))

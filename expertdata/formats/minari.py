@@ -128,7 +128,7 @@ def read(path: Path, trusted: bool = False) -> Raw:
     observation_space, action_space = (_space(meta, key, folder) for key in ("observation_space", "action_space"))
     backend = meta.get("data_format", "hdf5")
     if backend == "hdf5":
-        raw = hdf5.read(folder / "main_data.hdf5", trusted, nested=True)
+        raw = hdf5.read(folder / "main_data.hdf5", trusted)
         seeds = _hdf5_seeds(folder / "main_data.hdf5")
     elif backend == "arrow":
         stored = metadata_from_json(meta[METADATA_KEY], folder) if METADATA_KEY in meta else {}
@@ -378,9 +378,9 @@ def _dataset_id(path: Path) -> str:
 BACKEND = Peer("minari", "Minari datasets (a dataset folder; HDF5 or Arrow backend read, HDF5 written). Keeps every "
                "array, spaces, env id, seeds and infos; final_obs exact both ways. Writing needs final_obs and both "
                "spaces.", sniff, read, export, hdf5.BACKEND.compressions,
-               capabilities=Capabilities(exports=True, needs_rewards=True), locate=locate)
+               capabilities=Capabilities(exports=True, needs_rewards=True, composite_obs=False), locate=locate)
 
 
 ARROW = Peer("minari-arrow", "Minari datasets written with Minari's Arrow backend (read as minari). The same as "
              "minari; needs pyarrow.", lambda path: False, read, export_arrow, {"none": None},
-             capabilities=Capabilities(exports=True, needs_rewards=True))
+             capabilities=Capabilities(exports=True, needs_rewards=True, composite_obs=False))

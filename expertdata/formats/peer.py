@@ -33,7 +33,7 @@ class Peer:
     compressions: dict[str, tuple[int, int] | None]
     default_compression: str = "none"
     suffixes: tuple[str, ...] = ()
-    capabilities: Capabilities = Capabilities(exports=True)
+    capabilities: Capabilities = Capabilities(exports=True, composite_obs=False)
     #: where a name that is not a path leads (a Minari dataset id), or ``None``
     locate: Callable[[str], Any] = staticmethod(lambda name: None)
 

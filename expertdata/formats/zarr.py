@@ -25,8 +25,8 @@ from ..schema import shown
 from .base import COMMIT_KEY, METADATA_KEY, Capabilities, Coverage, Finding, Raw, WriteOptions, metadata_from_json
 from .chunked import ChunkedSink, add_journal, as_read, commit_mark, journal_of, journal_token, missing_chunks
 
-#: How deep ``read(nested=True)`` looks into groups.
-MAX_NESTING = 4
+#: How deep ``read`` looks into groups (a field's name has at most 9 parts).
+MAX_NESTING = 8
 _CODECS = {"zstd": lambda level: zarr.codecs.ZstdCodec(level=1 if level is None else level),
            "gzip": lambda level: zarr.codecs.GzipCodec(level=5 if level is None else level)}
 _V2_CODECS = {"zstd": lambda level: numcodecs.Zstd(level=1 if level is None else level),
@@ -112,18 +112,18 @@ def _close_quietly(store: Any) -> None:
         pass
 
 
-def _arrays(group: zarr.Group, nested: bool, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, zarr.Array]]:
-    """The group's arrays by path; with ``nested``, those of the groups below it as well."""
+def _arrays(group: zarr.Group, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, zarr.Array]]:
+    """The group's arrays by path, those of the groups below it included."""
     for name, array in group.arrays():
         yield prefix + name, array
-    if nested and depth < MAX_NESTING:
+    if depth < MAX_NESTING:
         for name, child in group.groups():
-            yield from _arrays(child, nested, f"{prefix}{name}/", depth + 1)
+            yield from _arrays(child, f"{prefix}{name}/", depth + 1)
 
 
-def read(path: Path, trusted: bool = False, zarr_format: int | None = None, nested: bool = False) -> Raw:
-    """Open our Zarr layout (arrays at the root; format 3, or 2 where it was asked for); peer formats read
-    other layouts with ``nested`` (arrays in groups, named by their paths)."""
+def read(path: Path, trusted: bool = False, zarr_format: int | None = None) -> Raw:
+    """Open our Zarr layout (format 3, or 2 where it was asked for): arrays named by their paths, ``obs/image``
+    in group ``obs`` (a leaf of a Dict observation; peer formats nest their arrays likewise)."""
     store = None
     outside = {} if trusted or _is_zip(path) else _links_outside(path)
     if "" in outside:
@@ -135,7 +135,7 @@ def read(path: Path, trusted: bool = False, zarr_format: int | None = None, nest
         group = zarr.open_group(store, mode="r", zarr_format=zarr_format)
         raw = Raw({}, {}, path.parent, "zarr-zip" if _is_zip(path) else "zarr", closer=store.close)
         keys = _keys(path, zip_names)
-        arrays = dict(_arrays(group, nested))
+        arrays = dict(_arrays(group))
 
         def field(name: str, rows: ArrayLike) -> ArrayLike:
             return Guarded(as_read(rows, arrays[name].attrs), f"{path}: field {shown(name)}")

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from expertdata import observations
 from expertdata.mpi import World
 from expertdata.training import TrainingData
 
@@ -48,7 +49,7 @@ def _validation_loss(loss_fn: Loss, dataset: TrainingData, world: World) -> floa
     total = np.zeros(2)
     with torch.no_grad():
         for obs, act in dataset.batches("val", VALIDATION_BATCH, infinite=False, shuffle=False, to_torch=True):
-            total += (float(loss_fn(obs, act)) * len(obs), len(obs))
+            total += (float(loss_fn(obs, act)) * len(act), len(act))
     total = world.sum(total)
     return float(total[0] / total[1]) if total[1] else None
 
@@ -57,8 +58,9 @@ def reached_parameters(loss_fn: Loss, module: torch.nn.Module, dataset: Training
     """The trainable parameters the loss depends on, found on one transition: an actor-critic's value
     network, or the log std under ``loss="mse"``, would otherwise get no gradient."""
     candidates = [p for p in module.parameters() if p.requires_grad]
-    obs, act = (torch.from_numpy(np.asarray(a)) for a in dataset.sample(1, np.random.default_rng(0)))
-    reached = torch.autograd.grad(loss_fn(obs, act), candidates, allow_unused=True)
+    obs, act = dataset.sample(1, np.random.default_rng(0))
+    reached = torch.autograd.grad(loss_fn(observations.apply(torch.as_tensor, obs), torch.as_tensor(act)), candidates,
+                                  allow_unused=True)
     return [p for p, g in zip(candidates, reached) if g is not None]
 
 
@@ -107,9 +109,9 @@ def fit(loss_fn: Loss, params: Sequence[torch.nn.Parameter], dataset: TrainingDa
     try:
         for step in range(1, total_steps + 1):
             obs, act = next(loader)
-            loss = loss_fn(torch.from_numpy(obs), torch.from_numpy(act))
+            loss = loss_fn(observations.apply(torch.from_numpy, obs), torch.from_numpy(act))
             optimizer.step(world.average(torch.autograd.grad(loss, params)))
-            running, counted, transitions = running + float(loss.detach()), counted + 1, transitions + len(obs)
+            running, counted, transitions = running + float(loss.detach()), counted + 1, transitions + len(act)
             bar.update(per_step)
             if step % report_every and step != total_steps:
                 continue

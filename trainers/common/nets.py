@@ -2,8 +2,11 @@
 
 An ``encoder`` makes flat float inputs of a batch of observations as the dataset stores them: a Box
 vector normalised per dimension, a Discrete value one-hot (FrozenLake, Taxi), a MultiDiscrete row as
-concatenated one-hots, MultiBinary bits as floats. Image observations go through a CNN instead. Every
-extractor has ``out_dim`` and ``set_stats(mean, std)`` (observation statistics, used where they apply).
+concatenated one-hots, MultiBinary bits as floats. Image observations go through a CNN instead. A Dict or
+Tuple space's observations come as a dict of batches by leaf path: its vector leaves are encoded and go
+through one MLP together, each image leaf through its own CNN, and the outputs are concatenated. Every
+extractor has ``out_dim`` and ``set_stats(mean, std)`` (observation statistics, used where they apply; for a
+composite space, every leaf's flattened statistics in leaf order).
 """
 from __future__ import annotations
 
@@ -129,13 +132,55 @@ class ImageFeatures(nn.Module):
         return self.linear(self.cnn(x.permute(0, 3, 1, 2)))
 
 
+class LeafFeatures(nn.Module):
+    """A composite space's observations (a dict of batches by leaf path): the vector leaves' encodings
+    concatenated and passed through one MLP (``net_arch``; none when empty), each image leaf through its own
+    CNN, every output concatenated."""
+
+    def __init__(self, space: dict, net_arch: list[int], activation: str) -> None:
+        super().__init__()
+        leaves = spaces.leaves(space)
+        self.paths = list(leaves)
+        self.sizes = [int(np.prod(spaces.row_shape(leaf), dtype=np.int64)) for leaf in leaves.values()]
+        self.image_paths = [path for path, leaf in leaves.items() if is_image(leaf)]
+        self.vector_paths = [path for path in self.paths if path not in self.image_paths]
+        # ModuleDict keys may not hold '.', which leaf paths may: modules are named by position.
+        self.images = nn.ModuleList([ImageFeatures(tuple(leaves[p]["shape"])) for p in self.image_paths])
+        self.encoders = nn.ModuleList([encoder_for(leaves[p]) for p in self.vector_paths])
+        width = sum(e.out_dim for e in self.encoders)
+        self.net = mlp([width] + list(net_arch), activation) if self.encoders else nn.Sequential()
+        vector_out = (net_arch[-1] if net_arch else width) if self.encoders else 0
+        self.out_dim = vector_out + sum(f.out_dim for f in self.images)
+
+    def set_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Split the leaves' statistics (flattened, in leaf order) among the vector leaves' encoders."""
+        bounds = np.cumsum([0] + self.sizes)
+        where = {path: slice(bounds[i], bounds[i + 1]) for i, path in enumerate(self.paths)}
+        mean, std = np.asarray(mean).reshape(-1), np.asarray(std).reshape(-1)
+        for path, encoder in zip(self.vector_paths, self.encoders):
+            encoder.set_stats(mean[where[path]], std[where[path]])
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = [features(obs[path]) for path, features in zip(self.image_paths, self.images)]
+        if self.encoders:
+            vectors = torch.cat([encoder(obs[path]) for path, encoder in zip(self.vector_paths, self.encoders)], -1)
+            parts.insert(0, self.net(vectors))
+        return torch.cat(parts, -1)
+
+
 def features_for(space: dict, net_arch: list[int], activation: str) -> nn.Module:
-    """The extractor for an observation space: a CNN for images, else an encoder and an MLP."""
+    """The extractor for an observation space: a CNN for images, an encoder and an MLP for vectors, both
+    for the leaves of a composite space."""
+    if spaces.is_composite(space):
+        return LeafFeatures(space, net_arch, activation)
     if is_image(space):
         return ImageFeatures(tuple(space["shape"]))
     return VectorFeatures(space, net_arch, activation)
 
 
 def observation_encoder(space: dict) -> nn.Module:
-    """Observations as the discriminator's inputs: a CNN's features for images, else encoded rows."""
+    """Observations as the discriminator's inputs: a CNN's features for images, else encoded rows (a composite
+    space's leaves each so, concatenated)."""
+    if spaces.is_composite(space):
+        return LeafFeatures(space, [], "tanh")
     return ImageFeatures(tuple(space["shape"])) if is_image(space) else encoder_for(space)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from expertdata import atomic, spaces
+from expertdata import atomic, observations, spaces
 from expertdata.envs import make
 from expertdata.errors import UnreadableError, UsageError
 
@@ -58,9 +58,8 @@ class Policy(nn.Module):
         self.net_arch, self.activation = tuple(int(n) for n in net_arch), activation
         self.features = features_for(observation_space, list(self.net_arch), activation)
         self.head = head_for(self.features.out_dim, action_space)
-        self._obs_shape = spaces.row_shape(observation_space)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: Any) -> torch.Tensor:
         """Distribution parameters (logits, or the Gaussian mean) for a batch of observations."""
         return self.head(self.features(obs))
 
@@ -73,15 +72,22 @@ class Policy(nn.Module):
 
     # -- SB2's prediction API ----------------------------------------------------------------------
 
-    def _batch(self, observation: Any) -> tuple[torch.Tensor, bool]:
-        obs = np.asarray(observation)
-        if self.observation_space["type"] == "Discrete" and obs.ndim <= 1:  # a value, or a batch of values
-            return torch.as_tensor(obs.reshape(-1, 1)), obs.ndim == 0
-        single = obs.shape == self._obs_shape
-        if not single and obs.shape[1:] != self._obs_shape:
-            raise UsageError(f"observation of shape {obs.shape} does not fit the policy's observation space "
-                             f"{self._obs_shape} (one observation, or a batch of them)")
-        return torch.as_tensor(obs[None] if single else obs), single
+    def _batch(self, observation: Any) -> tuple[Any, bool]:
+        """One observation or a batch, as a batch of tensors (a dict of them by leaf path for a composite
+        space: the env's nested dicts and tuples, or a dict keyed by leaf path), and whether it was one."""
+        space = self.observation_space
+        if not spaces.is_composite(space):
+            return _leaf_batch(space, observation, "")
+        try:
+            values = spaces.flatten(space, observation)
+        except spaces.SpaceError as exc:
+            raise UsageError(str(exc)) from None
+        leaves = spaces.leaves(space)
+        batches = {path: _leaf_batch(leaves[path], values[path], path) for path in leaves}
+        singles = {single for _, single in batches.values()}
+        if len(singles) > 1:
+            raise UsageError("some leaves of the observation hold one observation, others a batch")
+        return {path: tensor for path, (tensor, _) in batches.items()}, singles.pop()
 
     @torch.no_grad()
     def predict(self, observation: Any, state: Any = None, mask: Any = None,
@@ -112,12 +118,12 @@ class Policy(nn.Module):
             if isinstance(probs, list):
                 return [p.numpy()[0] if single else p.numpy() for p in probs]
             return probs.numpy()[0] if single else probs.numpy()
-        acts = torch.as_tensor(np.asarray(actions)).reshape(obs.shape[0], -1)
+        acts = torch.as_tensor(np.asarray(actions)).reshape(observations.n_rows(obs), -1)
         result = self.head.log_prob(params, acts).reshape(-1, 1)
         result = (result if logp else result.exp()).numpy()
         return result[0] if single else result
 
-    def act(self, obs: np.ndarray) -> Any:
+    def act(self, obs: Any) -> Any:
         """The deterministic action for one observation, as the env takes it."""
         action, _ = self.predict(obs, deterministic=True)
         return action.item() if self.action_space["type"] == "Discrete" else action
@@ -156,6 +162,19 @@ class Policy(nn.Module):
         if env is not None:
             check_spaces((policy.observation_space, policy.action_space), env_spaces(env), str(path), "the env")
         return policy
+
+
+def _leaf_batch(space: dict, observation: Any, path: str) -> tuple[torch.Tensor, bool]:
+    """One plain space's observation or batch as a batch tensor, and whether it was one."""
+    obs = np.asarray(observation)
+    if space["type"] == "Discrete" and obs.ndim <= 1:  # a value, or a batch of values
+        return torch.as_tensor(obs.reshape(-1, 1)), obs.ndim == 0
+    shape = spaces.row_shape(space)
+    single = obs.shape == shape
+    if not single and obs.shape[1:] != shape:
+        raise UsageError(f"observation{' ' + repr(path) if path else ''} of shape {obs.shape} does not fit the "
+                         f"policy's observation space {shape} (one observation, or a batch of them)")
+    return torch.as_tensor(obs[None] if single else obs), single
 
 
 def read_saved(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

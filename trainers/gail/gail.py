@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from expertdata import atomic, spaces
+from expertdata import atomic, observations, spaces
 from expertdata.errors import UnreadableError, UsageError
 from expertdata.mpi import World
 from expertdata.training import TrainingData
@@ -103,10 +103,10 @@ class GAIL:
         self.d_params = list(self.discriminator.parameters())
         self.g_optimizer = Adam(self.g_params, self.config.learning_rate, 1e-5)
         self.d_optimizer = Adam(self.d_params, self.config.d_stepsize)
-        row_shape = spaces.row_shape(spaces_[0])
-        self.obs_stats, self.d_obs_stats, self.return_stats = RunningMeanStd(row_shape), RunningMeanStd(row_shape), \
+        size = sum(int(np.prod(spaces.row_shape(leaf), dtype=np.int64)) for leaf in spaces.leaves(spaces_[0]).values())
+        self.obs_stats, self.d_obs_stats, self.return_stats = RunningMeanStd((size,)), RunningMeanStd((size,)), \
             RunningMeanStd()
-        self.replay: deque[tuple[np.ndarray, np.ndarray, int]] = deque(maxlen=self.config.discriminator_replay)
+        self.replay: deque[tuple[Any, np.ndarray, int]] = deque(maxlen=self.config.discriminator_replay)
         self._absorbing_share: float | None = None
         if self.expert_dataset is not None and self.config.normalize_obs and self.config.obs_normalization == "expert":
             self._observation_stats_from(self.expert_dataset)
@@ -143,17 +143,26 @@ class GAIL:
         seed = self.config.seed
         base = None if seed is None else seed + 1000 * self.world.rank + 100_003 * self.iteration
         n = self.env.num_envs
-        self._obs, _ = self.env.reset(seed=None if base is None else [base + i for i in range(n)])
+        obs, _ = self.env.reset(seed=None if base is None else [base + i for i in range(n)])
+        self._obs = self._by_leaf(obs)
         self._episode_returns = np.zeros(n)
         self._returns_running = np.zeros(n)
         self._finished: list[float] = []
+
+    def _by_leaf(self, obs: Any) -> Any:
+        """The env's observations as the networks take them: an array, or for a composite space a dict of
+        arrays by leaf path."""
+        space = self.model.policy.observation_space
+        return spaces.flatten(space, obs) if spaces.is_composite(space) else obs
 
     # -- learning ---------------------------------------------------------------------------------------
 
     def _collect(self, timers: dict[str, float]) -> Rollout:
         cfg, n = self.config, self.env.num_envs
-        obs_shape = spaces.row_shape(self.model.policy.observation_space)  # a Discrete value as (1,), as stored
-        buf_obs = np.empty((cfg.n_steps, n) + obs_shape, dtype=self._obs.dtype)
+        leaves = spaces.leaves(self.model.policy.observation_space)  # a Discrete value's row is (1,), as stored
+        now = self._obs if isinstance(self._obs, dict) else {"": self._obs}
+        buffers = {path: np.empty((cfg.n_steps, n) + spaces.row_shape(leaf), now[path].dtype) for path, leaf in leaves.items()}
+        buf_obs = buffers if isinstance(self._obs, dict) else buffers[""]
         buf_act = buf_logp = buf_val = None
         dones, env_rewards = np.zeros((cfg.n_steps, n)), np.zeros((cfg.n_steps, n))
         terminal, bootstrap = np.zeros((cfg.n_steps, n)), np.zeros((cfg.n_steps, n))
@@ -165,29 +174,32 @@ class GAIL:
                 buf_act = np.empty((cfg.n_steps,) + actions.shape, dtype=actions.dtype)
                 buf_logp, buf_val = np.empty((cfg.n_steps, n), np.float32), np.empty((cfg.n_steps, n), np.float32)
             next_obs, rewards, terminated, truncated, infos = self.env.step(actions.reshape(n) if discrete else actions)
-            buf_obs[t] = self._obs.reshape(buf_obs.shape[1:])
+            for buffer, now in zip(observations.leaves(buf_obs), observations.leaves(self._obs)):
+                buffer[t] = now.reshape(buffer.shape[1:])
             buf_act[t], buf_logp[t], buf_val[t] = actions, logp, values
             dones[t], terminal[t], env_rewards[t] = np.logical_or(terminated, truncated), terminated, rewards
             self._episode_returns += rewards
             cut = np.flatnonzero(truncated & ~terminated)
             if len(cut):
-                final = np.stack([infos["final_obs"][i] for i in cut])
+                final = [self._by_leaf(infos["final_obs"][i]) for i in cut]
+                final = ({path: np.stack([f[path] for f in final]) for path in final[0]} if isinstance(final[0], dict)
+                         else np.stack(final))
                 with torch.no_grad():
-                    bootstrap[t, cut] = cfg.gamma * self.model.value(torch.as_tensor(final)).numpy()
+                    bootstrap[t, cut] = cfg.gamma * self.model.value(final).numpy()
             for i in np.flatnonzero(dones[t]):
                 self._finished.append(float(self._episode_returns[i]))
                 self._episode_returns[i] = 0.0
-            self._obs = next_obs
+            self._obs = self._by_leaf(next_obs)
             timers["env"] += time.perf_counter() - start
         with torch.no_grad():
-            last = self.model.value(torch.as_tensor(self._obs)).numpy()
+            last = self.model.value(self._obs).numpy()
         return Rollout(buf_obs, buf_act, buf_logp, buf_val, env_rewards, dones, terminal, bootstrap, last)
 
     def _learned_rewards(self, rollout: Rollout) -> np.ndarray:
         """The discriminator's rewards (scaled with ``normalize_reward``); with ``absorbing``, a terminal step
         also earns the discounted value of staying in the absorbing state for ever."""
         cfg = self.config
-        obs, act = torch.as_tensor(rollout.flat("obs")), torch.as_tensor(rollout.flat("actions"))
+        obs, act = observations.apply(torch.as_tensor, rollout.flat("obs")), torch.as_tensor(rollout.flat("actions"))
         rewards = self.discriminator.reward(obs, act, cfg.reward).numpy().reshape(rollout.dones.shape)
         self._last_mean_reward = float(rewards.mean())
         scale = 1.0
@@ -215,9 +227,9 @@ class GAIL:
             self._absorbing_share = terminal / (transitions + terminal) if transitions + terminal else 0.0
         return self._absorbing_share
 
-    def _expert_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _expert_batch(self, size: int) -> tuple[Any, torch.Tensor]:
         obs, actions = self.expert_dataset.sample(size, self.rng)
-        return torch.as_tensor(obs), torch.as_tensor(actions)
+        return observations.apply(torch.as_tensor, obs), torch.as_tensor(actions)
 
     def _train_discriminator(self, rollout: Rollout) -> dict[str, float]:
         """``d_step`` updates, on as many generator transitions as the last rollout holds, drawn from the
@@ -225,20 +237,22 @@ class GAIL:
         cfg = self.config
         terminals = int(rollout.terminated.sum()) if cfg.absorbing else 0
         self.replay.append((rollout.flat("obs"), rollout.flat("actions"), terminals))
-        obs, act = (np.concatenate(part) for part in list(zip(*self.replay))[:2])
+        obs = observations.concatenate([o for o, *_ in self.replay])
+        act = np.concatenate([a for _, a, _ in self.replay])
         # Rows past the transitions stand for the absorbing states that the terminations led to.
-        order = self.rng.permutation(len(obs) + sum(n for *_, n in self.replay))
-        size = max(1, (len(self.replay[-1][0]) + terminals) // cfg.d_step)
+        order = self.rng.permutation(len(act) + sum(n for *_, n in self.replay))
+        size = max(1, (len(self.replay[-1][1]) + terminals) // cfg.d_step)
         share = self._expert_absorbing_share() if cfg.absorbing else 0.0
         totals: dict[str, float] = {}
         for k in range(cfg.d_step):
             rows = order[k * size:(k + 1) * size]
-            absorbing = (int(self.rng.binomial(size, share)), int(np.count_nonzero(rows >= len(obs))))
-            rows = rows[rows < len(obs)]
+            absorbing = (int(self.rng.binomial(size, share)), int(np.count_nonzero(rows >= len(act))))
+            rows = rows[rows < len(act)]
             expert = self._expert_batch(size - absorbing[0])
-            generator = (torch.as_tensor(obs[rows]), torch.as_tensor(act[rows]))
+            generator = (observations.apply(lambda a: torch.as_tensor(a[rows]), obs), torch.as_tensor(act[rows]))
             if cfg.normalize_obs:
-                self.d_obs_stats.update(np.concatenate([expert[0].numpy(), generator[0].numpy()]), self.world)
+                both = [observations.flat(observations.apply(lambda t: t.numpy(), side[0])) for side in (expert, generator)]
+                self.d_obs_stats.update(np.concatenate(both), self.world)
                 self.discriminator.set_observation_stats(self.d_obs_stats.mean, self.d_obs_stats.std)
             loss, stats = self.discriminator.loss(expert, generator, cfg.adversary_entcoeff, cfg.gradient_penalty,
                                                   absorbing)
@@ -322,7 +336,7 @@ class GAIL:
                                  update_config, self.rng, self.world)
             timers["policy update"] += time.perf_counter() - mark
             if cfg.normalize_obs and cfg.obs_normalization == "running":
-                self.obs_stats.update(rollout.flat("obs"), self.world)
+                self.obs_stats.update(observations.flat(rollout.flat("obs")), self.world)
                 self.model.set_observation_stats(self.obs_stats.mean, self.obs_stats.std)
         mark = time.perf_counter()
         d_stats = self._train_discriminator(rollout)
@@ -391,8 +405,9 @@ class GAIL:
         # The rollouts the next discriminator update will still use (none without a replay)
         kept = list(self.replay)[max(0, len(self.replay) - self.config.discriminator_replay + 1):]
         for i, (obs, act, terminals) in enumerate(kept):
-            arrays.update({f"replay/obs/{i}": obs, f"replay/actions/{i}": act,
-                           f"replay/terminals/{i}": np.array(terminals)})
+            arrays.update({f"replay/actions/{i}": act, f"replay/terminals/{i}": np.array(terminals)})
+            arrays.update({f"replay/obs/{i}/{path}".rstrip("/"): leaf for path, leaf in
+                           (obs.items() if isinstance(obs, dict) else [("", obs)])})
         arrays["rng/torch"] = torch.get_rng_state().numpy()
         state = {"config": dataclasses.asdict(self.config), "num_timesteps": self.num_timesteps,
                  "iteration": self.iteration, "d_accuracy": self.d_accuracy, "rng": self.rng.bit_generator.state}
@@ -431,8 +446,9 @@ class GAIL:
                               ("return_stats", model.return_stats)):
             stats.load_state(part(prefix))
         replay = part("replay")
-        model.replay.extend((replay[f"obs/{i}"], replay[f"actions/{i}"], int(replay[f"terminals/{i}"]))
-                            for i in range(len(replay) // 3))
+        for i in range(sum(k.startswith("terminals/") for k in replay)):
+            obs = part(f"replay/obs/{i}") or replay[f"obs/{i}"]  # a dict by leaf path, or one array
+            model.replay.append((obs, replay[f"actions/{i}"], int(replay[f"terminals/{i}"])))
         torch.set_rng_state(torch.as_tensor(arrays["rng/torch"]))
         model.rng.bit_generator.state = state["rng"]
         if env is not None:

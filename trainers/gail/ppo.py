@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from expertdata import observations
 from expertdata.mpi import World
 
 from ..common.nets import features_for
@@ -33,13 +34,14 @@ class ActorCritic(nn.Module):
         self.policy.set_observation_stats(mean, std)
         self.critic_features.set_stats(mean, std)
 
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.value_head(self.critic_features(obs)).squeeze(-1)
+    def value(self, obs: Any) -> torch.Tensor:
+        return self.value_head(self.critic_features(observations.apply(torch.as_tensor, obs))).squeeze(-1)
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sampled actions (stored form), their log-probabilities and the values, for a batch."""
-        x = torch.as_tensor(obs)
+    def act(self, obs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sampled actions (stored form), their log-probabilities and the values, for a batch (an array, or a
+        dict of them by leaf path)."""
+        x = observations.apply(torch.as_tensor, obs)
         params = self.policy(x)
         actions = self.policy.head.sample(params, deterministic=False)
         return actions.numpy(), self.policy.head.log_prob(params, actions).numpy(), self.value(x).numpy()
@@ -47,9 +49,9 @@ class ActorCritic(nn.Module):
 
 @dataclass
 class Rollout:
-    """``n_steps`` steps of ``n_envs`` envs, time-major."""
+    """``n_steps`` steps of ``n_envs`` envs, time-major; ``obs`` is a dict of arrays for a composite space."""
 
-    obs: np.ndarray
+    obs: Any
     actions: np.ndarray
     log_probs: np.ndarray
     values: np.ndarray
@@ -59,9 +61,9 @@ class Rollout:
     bootstrap: np.ndarray  # gamma * V(final obs) where an episode was truncated, else 0
     last_values: np.ndarray
 
-    def flat(self, name: str) -> np.ndarray:
-        array = getattr(self, name)
-        return array.reshape((-1,) + array.shape[2:])
+    def flat(self, name: str) -> Any:
+        """A field with its steps and envs as one axis of rows."""
+        return observations.apply(lambda a: a.reshape((-1,) + a.shape[2:]), getattr(self, name))
 
 
 def gae(rewards: np.ndarray, rollout: Rollout, gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
@@ -86,22 +88,23 @@ def ppo_update(model: ActorCritic, optimizer: Adam, params: list[nn.Parameter], 
     than 1.5 times that from the rollout's (by the KL estimate ``E[(r - 1) - log r]``, averaged over
     ranks with the gradients, so every rank stops at the same step).
     """
-    obs, actions = torch.as_tensor(rollout.flat("obs")), torch.as_tensor(rollout.flat("actions"))
+    obs, actions = observations.apply(torch.as_tensor, rollout.flat("obs")), torch.as_tensor(rollout.flat("actions"))
     old_logp = torch.as_tensor(rollout.flat("log_probs"))
     adv, ret = torch.as_tensor(advantages.reshape(-1)), torch.as_tensor(returns.reshape(-1))
-    n = len(obs)
+    n = len(actions)
     head, policy = model.policy.head, model.policy
     stats = np.zeros(5)
     updates = 0
     for rows in _minibatches(n, config.batch_size, config.n_epochs, rng):
-        params_ = policy(obs[rows])
+        batch = observations.apply(lambda a: a[rows], obs)
+        params_ = policy(batch)
         logp = head.log_prob(params_, actions[rows])
         a = adv[rows]
         a = (a - a.mean()) / (a.std() + 1e-8)
         log_ratio = logp - old_logp[rows]
         ratio = torch.exp(log_ratio)
         policy_loss = -torch.min(ratio * a, ratio.clamp(1 - config.clip_range, 1 + config.clip_range) * a).mean()
-        value_loss = ((model.value(obs[rows]) - ret[rows]) ** 2).mean()
+        value_loss = ((model.value(batch) - ret[rows]) ** 2).mean()
         entropy = head.entropy(params_).mean()
         loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy
         kl = ((ratio - 1) - log_ratio).mean().detach().reshape(1)
