@@ -158,6 +158,10 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Pa
         if name not in fields and name not in withheld:
             what = "a leaf of the composite observation space" if name in leaves else "required field"
             out.append(_problem("missing-field", f"{what} '{name}' is absent", name))
+    if _space(metadata, "observation_space") and spaces.is_composite(metadata["observation_space"]):
+        out.extend(_problem("observation-space-shape", f"the {metadata['observation_space']['type']} observation space "
+                            f"is stored one field per leaf ({base}/<key>), not as one field", base)
+                   for base in ("obs", "final_obs") if base in fields)
     clash = schema.names_problem(fields)
     if clash:
         out.append(_problem("observation-space-shape" if clash.startswith("fields 'obs") or "'final_obs" in clash
@@ -186,8 +190,12 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Pa
                                 name))
         if not _declared(name, metadata, leaves):
             out.append(_problem("unknown-field", "not in the schema nor declared in metadata['extras']", name))
-        if dtype.kind == "U" and (spec is None or "U" in spec.kinds):
-            out.extend(_path_problems(name, first_rows(array), root, trusted))
+        if dtype.kind == "U" and (spec is None or "U" in spec.kinds) and name not in leaves:
+            if len(array.shape) == 1:
+                out.extend(_path_problems(name, first_rows(array), root, trusted))
+            elif spec is not None:
+                out.append(_problem("bad-dtype", f"text of shape {tuple(array.shape)}: text observations are "
+                                    "image paths, one per row", name))
     unusable |= {p.field for p in out if p.rule.id in ("E001", "E002")}
     if unusable & set(required) or any(p.rule.id == "E013" for p in out if p.field):
         return out
@@ -215,10 +223,6 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Pa
             why = spaces.shape_fits(spec, (0,) + tuple(fields[name].shape[1:]), np.dtype(fields[name].dtype))
             if why:
                 out.append(_problem("action-space-shape" if name == "actions" else "observation-space-shape", why, name))
-    if _space(metadata, "observation_space") and spaces.is_composite(metadata["observation_space"]):
-        out.extend(_problem("observation-space-shape", f"the {metadata['observation_space']['type']} observation space "
-                            f"is stored one field per leaf ({base}/<key>), not as one field", base)
-                   for base in ("obs", "final_obs") if base in fields)
     return out
 
 

@@ -54,6 +54,9 @@ class GAILConfig:
         running statistics of expert and generator observations; MPI-synchronised).
     :param obs_normalization: where the policy's and critic's statistics come from: running (of the
         rollouts) or expert (the expert dataset's mean and std, fixed for the run).
+    :param d_obs_normalization: where the discriminator's statistics come from: running (of expert and
+        generator observations) or expert (the expert dataset's, fixed: the expert's states span unit scale
+        however far the generator wanders).
     :param normalize_reward: scale learned rewards by the running std of their discounted sum.
     :param checkpoint_interval: iterations between checkpoints (None: none during learning); envs are
         reset at each, so a run resumed from one continues exactly.
@@ -91,6 +94,7 @@ class GAILConfig:
     net_arch: tuple[int, ...] = (64, 64)
     normalize_obs: bool = True
     obs_normalization: Literal["running", "expert"] = "running"
+    d_obs_normalization: Literal["running", "expert"] = "running"
     normalize_reward: bool = True
     checkpoint_interval: int | None = None
     checkpoint_dir: str | None = None
@@ -100,8 +104,9 @@ class GAILConfig:
     def __post_init__(self) -> None:
         if self.reward not in REWARDS:
             raise UsageError(f"reward must be one of {REWARDS}, not {self.reward!r}")
-        if self.obs_normalization not in OBS_NORMALIZATIONS:
-            raise UsageError(f"obs_normalization must be one of {OBS_NORMALIZATIONS}, not {self.obs_normalization!r}")
+        for name in ("obs_normalization", "d_obs_normalization"):
+            if getattr(self, name) not in OBS_NORMALIZATIONS:
+                raise UsageError(f"{name} must be one of {OBS_NORMALIZATIONS}, not {getattr(self, name)!r}")
         if min(self.g_step, self.d_step, self.discriminator_replay, self.n_envs, self.n_steps, self.batch_size,
                self.n_epochs) < 1:
             raise UsageError("g_step, d_step, discriminator_replay, n_envs, n_steps, batch_size and n_epochs must be "

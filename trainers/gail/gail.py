@@ -110,6 +110,10 @@ class GAIL:
         self._absorbing_share: float | None = None
         if self.expert_dataset is not None and self.config.normalize_obs and self.config.obs_normalization == "expert":
             self._observation_stats_from(self.expert_dataset)
+        if self.expert_dataset is not None and self.config.normalize_obs and self.config.d_obs_normalization == "expert":
+            mean, std = self.expert_dataset.observation_stats()
+            self.d_obs_stats.load_state({"mean": mean, "var": std**2, "count": np.array(1.0)})
+            self.discriminator.set_observation_stats(self.d_obs_stats.mean, self.d_obs_stats.std)
         if env is not None:
             self.set_env(env)
 
@@ -250,7 +254,7 @@ class GAIL:
             rows = rows[rows < len(act)]
             expert = self._expert_batch(size - absorbing[0])
             generator = (observations.apply(lambda a: torch.as_tensor(a[rows]), obs), torch.as_tensor(act[rows]))
-            if cfg.normalize_obs:
+            if cfg.normalize_obs and cfg.d_obs_normalization == "running":
                 both = [observations.flat(observations.apply(lambda t: t.numpy(), side[0])) for side in (expert, generator)]
                 self.d_obs_stats.update(np.concatenate(both), self.world)
                 self.discriminator.set_observation_stats(self.d_obs_stats.mean, self.d_obs_stats.std)
