@@ -102,7 +102,10 @@ class Dataset:
         steps = self.episodes.step_slice(0, stop)
         fields = {name: RowWindow(array, steps if self.field_per(name) == "step" else slice(0, stop))
                   for name, array in self.fields.items()}
-        return replace(self, fields=fields)
+        metadata = self.metadata
+        if isinstance(metadata.get("splits"), dict):  # named splits keep the episodes that are kept
+            metadata = {**metadata, "splits": {k: [e for e in v if e < stop] for k, v in metadata["splits"].items()}}
+        return replace(self, fields=fields, metadata=metadata)
 
     def with_rewards(self, value: float) -> "Dataset":
         """Demonstrations without rewards given a constant reward per step (for formats whose readers need

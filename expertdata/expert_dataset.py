@@ -41,7 +41,9 @@ class ExpertDataset:
 
     :param split: ``episodes`` (default: whole episodes on each side) or ``transitions`` (SB2's: shuffled
         single steps, so an episode lands on both sides). With one episode, ``episodes`` splits its steps
-        in time: the first ``train_fraction`` for training, the rest for validation.
+        in time: the first ``train_fraction`` for training, the rest for validation. Or a pair of the
+        dataset's named splits (``metadata["splits"]``, robomimic's masks), ``("train", "valid")``: the
+        episodes of the first train, those of the second validate (``train_fraction`` is then unused).
     :param seed: seeds the split and every loader; the same seed gives the same batches in every format.
     :param in_memory: read the kept rows into memory (``None``: when they fit in ``IN_MEMORY_BYTES``).
     :param rank, world_size: serve this rank's disjoint shard of whole episodes (default: from MPI when
@@ -52,7 +54,7 @@ class ExpertDataset:
     def __init__(self, expert_path: str | Path | None = None, traj_data: dict[str, Any] | None = None,
                  train_fraction: float = 0.7, batch_size: int = 64, traj_limitation: int = -1,
                  randomize: bool = True, verbose: int = 1, sequential_preprocessing: bool = False, *,
-                 split: str = "episodes", seed: int | None = None, in_memory: bool | None = None,
+                 split: str | tuple[str, str] = "episodes", seed: int | None = None, in_memory: bool | None = None,
                  rank: int | None = None, world_size: int | None = None, n_workers: int = 1,
                  backend: str = "threading") -> None:
         if (expert_path is None) == (traj_data is None):
@@ -78,7 +80,9 @@ class ExpertDataset:
         self.rank, self.world_size = mpi.rank_and_size(rank, world_size)
         split_seed, *seeds = np.random.SeedSequence(seed).spawn(4)
         self._split_seeds = dict(zip(SPLITS, seeds))
-        train, val = splits.split(index, self.num_traj, train_fraction, split, np.random.default_rng(split_seed))
+        train, val = (splits.named(index, self.num_traj, self.source.metadata.get("splits"), split)
+                      if isinstance(split, tuple) else
+                      splits.split(index, self.num_traj, train_fraction, split, np.random.default_rng(split_seed)))
         self.train_indices = splits.shard(index, train, self.rank, self.world_size)
         self.val_indices = splits.shard(index, val, self.rank, self.world_size)
         self.indices = splits.shard(index, np.arange(self.num_transition), self.rank, self.world_size)

@@ -221,7 +221,7 @@ def field_name_problem(name: str) -> str | None:
 
 #: Metadata keys that describe the data; together with the arrays they make up the content digest.
 DESCRIPTIVE_KEYS = ("env_id", "observation_space", "action_space", "max_episode_steps", "extras", "user", "rewards",
-                    "flags")
+                    "flags", "splits")
 #: Metadata keys that record where a file came from (and ``digest``, the content digest recorded when the
 #: file was written); they change on conversion, so the digest ignores them.
 HISTORY_KEYS = ("schema_version", "provenance", "lineage", "digest", "peer")
@@ -230,7 +230,7 @@ METADATA_KEYS = DESCRIPTIVE_KEYS + HISTORY_KEYS
 METADATA_TYPES: dict[str, type] = {"env_id": str, "observation_space": dict, "action_space": dict,
                                    "max_episode_steps": int, "extras": dict, "user": dict, "schema_version": str,
                                    "provenance": dict, "lineage": list, "digest": str, "peer": dict, "rewards": str,
-                                   "flags": str}
+                                   "flags": str, "splits": dict}
 
 #: Limits on what a header may claim, checked before anything is allocated or decoded: metadata text and
 #: its nesting (a space's rows: ``expertdata.spaces.MAX_ROW_ENTRIES``).

@@ -4,6 +4,8 @@ Pure functions on the episode index; each returns step indices (int64, in ascend
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .episodes import EpisodeIndex
@@ -53,6 +55,19 @@ def split(index: EpisodeIndex, n_episodes: int, train_fraction: float, mode: str
     order = rng.permutation(n_episodes)
     cut = _n_train(n_episodes, train_fraction)
     return index.steps(np.sort(order[:cut])), index.steps(np.sort(order[cut:]))
+
+
+def named(index: EpisodeIndex, n_episodes: int, splits: Any, sides: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation steps of the first ``n_episodes`` episodes from the dataset's named splits
+    (``metadata["splits"]``: name -> episode numbers; robomimic's masks): ``sides`` names the train split and
+    the validation split."""
+    known = splits if isinstance(splits, dict) else {}
+    missing = [name for name in sides if name not in known]
+    if missing:
+        have = ", ".join(map(repr, known)) or "none"
+        raise UsageError(f"the dataset has no split named {', '.join(map(repr, missing))} (it has {have})")
+    return tuple(index.steps(np.asarray(sorted(e for e in known[name] if e < n_episodes), np.int64))
+                 for name in sides)
 
 
 def shard(index: EpisodeIndex, steps: np.ndarray, rank: int, world_size: int) -> np.ndarray:

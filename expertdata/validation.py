@@ -190,10 +190,10 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Pa
                                 name))
         if not _declared(name, metadata, leaves):
             out.append(_problem("unknown-field", "not in the schema nor declared in metadata['extras']", name))
-        if dtype.kind == "U" and (spec is None or "U" in spec.kinds) and name not in leaves:
+        if dtype.kind == "U" and spec is not None and "U" in spec.kinds and name not in leaves:  # image paths
             if len(array.shape) == 1:
                 out.extend(_path_problems(name, first_rows(array), root, trusted))
-            elif spec is not None:
+            else:
                 out.append(_problem("bad-dtype", f"text of shape {tuple(array.shape)}: text observations are "
                                     "image paths, one per row", name))
     unusable |= {p.field for p in out if p.rule.id in ("E001", "E002")}
@@ -212,6 +212,7 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Pa
                                 f"(one per {per})", name))
     if n_steps and (not index.n_episodes or index.starts[0] != 0):
         out.append(_problem("first-episode-start", "the first step must open an episode", "episode_starts", 0))
+    out.extend(_splits_problems(metadata.get("splits"), n_episodes))
     found = index.n_episodes
     if found != n_episodes:
         out.append(_problem("episode-count-mismatch", f"episode_starts marks {found} episodes but "
@@ -224,6 +225,17 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Pa
             if why:
                 out.append(_problem("action-space-shape" if name == "actions" else "observation-space-shape", why, name))
     return out
+
+
+def _splits_problems(splits: Any, n_episodes: int) -> list[Problem]:
+    """E013 unless every named split lists episode numbers of this dataset."""
+    if not isinstance(splits, dict):
+        return []
+    for name, episodes in splits.items():
+        if not isinstance(episodes, list) or not all(type(e) is int and 0 <= e < n_episodes for e in episodes):
+            return [_problem("bad-metadata", f"splits[{schema.shown(name)}] must list episode numbers from 0 to "
+                             f"{n_episodes - 1}")]
+    return []
 
 
 class _EpisodeHashes:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 import h5py
 import numpy as np
 
-from ..arrays import ArrayLike, Concatenated, RowWindow
+from ..arrays import ArrayLike, Concatenated
 from ..atomic import final_name
 from ..errors import UnreadableError, UsageError
 from .. import spaces
@@ -33,6 +33,7 @@ from ..schema import MAX_METADATA_BYTES, field_per, is_image, shown
 from . import hdf5, minari_arrow
 from .base import METADATA_KEY, Capabilities, Raw, Whole, WriteOptions, metadata_from_json, metadata_to_json
 from .peer import PEER_KEY, Peer, declare_extras, episode_sums, take_peer_note
+from .peer import joined as join_episodes
 
 STEP_KEYS = {"actions": "actions", "rewards": "rewards", "terminations": "terminated", "truncations": "truncated"}
 OURS = {v: k for k, v in STEP_KEYS.items()}
@@ -202,11 +203,7 @@ def _episodes(raw: Raw, path: Path, seeds: Callable[[list[int]], list[Any]], our
     per_episode = list(episodes.values())
 
     def joined(key: str, window: slice | None = None) -> ArrayLike:
-        parts = [a[key] if window is None else RowWindow(a[key], window) for a in per_episode]
-        shapes = {(np.dtype(p.dtype), tuple(p.shape[1:])) for p in parts}
-        if len(shapes) > 1:
-            raise UnreadableError(f"{path}: {shown(key)} differs in dtype or row shape between episodes")
-        return Concatenated(parts, parts[0].dtype, tuple(parts[0].shape[1:]))
+        return join_episodes(per_episode, key, path, window)
 
     raw.fields["obs"] = joined("observations", slice(0, -1))
     raw.fields["final_obs"] = np.stack([np.asarray(a["observations"][n:n + 1])[0]

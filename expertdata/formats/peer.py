@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..arrays import ArrayLike, iter_blocks
+from ..arrays import ArrayLike, Concatenated, RowWindow, iter_blocks
 from ..errors import UnreadableError
 from ..schema import field_name_problem, shown
 from .base import Capabilities, Finding, Raw
@@ -69,6 +69,16 @@ def episode_sums(rewards: ArrayLike, first_rows: np.ndarray, label: str) -> np.n
         sums += np.bincount(episode, weights=np.asarray(block, np.float64).reshape(len(block)), minlength=len(sums))
         begin += len(block)
     return sums
+
+
+def joined(per_episode: list[Mapping[str, ArrayLike]], key: str, path: Any, window: slice | None = None) -> ArrayLike:
+    """Array ``key`` of every episode (the rows ``window`` of each, when given) one after another, read lazily;
+    episodes that disagree on its dtype or row shape are refused in one line."""
+    parts = [a[key] if window is None else RowWindow(a[key], window) for a in per_episode]
+    shapes = {(np.dtype(p.dtype), tuple(p.shape[1:])) for p in parts}
+    if len(shapes) > 1:
+        raise UnreadableError(f"{path}: {shown(key)} differs in dtype or row shape between episodes")
+    return Concatenated(parts, parts[0].dtype, tuple(parts[0].shape[1:]))
 
 
 def renamed(raw: Raw, names: Mapping[str, str]) -> Raw:
