@@ -79,7 +79,8 @@ class EpisodeWriter:
             return
         exists = self.path.exists() or self.path.is_symlink()
         if exists and not (overwrite or append):
-            raise UsageError(f"{self.path} already exists; pass overwrite=True to replace it or append=True to add to it")
+            raise UsageError(f"{self.path} already exists; pass overwrite=True to replace it or append=True to add to "
+                             "it")
         streams = self._backend.capabilities.streaming
         #: Where episodes stream to when the destination's format cannot stream.
         self._staged = None if streams else Path(f"{atomic.temporary(self.path, RECORDING)}.zarr")

@@ -223,7 +223,8 @@ def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Pa
         if spec is not None and name not in unusable and np.dtype(fields[name].dtype).kind != "U":
             why = spaces.shape_fits(spec, (0,) + tuple(fields[name].shape[1:]), np.dtype(fields[name].dtype))
             if why:
-                out.append(_problem("action-space-shape" if name == "actions" else "observation-space-shape", why, name))
+                rule = "action-space-shape" if name == "actions" else "observation-space-shape"
+                out.append(_problem(rule, why, name))
     return out
 
 
@@ -314,11 +315,13 @@ def _value_problems(name: str, array: ArrayLike, spec: dict | None, hashes: _Epi
         begin += len(block)
     out = []
     if nonfinite[0]:
-        out.append(_problem("non-finite", f"{_count(nonfinite[0], 'row')} {_verb(nonfinite[0], 'holds', 'hold')} NaN or infinity", name, nonfinite[1],
+        out.append(_problem("non-finite", f"{_count(nonfinite[0], 'row')} {_verb(nonfinite[0], 'holds', 'hold')} NaN "
+                            "or infinity", name, nonfinite[1],
                             nonfinite[0]))
     if outside[0]:
         rule = "box-out-of-bounds" if spec["type"] == "Box" else "outside-space"
-        out.append(_problem(rule, f"{_count(outside[0], 'row')} {_verb(outside[0], 'lies', 'lie')} outside the {spec['type']} space", name, outside[1],
+        out.append(_problem(rule, f"{_count(outside[0], 'row')} {_verb(outside[0], 'lies', 'lie')} outside the "
+                            f"{spec['type']} space", name, outside[1],
                             outside[0]))
     return out
 
@@ -337,7 +340,8 @@ def _path_problems(name: str, paths: Mapping[str, int], root: Path | None, trust
                               ("image-missing", missing, "no such file")):
         if found:
             path, row = min(found.items(), key=lambda item: item[1])
-            out.append(_problem(rule, f"{_count(len(found), 'image path')} {_verb(len(found), 'is', 'are')} {what} (first: {path!r})", name, row,
+            out.append(_problem(rule, f"{_count(len(found), 'image path')} {_verb(len(found), 'is', 'are')} {what} "
+                                f"(first: {path!r})", name, row,
                                 len(found)))
     return out
 
@@ -357,7 +361,8 @@ def _flagged(name: str, flags: ArrayLike, index: EpisodeIndex, out: list[Problem
             count, first = count + len(mid), first if first is not None else begin + int(mid[0])
         begin += len(block)
     if count:
-        out.append(_problem("flag-mid-episode", f"set on {_count(count, 'step')} that {_verb(count, 'does', 'do')} not end its episode", name, first,
+        out.append(_problem("flag-mid-episode", f"set on {_count(count, 'step')} that {_verb(count, 'does', 'do')} "
+                            "not end its episode", name, first,
                             count))
     return ended
 
@@ -396,9 +401,10 @@ def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, An
     if limit and "terminated" in ended:
         at_limit = (index.lengths == limit) & ended["terminated"]
         if at_limit.any():
-            out.append(_problem("terminated-at-time-limit", f"{_count(int(at_limit.sum()), 'episode')} {_verb(int(at_limit.sum()), 'is', 'are')} terminated at "
-                                f"exactly the time limit ({limit} steps)", "terminated",
-                                int(last_steps[np.argmax(at_limit)]), int(at_limit.sum())))
+            n = int(at_limit.sum())
+            out.append(_problem("terminated-at-time-limit", f"{_count(n, 'episode')} {_verb(n, 'is', 'are')} "
+                                f"terminated at exactly the time limit ({limit} steps)", "terminated",
+                                int(last_steps[np.argmax(at_limit)]), n))
     if len(hashes) >= 2:
         seen: dict[tuple, int] = {}
         duplicates = []
@@ -408,9 +414,10 @@ def _episode_problems(fields: Mapping[str, ArrayLike], metadata: Mapping[str, An
             seen.setdefault(key, e)
         if duplicates:
             first, second = duplicates[0]
-            out.append(_problem("duplicate-episode", f"{_count(len(duplicates), 'episode')} {_verb(len(duplicates), 'repeats', 'repeat')} an earlier one "
-                                f"(episode {second} repeats episode {first})", next(iter(hashes)),
-                                int(index.starts[second]), len(duplicates)))
+            n = len(duplicates)
+            out.append(_problem("duplicate-episode", f"{_count(n, 'episode')} {_verb(n, 'repeats', 'repeat')} an "
+                                f"earlier one (episode {second} repeats episode {first})", next(iter(hashes)),
+                                int(index.starts[second]), n))
     return out
 
 

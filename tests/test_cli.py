@@ -186,7 +186,8 @@ def test_damaged_hdf5_and_zarr_are_unreadable_not_tracebacks(tmp_path, good):
 
 def test_record_validate_convert_from_the_command_line(tmp_path):
     out = tmp_path / "pendulum.zarr"
-    result = run_cli("record", "Pendulum-v1", "--expert", "pendulum", "--episodes", "4", "--out", out, "--num-envs", "2")
+    result = run_cli("record", "Pendulum-v1", "--expert", "pendulum", "--episodes", "4", "--out", out,
+                     "--num-envs", "2")
     assert result.returncode == 0, result.stderr
     assert "4 episodes, 800 transitions" in result.stdout
     serial = run_cli("record", "Pendulum-v1", "--expert", "expertdata.experts:pendulum", "--episodes", "4",

@@ -133,7 +133,8 @@ def test_bc_trains_one_network_over_vector_and_image_leaves(recorded, tmp_path):
     bc.save(tmp_path / "policy")
     from trainers.common.policy import Policy
 
-    assert Policy.load(tmp_path / "policy").predict(obs, deterministic=True)[0] == bc.predict(obs, deterministic=True)[0]
+    loaded = Policy.load(tmp_path / "policy")
+    assert loaded.predict(obs, deterministic=True)[0] == bc.predict(obs, deterministic=True)[0]
 
 
 def test_gail_learns_from_dict_observations_and_resumes_exactly(recorded, tmp_path):

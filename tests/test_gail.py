@@ -187,7 +187,8 @@ def test_train_gail_from_the_command_line(tmp_path, ranks):
 
 
 def _normalised(env_id: str, path) -> NormalisedScore:
-    return NormalisedScore(random_return(env_id, 10), expertdata.ExpertDataset(path, traj_limitation=10, verbose=0).avg_ret)
+    expert = expertdata.ExpertDataset(path, traj_limitation=10, verbose=0).avg_ret
+    return NormalisedScore(random_return(env_id, 10), expert)
 
 
 def test_acrobot_is_imitated_with_the_defaults_and_the_untrained_discriminator_control_is_not():

@@ -10,9 +10,9 @@ success or at the end, as the dataset's ``done_mode`` chose) and ``states`` are 
 unknown. Demonstration numbers that are not 0, 1, 2, ... become the episode extra ``demo``, robosuite's
 ``model_file`` the episode extra ``model_file``; the masks become named splits (``metadata["splits"]``, episode
 numbers, which ``ExpertDataset(split=("train", "valid"))`` serves) and ``env_args`` goes into
-``metadata["user"]["robomimic"]``. robomimic stores no spaces: they are declared from the arrays (each leaf a Box bounded by its
-dtype, 0-255 for uint8 images) and, for actions, robomimic's convention, a Box in [-1, 1] (W103 reports values
-outside it).
+``metadata["user"]["robomimic"]``. robomimic stores no spaces: they are declared from the arrays (each leaf a
+Box bounded by its dtype, 0-255 for uint8 images) and, for actions, robomimic's convention, a Box in [-1, 1]
+(W103 reports values outside it).
 
 Written: the same layout, which robomimic's loaders read, with ``next_obs`` from ``obs`` and ``final_obs``,
 ``dones`` at the end of each demonstration (or where it terminated) and empty ``states`` where the dataset has
@@ -110,7 +110,8 @@ def _episodes(raw: Raw, path: Path, attrs: dict[str, Any], note: dict[str, Any] 
     lengths = []
     for n, arrays in demos.items():
         steps = arrays["actions"].shape[0] if "actions" in arrays and arrays["actions"].shape else None
-        wrong = [k for k, a in arrays.items() if not k.startswith(f"{SIDECAR}/") and (not a.shape or a.shape[0] != steps)]
+        wrong = [k for k, a in arrays.items()
+                 if not k.startswith(f"{SIDECAR}/") and (not a.shape or a.shape[0] != steps)]
         missing = [k for k in ["actions"] + [f"obs/{k}" for k in keys] if k not in arrays]
         if missing or not steps or wrong:
             why = (f"no {', '.join(map(shown, missing))}" if missing else "no steps" if not steps else
@@ -152,7 +153,8 @@ def _episodes(raw: Raw, path: Path, attrs: dict[str, Any], note: dict[str, Any] 
     if "rewards" in raw.fields:
         raw.fields["episode_returns"] = episode_sums(raw.fields["rewards"], first, f"{path}: rewards")
     declare_extras(raw, {"actions", "rewards", "episode_starts", "episode_returns"}
-                   | {f"{b}/{k}" for b in ("obs", "final_obs") for k in keys}, {"step": len(starts), "episode": len(ids)})
+                   | {f"{b}/{k}" for b in ("obs", "final_obs") for k in keys},
+                   {"step": len(starts), "episode": len(ids)})
 
 
 def _leaf_space(array: ArrayLike) -> dict:
@@ -177,7 +179,8 @@ def _metadata(raw: Raw, keys: list[str], attrs: dict[str, Any], ids: list[int]) 
     if np.dtype(actions.dtype).kind != "f":
         raise UnreadableError(f"{raw.root}: robomimic actions are floats; these are {np.dtype(actions.dtype)}")
     env_args = attrs.get("env_args")
-    if isinstance(env_args, dict) and env_args.get("env_type") == GYM_TYPE and isinstance(env_args.get("env_name"), str):
+    gym = isinstance(env_args, dict) and env_args.get("env_type") == GYM_TYPE
+    if gym and isinstance(env_args.get("env_name"), str):
         metadata["env_id"] = env_args["env_name"]
     if env_args:
         metadata["user"] = {"robomimic": {"env_args": env_args}}

@@ -91,7 +91,8 @@ class MultiCategoricalHead(Head):
 
     def log_prob(self, logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         targets = actions.reshape(actions.shape[0], -1).long() - self.start
-        return -sum(F.cross_entropy(part, targets[:, i], reduction="none") for i, part in enumerate(self._split(logits)))
+        parts = enumerate(self._split(logits))
+        return -sum(F.cross_entropy(part, targets[:, i], reduction="none") for i, part in parts)
 
     def entropy(self, logits: torch.Tensor) -> torch.Tensor:
         total = 0.0

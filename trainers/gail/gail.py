@@ -108,9 +108,10 @@ class GAIL:
             RunningMeanStd()
         self.replay: deque[tuple[Any, np.ndarray, int]] = deque(maxlen=self.config.discriminator_replay)
         self._absorbing_share: float | None = None
-        if self.expert_dataset is not None and self.config.normalize_obs and self.config.obs_normalization == "expert":
+        cfg = self.config
+        if self.expert_dataset is not None and cfg.normalize_obs and cfg.obs_normalization == "expert":
             self._observation_stats_from(self.expert_dataset)
-        if self.expert_dataset is not None and self.config.normalize_obs and self.config.d_obs_normalization == "expert":
+        if self.expert_dataset is not None and cfg.normalize_obs and cfg.d_obs_normalization == "expert":
             mean, std = self.expert_dataset.observation_stats()
             self.d_obs_stats.load_state({"mean": mean, "var": std**2, "count": np.array(1.0)})
             self.discriminator.set_observation_stats(self.d_obs_stats.mean, self.d_obs_stats.std)
@@ -165,7 +166,8 @@ class GAIL:
         cfg, n = self.config, self.env.num_envs
         leaves = spaces.leaves(self.model.policy.observation_space)  # a Discrete value's row is (1,), as stored
         now = self._obs if isinstance(self._obs, dict) else {"": self._obs}
-        buffers = {path: np.empty((cfg.n_steps, n) + spaces.row_shape(leaf), now[path].dtype) for path, leaf in leaves.items()}
+        buffers = {path: np.empty((cfg.n_steps, n) + spaces.row_shape(leaf), now[path].dtype)
+                   for path, leaf in leaves.items()}
         buf_obs = buffers if isinstance(self._obs, dict) else buffers[""]
         buf_act = buf_logp = buf_val = None
         dones, env_rewards = np.zeros((cfg.n_steps, n)), np.zeros((cfg.n_steps, n))
@@ -255,7 +257,8 @@ class GAIL:
             expert = self._expert_batch(size - absorbing[0])
             generator = (observations.apply(lambda a: torch.as_tensor(a[rows]), obs), torch.as_tensor(act[rows]))
             if cfg.normalize_obs and cfg.d_obs_normalization == "running":
-                both = [observations.flat(observations.apply(lambda t: t.numpy(), side[0])) for side in (expert, generator)]
+                both = [observations.flat(observations.apply(lambda t: t.numpy(), side[0]))
+                        for side in (expert, generator)]
                 self.d_obs_stats.update(np.concatenate(both), self.world)
                 self.discriminator.set_observation_stats(self.d_obs_stats.mean, self.d_obs_stats.std)
             loss, stats = self.discriminator.loss(expert, generator, cfg.adversary_entcoeff, cfg.gradient_penalty,
