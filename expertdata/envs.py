@@ -86,9 +86,9 @@ def dict_cartpole_expert(obs: dict[str, np.ndarray]) -> int:
     return int(theta + 0.5 * theta_dot + 0.05 * x + 0.2 * x_dot > 0)
 
 
-for _id, _entry in ((ENV_ID, make_pixel_cartpole), (DICT_ENV_ID, make_dict_cartpole)):
-    if _id not in gymnasium.registry:
-        gymnasium.register(_id, entry_point=_entry)
+for _id, _entry in ((ENV_ID, "make_pixel_cartpole"), (DICT_ENV_ID, "make_dict_cartpole")):
+    if _id not in gymnasium.registry:  # by name, so the env's spec is JSON (Minari stores it)
+        gymnasium.register(_id, entry_point=f"{__name__}:{_entry}")
 
 
 def make(env: Any, **kwargs: Any) -> gymnasium.Env:

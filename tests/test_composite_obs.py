@@ -165,3 +165,58 @@ def test_info_plot_and_peer_formats(recorded, tmp_path):
     assert refused.returncode == 2 and not (tmp_path / "d4rl.hdf5").exists()
     assert refused.stderr.count("\n") == 1 and "d4rl stores one observation array" in refused.stderr
     assert "composite observation space (leaves cart, pole, view)" in refused.stderr
+
+
+def _minari_written_by_minari(folder, env, episodes):
+    """A Minari HDF5 dataset written by Minari's own storage code (its DataCollector needs jax for composite
+    observations), with a Tuple of the env's Dict and a Discrete counter as the observation space."""
+    import minari
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+    from minari.dataset.minari_storage import MinariStorage
+
+    space = gym.spaces.Tuple([env.observation_space, gym.spaces.Discrete(3)])
+    folder.mkdir(parents=True)
+    storage = MinariStorage.new(folder, observation_space=space, action_space=env.action_space, data_format="hdf5")
+    buffers = []
+    for seed in range(episodes):
+        obs, _ = env.reset(seed=seed)
+        seen, actions, rewards, ends = [obs], [], [], []
+        done = False
+        while not done:
+            actions.append(envs.dict_cartpole_expert(obs))
+            obs, reward, terminated, truncated, _ = env.step(actions[-1])
+            seen.append(obs), rewards.append(reward), ends.append((terminated, truncated))
+            done = terminated or truncated
+        observations = ({k: np.stack([o[k] for o in seen]) for k in LEAVES}, np.arange(len(seen)) % 3)
+        buffers.append(EpisodeBuffer(id=seed, seed=seed, observations=observations, actions=np.array(actions),
+                                     rewards=np.array(rewards), terminations=np.array([e[0] for e in ends]),
+                                     truncations=np.array([e[1] for e in ends]), infos={}))
+    storage.update_episodes(buffers)
+    storage.update_metadata({"dataset_id": folder.parent.name, "minari_version": minari.__version__})
+    return folder
+
+
+def test_minari_dict_and_tuple_observations_both_ways(recorded, tmp_path, monkeypatch):
+    minari = pytest.importorskip("minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    written = expertdata.convert(recorded, tmp_path / "expertdata" / "dict-v0", format="minari")
+    episode = next(iter(minari.load_dataset("expertdata/dict-v0").iterate_episodes()))
+    with expertdata.load(recorded) as source:
+        assert list(episode.observations) == LEAVES and len(episode.observations["view"]) == 101
+        assert np.array_equal(episode.observations["view"][:-1], source["obs/view"][:100])
+        assert np.array_equal(episode.observations["pole"][-1], source["final_obs/pole"][0])
+    assert expertdata.convert(written.path, tmp_path / "back.zarr").digest == written.digest
+
+    theirs = _minari_written_by_minari(tmp_path / "theirs-v0" / "data",
+                                       gym.make(envs.DICT_ENV_ID, max_episode_steps=30), 2)
+    with expertdata.load(theirs.parent) as data:
+        assert data.metadata["observation_space"]["type"] == "Tuple" and data.n_transitions == 60
+        assert list(data.leaf_fields()) == ["0/cart", "0/pole", "0/view", "1"]
+        assert data["obs/1"][:4].tolist() == [0, 1, 2, 0] and data["final_obs/1"][:].tolist() == [30 % 3] * 2
+        assert expertdata.validate(data).errors == ()
+    ours = expertdata.convert(theirs.parent, tmp_path / "t.zarr")
+    again = expertdata.convert(ours.path, tmp_path / "expertdata" / "tuple-v0", format="minari")
+    assert again.digest == ours.digest
+    observations = next(iter(minari.load_dataset("expertdata/tuple-v0").iterate_episodes())).observations
+    original = next(iter(minari.MinariDataset(theirs).iterate_episodes())).observations
+    assert np.array_equal(observations[0]["view"], original[0]["view"]) and np.array_equal(observations[1], original[1])

@@ -88,24 +88,55 @@ def _space(meta: dict[str, Any], key: str, folder: Path) -> dict | None:
     if text is None:
         return None
     try:
-        spec = json.loads(text) if isinstance(text, str) else text
-        kind = spec["type"]
-        if kind in ("Dict", "Tuple", "Text"):
-            raise UsageError(f"{folder}: a {kind} {key.replace('_', ' ')}: datasets with {kind} spaces cannot be "
-                             "stored yet (schema 1.1)")
-        import gymnasium
-
-        built = {"Box": lambda: gymnasium.spaces.Box(np.asarray(spec["low"], spec["dtype"]),
-                                                      np.asarray(spec["high"], spec["dtype"]), dtype=spec["dtype"]),
-                 "Discrete": lambda: gymnasium.spaces.Discrete(spec["n"], start=spec.get("start", 0)),
-                 "MultiDiscrete": lambda: gymnasium.spaces.MultiDiscrete(spec["nvec"], dtype=spec.get("dtype", "int64"),
-                                                                         start=spec.get("start")),
-                 "MultiBinary": lambda: gymnasium.spaces.MultiBinary(spec["n"])}[kind]()
-        return spaces.to_json(built)
-    except UsageError:
-        raise
+        spec = spaces.to_json(_gymnasium_space(json.loads(text) if isinstance(text, str) else text, 0))
+        spaces.check_json(spec)
+        return spec
+    except (UsageError, spaces.SpaceError) as exc:
+        raise UsageError(f"{folder}: {key.replace('_', ' ')}: {exc}") from None
     except Exception as exc:  # a malformed space: many ways to fail
         raise UnreadableError(f"{folder}: metadata {key!r} is not a space Minari writes ({exc})") from None
+
+
+def _gymnasium_space(spec: dict[str, Any], depth: int) -> Any:
+    """The gymnasium space of Minari's JSON form (Dict and Tuple hold ``subspaces``)."""
+    import gymnasium
+
+    kind = spec["type"]
+    if kind in ("Dict", "Tuple") and depth >= spaces.MAX_DEPTH:
+        raise UsageError(f"composite spaces nest deeper than {spaces.MAX_DEPTH} levels")
+    if kind == "Dict":
+        return gymnasium.spaces.Dict({k: _gymnasium_space(v, depth + 1) for k, v in spec["subspaces"].items()})
+    if kind == "Tuple":
+        return gymnasium.spaces.Tuple([_gymnasium_space(v, depth + 1) for v in spec["subspaces"]])
+    built = {"Box": lambda: gymnasium.spaces.Box(np.asarray(spec["low"], spec["dtype"]),
+                                                  np.asarray(spec["high"], spec["dtype"]), dtype=spec["dtype"]),
+             "Discrete": lambda: gymnasium.spaces.Discrete(spec["n"], start=spec.get("start", 0)),
+             "MultiDiscrete": lambda: gymnasium.spaces.MultiDiscrete(spec["nvec"], dtype=spec.get("dtype", "int64"),
+                                                                     start=spec.get("start")),
+             "MultiBinary": lambda: gymnasium.spaces.MultiBinary(spec["n"])}
+    if kind not in built:
+        raise UsageError(f"a {kind} space cannot be stored")
+    return built[kind]()
+
+
+def minari_paths(spec: dict | None) -> dict[str, str]:
+    """Where Minari keeps each leaf of an observation space, by our leaf path: a Dict's key names its group,
+    a Tuple's position ``i`` the group ``_index_i``; a plain space is ``observations`` itself."""
+    if not spaces.is_composite(spec):
+        return {"": "observations"}
+    out = {}
+
+    def walk(node: dict, ours: str, theirs: str) -> None:
+        if not spaces.is_composite(node):
+            out[ours] = theirs
+            return
+        children = node["spaces"].items() if node["type"] == "Dict" else enumerate(node["spaces"])
+        for key, child in children:
+            walk(child, f"{ours}/{key}" if ours else str(key),
+                 f"{theirs}/{key if node['type'] == 'Dict' else f'_index_{key}'}")
+
+    walk(spec, "", "observations")
+    return out
 
 
 def _env(meta: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +163,9 @@ def read(path: Path, trusted: bool = False) -> Raw:
         raw = hdf5.read(folder / "main_data.hdf5", trusted)
         seeds = _hdf5_seeds(folder / "main_data.hdf5")
     elif backend == "arrow":
+        if spaces.is_composite(observation_space):
+            raise UsageError(f"{path}: a {observation_space['type']} observation space in Minari's Arrow backend (nested "
+                             "struct columns) is not read yet; its HDF5 backend is")
         stored = metadata_from_json(meta[METADATA_KEY], folder) if METADATA_KEY in meta else {}
         shapes = (stored.get(PEER_KEY) or {}).get("row_shapes", {}) if isinstance(stored, dict) else {}
         raw = minari_arrow.read(folder, observation_space, action_space, trusted, shapes)
@@ -143,7 +177,7 @@ def read(path: Path, trusted: bool = False) -> Raw:
     try:
         raw.root, raw.format = path, "minari"
         ours = take_peer_note(raw, "minari")
-        _episodes(raw, path, seeds, ours is not None)
+        _episodes(raw, path, seeds, ours is not None, minari_paths(observation_space))
         if ours is None:
             raw.metadata = {**_env(meta), "observation_space": observation_space, "action_space": action_space,
                             "extras": raw.metadata.get("extras"),
@@ -179,19 +213,20 @@ def _by_episode(raw: Raw, path: Path) -> dict[int, dict[str, ArrayLike]]:
     return dict(sorted(found.items()))
 
 
-def _episodes(raw: Raw, path: Path, seeds: Callable[[list[int]], list[Any]], ours: bool) -> None:
-    """Our fields from the per-episode arrays."""
+def _episodes(raw: Raw, path: Path, seeds: Callable[[list[int]], list[Any]], ours: bool,
+              leaves: dict[str, str]) -> None:
+    """Our fields from the per-episode arrays (``leaves``: where each leaf of the observation is stored)."""
     episodes = _by_episode(raw, path)
     storage = next(iter(raw.storage.values()), {})
     raw.fields, raw.storage, raw.coverage = {}, {}, {}
     lengths = []
     for id_, arrays in episodes.items():
-        missing = [k for k in ("observations", *STEP_KEYS) if k not in arrays]
+        missing = [k for k in (*leaves.values(), *STEP_KEYS) if k not in arrays]
         if missing:
             raise UnreadableError(f"{path}: episode {id_} has no {', '.join(map(shown, missing))}")
         steps = arrays["actions"].shape[0] if arrays["actions"].shape else -1
-        if arrays["observations"].shape[:1] != (steps + 1,) or any(arrays[k].shape[:1] != (steps,)
-                                                                   for k in STEP_KEYS):
+        if any(arrays[k].shape[:1] != (steps + 1,) for k in leaves.values()) or any(
+                arrays[k].shape[:1] != (steps,) for k in STEP_KEYS):
             raise UnreadableError(f"{path}: episode {id_}: its arrays' lengths disagree (observations need one row "
                                   "more than actions, rewards, terminations and truncations)")
         if steps < 1:
@@ -205,15 +240,16 @@ def _episodes(raw: Raw, path: Path, seeds: Callable[[list[int]], list[Any]], our
     def joined(key: str, window: slice | None = None) -> ArrayLike:
         return join_episodes(per_episode, key, path, window)
 
-    raw.fields["obs"] = joined("observations", slice(0, -1))
-    raw.fields["final_obs"] = np.stack([np.asarray(a["observations"][n:n + 1])[0]
-                                        for a, n in zip(per_episode, lengths)])
+    for leaf, key in leaves.items():
+        suffix = f"/{leaf}" if leaf else ""
+        raw.fields["obs" + suffix] = joined(key, slice(0, -1))
+        raw.fields["final_obs" + suffix] = np.stack([np.asarray(a[key][n:n + 1])[0] for a, n in zip(per_episode, lengths)])
     for key, name in STEP_KEYS.items():
         raw.fields[name] = joined(key)
     starts = np.zeros(int(sum(lengths)), bool)
     starts[first] = True
     raw.fields["episode_starts"] = starts
-    extra = {k for a in per_episode for k in a if k not in STEP_KEYS and k != "observations"}
+    extra = {k for a in per_episode for k in a if k not in STEP_KEYS and k not in leaves.values()}
     for key in sorted(extra):
         if not all(key in a for a in per_episode):
             raise UnreadableError(f"{path}: {shown(key)} is stored for some episodes only")
@@ -232,8 +268,9 @@ def _episodes(raw: Raw, path: Path, seeds: Callable[[list[int]], list[Any]], our
     raw.fields.update(_episode_attrs(list(episodes), seeds))
     raw.storage = {name: storage for name in raw.fields if isinstance(raw.fields[name], Concatenated)}
     raw.metadata = dict(raw.metadata)
-    declare_extras(raw, {"obs", "final_obs", "actions", "rewards", "terminated", "truncated", "episode_starts",
-                         "episode_returns"}, {"step": int(sum(lengths)), "episode": len(lengths)})
+    observed = {f"{base}/{leaf}" if leaf else base for base in ("obs", "final_obs") for leaf in leaves}
+    declare_extras(raw, observed | {"actions", "rewards", "terminated", "truncated", "episode_starts",
+                                    "episode_returns"}, {"step": int(sum(lengths)), "episode": len(lengths)})
 
 
 def _episode_attrs(ids: list[int], seeds: Callable[[list[int]], list[Any]]) -> dict[str, np.ndarray]:
@@ -249,6 +286,14 @@ def _episode_attrs(ids: list[int], seeds: Callable[[list[int]], list[Any]]) -> d
 
 def _minari_space(spec: dict) -> str:
     """Our space as Minari writes it (JSON text; infinities as ``Infinity``)."""
+    return json.dumps(_minari_space_object(spec))
+
+
+def _minari_space_object(spec: dict) -> dict[str, Any]:
+    if spec["type"] == "Dict":
+        return {"type": "Dict", "subspaces": {k: _minari_space_object(v) for k, v in spec["spaces"].items()}}
+    if spec["type"] == "Tuple":
+        return {"type": "Tuple", "subspaces": [_minari_space_object(v) for v in spec["spaces"]]}
     space = spaces.to_gymnasium(spec)
     kind = spec["type"]
     if kind == "Box":
@@ -261,13 +306,14 @@ def _minari_space(spec: dict) -> str:
                "start": space.start.tolist()}
     else:
         out = {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
-    return json.dumps(out)
+    return out
 
 
 def _episodes_out(dataset: Whole, metadata: dict) -> tuple[list[str], list[str], Iterator[dict[str, np.ndarray]]]:
     """What both backends write: notes, the flags made up, and each episode's arrays by Minari's names
     (``observations`` with the final row, ``infos/<key>`` with the reset row, ours under ``expertdata/``)."""
-    if "final_obs" not in dataset:
+    leaves = {path: (name, dataset.leaf_fields("final_obs")[path]) for path, name in dataset.leaf_fields().items()}
+    if not all(final in dataset for _, final in leaves.values()):
         raise UsageError(f"{dataset.source}: Minari stores the observation after each episode's last step, and this "
                          "dataset has no final_obs (SB2 never recorded it); it cannot be written losslessly")
     missing = [k for k in ("observation_space", "action_space") if k not in metadata]
@@ -288,14 +334,15 @@ def _episodes_out(dataset: Whole, metadata: dict) -> tuple[list[str], list[str],
                      f"{' and '.join(OURS[n] for n in synthesized)} are made up (truncations at every episode's end "
                      "that is not terminated)")
     infos = [n[len("infos."):] for n in dataset.fields if n.startswith("infos.") and f"reset_{n}" in dataset]
-    rest = sorted(set(dataset.fields) - {"obs", "final_obs", "episode_starts", *flags}
+    where = minari_paths(metadata["observation_space"])
+    rest = sorted(set(dataset.fields) - {name for pair in leaves.values() for name in pair} - {"episode_starts", *flags}
                   - {f"{kind}infos.{n}" for n in infos for kind in ("", "reset_")})
 
     def episodes() -> Iterator[dict[str, np.ndarray]]:
         for e, (begin, stop) in enumerate(zip(starts, stops)):
-            rows = {"observations": np.concatenate([np.asarray(dataset["obs"][begin:stop]),
-                                                    np.asarray(dataset["final_obs"][e:e + 1])]),
-                    **{OURS[n]: flags[n][begin:stop] for n in ("terminated", "truncated")}}
+            rows = {where[path]: np.concatenate([np.asarray(dataset[name][begin:stop]), np.asarray(dataset[final][e:e + 1])])
+                    for path, (name, final) in leaves.items()}
+            rows.update({OURS[n]: flags[n][begin:stop] for n in ("terminated", "truncated")})
             for name in infos:
                 reset, steps = dataset[f"reset_infos.{name}"], dataset[f"infos.{name}"]
                 rows["infos/" + name.replace(".", "/")] = np.concatenate([np.asarray(reset[e:e + 1]),
@@ -373,9 +420,9 @@ def _dataset_id(path: Path) -> str:
 
 
 BACKEND = Peer("minari", "Minari datasets (a dataset folder; HDF5 or Arrow backend read, HDF5 written). Keeps every "
-               "array, spaces, env id, seeds and infos; final_obs exact both ways. Writing needs final_obs and both "
-               "spaces.", sniff, read, export, hdf5.BACKEND.compressions,
-               capabilities=Capabilities(exports=True, needs_rewards=True, composite_obs=False), locate=locate)
+               "array, spaces (Dict and Tuple observations too), env id, seeds and infos; final_obs exact both ways. "
+               "Writing needs final_obs and both spaces.", sniff, read, export, hdf5.BACKEND.compressions,
+               capabilities=Capabilities(exports=True, needs_rewards=True), locate=locate)
 
 
 ARROW = Peer("minari-arrow", "Minari datasets written with Minari's Arrow backend (read as minari). The same as "
