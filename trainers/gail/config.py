@@ -8,6 +8,7 @@ from expertdata.errors import UsageError
 
 REWARDS = ("positive", "logit")
 OBS_NORMALIZATIONS = ("running", "expert")
+PENALTY_POINTS = ("interpolates", "expert")
 
 
 @dataclass
@@ -25,6 +26,9 @@ class GAILConfig:
     :param d_stepsize: the discriminator's Adam step size.
     :param reward: positive (SB2's -log(1 - D)) or logit (log D - log(1 - D)).
     :param gradient_penalty: weight of the discriminator's gradient penalty (0: none).
+    :param gradient_penalty_at: where it is taken: ``interpolates`` (between expert and generator inputs) or
+        ``expert`` (the expert's inputs, R1: it leaves D free to be steep between the expert's states and the
+        generator's).
     :param absorbing: an episode that terminates (not one cut by a time limit) leads to an absorbing state,
         which the discriminator scores like any transition (Kostrikov et al., "Discriminator-Actor-Critic",
         2019): the learned reward, not the env's termination, decides whether ending early pays, for any
@@ -74,6 +78,7 @@ class GAILConfig:
     d_stepsize: float = 1e-3
     reward: Literal["positive", "logit"] = "logit"
     gradient_penalty: float = 1.0
+    gradient_penalty_at: Literal["interpolates", "expert"] = "interpolates"
     absorbing: bool = True
     train_discriminator: bool = True
     discriminator_replay: int = 1
@@ -104,6 +109,8 @@ class GAILConfig:
     def __post_init__(self) -> None:
         if self.reward not in REWARDS:
             raise UsageError(f"reward must be one of {REWARDS}, not {self.reward!r}")
+        if self.gradient_penalty_at not in PENALTY_POINTS:
+            raise UsageError(f"gradient_penalty_at must be one of {PENALTY_POINTS}, not {self.gradient_penalty_at!r}")
         for name in ("obs_normalization", "d_obs_normalization"):
             if getattr(self, name) not in OBS_NORMALIZATIONS:
                 raise UsageError(f"{name} must be one of {OBS_NORMALIZATIONS}, not {getattr(self, name)!r}")

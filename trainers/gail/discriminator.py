@@ -9,6 +9,8 @@ terminal transition (Discriminator-Actor-Critic): its row is zero but for that m
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -91,12 +93,13 @@ class Discriminator(nn.Module):
         """The reward of every step spent in the absorbing state."""
         return float(_reward(self.net(self.absorbing_rows(1)).squeeze(-1), form)[0])
 
-    def loss(self, expert: tuple[torch.Tensor, torch.Tensor], generator: tuple[torch.Tensor, torch.Tensor],
-             entcoeff: float, gradient_penalty: float,
-             absorbing: tuple[int, int] = (0, 0)) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, expert: tuple[Any, torch.Tensor], generator: tuple[Any, torch.Tensor],
+             entcoeff: float, gradient_penalty: float, absorbing: tuple[int, int] = (0, 0),
+             penalty_at: str = "interpolates") -> tuple[torch.Tensor, dict[str, float]]:
         """Binary cross-entropy (expert 1, generator 0) minus ``entcoeff`` times the mean entropy of D,
-        plus ``gradient_penalty`` times the squared norm of D's gradient at inputs interpolated between the
-        two batches (zero-centred, which keeps D smooth without biasing it, unlike WGAN's norm-one form).
+        plus ``gradient_penalty`` times the squared norm of D's gradient (zero-centred, which keeps D smooth
+        without biasing it, unlike WGAN's norm-one form) at ``penalty_at``: ``interpolates``, inputs
+        interpolated between the two batches, or ``expert``, the expert's inputs (R1, Mescheder et al. 2018).
         ``absorbing``: rows of the absorbing state added to the expert's and the generator's batch, which
         then hold as many rows each."""
         x_expert, x_generator = self.encode(*expert, absorbing[0]), self.encode(*generator, absorbing[1])
@@ -107,8 +110,11 @@ class Discriminator(nn.Module):
         entropy = F.binary_cross_entropy_with_logits(logits, torch.sigmoid(logits))
         loss = bce - entcoeff * entropy
         if gradient_penalty > 0:
-            mix = torch.rand(len(x_expert), 1)
-            inputs = (mix * x_expert + (1 - mix) * x_generator).detach().requires_grad_(True)
+            if penalty_at == "expert":
+                inputs = x_expert.detach().requires_grad_(True)
+            else:
+                mix = torch.rand(len(x_expert), 1)
+                inputs = (mix * x_expert + (1 - mix) * x_generator).detach().requires_grad_(True)
             grad, = torch.autograd.grad(self.net(inputs).sum(), inputs, create_graph=True)
             loss = loss + gradient_penalty * (grad * grad).sum(-1).mean()
         stats = {"d_loss": float(bce.detach()), "d_entropy": float(entropy.detach()),

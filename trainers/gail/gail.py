@@ -262,7 +262,7 @@ class GAIL:
                 self.d_obs_stats.update(np.concatenate(both), self.world)
                 self.discriminator.set_observation_stats(self.d_obs_stats.mean, self.d_obs_stats.std)
             loss, stats = self.discriminator.loss(expert, generator, cfg.adversary_entcoeff, cfg.gradient_penalty,
-                                                  absorbing)
+                                                  absorbing, cfg.gradient_penalty_at)
             if cfg.train_discriminator:
                 self.d_optimizer.step(self.world.average(torch.autograd.grad(loss, self.d_params)))
             totals = {name: totals.get(name, 0.0) + value for name, value in stats.items()}
