@@ -252,8 +252,9 @@ class Appended(LazyRows):
 
 
 class Gathered(LazyRows):
-    """Rows ``index`` (increasing) of a lazy array, read only when sliced: each slice reads the rows it
-    spans once and keeps the ones indexed (a peer format that interleaves rows we store apart)."""
+    """Rows ``index`` (increasing) of a lazy array, read only when sliced: a slice reads the rows it spans once
+    and keeps the ones indexed (a peer format that interleaves rows we store apart), or, where the indexed rows
+    are under half of those spanned (episodes selected far apart), reads each contiguous run alone."""
 
     def __init__(self, array: ArrayLike, index: np.ndarray) -> None:
         self._array, self._index = array, np.asarray(index, np.int64)
@@ -261,9 +262,16 @@ class Gathered(LazyRows):
         self.shape = (len(self._index),) + tuple(array.shape[1:])
 
     def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
-        if stop > start:
-            first = int(self._index[start])
-            out[...] = np.asarray(self._array[first:int(self._index[stop - 1]) + 1])[self._index[start:stop] - first]
+        if stop <= start:
+            return
+        rows = self._index[start:stop]
+        first, last = int(rows[0]), int(rows[-1])
+        if 2 * len(rows) >= last + 1 - first:
+            out[...] = np.asarray(self._array[first:last + 1])[rows - first]
+            return
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
+            read_into(self._array, int(rows[lo]), int(rows[hi - 1]) + 1, out[lo:hi])
 
 
 class Concatenated(LazyRows):

@@ -176,6 +176,9 @@ def _lineage_line(entry: Any) -> str:
                        ("parent_digest", "parent"), ("time", "at")):
         if entry.get(key) is not None:
             parts.append(f"{label} {entry[key]}")
+    if isinstance(entry.get("parents"), list):
+        parts.append("of " + ", ".join(f"{p.get('source')} ({p.get('digest')})" for p in entry["parents"]
+                                       if isinstance(p, dict)))
     return " ".join(parts)
 
 
@@ -224,13 +227,108 @@ def info(path: str, as_json: bool, no_digest: bool, trusted: bool) -> None:
 
 
 @main.command(short_help="Check a dataset against the digest its sender published.",
-              epilog=_example("expertdata verify received.zarr --digest blake3:645ada65..."))
+              epilog=_example("expertdata verify received.zarr --digest blake3:645ada65...",
+                              "expertdata verify partial.zarr --digest blake3:645ada65... --episodes 0-9"))
 @click.argument("path", type=click.Path())
 @click.option("--digest", "expected", required=True, help="The digest the sender published (blake3:...).")
+@click.option("--episodes", help="Check only these episodes (0-9,20), against the per-episode digests recorded "
+                                 "with the digest.")
 @TRUSTED
-def verify(path: str, expected: str, trusted: bool) -> None:
-    """Check that PATH holds exactly the content whose digest is given; exit 0 if so, 1 if not."""
-    click.echo(f"{path}: OK, digest {verify_digest(path, expected, trusted)}")
+def verify(path: str, expected: str, episodes: str | None, trusted: bool) -> None:
+    """Check that PATH holds exactly the content whose digest is given; exit 0 if so, 1 if not (naming the
+    episodes that differ)."""
+    click.echo(f"{path}: OK, digest {verify_digest(path, expected, trusted, episodes)}")
+
+
+@main.command(short_help="Compare two datasets: content, episodes and metadata.",
+              epilog=_example("expertdata diff sent.zarr received.h5"))
+@click.argument("a", type=click.Path())
+@click.argument("b", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@TRUSTED
+def diff(a: str, b: str, as_json: bool, trusted: bool) -> None:
+    """Compare A and B (any formats): identical content, or which episodes are only in one, which changed
+    (which fields, and by how much), and which metadata differs. Exit 0 when equal, 1 when they differ."""
+    from .diff import diff as compare
+
+    with load(a, trusted=trusted) as first, load(b, trusted=trusted) as second:
+        result = compare(first, second)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        for line in _diff_lines(a, b, result):
+            click.echo(line)
+    sys.exit(0 if result.identical else 1)
+
+
+def _numbers(values: list[int]) -> str:
+    return ", ".join(map(str, values[:10])) + (", ..." if len(values) > 10 else "")
+
+
+def _diff_lines(a: str, b: str, result: Any) -> list[str]:
+    lines = [f"A: {a} ({result.episodes[0]} episodes, {result.digests[0]})",
+             f"B: {b} ({result.episodes[1]} episodes, {result.digests[1]})"]
+    if result.identical:
+        return lines + ["identical content" + (" (metadata differs: " + ", ".join(result.metadata) + ")"
+                                               if result.metadata else "")]
+    lines.append("content differs")
+    if result.only_a:
+        lines.append(f"episodes only in A: {len(result.only_a)} ({_numbers(result.only_a)})")
+    if result.only_b:
+        lines.append(f"episodes only in B: {len(result.only_b)} ({_numbers(result.only_b)})")
+    if result.moved:
+        lines.append(f"episodes in both at other positions: {result.moved}")
+    if result.n_changed:
+        lines.append(f"episodes changed: {result.n_changed}" + (f" (the first {len(result.changed)} shown)"
+                                                                if result.n_changed > len(result.changed) else ""))
+    for change in result.changed:
+        fields = ", ".join(f"{shown(k)[1:-1]}" + (f" (largest difference {v:.6g})" if v is not None else "")
+                           for k, v in change.fields.items())
+        lines.append(f"  episode {change.episode}: {fields}")
+    for key, (mine, theirs) in result.metadata.items():
+        lines.append(f"metadata {key}: {json.dumps(mine)[:100]} (A) vs {json.dumps(theirs)[:100]} (B)")
+    return lines
+
+
+@main.command(short_help="Write chosen episodes of a dataset to a new one.",
+              epilog=_example("expertdata select data.zarr best.zarr --min-return 450",
+                              "expertdata select data.h5 part.npz --episodes 0-9,20 --max-length 200"))
+@click.argument("src", type=click.Path())
+@click.argument("dst", type=click.Path())
+@click.option("--episodes", help="Episode numbers and inclusive ranges: 0-9,20.")
+@click.option("--min-return", type=float, help="Keep episodes whose return is at least this.")
+@click.option("--max-return", type=float, help="Keep episodes whose return is at most this.")
+@click.option("--min-length", type=click.IntRange(min=0), help="Keep episodes of at least this many steps.")
+@click.option("--max-length", type=click.IntRange(min=0), help="Keep episodes of at most this many steps.")
+@click.option("--split", help="Keep the episodes of this named split (robomimic's masks).")
+@click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
+@TRUSTED
+def select(src: str, dst: str, episodes: str | None, min_return: float | None, max_return: float | None,
+           min_length: int | None, max_length: int | None, split: str | None, overwrite: bool, trusted: bool) -> None:
+    """Write the episodes of SRC that meet every criterion to DST (any format); DST's lineage records SRC's
+    digest and the criteria."""
+    from .editing import select_file
+
+    result = select_file(src, dst, overwrite=overwrite, progress=True, trusted=trusted, episodes=episodes,
+                         min_return=min_return, max_return=max_return, min_length=min_length,
+                         max_length=max_length, split=split)
+    click.echo(f"wrote {result.path} ({result.format}), digest {result.digest}")
+
+
+@main.command(short_help="Write several datasets' episodes, one after another, to a new one.",
+              epilog=_example("expertdata merge monday.zarr tuesday.h5 week.zarr"))
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--overwrite", is_flag=True, help="Replace the destination if it exists.")
+@TRUSTED
+def merge(paths: tuple[str, ...], overwrite: bool, trusted: bool) -> None:
+    """Merge the datasets SRC... into DST (the last path): their spaces and fields must match. DST's lineage
+    records each parent's digest."""
+    from .editing import merge_files
+
+    if len(paths) < 3:
+        raise click.UsageError("give two or more datasets and the destination: merge A B DST")
+    result = merge_files(paths[:-1], paths[-1], overwrite=overwrite, progress=True, trusted=trusted)
+    click.echo(f"wrote {result.path} ({result.format}), digest {result.digest}")
 
 
 @main.command(short_help="Record an expert's episodes in a gymnasium env.",

@@ -224,13 +224,13 @@ DESCRIPTIVE_KEYS = ("env_id", "observation_space", "action_space", "max_episode_
                     "flags", "splits")
 #: Metadata keys that record where a file came from (and ``digest``, the content digest recorded when the
 #: file was written); they change on conversion, so the digest ignores them.
-HISTORY_KEYS = ("schema_version", "provenance", "lineage", "digest", "peer")
+HISTORY_KEYS = ("schema_version", "provenance", "lineage", "digest", "peer", "episode_digests")
 METADATA_KEYS = DESCRIPTIVE_KEYS + HISTORY_KEYS
 #: The JSON type each metadata key must have (spaces are checked further by ``expertdata.spaces``).
 METADATA_TYPES: dict[str, type] = {"env_id": str, "observation_space": dict, "action_space": dict,
                                    "max_episode_steps": int, "extras": dict, "user": dict, "schema_version": str,
                                    "provenance": dict, "lineage": list, "digest": str, "peer": dict, "rewards": str,
-                                   "flags": str, "splits": dict}
+                                   "flags": str, "splits": dict, "episode_digests": list}
 
 #: Limits on what a header may claim, checked before anything is allocated or decoded: metadata text and
 #: its nesting (a space's rows: ``expertdata.spaces.MAX_ROW_ENTRIES``).

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from . import atomic, formats, images
 from .arrays import block_rows, first_rows, iter_blocks, prefetch, row_bytes
 from .dataset import Dataset
-from .digest import PREFIX, Digester, digest
+from .digest import MAX_EPISODE_DIGESTS, PREFIX, Digester, digest, digests, episode_digester
 from .errors import DigestMismatchError, ExpertDataError, UsageError
 from .schema import SCHEMA_VERSION
 from .validation import problems_found, raise_for
@@ -36,10 +36,19 @@ def load(path: Path | str, format: str | None = None, trusted: bool = False) -> 
         raise
 
 
-def verify(path: Path | str, expected: str, trusted: bool = False) -> str:
+def verify(path: Path | str, expected: str, trusted: bool = False, episodes: str | None = None) -> str:
     """Check that the dataset at ``path`` holds exactly the content whose digest is ``expected`` (with or
-    without the ``blake3:`` prefix, in either case); returns the digest, or raises
-    ``DigestMismatchError``. A digest named for another algorithm is a ``UsageError``."""
+    without the ``blake3:`` prefix, in either case); returns the digest, or raises ``DigestMismatchError``
+    (naming the episodes that differ where the file records per-episode digests). A digest named for another
+    algorithm is a ``UsageError``.
+
+    :param episodes: check only these episodes (``"0-9,20"``), against the per-episode digests recorded with
+        the expected digest: a partial download is checked without hashing everything.
+    """
+    from .digest import digests
+    from .editing import parse_episodes, take
+    from .validation import changed_episodes
+
     expected = expected.strip().lower()
     algorithm, named, _ = expected.partition(":")
     if named and f"{algorithm}:" != PREFIX:
@@ -47,9 +56,24 @@ def verify(path: Path | str, expected: str, trusted: bool = False) -> str:
                          f"({PREFIX}...); ask the sender for the digest that `expertdata info` shows")
     expected = expected if named else PREFIX + expected
     with load(path, trusted=trusted) as dataset:
-        actual = digest(dataset)
+        recorded = dataset.metadata.get("episode_digests")
+        usable = (dataset.metadata.get("digest") == expected and isinstance(recorded, list)
+                  and len(recorded) == dataset.n_episodes)
+        if episodes is not None:
+            if not usable:
+                raise UsageError(f"{path}: checking chosen episodes needs the per-episode digests recorded with "
+                                 f"{expected}, and the file records none (or records another digest)")
+            chosen = parse_episodes(episodes, dataset.n_episodes)
+            _, actual_episodes = digests(take(dataset, chosen), None)
+            wrong = [int(e) for e, d in zip(chosen, actual_episodes) if d != recorded[e]]
+            if wrong:
+                raise DigestMismatchError(f"{path}: episode{'s' * (len(wrong) > 1)} {', '.join(map(str, wrong[:10]))} "
+                                          f"differ{'s' * (len(wrong) == 1)} from the digests recorded with {expected}")
+            return f"{expected} (episodes {episodes}: {len(chosen)} checked)"
+        actual, actual_episodes = digests(dataset, None if usable else 0)  # per episode where comparable
     if actual != expected:
-        raise DigestMismatchError(f"{path}: digest {actual} does not match the expected {expected}")
+        which = changed_episodes(actual_episodes, recorded) if usable else ""
+        raise DigestMismatchError(f"{path}: digest {actual} does not match the expected {expected}{which}")
     return actual
 
 
@@ -63,23 +87,28 @@ def _image_paths(dataset: Dataset) -> set[str]:
 
 
 def _stream(dataset: Dataset, metadata: Mapping[str, Any], sink: formats.Sink, options: formats.WriteOptions,
-            progress: bool, label: str) -> str:
+            progress: bool, label: str) -> tuple[str, list[str] | None]:
     """Copy every field into ``sink`` in name order, hashing the blocks on the way; returns the digest of
-    the arrays with ``metadata`` (the metadata being written)."""
+    the arrays with ``metadata`` (the metadata being written) and the per-episode digests."""
     digester = Digester()
+    episodes = episode_digester(dataset) if dataset.n_episodes <= MAX_EPISODE_DIGESTS else None
     total = sum(row_bytes(a) * a.shape[0] for a in dataset.fields.values())
     with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=None if progress else True) as bar:
         for name in sorted(dataset.fields):
             array = dataset.fields[name]
             row_shape = tuple(array.shape[1:])
             digester.begin_field(name, array.dtype, tuple(array.shape))
+            if episodes is not None:
+                episodes.begin_field(name, array.dtype, tuple(array.shape))
             sink.add_field(name, np.dtype(array.dtype), row_shape, array.shape[0])
             rows = block_rows(array, multiple=options.rows_per_chunk(np.dtype(array.dtype), row_shape))
             for block in prefetch(iter_blocks(array, rows=rows, label=f"{dataset.source}: field '{name}'")):
                 digester.update(block)
+                if episodes is not None:
+                    episodes.update(block)
                 sink.append(name, block)
                 bar.update(block.nbytes)
-    return digester.finish(metadata)
+    return digester.finish(metadata), episodes.finish() if episodes is not None else None
 
 
 @dataclass(frozen=True)
@@ -136,14 +165,14 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
             if dataset.has_image_paths and dataset.root is not None:
                 written = images.copy_images(_image_paths(dataset), dataset.root, path.parent)
             if backend.capabilities.exports:
-                source_digest = digest(dataset.with_metadata(metadata))
-                _record(metadata, source_digest, lineage)
+                source_digest, per_episode = digests(dataset.with_metadata(metadata))
+                _record(metadata, source_digest, lineage, per_episode)
                 notes = cast(formats.Exporter, backend).export(dataset, metadata, tmp, options)
             else:
                 sink = backend.writer(tmp, options)
                 try:
-                    source_digest = _stream(dataset, metadata, sink, options, progress, path.name)
-                    _record(metadata, source_digest, lineage)
+                    source_digest, per_episode = _stream(dataset, metadata, sink, options, progress, path.name)
+                    _record(metadata, source_digest, lineage, per_episode)
                     sink.set_metadata(metadata)
                 except BaseException:
                     sink.abort()
@@ -161,12 +190,16 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
     return SaveResult(path, backend.name, source_digest, tuple(notes))
 
 
-def _record(metadata: dict[str, Any], source_digest: str, lineage: Mapping[str, Any] | None) -> None:
+def _record(metadata: dict[str, Any], source_digest: str, lineage: Mapping[str, Any] | None,
+            per_episode: list[str] | None) -> None:
     """The digest into the metadata being written (validate compares it, so corruption shows even without
-    checksums), and into the lineage entry of a lossless copy."""
-    if lineage is not None and lineage.get("parent_digest") is None:
+    checksums), and into the lineage entry of a lossless copy; the per-episode digests beside it."""
+    if lineage is not None and "parent_digest" in lineage and lineage["parent_digest"] is None:
         metadata["lineage"][-1]["parent_digest"] = source_digest
     metadata["digest"] = source_digest
+    metadata.pop("episode_digests", None)
+    if per_episode is not None:
+        metadata["episode_digests"] = per_episode
 
 
 def convert(src: Path | str, dst: Path | str, *, format: str | None = None,

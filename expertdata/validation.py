@@ -15,7 +15,7 @@ import numpy as np
 
 from . import images, schema, spaces
 from .arrays import ArrayLike, first_rows, iter_blocks
-from .digest import Digester
+from .digest import Digester, EpisodeDigester
 from .episodes import EpisodeIndex
 from .errors import ExpertDataError, InvalidDatasetError, UnreadableError
 from .formats import Finding, read_raw
@@ -289,16 +289,16 @@ def _time_limit(metadata: Mapping[str, Any]) -> int | None:
 
 
 def _value_problems(name: str, array: ArrayLike, spec: dict | None, hashes: _EpisodeHashes | None,
-                    digester: Digester | None) -> list[Problem]:
+                    digesters: list[Any]) -> list[Problem]:
     """One pass over a field's blocks: non-finite values and values outside the space (and the blocks fed
-    to the digest)."""
+    to the digests)."""
     dtype = np.dtype(array.dtype)
     nonfinite, outside = [0, None], [0, None]
     begin = 0
-    if digester is not None:
+    for digester in digesters:
         digester.begin_field(name, dtype, tuple(array.shape))
     for block in iter_blocks(array, label=f"field {schema.shown(name)}"):
-        if digester is not None:
+        for digester in digesters:
             digester.update(block)
         if dtype.kind == "f":
             bad = ~np.isfinite(block.reshape(len(block), -1)).all(axis=1)
@@ -471,6 +471,11 @@ def check(fields: Mapping[str, ArrayLike], metadata: Any, root: Path | None, sou
     recorded = metadata.get("digest") if isinstance(metadata.get("digest"), str) else None
     digester = Digester() if recorded and not broken and not any(
         np.dtype(a.dtype).hasobject for a in fields.values()) else None
+    per_episode = metadata.get("episode_digests")
+    episodes = (EpisodeDigester(np.append(index.starts, len(fields["episode_starts"])),
+                                lambda name: field_per(name, metadata))
+                if digester is not None and index is not None and isinstance(per_episode, list)
+                and len(per_episode) == index.n_episodes else None)
     for name in sorted(fields):
         array = fields[name]
         if name in broken or np.dtype(array.dtype).hasobject:
@@ -478,16 +483,27 @@ def check(fields: Mapping[str, ArrayLike], metadata: Any, root: Path | None, sou
         spec = schema.field_space(name, metadata)
         if spec is not None and spaces.shape_fits(spec, tuple(array.shape), np.dtype(array.dtype)):
             spec = None
-        problems.extend(_value_problems(name, array, spec, hashes.get(name), digester))
+        problems.extend(_value_problems(name, array, spec, hashes.get(name),
+                                        [d for d in (digester, episodes) if d is not None]))
     if digester is not None:
         actual = digester.finish(metadata)
         if actual != recorded:
+            which = changed_episodes(episodes.finish(), per_episode) if episodes is not None else ""
             problems.append(_problem("digest-mismatch", f"the content's digest {actual} differs from the one "
-                                     f"recorded when it was written, {recorded}"))
+                                     f"recorded when it was written, {recorded}{which}"))
     problems.extend(_unchecked(storage or {}, metadata))
     if index is not None:
         problems.extend(_episode_problems(fields, metadata, index, hashes))
     return Report(source, tuple(sorted(problems, key=lambda p: p.rule.id)))
+
+
+def changed_episodes(actual: list[str], recorded: list[Any]) -> str:
+    """Which episodes' digests differ from the recorded ones, as the end of a message."""
+    changed = [e for e, (a, r) in enumerate(zip(actual, recorded)) if a != r]
+    if not changed:
+        return "; every episode's rows match their recorded digests, so the difference is in the metadata"
+    shown = ", ".join(map(str, changed[:10])) + (", ..." if len(changed) > 10 else "")
+    return f"; {_count(len(changed), 'episode')} differ{'s' * (len(changed) == 1)}: {shown}"
 
 
 def _unprefixed(message: str, source: str) -> str:

@@ -1,0 +1,148 @@
+"""New datasets from others: ``select`` (chosen episodes of one) and ``merge`` (several, one after another).
+
+Both are lazy (nothing is read until the result is sliced or saved) and leave their sources alone; the
+files they write record their parents' digests and the operation in their lineage.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import spaces
+from .arrays import Concatenated, Gathered
+from .dataset import Dataset
+from .digest import digest
+from .errors import UsageError
+from .schema import DESCRIPTIVE_KEYS, shown
+from .storage import SaveResult, load, save
+
+_RANGE = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
+
+
+def parse_episodes(text: str, n_episodes: int) -> np.ndarray:
+    """Episode numbers from ``"0-9,20,25-30"`` (inclusive ranges), each within the dataset's ``n_episodes``."""
+    chosen: list[int] = []
+    for part in text.split(","):
+        match = _RANGE.fullmatch(part)
+        if match is None:
+            raise UsageError(f"episodes: {part.strip()!r} is not a number or a range such as 3-7")
+        first, last = int(match[1]), int(match[2] if match[2] is not None else match[1])
+        if first > last or last >= n_episodes:
+            raise UsageError(f"episodes: {part.strip()} is outside the dataset's episodes 0-{n_episodes - 1}")
+        chosen.extend(range(first, last + 1))
+    return np.unique(np.asarray(chosen, np.int64))
+
+
+def choose(dataset: Dataset, episodes: str | None = None, min_return: float | None = None,
+           max_return: float | None = None, min_length: int | None = None, max_length: int | None = None,
+           split: str | None = None) -> np.ndarray:
+    """The episode numbers that meet every criterion given (all episodes where none is)."""
+    index = dataset.episodes
+    keep = np.ones(index.n_episodes, bool)
+    if episodes is not None:
+        keep &= np.isin(np.arange(index.n_episodes), parse_episodes(episodes, index.n_episodes))
+    if min_return is not None or max_return is not None:
+        if not dataset.has_rewards:
+            raise UsageError(f"{dataset.source} has no rewards, so its episodes have no returns to select by")
+        returns = np.asarray(dataset["episode_returns"][:], np.float64)
+        keep &= (returns >= (-np.inf if min_return is None else min_return)) & (
+            returns <= (np.inf if max_return is None else max_return))
+    keep &= (index.lengths >= (min_length or 0)) & (index.lengths <= (max_length or np.iinfo(np.int64).max))
+    if split is not None:
+        named = dataset.metadata.get("splits") or {}
+        if split not in named:
+            raise UsageError(f"{dataset.source} has no split named {split!r} (it has "
+                             f"{', '.join(map(repr, named)) or 'none'})")
+        keep &= np.isin(np.arange(index.n_episodes), named[split])
+    return np.flatnonzero(keep)
+
+
+def take(dataset: Dataset, episodes: np.ndarray) -> Dataset:
+    """The given episodes (increasing numbers) of ``dataset``, lazily; named splits follow them."""
+    episodes = np.asarray(episodes, np.int64)
+    if not len(episodes):
+        raise UsageError(f"{dataset.source}: no episode meets the criteria; nothing to write")
+    steps = dataset.episodes.steps(episodes)
+    fields = {name: Gathered(array, steps if dataset.field_per(name) == "step" else episodes)
+              for name, array in dataset.fields.items()}
+    metadata = dict(dataset.metadata)
+    if isinstance(metadata.get("splits"), dict):
+        renumber = {int(e): i for i, e in enumerate(episodes)}
+        metadata["splits"] = {k: [renumber[e] for e in v if e in renumber] for k, v in metadata["splits"].items()}
+    return replace(dataset, fields=fields, metadata=metadata, closer=None, source=f"{dataset.source} (selected)")
+
+
+def merged(datasets: Sequence[Dataset]) -> Dataset:
+    """The datasets' episodes one after another, lazily. Their spaces, fields (names, dtypes, row shapes) and
+    descriptive metadata other than named splits must agree; a mismatch is a one-line ``UsageError``."""
+    first = datasets[0]
+    for other in datasets[1:]:
+        for key in ("observation_space", "action_space"):
+            if not spaces.same(first.metadata.get(key), other.metadata.get(key)):
+                raise UsageError(f"{key.replace('_', ' ')}s differ: {first.source} has "
+                                 f"{_short(first.metadata.get(key))}, {other.source} has "
+                                 f"{_short(other.metadata.get(key))}")
+        forms = {name: (np.dtype(a.dtype), tuple(a.shape[1:])) for name, a in first.fields.items()}
+        theirs = {name: (np.dtype(a.dtype), tuple(a.shape[1:])) for name, a in other.fields.items()}
+        for name in sorted(set(forms) | set(theirs)):
+            if name not in forms or name not in theirs:
+                holder, other_one = (first, other) if name in forms else (other, first)
+                raise UsageError(f"field {shown(name)} is in {holder.source} but not in {other_one.source}")
+            if forms[name] != theirs[name]:
+                raise UsageError(f"field {shown(name)} differs: dtype and row shape {forms[name]} in {first.source}, "
+                                 f"{theirs[name]} in {other.source}")
+        for key in DESCRIPTIVE_KEYS:
+            if key not in ("splits", "observation_space", "action_space") and \
+                    first.metadata.get(key) != other.metadata.get(key):
+                raise UsageError(f"metadata {key!r} differs: {first.source} has {_short(first.metadata.get(key))}, "
+                                 f"{other.source} has {_short(other.metadata.get(key))}")
+    fields = {name: Concatenated([d.fields[name] for d in datasets], array.dtype, tuple(array.shape[1:]))
+              for name, array in first.fields.items()}
+    metadata = {k: v for k, v in first.metadata.items() if k in DESCRIPTIVE_KEYS and k != "splits"}
+    splits: dict[str, list[int]] = {}
+    offset = 0
+    for d in datasets:
+        for name, episodes in (d.metadata.get("splits") or {}).items():
+            splits.setdefault(name, []).extend(offset + e for e in episodes)
+        offset += d.n_episodes
+    if splits:
+        metadata["splits"] = splits
+    return Dataset(fields, metadata, first.root, " + ".join(d.source for d in datasets))
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def select_file(src: Path | str, dst: Path | str, *, overwrite: bool = False, progress: bool = False,
+                trusted: bool = False, **criteria: Any) -> SaveResult:
+    """Write the episodes of ``src`` that meet ``criteria`` (``choose``'s) to ``dst``, in any format; the
+    lineage records the parent's digest, the criteria and the episodes kept."""
+    with load(src, trusted=trusted) as dataset:
+        episodes = choose(dataset, **criteria)
+        lineage = {"operation": "select", "source": Path(src).name, "parent_digest": digest(dataset),
+                   "criteria": {k: v for k, v in criteria.items() if v is not None},
+                   "episodes": int(len(episodes)), "of": dataset.n_episodes}
+        return save(take(dataset, episodes), dst, overwrite=overwrite, progress=progress, lineage=lineage)
+
+
+def merge_files(srcs: Sequence[Path | str], dst: Path | str, *, overwrite: bool = False, progress: bool = False,
+                trusted: bool = False) -> SaveResult:
+    """Write the episodes of every source, in order, to ``dst``; the lineage records each parent's digest."""
+    if len(srcs) < 2:
+        raise UsageError("merge needs two or more datasets")
+    opened = [load(src, trusted=trusted) for src in srcs]
+    try:
+        parents = [{"source": Path(src).name, "digest": digest(d), "episodes": d.n_episodes}
+                   for src, d in zip(srcs, opened)]
+        return save(merged(opened), dst, overwrite=overwrite, progress=progress,
+                    lineage={"operation": "merge", "parents": parents})
+    finally:
+        for d in opened:
+            d.close()
