@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Iterable
 
 import click
@@ -238,6 +239,45 @@ def verify(path: str, expected: str, episodes: str | None, trusted: bool) -> Non
     """Check that PATH holds exactly the content whose digest is given; exit 0 if so, 1 if not (naming the
     episodes that differ)."""
     click.echo(f"{path}: OK, digest {verify_digest(path, expected, trusted, episodes)}")
+
+
+@main.command(short_help="Show or edit a dataset's card: licence, authors, description, citation.",
+              epilog=_example("expertdata card data.zarr",
+                              "expertdata card data.zarr --license CC-BY-4.0 --author 'A. Lab' --tag cartpole"))
+@click.argument("path", type=click.Path())
+@click.option("--license", "license_", metavar="SPDX", help="The licence: an SPDX expression (MIT, CC-BY-4.0, ...).")
+@click.option("--author", "authors", multiple=True, help="An author (repeat for several; replaces the list).")
+@click.option("--description", help="What the dataset holds and how it was made.")
+@click.option("--task", help="The task the demonstrations show.")
+@click.option("--citation", help="How to cite it (BibTeX).")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeat for several; replaces the list).")
+@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
+@TRUSTED
+def card(path: str, license_: str | None, authors: tuple[str, ...], description: str | None, task: str | None,
+         citation: str | None, tags: tuple[str, ...], as_json: bool, trusted: bool) -> None:
+    """Show PATH's card; with options, change it: the dataset is rewritten beside itself with the new card and
+    takes its place (its content digest is unchanged), and its README.md (Hugging Face's card form) is
+    rewritten."""
+    from . import cards
+
+    changes = {"license": license_, "authors": list(authors) or None, "description": description, "task": task,
+               "citation": citation, "tags": list(tags) or None}
+    if any(v is not None for v in changes.values()):
+        shown_card = cards.edit(path, trusted=trusted, **changes)
+    else:
+        with load(path, trusted=trusted) as dataset:
+            shown_card = dataset.metadata.get("card")
+        readme = cards.readme_path(Path(path))
+        if shown_card is None and readme.is_file():
+            shown_card = cards.parse(readme.read_text(errors="replace"))
+    if as_json:
+        click.echo(json.dumps(shown_card or {}, indent=2))
+        return
+    if not shown_card:
+        click.echo(f"{path}: no card (expertdata card {path} --license SPDX-ID --author NAME ...)")
+        return
+    click.echo(_table([(key, ", ".join(value) if isinstance(value, list) else value)
+                       for key, value in shown_card.items()]))
 
 
 @main.command(short_help="Compare two datasets: content, episodes and metadata.",

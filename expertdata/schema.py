@@ -223,14 +223,15 @@ def field_name_problem(name: str) -> str | None:
 DESCRIPTIVE_KEYS = ("env_id", "observation_space", "action_space", "max_episode_steps", "extras", "user", "rewards",
                     "flags", "splits")
 #: Metadata keys that record where a file came from (and ``digest``, the content digest recorded when the
-#: file was written); they change on conversion, so the digest ignores them.
-HISTORY_KEYS = ("schema_version", "provenance", "lineage", "digest", "peer", "episode_digests")
+#: file was written, and ``card``, who made it and under which licence); they are about the data, not the
+#: data, so the digest ignores them.
+HISTORY_KEYS = ("schema_version", "provenance", "lineage", "digest", "peer", "episode_digests", "card")
 METADATA_KEYS = DESCRIPTIVE_KEYS + HISTORY_KEYS
 #: The JSON type each metadata key must have (spaces are checked further by ``expertdata.spaces``).
 METADATA_TYPES: dict[str, type] = {"env_id": str, "observation_space": dict, "action_space": dict,
                                    "max_episode_steps": int, "extras": dict, "user": dict, "schema_version": str,
                                    "provenance": dict, "lineage": list, "digest": str, "peer": dict, "rewards": str,
-                                   "flags": str, "splits": dict, "episode_digests": list}
+                                   "flags": str, "splits": dict, "episode_digests": list, "card": dict}
 
 #: Limits on what a header may claim, checked before anything is allocated or decoded: metadata text and
 #: its nesting (a space's rows: ``expertdata.spaces.MAX_ROW_ENTRIES``).
@@ -314,6 +315,8 @@ RULES: tuple[Rule, ...] = (
          "flags say; nothing is fixed silently."),
     Rule("W108", "not-imported", "warning", "Something a peer format stores was not imported: an object array "
          "that only unpickling could read, or a value that is not one row per step or episode."),
+    Rule("W109", "no-licence", "warning", "The dataset's card names no licence, so others cannot tell whether they "
+         "may use or share it (expertdata card PATH --license SPDX-ID)."),
 )
 
 RULES_BY_ID = {r.id: r for r in RULES}

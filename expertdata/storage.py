@@ -124,7 +124,8 @@ class SaveResult:
 
 def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
          options: formats.WriteOptions | None = None, overwrite: bool = False, progress: bool = False,
-         lineage: Mapping[str, Any] | None = None, fill_rewards: float | None = None) -> SaveResult:
+         lineage: Mapping[str, Any] | None = None, fill_rewards: float | None = None,
+         readme: bool = True) -> SaveResult:
     """Write ``dataset`` to ``path`` atomically, in the format its suffix (or ``format``) names.
 
     Rows are streamed a block at a time, so a lazy dataset larger than memory can be saved. The written
@@ -136,6 +137,7 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
         a ``parent_digest`` of ``None`` records the digest of what was written (a lossless copy).
     :param fill_rewards: for demonstrations without rewards written to a format that needs them (SB2's
         .npz, D4RL, Minari): the reward of every step; without it, such a save is refused.
+    :param readme: where the metadata holds a card, write it as the dataset's README.md (``expertdata.cards``).
     """
     path = Path(path)
     backend = formats.for_path(path, format)
@@ -187,6 +189,10 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
             for image in written:
                 image.unlink(missing_ok=True)
             raise
+    if readme and isinstance(metadata.get("card"), dict):
+        from .cards import write_readme
+
+        write_readme(path, metadata["card"])
     return SaveResult(path, backend.name, source_digest, tuple(notes))
 
 

@@ -13,11 +13,11 @@ from typing import Any, Callable, Collection, Mapping
 
 import numpy as np
 
-from . import images, schema, spaces
+from . import cards, images, schema, spaces
 from .arrays import ArrayLike, first_rows, iter_blocks
 from .digest import Digester, EpisodeDigester
 from .episodes import EpisodeIndex
-from .errors import ExpertDataError, InvalidDatasetError, UnreadableError
+from .errors import ExpertDataError, InvalidDatasetError, UnreadableError, UsageError
 from .formats import Finding, read_raw
 from .schema import field_per
 
@@ -123,6 +123,11 @@ def _metadata_problems(metadata: Any) -> list[Problem]:
     if spaces.is_composite(metadata.get("action_space")) and _space(metadata, "action_space"):
         out.append(_problem("bad-metadata", f"action_space: a {metadata['action_space']['type']} action space is not "
                             "supported (observations may be composite, actions not)"))
+    if metadata.get("card") is not None:
+        try:
+            cards.check(metadata["card"])
+        except UsageError as exc:
+            out.append(_problem("bad-metadata", f"card: {exc}"))
     extras = metadata.get("extras", {})
     if isinstance(extras, dict) and any(v not in ("step", "episode") for v in extras.values()):
         out.append(_problem("bad-metadata", "extras must map field names to 'step' or 'episode'"))
@@ -143,11 +148,20 @@ def _space(metadata: Mapping[str, Any], key: str) -> dict | None:
 
 def structural_problems(fields: Mapping[str, ArrayLike], metadata: Any, root: Path | None = None,
                         withheld: Collection[str] = (), trusted: bool = False) -> list[Problem]:
-    """Problems visible from shapes, dtypes, metadata, ``episode_starts`` and image paths alone.
+    """Problems visible from shapes, dtypes, metadata, ``episode_starts`` and image paths alone (and, last,
+    whether the card names a licence).
 
     Image paths are checked here, not later, so a dataset whose paths escape its folder is never built.
     ``withheld`` fields (their data is outside the file, or not stored) count as present but are not read.
     """
+    card = metadata.get("card") if isinstance(metadata, Mapping) else None
+    licensed = isinstance(card, Mapping) and bool(card.get("license"))
+    return _structure(fields, metadata, root, withheld, trusted) + ([] if licensed else [_problem(
+        "no-licence", "the dataset's card names no licence (expertdata card PATH --license SPDX-ID)")])
+
+
+def _structure(fields: Mapping[str, ArrayLike], metadata: Any, root: Path | None, withheld: Collection[str],
+               trusted: bool) -> list[Problem]:
     out = _metadata_problems(metadata)
     metadata = metadata if isinstance(metadata, Mapping) else {}
     leaves = {name for base in ("obs", "final_obs")

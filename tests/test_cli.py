@@ -27,7 +27,7 @@ def good(tmp_path) -> Path:
 
 def test_validate_a_good_dataset(good):
     result = CliRunner().invoke(main, ["validate", str(good)])
-    assert result.exit_code == 0 and "valid (0 errors, 0 warnings)" in result.output
+    assert result.exit_code == 0 and "valid (0 errors, 1 warnings)" in result.output and "W109 no-licence" in result.output
 
 
 def test_validate_json_gives_one_object_per_problem(tmp_path):
@@ -39,7 +39,7 @@ def test_validate_json_gives_one_object_per_problem(tmp_path):
     report = json.loads(result.output)
     assert result.exit_code == 1 and report["valid"] is False
     assert sorted((p["rule"], p["field"], p["position"]) for p in report["problems"]) == [
-        ("E003", "episode_returns", 1), ("E007", "obs", 2)]
+        ("E003", "episode_returns", 1), ("E007", "obs", 2), ("W109", None, None)]
 
 
 def test_convert_info_and_verify_end_to_end(good, tmp_path):

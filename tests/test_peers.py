@@ -130,7 +130,7 @@ def test_an_imitation_file_reads_with_final_observations_and_its_infos_skipped()
         assert np.array_equal(data["final_obs"][:], np.stack([p[-1] for p in pieces]))
         assert np.array_equal(data["actions"][:], acts) and np.array_equal(data["terminal"][:], terminal)
         assert "infos" not in data and any("'infos' is skipped" in note for note in data.notes)
-    assert [p.rule.id for p in expertdata.validate(IMITATION).problems] == ["W108"]
+    assert [p.rule.id for p in expertdata.validate(IMITATION).problems] == ["W108", "W109"]
 
 
 @needs_peers
@@ -325,7 +325,11 @@ def test_a_broken_minari_dataset_is_refused_in_one_line(tmp_path):
         {"data_format": "hdf5", "observation_space": json.dumps({"type": "Dict", "subspaces": {}})}))
     result = run_cli("info", tmp_path / "dict-v0")
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
-    assert "a Dict observation space" in result.stderr and "schema 1.1" in result.stderr
+    assert "observation space: an empty Dict space holds nothing to store" in result.stderr
+    (tmp_path / "dict-v0" / "data" / "metadata.json").write_text(json.dumps(
+        {"data_format": "hdf5", "observation_space": json.dumps({"type": "Text", "max_length": 3})}))
+    result = run_cli("info", tmp_path / "dict-v0")
+    assert result.returncode == 2 and result.stderr.strip().endswith("observation space: a Text space cannot be stored")
 
 
 def test_d4rl_flags_stored_as_numbers_read_as_booleans_and_other_values_are_refused(tmp_path):

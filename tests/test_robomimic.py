@@ -71,7 +71,7 @@ def test_import_orders_demos_by_number_and_keeps_every_array(source):
         assert ds.metadata["splits"] == {"train": [0, 1, 3], "valid": [2]}
         assert ds.metadata["user"]["robomimic"]["env_args"]["env_kwargs"] == {"control_freq": 20}
     report = expertdata.validate(source)
-    assert report.errors == () and {p.rule.id for p in report.problems} == {"W106"}  # h5py wrote no checksums
+    assert report.errors == () and {p.rule.id for p in report.problems} == {"W106", "W109"}  # no checksums, no card
 
 
 def test_masks_are_named_splits_that_expert_dataset_serves(source, tmp_path):

@@ -111,3 +111,28 @@ def test_merge_concatenates_matching_datasets_and_refuses_others(sent, tmp_path)
     refused = cli("merge", sent.path, PENDULUM, tmp_path / "mixed.zarr")
     assert refused.returncode == 2 and refused.stderr.startswith("expertdata: error: observation spaces differ")
     assert refused.stderr.count("\n") == 1 and not (tmp_path / "mixed.zarr").exists()
+
+
+def test_a_card_is_edited_without_changing_the_content_and_travels_with_conversions(sent, tmp_path):
+    assert "no card" in cli("card", sent.path).stdout
+    edited = cli("card", sent.path, "--license", "cc-by-4.0", "--author", "A. Lab", "--author", "B. Lab",
+                 "--description", "CartPole by a hand-written controller", "--tag", "cartpole")
+    assert edited.returncode == 0 and "CC-BY-4.0" in edited.stdout
+    assert cli("verify", sent.path, "--digest", sent.digest).returncode == 0  # the card is not the content
+    readme = (sent.path / "README.md").read_text()
+    assert readme.startswith('---\nlicense: "cc-by-4.0"\ntags: ["cartpole"]\n') and "- 10 episodes, 5,000" in readme
+    report = expertdata.validate(sent.path)
+    assert report.problems == ()  # W109 is gone with the licence
+    copy = expertdata.convert(sent.path, tmp_path / "copy.npz")
+    assert (tmp_path / "copy.npz.README.md").is_file()
+    assert json.loads(cli("card", copy.path, "--json").stdout)["authors"] == ["A. Lab", "B. Lab"]
+    bad = cli("card", sent.path, "--license", "not-a-licence")
+    assert bad.returncode == 2 and "is not an SPDX licence expression" in bad.stderr and bad.stderr.count("\n") == 1
+    assert json.loads(cli("card", sent.path, "--json").stdout)["license"] == "CC-BY-4.0"
+
+
+def test_a_hub_style_readme_is_read_as_the_card_where_the_metadata_has_none(tmp_path):
+    folder = expertdata.convert(CARTPOLE, tmp_path / "hub.zarr").path
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\ntags:\n- robotics\n---\n# A dataset from the Hub\n")
+    assert json.loads(cli("card", folder, "--json").stdout) == {"license": "Apache-2.0", "tags": ["robotics"]}
+    assert expertdata.validate(folder).errors == ()  # zarr passes over the README

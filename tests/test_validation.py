@@ -1,6 +1,7 @@
 """Each validation rule fires on the data it names, with its id, the field and the first position."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -14,14 +15,17 @@ from .conftest import make_arrays
 BOX2 = {"type": "Box", "shape": [2], "dtype": "<f4", "low": -1.0, "high": 1.0}
 
 
-def _validate(tmp_path, metadata=None, **changes):
-    """Write the arrays as a raw .npz (bypassing our writer) and validate the file."""
+def _validate(tmp_path, metadata=None, licence_warning=False, **changes):
+    """Write the arrays as a raw .npz (bypassing our writer) and validate the file; the warning that it names
+    no licence (none of these files has a card) is left out unless asked for (it is tested on its own)."""
     arrays = {k: v for k, v in {**make_arrays(lengths=(5, 3, 4)), **changes}.items() if v is not None}
     if metadata is not None:
         arrays["expertdata_metadata"] = np.array(json.dumps(metadata))
     path = tmp_path / "d.npz"
     np.savez(path, **arrays)
-    return expertdata.validate(path)
+    report = expertdata.validate(path)
+    return report if licence_warning else dataclasses.replace(
+        report, problems=tuple(p for p in report.problems if p.rule.id != "W109"))
 
 
 def _ids(report):
@@ -29,8 +33,17 @@ def _ids(report):
 
 
 def test_a_good_dataset_is_valid(tmp_path):
-    report = _validate(tmp_path)
+    report = _validate(tmp_path, {"card": {"license": "MIT"}})
     assert report.ok and report.exit_code == 0 and report.problems == ()
+
+
+def test_a_dataset_without_a_licence_is_warned_about(tmp_path):
+    for metadata in (None, {"card": {"authors": ["A. Lab"]}}):
+        report = _validate(tmp_path, metadata, licence_warning=True)
+        assert [p.one_line() for p in report.problems] == [
+            "W109 no-licence: dataset: the dataset's card names no licence (expertdata card PATH --license SPDX-ID)"]
+        assert report.exit_code == 0
+    assert "E013" in _ids(_validate(tmp_path, {"card": {"license": "not-a-licence"}}))
 
 
 def test_missing_field(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -113,12 +114,15 @@ def _close_quietly(store: Any) -> None:
 
 
 def _arrays(group: zarr.Group, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, zarr.Array]]:
-    """The group's arrays by path, those of the groups below it included."""
-    for name, array in group.arrays():
+    """The group's arrays by path, those of the groups below it included (files that are not Zarr's, such as
+    a dataset card's README.md, are passed over without zarr's warning)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is not recognized as a component of a Zarr hierarchy")
+        arrays, groups = list(group.arrays()), list(group.groups()) if depth < MAX_NESTING else []
+    for name, array in arrays:
         yield prefix + name, array
-    if depth < MAX_NESTING:
-        for name, child in group.groups():
-            yield from _arrays(child, f"{prefix}{name}/", depth + 1)
+    for name, child in groups:
+        yield from _arrays(child, f"{prefix}{name}/", depth + 1)
 
 
 def read(path: Path, trusted: bool = False, zarr_format: int | None = None) -> Raw:
