@@ -53,40 +53,6 @@ def spdx(expression: str) -> str:
     return str(found.normalized_expression)
 
 
-def edit(path: Path | str, trusted: bool = False, **changes: Any) -> dict[str, Any]:
-    """Change the card of the dataset at ``path`` (fields given as ``None`` stay as they are): the dataset is
-    written anew beside itself with the new card and then takes its place, and its README.md is rewritten.
-    Returns the card."""
-    from . import atomic
-    from .storage import load, save
-
-    path = Path(path)
-    with load(path, trusted=trusted) as dataset:
-        card = check({**(dataset.metadata.get("card") or {}), **{k: v for k, v in changes.items() if v is not None}})
-        tmp = atomic.temporary(path)
-        try:
-            save(dataset.with_metadata({**dataset.metadata, "card": card}), tmp, format=dataset.format, readme=False)
-        except BaseException:
-            atomic.remove(tmp)
-            raise
-    atomic.replace(tmp, path)
-    write_readme(path, card)
-    return card
-
-
-def write_readme(path: Path, card: Mapping[str, Any]) -> Path:
-    """Write the card of the dataset at ``path`` as its README.md (atomically), with the figures ``info``
-    computes."""
-    from . import atomic
-    from .info import info
-
-    target = readme_path(path)
-    text = render(card, info(path), path.name)
-    with atomic.destination(target, overwrite=True) as tmp:
-        tmp.write_text(text)
-    return target
-
-
 def readme_path(dataset: Path) -> Path:
     """Where a dataset's card is written: inside a folder, beside a file."""
     return dataset / "README.md" if dataset.is_dir() else dataset.with_name(dataset.name + ".README.md")

@@ -259,11 +259,12 @@ def card(path: str, license_: str | None, authors: tuple[str, ...], description:
     takes its place (its content digest is unchanged), and its README.md (Hugging Face's card form) is
     rewritten."""
     from . import cards
+    from .storage import edit_card
 
     changes = {"license": license_, "authors": list(authors) or None, "description": description, "task": task,
                "citation": citation, "tags": list(tags) or None}
     if any(v is not None for v in changes.values()):
-        shown_card = cards.edit(path, trusted=trusted, **changes)
+        shown_card = edit_card(path, trusted=trusted, **changes)
     else:
         with load(path, trusted=trusted) as dataset:
             shown_card = dataset.metadata.get("card")
@@ -347,9 +348,9 @@ def select(src: str, dst: str, episodes: str | None, min_return: float | None, m
            min_length: int | None, max_length: int | None, split: str | None, overwrite: bool, trusted: bool) -> None:
     """Write the episodes of SRC that meet every criterion to DST (any format); DST's lineage records SRC's
     digest and the criteria."""
-    from .editing import select_file
+    from .storage import select as select_episodes
 
-    result = select_file(src, dst, overwrite=overwrite, progress=True, trusted=trusted, episodes=episodes,
+    result = select_episodes(src, dst, overwrite=overwrite, progress=True, trusted=trusted, episodes=episodes,
                          min_return=min_return, max_return=max_return, min_length=min_length,
                          max_length=max_length, split=split)
     click.echo(f"wrote {result.path} ({result.format}), digest {result.digest}")
@@ -363,11 +364,11 @@ def select(src: str, dst: str, episodes: str | None, min_return: float | None, m
 def merge(paths: tuple[str, ...], overwrite: bool, trusted: bool) -> None:
     """Merge the datasets SRC... into DST (the last path): their spaces and fields must match. DST's lineage
     records each parent's digest."""
-    from .editing import merge_files
+    from .storage import merge as merge_datasets
 
     if len(paths) < 3:
         raise click.UsageError("give two or more datasets and the destination: merge A B DST")
-    result = merge_files(paths[:-1], paths[-1], overwrite=overwrite, progress=True, trusted=trusted)
+    result = merge_datasets(paths[:-1], paths[-1], overwrite=overwrite, progress=True, trusted=trusted)
     click.echo(f"wrote {result.path} ({result.format}), digest {result.digest}")
 
 

@@ -1,14 +1,12 @@
-"""New datasets from others: ``select`` (chosen episodes of one) and ``merge`` (several, one after another).
-
-Both are lazy (nothing is read until the result is sliced or saved) and leave their sources alone; the
-files they write record their parents' digests and the operation in their lineage.
+"""New datasets from others: chosen episodes of one (``choose``, ``take``) and several one after another
+(``merged``). Both are lazy (nothing is read until the result is sliced or saved) and leave their sources
+alone; ``expertdata.storage.select`` and ``merge`` write them, recording the parents' digests.
 """
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,10 +14,8 @@ import numpy as np
 from . import spaces
 from .arrays import Concatenated, Gathered
 from .dataset import Dataset
-from .digest import digest
 from .errors import UsageError
 from .schema import DESCRIPTIVE_KEYS, shown
-from .storage import SaveResult, load, save
 
 _RANGE = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
 
@@ -118,31 +114,3 @@ def merged(datasets: Sequence[Dataset]) -> Dataset:
 def _short(value: Any) -> str:
     text = json.dumps(value)
     return text if len(text) <= 120 else text[:117] + "..."
-
-
-def select_file(src: Path | str, dst: Path | str, *, overwrite: bool = False, progress: bool = False,
-                trusted: bool = False, **criteria: Any) -> SaveResult:
-    """Write the episodes of ``src`` that meet ``criteria`` (``choose``'s) to ``dst``, in any format; the
-    lineage records the parent's digest, the criteria and the episodes kept."""
-    with load(src, trusted=trusted) as dataset:
-        episodes = choose(dataset, **criteria)
-        lineage = {"operation": "select", "source": Path(src).name, "parent_digest": digest(dataset),
-                   "criteria": {k: v for k, v in criteria.items() if v is not None},
-                   "episodes": int(len(episodes)), "of": dataset.n_episodes}
-        return save(take(dataset, episodes), dst, overwrite=overwrite, progress=progress, lineage=lineage)
-
-
-def merge_files(srcs: Sequence[Path | str], dst: Path | str, *, overwrite: bool = False, progress: bool = False,
-                trusted: bool = False) -> SaveResult:
-    """Write the episodes of every source, in order, to ``dst``; the lineage records each parent's digest."""
-    if len(srcs) < 2:
-        raise UsageError("merge needs two or more datasets")
-    opened = [load(src, trusted=trusted) for src in srcs]
-    try:
-        parents = [{"source": Path(src).name, "digest": digest(d), "episodes": d.n_episodes}
-                   for src, d in zip(srcs, opened)]
-        return save(merged(opened), dst, overwrite=overwrite, progress=progress,
-                    lineage={"operation": "merge", "parents": parents})
-    finally:
-        for d in opened:
-            d.close()

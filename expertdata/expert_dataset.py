@@ -83,6 +83,7 @@ class ExpertDataset:
         train, val = (splits.named(index, self.num_traj, self.source.metadata.get("splits"), split)
                       if isinstance(split, tuple) else
                       splits.split(index, self.num_traj, train_fraction, split, np.random.default_rng(split_seed)))
+        self._whole = {"train": train, "val": val, "all": np.arange(self.num_transition)}
         self.train_indices = splits.shard(index, train, self.rank, self.world_size)
         self.val_indices = splits.shard(index, val, self.rank, self.world_size)
         self.indices = splits.shard(index, np.arange(self.num_transition), self.rank, self.world_size)
@@ -170,6 +171,18 @@ class ExpertDataset:
         from .torch_data import ExpertIterableDataset
 
         return ExpertIterableDataset(self, split, batch_size or self.batch_size, self.seed, self.randomize)
+
+    def map_dataset(self, split: str = "train") -> Any:
+        """A map-style ``torch.utils.data.Dataset`` of ``split``'s transitions (every rank's), for torch's
+        samplers: ``DistributedSampler`` shards it across ranks under ``torchrun``."""
+        from .torch_data import ExpertMapDataset
+
+        return ExpertMapDataset(self, split)
+
+    def whole_split(self, split: str) -> np.ndarray:
+        """``split``'s transitions on every rank together (``split_indices`` gives this rank's shard)."""
+        self.split_indices(split)  # checks the name
+        return self._whole[split]
 
     def split_indices(self, split: str) -> np.ndarray:
         if split not in SPLITS:

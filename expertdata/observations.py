@@ -45,4 +45,5 @@ def concatenate(parts: Sequence[Observations]) -> Observations:
 def flat(obs: Observations) -> np.ndarray:
     """Each observation as one float64 row: every leaf flattened and concatenated in leaf order (statistics
     of composite observations are taken over this row)."""
-    return np.concatenate([np.asarray(a).reshape(len(a), -1).astype(np.float64) for a in leaves(obs)], axis=1)
+    return np.concatenate([np.asarray(a).reshape(len(a), int(np.prod(a.shape[1:], dtype=np.int64))).astype(np.float64)
+                           for a in leaves(obs)], axis=1)

@@ -4,12 +4,12 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, cast
+from typing import Any, Mapping, Sequence, cast
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import atomic, formats, images
+from . import atomic, cards, editing, formats, images
 from .arrays import block_rows, first_rows, iter_blocks, prefetch, row_bytes
 from .dataset import Dataset
 from .digest import MAX_EPISODE_DIGESTS, PREFIX, Digester, digest, digests, episode_digester
@@ -45,8 +45,6 @@ def verify(path: Path | str, expected: str, trusted: bool = False, episodes: str
     :param episodes: check only these episodes (``"0-9,20"``), against the per-episode digests recorded with
         the expected digest: a partial download is checked without hashing everything.
     """
-    from .digest import digests
-    from .editing import parse_episodes, take
     from .validation import changed_episodes
 
     expected = expected.strip().lower()
@@ -63,8 +61,8 @@ def verify(path: Path | str, expected: str, trusted: bool = False, episodes: str
             if not usable:
                 raise UsageError(f"{path}: checking chosen episodes needs the per-episode digests recorded with "
                                  f"{expected}, and the file records none (or records another digest)")
-            chosen = parse_episodes(episodes, dataset.n_episodes)
-            _, actual_episodes = digests(take(dataset, chosen), None)
+            chosen = editing.parse_episodes(episodes, dataset.n_episodes)
+            _, actual_episodes = digests(editing.take(dataset, chosen), None)
             wrong = [int(e) for e, d in zip(chosen, actual_episodes) if d != recorded[e]]
             if wrong:
                 raise DigestMismatchError(f"{path}: episode{'s' * (len(wrong) > 1)} {', '.join(map(str, wrong[:10]))} "
@@ -190,8 +188,6 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
                 image.unlink(missing_ok=True)
             raise
     if readme and isinstance(metadata.get("card"), dict):
-        from .cards import write_readme
-
         write_readme(path, metadata["card"])
     return SaveResult(path, backend.name, source_digest, tuple(notes))
 
@@ -231,3 +227,64 @@ def convert(src: Path | str, dst: Path | str, *, format: str | None = None,
         result = save(dataset, dst, format=format, options=options, overwrite=overwrite, progress=progress,
                       lineage=lineage, fill_rewards=fill_rewards)
         return replace(result, notes=dataset.notes + result.notes)
+
+
+def select(src: Path | str, dst: Path | str, *, overwrite: bool = False, progress: bool = False,
+                trusted: bool = False, **criteria: Any) -> SaveResult:
+    """Write the episodes of ``src`` that meet ``criteria`` (``editing.choose``'s) to ``dst``, in any format; the
+    lineage records the parent's digest, the criteria and the episodes kept."""
+    with load(src, trusted=trusted) as dataset:
+        episodes = editing.choose(dataset, **criteria)
+        lineage = {"operation": "select", "source": Path(src).name, "parent_digest": digest(dataset),
+                   "criteria": {k: v for k, v in criteria.items() if v is not None},
+                   "episodes": int(len(episodes)), "of": dataset.n_episodes}
+        return save(editing.take(dataset, episodes), dst, overwrite=overwrite, progress=progress, lineage=lineage)
+
+
+def merge(srcs: Sequence[Path | str], dst: Path | str, *, overwrite: bool = False, progress: bool = False,
+                trusted: bool = False) -> SaveResult:
+    """Write the episodes of every source, in order, to ``dst``; the lineage records each parent's digest."""
+    if len(srcs) < 2:
+        raise UsageError("merge needs two or more datasets")
+    opened = [load(src, trusted=trusted) for src in srcs]
+    try:
+        parents = [{"source": Path(src).name, "digest": digest(d), "episodes": d.n_episodes}
+                   for src, d in zip(srcs, opened)]
+        return save(editing.merged(opened), dst, overwrite=overwrite, progress=progress,
+                    lineage={"operation": "merge", "parents": parents})
+    finally:
+        for d in opened:
+            d.close()
+
+
+def edit_card(path: Path | str, trusted: bool = False, **changes: Any) -> dict[str, Any]:
+    """Change the card of the dataset at ``path`` (fields given as ``None`` stay as they are): the dataset is
+    written anew beside itself with the new card and then takes its place, and its README.md is rewritten.
+    Returns the card."""
+    path = Path(path)
+    with load(path, trusted=trusted) as dataset:
+        card = cards.check({**(dataset.metadata.get("card") or {}), **{k: v for k, v in changes.items() if v is not None}})
+        tmp = atomic.temporary(path)
+        try:
+            save(dataset.with_metadata({**dataset.metadata, "card": card}), tmp, format=dataset.format, readme=False)
+        except BaseException:
+            atomic.remove(tmp)
+            raise
+    atomic.replace(tmp, path)
+    write_readme(path, card, trusted)
+    return card
+
+
+def write_readme(path: Path, card: Mapping[str, Any], trusted: bool = False) -> Path:
+    """Write the card of the dataset at ``path`` as its README.md (atomically), with its counts, returns and
+    content digest."""
+    with load(path, trusted=trusted) as dataset:
+        returns = np.asarray(dataset["episode_returns"][:], np.float64) if dataset.has_rewards else np.zeros(0)
+        summary = {"env_id": dataset.metadata.get("env_id"), "episodes": dataset.n_episodes,
+                   "transitions": dataset.n_transitions, "digest": dataset.metadata.get("digest") or digest(dataset),
+                   "episode_returns": {"min": float(returns.min()), "mean": float(returns.mean()),
+                                       "max": float(returns.max())} if len(returns) else None}
+    target = cards.readme_path(path)
+    with atomic.destination(target, overwrite=True) as tmp:
+        tmp.write_text(cards.render(card, summary, path.name))
+    return target

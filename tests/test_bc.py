@@ -3,6 +3,8 @@ repeatability, the plugin CLI, MPI and warm starts."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -182,6 +184,40 @@ def test_train_bc_from_the_command_line(tmp_path):
         assert bad.returncode == 2 and message in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
         assert not (tmp_path / "x").exists()
     assert run_cli("train", "nope", FIXTURES / "pendulum.npz", "--out", tmp_path / "y").returncode == 2
+
+
+def test_torchrun_data_parallel_training_keeps_parameters_identical(tmp_path):
+    """torch's own launcher, without MPI: ranks from RANK and WORLD_SIZE, gradients averaged over gloo."""
+    out = tmp_path / "policy"
+    command = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master-port", "29517", "-m",
+               "expertdata", "train", "bc", str(FIXTURES / "pendulum.npz"), "--env", "Pendulum-v1", "--out", str(out),
+               "--seed", "0", "--n-epochs", "20", "--learning-rate", "1e-3"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("wrote") == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ranks"] == 2 and summary["parameters_identical_across_ranks"] is True
+
+
+def test_a_map_style_dataset_is_shared_out_by_torchs_distributed_sampler():
+    from torch.utils.data.distributed import DistributedSampler
+
+    data = ExpertDataset(FIXTURES / "pendulum.npz", verbose=0, seed=0, rank=1, world_size=2)
+    transitions = data.map_dataset("train")
+    assert len(transitions) == len(data.whole_split("train")) > data.split_size("train")  # every rank's, not rank 1's
+    shares = []
+    for rank in range(2):
+        sampler = DistributedSampler(transitions, num_replicas=2, rank=rank, seed=0)
+        sampler.set_epoch(3)
+        shares.append(list(sampler))
+    assert not set(shares[0]) & set(shares[1]) and len(set(shares[0]) | set(shares[1])) == len(transitions)
+    sampler.set_epoch(4)
+    assert list(sampler) != shares[1]  # a new order every epoch
+    obs, action = transitions[5]
+    row = int(data.whole_split("train")[5])
+    with expertdata.load(FIXTURES / "pendulum.npz") as source:
+        assert torch.equal(obs, torch.as_tensor(source["obs"][row:row + 1][0]))
+        assert torch.equal(action, torch.as_tensor(source["actions"][row:row + 1][0]))
 
 
 def test_mpi_data_parallel_training_keeps_parameters_identical(tmp_path):
