@@ -6,6 +6,7 @@ or mismatched, 2 unreadable or a bad call); never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from importlib.metadata import entry_points
@@ -17,7 +18,8 @@ from click.exceptions import NoArgsIsHelpError
 
 import numpy as np
 
-from . import formats, spaces
+from . import formats, remote, spaces
+from .remote import OPTIONS_VARIABLE
 from .experts import BUILTIN
 from .experts import resolve as resolve_expert
 from .errors import ExpertDataError, Terminated
@@ -93,8 +95,16 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="expertdata")
-def main() -> None:
-    """Expert demonstrations (.npz, HDF5, Zarr): validate, convert, inspect, record, plot, train."""
+@click.option("--storage-options", metavar="JSON",
+              help='For datasets named by URL (s3://, https://, hf://, ...): fsspec\'s options as a JSON object, '
+                   'such as \'{"anon": true}\' or \'{"endpoint_url": "http://localhost:9000"}\' (also '
+                   'EXPERTDATA_STORAGE_OPTIONS).')
+def main(storage_options: str | None) -> None:
+    """Expert demonstrations (.npz, HDF5, Zarr; local or where they live): validate, convert, inspect, record,
+    plot, train."""
+    if storage_options is not None:
+        os.environ[OPTIONS_VARIABLE] = storage_options
+        remote.storage_options()  # refuses what is not a JSON object, in one line
 
 
 def _table(rows: Iterable[tuple[str, ...]]) -> str:
@@ -209,7 +219,7 @@ def info(path: str, as_json: bool, no_digest: bool, trusted: bool) -> None:
     click.echo(_table([
         ("path", path),
         ("format", f"{summary['format']}, schema {summary['schema_version']}"),
-        ("size on disk", f"{summary['size_on_disk']:,} bytes"),
+        ("size on disk", f"{summary['size_on_disk']:,} bytes" if summary["size_on_disk"] is not None else "- (remote)"),
         ("env", summary["env_id"] or "-"),
         ("transitions", f"{summary['transitions']:,}"),
         ("episodes", f"{summary['episodes']:,}"),

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .dataset import Dataset
-from . import formats
+from . import formats, remote
 from .digest import digest
 from .storage import load
 
@@ -53,5 +53,5 @@ def info(path: Path | str, with_digest: bool = True, trusted: bool = False) -> d
     """Summarise the dataset at ``path``, with its size on disk."""
     with load(path, trusted=trusted) as dataset:
         summary = summarize(dataset, with_digest)
-    summary["size_on_disk"] = size_on_disk(formats.locate(path))
+    summary["size_on_disk"] = None if remote.is_url(path) else size_on_disk(formats.locate(path))
     return summary

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence, cast
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import atomic, cards, editing, formats, images
+from . import atomic, cards, editing, formats, images, remote
 from .arrays import block_rows, first_rows, iter_blocks, prefetch, row_bytes
 from .dataset import Dataset
 from .digest import MAX_EPISODE_DIGESTS, PREFIX, Digester, digest, digests, episode_digester
@@ -18,14 +18,16 @@ from .schema import SCHEMA_VERSION
 from .validation import problems_found, raise_for
 
 
-def load(path: Path | str, format: str | None = None, trusted: bool = False) -> Dataset:
-    """Open a dataset in any format; HDF5 and Zarr arrays (and ``.npz`` members) stay lazy.
+def load(path: Path | str, format: str | None = None, trusted: bool = False,
+         storage_options: dict[str, Any] | None = None) -> Dataset:
+    """Open a dataset in any format, local or where it lives (an fsspec URL: ``expertdata.remote``); HDF5 and
+    Zarr arrays (and ``.npz`` members) stay lazy.
 
     Raises ``UnreadableError`` for a file that cannot be read (or whose header claims data it does not
     hold) and ``InvalidDatasetError`` for one whose structure breaks the schema, or whose data would come
     from outside it unless ``trusted``. Close it (or use it as a context manager) to release the file.
     """
-    raw = formats.read_raw(path, format, trusted)
+    raw = remote.open_raw(path, format, trusted, storage_options)
     try:
         found = problems_found(raw.findings)
         raise_for(str(path), found)
@@ -114,7 +116,7 @@ class SaveResult:
     """What a save wrote: the destination, its format, the content digest checked on both sides, and notes
     on what a peer format made up (flags a dataset never recorded, say)."""
 
-    path: Path
+    path: Path | str
     format: str
     digest: str
     notes: tuple[str, ...] = ()
@@ -123,7 +125,7 @@ class SaveResult:
 def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
          options: formats.WriteOptions | None = None, overwrite: bool = False, progress: bool = False,
          lineage: Mapping[str, Any] | None = None, fill_rewards: float | None = None,
-         readme: bool = True) -> SaveResult:
+         readme: bool = True, storage_options: dict[str, Any] | None = None) -> SaveResult:
     """Write ``dataset`` to ``path`` atomically, in the format its suffix (or ``format``) names.
 
     Rows are streamed a block at a time, so a lazy dataset larger than memory can be saved. The written
@@ -136,7 +138,12 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
     :param fill_rewards: for demonstrations without rewards written to a format that needs them (SB2's
         .npz, D4RL, Minari): the reward of every step; without it, such a save is refused.
     :param readme: where the metadata holds a card, write it as the dataset's README.md (``expertdata.cards``).
+    :param storage_options: for a URL (``s3://bucket/name.zarr``): fsspec's options. A dataset is written
+        there as Zarr, here first, then uploaded with its root metadata last (``expertdata.remote.upload``).
     """
+    if remote.is_url(path):
+        return _save_remote(dataset, str(path), format, options, overwrite, progress, lineage, fill_rewards,
+                            readme, storage_options)
     path = Path(path)
     backend = formats.for_path(path, format)
     options = options or formats.WriteOptions()
@@ -192,6 +199,25 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
     return SaveResult(path, backend.name, source_digest, tuple(notes))
 
 
+def _save_remote(dataset: Dataset, url: str, format: str | None, options: formats.WriteOptions | None,
+                 overwrite: bool, progress: bool, lineage: Mapping[str, Any] | None, fill_rewards: float | None,
+                 readme: bool, storage_options: dict[str, Any] | None) -> SaveResult:
+    import tempfile
+
+    if (format or "zarr") != "zarr" or not url.rstrip("/").lower().endswith(".zarr"):
+        raise UsageError(f"{url}: datasets are written where they live as Zarr (name ending in .zarr)")
+    if dataset.source == url:
+        raise UsageError(f"{url}: the destination is the dataset being read")
+    folder = remote.cache_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".upload-") as tmp:
+        local = Path(tmp) / Path(url.rstrip("/")).name
+        result = save(dataset, local, format="zarr", options=options, progress=progress, lineage=lineage,
+                      fill_rewards=fill_rewards, readme=readme)
+        remote.upload(local, url, storage_options, overwrite)
+    return replace(result, path=url)
+
+
 def _record(metadata: dict[str, Any], source_digest: str, lineage: Mapping[str, Any] | None,
             per_episode: list[str] | None) -> None:
     """The digest into the metadata being written (validate compares it, so corruption shows even without
@@ -207,17 +233,19 @@ def _record(metadata: dict[str, Any], source_digest: str, lineage: Mapping[str, 
 def convert(src: Path | str, dst: Path | str, *, format: str | None = None,
             options: formats.WriteOptions | None = None, overwrite: bool = False,
             traj_limitation: int = -1, progress: bool = False, trusted: bool = False,
-            source_format: str | None = None, fill_rewards: float | None = None) -> SaveResult:
-    """Convert a dataset losslessly to another format (or to its first ``traj_limitation`` episodes).
+            source_format: str | None = None, fill_rewards: float | None = None,
+            storage_options: dict[str, Any] | None = None) -> SaveResult:
+    """Convert a dataset losslessly to another format (or to its first ``traj_limitation`` episodes); either
+    side may be a URL (``storage_options`` for both).
 
     Every array is copied bit for bit and the metadata is kept; the destination records the source's
     digest, format and file name, and the operation, in its lineage. Atomic, streamed, and the source is
     never modified. A peer format (``expertdata formats``) is read by its layout, or by ``source_format``;
     the result's notes say what reading or writing it skipped or made up.
     """
-    with load(src, format=source_format, trusted=trusted) as dataset:
+    with load(src, format=source_format, trusted=trusted, storage_options=storage_options) as dataset:
         lineage: dict[str, Any] = {"operation": "convert", "from_format": dataset.format,
-                                   "source": Path(src).name, "parent_digest": None}
+                                   "source": Path(str(src).rstrip("/")).name, "parent_digest": None}
         if traj_limitation not in (-1, None):
             if not 0 < traj_limitation <= dataset.n_episodes:
                 raise UsageError(f"traj_limitation={traj_limitation}: {src} holds {dataset.n_episodes} episodes; "
@@ -225,7 +253,7 @@ def convert(src: Path | str, dst: Path | str, *, format: str | None = None,
             lineage.update(operation="traj_limitation", episodes=traj_limitation, parent_digest=digest(dataset))
             dataset = dataset.take_episodes(traj_limitation)
         result = save(dataset, dst, format=format, options=options, overwrite=overwrite, progress=progress,
-                      lineage=lineage, fill_rewards=fill_rewards)
+                      lineage=lineage, fill_rewards=fill_rewards, storage_options=storage_options)
         return replace(result, notes=dataset.notes + result.notes)
 
 

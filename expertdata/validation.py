@@ -13,12 +13,12 @@ from typing import Any, Callable, Collection, Mapping
 
 import numpy as np
 
-from . import cards, images, schema, spaces
+from . import cards, images, remote, schema, spaces
 from .arrays import ArrayLike, first_rows, iter_blocks
 from .digest import Digester, EpisodeDigester
 from .episodes import EpisodeIndex
 from .errors import ExpertDataError, InvalidDatasetError, UnreadableError, UsageError
-from .formats import Finding, read_raw
+from .formats import Finding
 from .schema import field_per
 
 _JSON_TYPES = {str: "a string", dict: "an object", list: "an array", int: "an integer"}
@@ -536,7 +536,7 @@ def validate(dataset_or_path: Any, trusted: bool = False) -> Report:
         return check(ds.fields, ds.metadata, ds.root, ds.source, storage=ds.storage, trusted=ds.trusted)
     source = str(dataset_or_path)
     try:
-        raw = read_raw(dataset_or_path, trusted=trusted)
+        raw = remote.open_raw(dataset_or_path, trusted=trusted)
     except ExpertDataError as exc:
         return Report(source, (_problem("unreadable", _unprefixed(str(exc), source)),))
     try:

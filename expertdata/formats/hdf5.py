@@ -190,11 +190,18 @@ def _datasets(f: h5py.File, trusted: bool, raw: Raw, group: str = "",
             yield from _datasets(f, trusted, raw, name, depth + 1)
 
 
-def read(path: Path, trusted: bool = False) -> Raw:
+def read(path: Path | str, trusted: bool = False, remote: Any = None) -> Raw:
     """Open our HDF5 layout: datasets named by their paths (``obs/image``, a leaf of a Dict observation; and
-    how peer formats such as D4RL's store ``infos/qpos``)."""
-    f = _open(path)
-    raw = Raw({}, {}, path.parent, "hdf5", closer=f.close)
+    how peer formats such as D4RL's store ``infos/qpos``). ``remote``: an open file object of a dataset where
+    it lives (fsspec), ``path`` then naming it in messages."""
+    if remote is not None:
+        try:
+            f = h5py.File(remote, "r")
+        except OSError as exc:
+            raise UnreadableError(f"{path}: not a readable HDF5 file ({exc})") from None
+    else:
+        f = _open(path)
+    raw = Raw({}, {}, Path(".") if remote is not None else path.parent, "hdf5", closer=f.close)
     stored: dict[str, _Rows] = {}
 
     def field(name: str, rows: ArrayLike, attrs: Any = None) -> ArrayLike:
@@ -225,7 +232,8 @@ def read(path: Path, trusted: bool = False) -> Raw:
     except UnreadableError:
         f.close()
         raise
-    add_journal(raw, journal_of(path), token, stored, field, trusted)
+    if remote is None:
+        add_journal(raw, journal_of(path), token, stored, field, trusted)
     return raw
 
 

@@ -11,12 +11,13 @@ import os
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numcodecs
 import numpy as np
 import zarr
 import zarr.codecs
+import zarr.errors
 import zarr.storage
 
 from ..arrays import ArrayLike, Guarded
@@ -136,42 +137,69 @@ def read(path: Path, trusted: bool = False, zarr_format: int | None = None) -> R
     try:
         store = _open_for_reading(path)
         zip_names = zipfile.ZipFile(path).namelist() if _is_zip(path) else None
-        group = zarr.open_group(store, mode="r", zarr_format=zarr_format)
+        # Local stores are listed, never read from consolidated metadata, which a resumed recording outdates.
+        group = zarr.open_group(store, mode="r", zarr_format=zarr_format, use_consolidated=False)
         raw = Raw({}, {}, path.parent, "zarr-zip" if _is_zip(path) else "zarr", closer=store.close)
         keys = _keys(path, zip_names)
-        arrays = dict(_arrays(group))
-
-        def field(name: str, rows: ArrayLike) -> ArrayLike:
-            return Guarded(as_read(rows, arrays[name].attrs), f"{path}: field {shown(name)}")
-
-        for name, array in arrays.items():
-            why = _outside(name, outside)
-            if why:
-                raw.findings.append(Finding("outside-reference", f"a link out of the store: {why}", name))
-                raw.withheld.add(name)
-                continue
-            raw.fields[name] = field(name, array)
-            raw.storage[name] = {"chunks": list(array.chunks), "compression": _compression_label(array),
-                                 "checksum": any(isinstance(c, zarr.codecs.Crc32cCodec) for c in array.compressors)}
-            raw.coverage[name] = _coverage(array, keys)
-        text = group.attrs.get(METADATA_KEY)
-        mark = group.attrs.get(COMMIT_KEY)
+        arrays, field, mark = _fill(raw, group, str(path), outside, lambda array: _coverage(array, keys))
     except Exception as exc:  # zarr reports a broken store with many exception types
         _close_quietly(store)
+        if isinstance(exc, UnreadableError):
+            raise
         raise UnreadableError(f"{path}: not a readable Zarr store ({type(exc).__name__}: {exc})") from None
+    if zip_names is None:
+        add_journal(raw, journal_of(path), journal_token(mark), arrays, field, trusted)
+    return raw
+
+
+def read_remote(url: str, storage_options: dict[str, Any]) -> Raw:
+    """Open our Zarr layout where it lives (``https://``, ``s3://``, ... through fsspec), from its consolidated
+    metadata: servers without directory listings (a CDN, the Hub) serve it as well. Chunks are fetched as rows
+    are read, several at a time; a chunk that is missing is an error, never read as zeros."""
     try:
-        raw.metadata = metadata_from_json(text, path) if text is not None else {}
-    except UnreadableError:
-        store.close()
-        raise
+        store = zarr.storage.FsspecStore.from_url(url, storage_options=storage_options, read_only=True,
+                                                  allowed_exceptions=())
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+            group = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=True)
+        raw = Raw({}, {}, Path("."), "zarr", closer=store.close)
+        _fill(raw, group, url, {}, lambda array: lambda rows: None)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        raise UnreadableError(f"{url}: no Zarr dataset there (404: no zarr.json at its root)") from None
+    except ValueError as exc:
+        raise UnreadableError(f"{url}: not a readable remote Zarr dataset ({exc}); one is read from its root "
+                              "zarr.json with consolidated metadata, as expertdata writes it") from None
+    return raw
+
+
+def _fill(raw: Raw, group: zarr.Group, label: str, outside: dict[str, str],
+          coverage: Callable[[zarr.Array], Coverage]) -> tuple[dict[str, zarr.Array], Callable[..., ArrayLike], Any]:
+    """Every array of ``group`` into ``raw`` (lazy, guarded), with its storage, coverage and the metadata;
+    returns the arrays, the function that wraps one, and the commit mark."""
+    arrays = dict(_arrays(group))
+
+    def field(name: str, rows: ArrayLike) -> ArrayLike:
+        return Guarded(as_read(rows, arrays[name].attrs), f"{label}: field {shown(name)}")
+
+    for name, array in arrays.items():
+        why = _outside(name, outside)
+        if why:
+            raw.findings.append(Finding("outside-reference", f"a link out of the store: {why}", name))
+            raw.withheld.add(name)
+            continue
+        raw.fields[name] = field(name, array)
+        raw.storage[name] = {"chunks": list(array.chunks), "compression": _compression_label(array),
+                             "checksum": any(isinstance(c, zarr.codecs.Crc32cCodec) for c in array.compressors)}
+        raw.coverage[name] = coverage(array)
+    text = group.attrs.get(METADATA_KEY)
+    mark = group.attrs.get(COMMIT_KEY)
+    raw.metadata = metadata_from_json(text, label) if text is not None else {}
     if mark is not None:
         try:
             raw.committed = commit_mark(mark)
         except ValueError as exc:
             raw.findings.append(Finding("bad-metadata", str(exc)))
-    if zip_names is None:
-        add_journal(raw, journal_of(path), journal_token(mark), arrays, field, trusted)
-    return raw
+    return arrays, field, mark
 
 
 def sniff_directory(path: Path) -> bool:
@@ -196,7 +224,8 @@ def _pack(folder: Path, path: Path) -> None:
 class ZarrSink(ChunkedSink):
     """Writes a directory store, every file replaced atomically by zarr, so a killed writer leaves the
     store as of its last commit. A zip store is written as a directory beside it and zipped on close,
-    because a zip member cannot be rewritten and metadata is rewritten as arrays grow.
+    because a zip member cannot be rewritten and metadata is rewritten as arrays grow. On close, every array's
+    metadata is consolidated into the root's (format 3), so the store can be read over HTTP without listings.
 
     Commits after the first go to a journal beside the store (``journal_of``).
     """
@@ -240,6 +269,10 @@ class ZarrSink(ChunkedSink):
         return (None, None) if mark is None else (commit_mark(mark), journal_token(mark))
 
     def _close(self) -> None:
+        if self._group.metadata.zarr_format == 3:  # every array's metadata in the root's: servers need no listing
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+                zarr.consolidate_metadata(self._store)
         self._store.close()
         if self._zip is not None:
             _pack(self._folder, self._zip)

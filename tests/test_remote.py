@@ -1,0 +1,173 @@
+"""Datasets where they live: real servers on loopback, started here: an HTTP server without directory listings
+(as CDNs and the Hub serve files) and an S3-compatible server (moto's)."""
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import expertdata
+from expertdata import ExpertDataset
+
+CARTPOLE = Path(__file__).resolve().parents[1] / "fixtures" / "cartpole.npz"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Files only: a folder is 404 (no listings), ``forbidden/`` is 403; every path asked for is logged."""
+
+    def list_directory(self, path):
+        self.send_error(404, "no listings")
+
+    def do_GET(self):
+        self.server.requested.append(self.path)
+        if self.path.startswith("/forbidden/"):
+            self.send_error(403, "forbidden")
+            return
+        super().do_GET()
+
+    def do_HEAD(self):
+        self.server.requested.append(self.path)
+        if self.path.startswith("/forbidden/"):
+            self.send_error(403, "forbidden")
+            return
+        super().do_HEAD()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """``(folder, base URL, requested paths)`` of a loopback HTTP server without directory listings."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = lambda *args: _Handler(*args, directory=str(folder))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.requested = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}", server.requested
+    server.shutdown()
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """``(bucket URL, storage options)`` of moto's S3-compatible server on loopback."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    options = {"key": "test", "secret": "test", "endpoint_url": f"http://127.0.0.1:{port}",
+               "client_kwargs": {"region_name": "us-east-1"}}
+    boto3.client("s3", endpoint_url=options["endpoint_url"], aws_access_key_id="test", aws_secret_access_key="test",
+                 region_name="us-east-1").create_bucket(Bucket="bucket")
+    yield "s3://bucket", options
+    server.stop()
+
+
+def cli(*args, options=None):
+    env = {**os.environ, **({"EXPERTDATA_STORAGE_OPTIONS": json.dumps(options)} if options else {})}
+    return subprocess.run([sys.executable, "-m", "expertdata", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_a_zarr_dataset_is_read_over_http_without_listings_metadata_first(http_root):
+    folder, base, requested = http_root
+    sent = expertdata.convert(CARTPOLE, folder / "c.zarr")
+    info = cli("info", f"{base}/c.zarr", "--no-digest")
+    assert info.returncode == 0 and "transitions           5,000" in info.stdout
+    fetched = {path.split("/")[2] for path in requested if "/c/" in path}  # arrays whose chunks were fetched
+    assert fetched <= {"episode_starts", "episode_returns"}  # metadata and the episode index: no obs, no actions
+    assert cli("verify", f"{base}/c.zarr", "--digest", sent.digest).returncode == 0
+    remote_data = ExpertDataset(f"{base}/c.zarr", verbose=0, seed=0, in_memory=False)
+    local_data = ExpertDataset(folder / "c.zarr", verbose=0, seed=0, in_memory=False)
+    for (obs_a, act_a), (obs_b, act_b) in zip(remote_data.batches("train", 256, infinite=False),
+                                              local_data.batches("train", 256, infinite=False)):
+        assert np.array_equal(obs_a, obs_b) and np.array_equal(act_a, act_b)
+    remote_data.close()
+    local_data.close()
+
+
+def test_hdf5_is_read_by_ranges_and_npz_downloaded_first(http_root, monkeypatch, tmp_path):
+    folder, base, _ = http_root
+    expertdata.convert(CARTPOLE, folder / "c.h5")
+    expertdata.convert(CARTPOLE, folder / "c.npz")
+    digest = expertdata.digest(expertdata.load(CARTPOLE))
+    assert expertdata.digest(expertdata.load(f"{base}/c.h5")) == digest
+    monkeypatch.setenv("EXPERTDATA_CACHE", str(tmp_path / "cache"))
+    result = cli("verify", f"{base}/c.npz", "--digest", digest)
+    assert result.returncode == 0 and result.stderr.startswith(f"expertdata: downloading {base}/c.npz to the cache")
+    assert cli("verify", f"{base}/c.npz", "--digest", digest).stderr == ""  # the cached copy is reused
+
+
+@pytest.mark.parametrize("where, message", [
+    ("/missing.zarr", "no Zarr dataset there (404"),
+    ("/missing.h5", "not found (404)"),
+    ("/forbidden/c.zarr", "access denied (403)"),
+])
+def test_network_errors_are_one_line_with_exit_code_2(http_root, where, message):
+    _, base, _ = http_root
+    result = cli("info", base + where)
+    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_connection_refused_and_a_chunk_missing_remotely(http_root):
+    folder, base, _ = http_root
+    refused = cli("info", f"http://127.0.0.1:{_free_port()}/c.zarr")
+    assert refused.returncode == 2 and "cannot connect" in refused.stderr and refused.stderr.count("\n") == 1
+    expertdata.convert(CARTPOLE, folder / "c.zarr")
+    (folder / "c.zarr" / "obs" / "c" / "0" / "0").unlink()  # a chunk lost on the server
+    with pytest.raises(expertdata.UnreadableError, match="field 'obs'"):
+        expertdata.load(f"{base}/c.zarr")["obs"][0:10]
+    report = cli("validate", f"{base}/c.zarr")
+    assert report.returncode == 2 and "E100 unreadable: dataset: field 'obs': cannot read: FileNotFoundError" in report.stderr
+
+
+def test_upload_to_s3_then_read_it_there(s3, tmp_path):
+    bucket, options = s3
+    sent = cli("convert", CARTPOLE, f"{bucket}/cartpole.zarr", options=options)
+    assert sent.returncode == 0, sent.stderr
+    digest = sent.stdout.split("digest ")[1].strip()
+    assert cli("verify", f"{bucket}/cartpole.zarr", "--digest", digest, options=options).returncode == 0
+    again = cli("convert", CARTPOLE, f"{bucket}/cartpole.zarr", options=options)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    back = expertdata.convert(f"{bucket}/cartpole.zarr", tmp_path / "back.npz", storage_options=options)
+    assert back.digest == digest
+    refused = cli("info", f"{bucket}/cartpole.zarr")  # no credentials, no endpoint: not moto's bucket
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+
+
+def test_an_interrupted_upload_leaves_no_dataset(s3, monkeypatch):
+    import s3fs
+
+    bucket, options = s3
+    calls = []
+    real = s3fs.S3FileSystem.put_file
+
+    def failing(self, lpath, rpath, *args, **kwargs):
+        calls.append(rpath)
+        if len(calls) == 5:
+            raise ConnectionError("the link went down")
+        return real(self, lpath, rpath, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "put_file", failing)
+    with pytest.raises(expertdata.errors.WriteError, match="cannot connect"):
+        expertdata.convert(CARTPOLE, f"{bucket}/cut.zarr", storage_options=options)
+    monkeypatch.undo()
+    assert len(calls) == 5 and not any(c.endswith("cut.zarr/zarr.json") for c in calls)
+    with pytest.raises(expertdata.UnreadableError, match="no Zarr dataset there"):
+        expertdata.load(f"{bucket}/cut.zarr", storage_options=options)
