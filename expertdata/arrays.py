@@ -156,13 +156,29 @@ class TextView:
         return codes.view(self.dtype).reshape(codes.shape[:-1])
 
 
+def reads_at_once(array: ArrayLike) -> int:
+    """How many reads of ``array`` are worth running at once: more than one where each waits on a network
+    (a dataset where it lives), one for local files."""
+    while array is not None:
+        found = getattr(array, "reads_at_once", None)
+        if found is not None:
+            return int(found)
+        array = getattr(array, "_array", None)
+    return 1
+
+
 class Guarded:
     """A stored array whose read failures, whatever the storage library raises (a failed checksum, a
-    truncated chunk), are ``UnreadableError``s naming ``label``: damage is one line, never a traceback."""
+    truncated chunk), are ``UnreadableError``s naming ``label``: damage is one line, never a traceback.
 
-    def __init__(self, array: ArrayLike, label: str) -> None:
+    :param reads_at_once: how many reads are worth running at once (``reads_at_once``).
+    """
+
+    def __init__(self, array: ArrayLike, label: str, reads_at_once: int | None = None) -> None:
         self._array, self._label = array, label
         self.shape, self.dtype = tuple(array.shape), np.dtype(array.dtype)
+        if reads_at_once is not None:
+            self.reads_at_once = reads_at_once
 
     def __len__(self) -> int:
         return self.shape[0]

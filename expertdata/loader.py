@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .arrays import BLOCK_BYTES, ArrayLike, put_unless_stopped, read_into, row_bytes, will_need
+from .arrays import BLOCK_BYTES, ArrayLike, put_unless_stopped, read_into, reads_at_once, row_bytes, will_need
 from .errors import UsageError
 from .images import read_image, resolve
 
@@ -160,27 +160,38 @@ class DataLoader:
     def _fill(self, plan: list[np.ndarray], wanted: np.ndarray, reserve: int, free: queue.Queue,
               full: queue.Queue, stop: threading.Event) -> None:
         """Reader thread: for each buffer of blocks, take a free buffer and read the wanted rows into it
-        after ``reserve`` rows (room for the previous buffer's leftover), one contiguous read per block."""
+        after ``reserve`` rows (room for the previous buffer's leftover), one contiguous read per block, up to
+        several blocks at a time where the arrays are remote (``arrays.reads_at_once``: each waits on the
+        network)."""
         n = self.actions.shape[0]
+
+        def read(block: int, at: int, rows: np.ndarray, buffers: tuple[np.ndarray, ...]) -> None:
+            lo = block * self.block_rows
+            hi = min(lo + self.block_rows, n)
+            for column, buffer in zip(self._columns, buffers):
+                if len(rows) == hi - lo:
+                    read_into(column, lo, hi, buffer[at:at + len(rows)])
+                else:
+                    buffer[at:at + len(rows)] = np.asarray(column[lo:hi])[rows]
+
         try:
-            for number, blocks in enumerate(plan):
-                for block in plan[number + 1] if number + 1 < len(plan) else ():  # the next buffer's reads
-                    lo = int(block) * self.block_rows
-                    for column in self._columns[:-1]:
-                        will_need(column, lo, min(lo + self.block_rows, n))
-                buffers = _get(free, stop)
-                at = reserve
-                for block in blocks:
-                    lo = int(block) * self.block_rows
-                    hi = min(lo + self.block_rows, n)
-                    rows = wanted[np.searchsorted(wanted, lo):np.searchsorted(wanted, hi)] - lo
-                    for column, buffer in zip(self._columns, buffers):
-                        if len(rows) == hi - lo:
-                            read_into(column, lo, hi, buffer[at:at + len(rows)])
-                        else:
-                            buffer[at:at + len(rows)] = np.asarray(column[lo:hi])[rows]
-                    at += len(rows)
-                put_unless_stopped(full, (buffers, at), stop)
+            at_once = max(reads_at_once(c) for c in self._columns)
+            with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="expertdata-read") as pool:
+                for number, blocks in enumerate(plan):
+                    for block in plan[number + 1] if number + 1 < len(plan) else ():  # the next buffer's reads
+                        lo = int(block) * self.block_rows
+                        for column in self._columns[:-1]:
+                            will_need(column, lo, min(lo + self.block_rows, n))
+                    buffers = _get(free, stop)
+                    at, jobs = reserve, []
+                    for block in blocks:
+                        lo = int(block) * self.block_rows
+                        rows = wanted[np.searchsorted(wanted, lo):np.searchsorted(wanted, lo + self.block_rows)] - lo
+                        jobs.append(pool.submit(read, int(block), at, rows, buffers))
+                        at += len(rows)
+                    for job in jobs:
+                        job.result()
+                    put_unless_stopped(full, (buffers, at), stop)
         except BaseException as exc:  # handed to the consumer, which raises it
             put_unless_stopped(full, _Failure(exc), stop)
 

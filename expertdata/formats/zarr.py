@@ -27,6 +27,8 @@ from ..schema import shown
 from .base import COMMIT_KEY, METADATA_KEY, Capabilities, Coverage, Finding, Raw, WriteOptions, metadata_from_json
 from .chunked import ChunkedSink, add_journal, as_read, commit_mark, journal_of, journal_token, missing_chunks
 
+#: Blocks of a remote dataset worth reading at once: each waits on the network, not on this machine.
+REMOTE_READS = 8
 #: How deep ``read`` looks into groups (a field's name has at most 9 parts).
 MAX_NESTING = 8
 _CODECS = {"zstd": lambda level: zarr.codecs.ZstdCodec(level=1 if level is None else level),
@@ -163,7 +165,7 @@ def read_remote(url: str, storage_options: dict[str, Any]) -> Raw:
             warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
             group = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=True)
         raw = Raw({}, {}, Path("."), "zarr", closer=store.close)
-        _fill(raw, group, url, {}, lambda array: lambda rows: None)
+        _fill(raw, group, url, {}, lambda array: lambda rows: None, REMOTE_READS)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         raise UnreadableError(f"{url}: no Zarr dataset there (404: no zarr.json at its root)") from None
     except ValueError as exc:
@@ -173,13 +175,14 @@ def read_remote(url: str, storage_options: dict[str, Any]) -> Raw:
 
 
 def _fill(raw: Raw, group: zarr.Group, label: str, outside: dict[str, str],
-          coverage: Callable[[zarr.Array], Coverage]) -> tuple[dict[str, zarr.Array], Callable[..., ArrayLike], Any]:
-    """Every array of ``group`` into ``raw`` (lazy, guarded), with its storage, coverage and the metadata;
-    returns the arrays, the function that wraps one, and the commit mark."""
+          coverage: Callable[[zarr.Array], Coverage],
+          reads: int | None = None) -> tuple[dict[str, zarr.Array], Callable[..., ArrayLike], Any]:
+    """Every array of ``group`` into ``raw`` (lazy, guarded; ``reads``: worth reading at once), with its storage,
+    coverage and the metadata; returns the arrays, the function that wraps one, and the commit mark."""
     arrays = dict(_arrays(group))
 
     def field(name: str, rows: ArrayLike) -> ArrayLike:
-        return Guarded(as_read(rows, arrays[name].attrs), f"{label}: field {shown(name)}")
+        return Guarded(as_read(rows, arrays[name].attrs), f"{label}: field {shown(name)}", reads)
 
     for name, array in arrays.items():
         why = _outside(name, outside)
