@@ -171,3 +171,16 @@ def test_an_interrupted_upload_leaves_no_dataset(s3, monkeypatch):
     assert len(calls) == 5 and not any(c.endswith("cut.zarr/zarr.json") for c in calls)
     with pytest.raises(expertdata.UnreadableError, match="no Zarr dataset there"):
         expertdata.load(f"{bucket}/cut.zarr", storage_options=options)
+
+
+def test_chained_local_caching_reads_each_chunk_once(http_root, tmp_path):
+    folder, base, requested = http_root
+    sent = expertdata.convert(CARTPOLE, folder / "c.zarr")
+    options = {"simplecache": {"cache_storage": str(tmp_path / "cache")}}
+    url = f"simplecache::{base}/c.zarr"
+    with expertdata.load(url, storage_options=options) as data:
+        assert expertdata.digest(data) == sent.digest
+    fetched = len(requested)
+    with expertdata.load(url, storage_options=options) as data:
+        assert expertdata.digest(data) == sent.digest
+    assert len(requested) == fetched  # the second pass came from the local cache

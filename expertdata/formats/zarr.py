@@ -159,8 +159,7 @@ def read_remote(url: str, storage_options: dict[str, Any]) -> Raw:
     metadata: servers without directory listings (a CDN, the Hub) serve it as well. Chunks are fetched as rows
     are read, several at a time; a chunk that is missing is an error, never read as zeros."""
     try:
-        store = zarr.storage.FsspecStore.from_url(url, storage_options=storage_options, read_only=True,
-                                                  allowed_exceptions=())
+        store = _remote_store(url, storage_options)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
             group = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=True)
@@ -172,6 +171,22 @@ def read_remote(url: str, storage_options: dict[str, Any]) -> Raw:
         raise UnreadableError(f"{url}: not a readable remote Zarr dataset ({exc}); one is read from its root "
                               "zarr.json with consolidated metadata, as expertdata writes it") from None
     return raw
+
+
+def _remote_store(url: str, storage_options: dict[str, Any]) -> Any:
+    """A read-only fsspec store that raises for missing keys; a chained URL (``simplecache::https://...``),
+    whose file system is not asynchronous, through fsspec's asynchronous wrapper."""
+    if "::" not in url:
+        return zarr.storage.FsspecStore.from_url(url, storage_options=storage_options, read_only=True,
+                                                 allowed_exceptions=())
+    import fsspec
+    from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+
+    fs, path = fsspec.core.url_to_fs(url, **storage_options)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*was not created with `asynchronous=True`")
+        return zarr.storage.FsspecStore(fs=AsyncFileSystemWrapper(fs), path=path, read_only=True,
+                                        allowed_exceptions=())
 
 
 def _fill(raw: Raw, group: zarr.Group, label: str, outside: dict[str, str],
