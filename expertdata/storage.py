@@ -289,6 +289,9 @@ def edit_card(path: Path | str, trusted: bool = False, **changes: Any) -> dict[s
     """Change the card of the dataset at ``path`` (fields given as ``None`` stay as they are): the dataset is
     written anew beside itself with the new card and then takes its place, and its README.md is rewritten.
     Returns the card."""
+    if remote.is_url(path):
+        raise UsageError(f"{path}: a card is edited on a local copy (expertdata convert it here, edit, and convert it "
+                         "back)")
     path = Path(path)
     with load(path, trusted=trusted) as dataset:
         card = cards.check({**(dataset.metadata.get("card") or {}), **{k: v for k, v in changes.items() if v is not None}})
