@@ -317,6 +317,8 @@ RULES: tuple[Rule, ...] = (
          "that only unpickling could read, or a value that is not one row per step or episode."),
     Rule("W109", "no-licence", "warning", "The dataset's card names no licence, so others cannot tell whether they "
          "may use or share it (expertdata card PATH --license SPDX-ID)."),
+    Rule("W110", "timestamps-off-fps", "warning", "A video dataset's timestamps stray from frame_index / fps by more "
+         "than half a frame (LeRobot): frames and timestamps disagree."),
 )
 
 RULES_BY_ID = {r.id: r for r in RULES}

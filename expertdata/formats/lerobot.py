@@ -1,0 +1,299 @@
+"""LeRobot datasets (Hugging Face's robot-learning format, versions 2.1 and 3.0), read.
+
+A dataset folder holds ``meta/info.json`` (features, fps, path templates), the frames in parquet files
+(2.1: one per episode, ``data/chunk-XXX/episode_NNNNNN.parquet``; 3.0: many episodes per file, located by
+``meta/episodes/*.parquet``'s ``dataset_from_index``/``dataset_to_index``), the tasks (2.1:
+``meta/tasks.jsonl`` and each episode's ``tasks`` in ``meta/episodes.jsonl``; 3.0: ``meta/tasks.parquet``) and,
+for ``video`` features, mp4 files (2.1: one per episode; 3.0: several episodes per file, each at its
+``from_timestamp``).
+
+Read: ``observation.*`` features become the observation (a Dict of them, keyed without the ``observation.``
+prefix, where there are several), ``action`` the actions, ``next.reward`` the rewards (without it the
+demonstrations have none), episodes come from ``episode_index``; ``timestamp``, ``frame_index``, ``index``,
+``task_index`` and any other feature are kept as step extras, each episode's task(s) as the text extra
+``task``; fps and the robot type go into ``metadata["user"]["lerobot"]``. Flags are unknown (``next.done``,
+where present, is kept as an extra). Video frames are decoded with PyAV, lazily and in order (an episode's
+frames are decoded once when read in order); an episode whose video holds another number of frames than its
+rows is an error naming it. A video feature with files missing is not imported, said so (``W108``);
+timestamps that stray from ``frame_index / fps`` are reported (``W110``). Needs the ``[robot]`` extra (pyarrow,
+PyAV).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..arrays import LazyRows
+from ..errors import UnreadableError, UsageError
+from ..schema import MAX_METADATA_BYTES, shown
+from .base import Capabilities, Finding, Raw
+from .peer import Peer
+
+VERSIONS = ("v2.1", "v3.0")
+#: A timestamp may stray from ``frame_index / fps`` by this many frame periods before it is reported.
+TIMESTAMP_TOLERANCE = 0.5
+
+
+def _json(file: Path) -> Any:
+    if file.stat().st_size > MAX_METADATA_BYTES:
+        raise UnreadableError(f"{file}: {file.stat().st_size:,} bytes; at most {MAX_METADATA_BYTES:,} are read")
+    try:
+        return json.loads(file.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnreadableError(f"{file}: not valid JSON ({exc})") from None
+
+
+def sniff(path: Path) -> bool:
+    info = path / "meta" / "info.json"
+    if not (path.is_dir() and info.is_file()):
+        return False
+    try:
+        return _json(info).get("codebase_version") in VERSIONS
+    except (UnreadableError, AttributeError):
+        return False
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError("reading LeRobot datasets needs pyarrow: pip install \"expertdata[robot]\"") from None
+    return pq
+
+
+def _inside(folder: Path, relative: str) -> Path:
+    """``folder / relative``, refused when it would lead out of the dataset's folder (a hostile template)."""
+    target = (folder / relative).resolve()
+    if not target.is_relative_to(folder.resolve()):
+        raise UnreadableError(f"{folder}: {shown(relative)} leads out of the dataset's folder")
+    return folder / relative
+
+
+def _episodes(path: Path, info: dict, version: str) -> list[dict[str, Any]]:
+    """Per episode: index, length, tasks, and (3.0) its rows and video segments, in episode order."""
+    meta = path / "meta"
+    if version == "v2.1":
+        lines = [line for line in (meta / "episodes.jsonl").read_text().splitlines() if line.strip()]
+        episodes = [json.loads(line) for line in lines]
+    else:
+        pq = _pyarrow()
+        files = sorted((meta / "episodes").rglob("*.parquet"))
+        if not files:
+            raise UnreadableError(f"{path}: a LeRobot 3.0 dataset without meta/episodes/*.parquet")
+        keep = lambda name: not name.startswith("stats/")  # noqa: E731
+        episodes = [row for f in files for row in pq.read_table(f, columns=[c for c in pq.read_schema(f).names
+                                                                             if keep(c)]).to_pylist()]
+    episodes.sort(key=lambda e: e["episode_index"])
+    return episodes
+
+
+def _frames(path: Path, info: dict, version: str, episodes: list[dict]) -> Any:
+    """Every frame, in episode order, as one pyarrow table."""
+    import pyarrow as pa
+
+    pq = _pyarrow()
+    if version == "v2.1":
+        chunk = int(info.get("chunks_size") or 1000)
+        files = [_inside(path, info["data_path"].format(episode_chunk=e["episode_index"] // chunk,
+                                                        episode_index=e["episode_index"])) for e in episodes]
+    else:
+        names = sorted({(e["data/chunk_index"], e["data/file_index"]) for e in episodes})
+        files = [_inside(path, info["data_path"].format(chunk_index=c, file_index=f)) for c, f in names]
+    missing = [str(f.relative_to(path)) for f in files if not f.is_file()]
+    if missing:
+        raise UnreadableError(f"{path}: {len(missing)} data file{'s' * (len(missing) > 1)} missing (first: {missing[0]})")
+    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+
+
+def _column(table: Any, name: str, shape: list[int]) -> np.ndarray:
+    column = table.column(name).combine_chunks()
+    import pyarrow as pa
+
+    while pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type):
+        column = column.flatten()
+    values = column.to_numpy(zero_copy_only=False)
+    rows = table.num_rows
+    return values.reshape((rows,) + tuple(int(d) for d in shape)) if int(np.prod(shape)) != 1 else values.reshape(rows)
+
+
+class VideoFrames(LazyRows):
+    """The frames of a video feature, decoded with PyAV as rows are read: each episode's segment of its file
+    (``segments``: per episode, the file and the first frame's time), frames ``rows`` long. Reading in order
+    continues the decoding where the last read stopped."""
+
+    def __init__(self, segments: list[tuple[Path, float, int]], shape: tuple[int, ...], fps: float) -> None:
+        self._segments, self._fps = segments, fps
+        self._starts = np.concatenate([[0], np.cumsum([n for *_, n in segments])]).astype(np.int64)
+        self.dtype = np.dtype(np.uint8)
+        self.shape = (int(self._starts[-1]),) + tuple(shape)
+        self._open: tuple[int, Any, Any, int] | None = None  # (episode, container, frame iterator, next frame)
+
+    def _decoder(self, episode: int, first: int) -> tuple[Any, int]:
+        """An iterator of the episode's frames from (at most) ``first``, and the frame it starts at."""
+        if self._open is not None and self._open[0] == episode and self._open[3] <= first:
+            return self._open[2], self._open[3]
+        import av
+
+        self.close()
+        file, start, _ = self._segments[episode]
+        container = av.open(str(file))
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if start > 0:
+            container.seek(int(start / stream.time_base), stream=stream, backward=True)
+        frames = (f for f in container.decode(stream) if f.time is None or f.time >= start - 0.5 / self._fps)
+        self._open = (episode, container, frames, 0)
+        return frames, 0
+
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        row = start
+        while row < stop:
+            episode = int(np.searchsorted(self._starts, row, side="right")) - 1
+            begin, end = int(self._starts[episode]), int(self._starts[episode + 1])
+            frames, at = self._decoder(episode, row - begin)
+            upto = min(stop, end) - begin
+            while at < upto:
+                frame = next(frames, None)
+                if frame is None:
+                    self.close()
+                    raise UnreadableError(f"{self._segments[episode][0]}: episode {episode}'s video holds {at:,} "
+                                          f"frames; its rows are {end - begin:,}")
+                if at >= row - begin:
+                    out[begin + at - start] = frame.to_ndarray(format="rgb24").reshape(self.shape[1:])
+                at += 1
+            self._open = (episode, self._open[1], frames, at) if self._open else None
+            row = begin + upto
+
+    def close(self) -> None:
+        if self._open is not None:
+            self._open[1].close()
+            self._open = None
+
+
+def read(path: Path, trusted: bool = False) -> Raw:
+    info = _json(path / "meta" / "info.json")
+    version = info.get("codebase_version")
+    features = info.get("features")
+    if version not in VERSIONS or not isinstance(features, dict):
+        raise UnreadableError(f"{path}: a LeRobot dataset of version {version!r}; versions {', '.join(VERSIONS)} "
+                              "are read")
+    fps = float(info.get("fps") or 0)
+    episodes = _episodes(path, info, version)
+    table = _frames(path, info, version, episodes)
+    raw = Raw({}, {}, path, "lerobot")
+    plain = {name: spec for name, spec in features.items() if spec.get("dtype") != "video"}
+    missing = [name for name in plain if name not in table.column_names]
+    if missing:
+        raise UnreadableError(f"{path}: features {', '.join(map(shown, missing))} are declared but not in the data")
+    columns = {name: _column(table, name, spec.get("shape") or [1]) for name, spec in plain.items()}
+    index = columns["episode_index"]
+    starts = np.r_[True, index[1:] != index[:-1]] if len(index) else np.zeros(0, bool)
+    lengths = np.diff(np.r_[np.flatnonzero(starts), len(index)])
+    order = [e["episode_index"] for e in episodes]
+    if index[starts].tolist() != order or lengths.tolist() != [e["length"] for e in episodes]:
+        raise UnreadableError(f"{path}: the frames' episode_index does not follow meta's episodes "
+                              f"({len(order)} episodes of {sum(e['length'] for e in episodes):,} frames listed, "
+                              f"{int(starts.sum())} of {len(index):,} found)")
+    observed = {}
+    for name, spec in features.items():
+        if not name.startswith("observation."):
+            continue
+        if spec.get("dtype") == "video":
+            frames = _video(path, info, version, name, spec, episodes, raw, fps)
+            if frames is not None:
+                observed[name] = frames
+        else:
+            observed[name] = columns.pop(name)
+    _fields(raw, observed, columns, starts, episodes, features)
+    videos = [a for a in observed.values() if isinstance(a, VideoFrames)]
+    raw.closer = lambda: [v.close() for v in videos] and None
+    raw.metadata["user"] = {"lerobot": {"codebase_version": version, "fps": fps, "robot_type": info.get("robot_type")}}
+    if fps > 0 and "timestamp" in columns and "frame_index" in columns:
+        _timestamps(raw, columns["timestamp"], columns["frame_index"], starts, fps)
+    return raw
+
+
+def _video(path: Path, info: dict, version: str, name: str, spec: dict, episodes: list[dict], raw: Raw,
+           fps: float) -> VideoFrames | None:
+    """A video feature's frames, or ``None`` (said so) where any of its files is missing."""
+    chunk = int(info.get("chunks_size") or 1000)
+    segments = []
+    for e in episodes:
+        if version == "v2.1":
+            file = _inside(path, info["video_path"].format(episode_chunk=e["episode_index"] // chunk, video_key=name,
+                                                           episode_index=e["episode_index"]))
+            start = 0.0
+        else:
+            file = _inside(path, info["video_path"].format(video_key=name, chunk_index=e[f"videos/{name}/chunk_index"],
+                                                           file_index=e[f"videos/{name}/file_index"]))
+            start = float(e[f"videos/{name}/from_timestamp"])
+        segments.append((file, start, int(e["length"])))
+    absent = sorted({str(f.relative_to(path)) for f, *_ in segments if not f.is_file()})
+    if absent:
+        raw.findings.append(Finding("not-imported", f"video feature {shown(name)} is skipped: {len(absent)} of its "
+                                    f"{len({f for f, *_ in segments})} files are missing (first: {absent[0]})"))
+        return None
+    return VideoFrames(segments, tuple(int(d) for d in spec["shape"]), fps)
+
+
+def _fields(raw: Raw, observed: dict[str, Any], columns: dict[str, np.ndarray], starts: np.ndarray,
+            episodes: list[dict], features: dict) -> None:
+    if not observed:
+        raise UnreadableError(f"{raw.root}: no observation.* feature to read")
+    observed = dict(sorted(observed.items()))  # a Dict space's keys sorted, as gymnasium orders them
+    keys = {name: name[len("observation."):] for name in observed}
+    if len(observed) == 1:
+        (array,) = observed.values()
+        raw.fields["obs"] = array
+        obs_space = _space(array)
+    else:
+        raw.fields.update({f"obs/{keys[n]}": a for n, a in observed.items()})
+        obs_space = {"type": "Dict", "spaces": {keys[n]: _space(a) for n, a in observed.items()}}
+    raw.fields["actions"] = columns.pop("action")
+    raw.fields["episode_starts"] = starts
+    if "next.reward" in columns:
+        rewards = columns.pop("next.reward").astype(np.float64)
+        raw.fields["rewards"] = rewards
+        raw.fields["episode_returns"] = np.add.reduceat(rewards, np.flatnonzero(starts)) if len(rewards) else rewards
+    else:
+        raw.metadata["rewards"] = "absent"
+    raw.fields.update(columns)
+    raw.fields["task"] = np.asarray([" | ".join(e.get("tasks") or []) for e in episodes], dtype=str)
+    raw.metadata.update({"observation_space": obs_space, "action_space": _space(raw.fields["actions"]),
+                         "flags": "unknown", "extras": {**{n: "step" for n in columns}, "task": "episode"}})
+
+
+def _space(array: Any) -> dict:
+    dtype = np.dtype(array.dtype)
+    shape = list(array.shape[1:])
+    if dtype == np.uint8:
+        return {"type": "Box", "shape": shape, "dtype": dtype.str, "low": 0, "high": 255}
+    if dtype.kind in "iu":
+        return {"type": "Box", "shape": shape, "dtype": dtype.str, "low": int(np.iinfo(dtype).min),
+                "high": int(np.iinfo(dtype).max)}
+    return {"type": "Box", "shape": shape, "dtype": dtype.str, "low": "-inf", "high": "inf"}
+
+
+def _timestamps(raw: Raw, timestamps: np.ndarray, frames: np.ndarray, starts: np.ndarray, fps: float) -> None:
+    """W110 where a frame's timestamp strays from ``frame_index / fps`` by more than half a frame."""
+    off = np.abs(timestamps.astype(np.float64) - frames.astype(np.float64) / fps) > TIMESTAMP_TOLERANCE / fps
+    if off.any():
+        row = int(np.argmax(off))
+        episode = int(np.searchsorted(np.flatnonzero(starts), row, side="right")) - 1
+        raw.findings.append(Finding("timestamps-off-fps", f"{int(off.sum()):,} frames' timestamps stray from "
+                                    f"frame_index / fps ({fps:g}); the first in episode {episode}: frame "
+                                    f"{int(frames[row])} at {float(timestamps[row]):.4g} s, not "
+                                    f"{float(frames[row]) / fps:.4g} s", "timestamp", row))
+
+
+def export(dataset: Any, metadata: dict, path: Path, options: Any) -> list[str]:
+    raise UsageError("writing LeRobot datasets is not supported yet; convert to Zarr or HDF5")
+
+
+BACKEND = Peer("lerobot", "LeRobot datasets, versions 2.1 and 3.0 (a dataset folder; read). observation.* become the "
+               "observation (a Dict where several), video features decoded with PyAV, tasks kept as text, no rewards "
+               "unless next.reward. Needs the [robot] extra.", sniff, read, export, {"none": None},
+               capabilities=Capabilities(exports=True))

@@ -1,0 +1,102 @@
+"""LeRobot datasets (versions 2.1 and 3.0), read from the real files in ../shared/fixtures/lerobot."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import expertdata
+
+from .conftest import SHARED_FIXTURES
+
+LEROBOT = SHARED_FIXTURES / "lerobot"
+V21, V30 = LEROBOT / "v2.1_G1-policy-train", LEROBOT / "v3.0_record-test"
+pytestmark = pytest.mark.skipif(not LEROBOT.is_dir(), reason=f"LeRobot fixtures not found at {LEROBOT}")
+VIDEO = "videos/chunk-000/observation.images.cam_high/episode_000001.mp4"
+
+
+def test_v3_reads_frames_episodes_tasks_and_fps_and_says_its_videos_are_missing():
+    pq = pytest.importorskip("pyarrow.parquet")
+    frames = pq.read_table(V30 / "data" / "chunk-000" / "file-000.parquet")
+    episodes = pq.read_table(V30 / "meta" / "episodes" / "chunk-000" / "file-000.parquet",
+                             columns=["episode_index", "length", "dataset_from_index"]).to_pylist()
+    with expertdata.load(V30) as data:
+        assert data.format == "lerobot" and (data.n_episodes, data.n_transitions) == (4, 1492)
+        assert data.episodes.lengths.tolist() == [e["length"] for e in episodes]
+        assert data.episodes.starts.tolist() == [e["dataset_from_index"] for e in episodes]
+        state = np.asarray(frames.column("observation.state").to_pylist(), np.float32)
+        assert np.array_equal(data["obs"][:], state) and data["actions"].shape == (1492, 6)
+        assert data["task"][:].tolist() == ["Pick the orange cube and place it in the box"] * 4
+        assert data.metadata["user"]["lerobot"] == {"codebase_version": "v3.0", "fps": 30.0,
+                                                    "robot_type": "so101_follower"}
+        assert not data.has_rewards and data.metadata["flags"] == "unknown"
+        assert [n.split("'")[1] for n in data.notes] == ["observation.images.front", "observation.images.top"]
+    report = expertdata.validate(V30)
+    assert report.errors == () and {p.rule.id for p in report.problems} == {"W108", "W109"}
+
+
+def test_v21_reads_every_episode_and_converts_to_zarr_and_back_exactly(tmp_path):
+    with expertdata.load(V21) as data:
+        assert (data.n_episodes, data.n_transitions) == (100, 35965) and data["obs"].shape == (35965, 26)
+        assert data.episodes.lengths[:3].tolist() == [479, 393, 343]
+        assert data["task"][0] == "Pick up the yellow bottle on the table."
+        digest = expertdata.digest(data)
+    copy = expertdata.convert(V21, tmp_path / "g1.zarr")
+    assert copy.digest == digest and expertdata.validate(copy.path).errors == ()
+    assert expertdata.convert(copy.path, tmp_path / "g1.h5").digest == digest
+
+
+def _one_episode(tmp_path, extra_rows=0):
+    """The v2.1 fixture's episode 1 alone, with its AV1 video (the one the fixture keeps)."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    pytest.importorskip("av")
+    folder = tmp_path / "g1"
+    (folder / "meta").mkdir(parents=True)
+    shutil.copy(V21 / "meta" / "info.json", folder / "meta" / "info.json")
+    shutil.copy(V21 / "meta" / "tasks.jsonl", folder / "meta" / "tasks.jsonl")
+    table = pq.read_table(V21 / "data" / "chunk-000" / "episode_000001.parquet")
+    if extra_rows:
+        import pyarrow as pa
+
+        table = pa.concat_tables([table, table.slice(table.num_rows - extra_rows)])
+    (folder / "data" / "chunk-000").mkdir(parents=True)
+    pq.write_table(table, folder / "data" / "chunk-000" / "episode_000001.parquet")
+    (folder / "meta" / "episodes.jsonl").write_text(json.dumps(
+        {"episode_index": 1, "tasks": ["Pick up the yellow bottle on the table."], "length": table.num_rows}) + "\n")
+    (folder / VIDEO).parent.mkdir(parents=True)
+    shutil.copy(V21 / VIDEO, folder / VIDEO)
+    return folder
+
+
+def test_video_frames_are_decoded_lazily_one_per_row(tmp_path):
+    folder = _one_episode(tmp_path)
+    with expertdata.load(folder) as data:
+        assert list(data.leaf_fields()) == ["images.cam_high", "state"] and data.notes == ()
+        video = data["obs/images.cam_high"]
+        assert video.shape == (393, 480, 640, 3) and video.dtype == np.uint8
+        first = video[0:1][0]
+        assert abs(float(first.mean()) - 114.117) < 0.01
+        frames = video[0:393]  # in order: every frame once
+        assert np.array_equal(frames[0], first) and frames[-1].std() > 0
+        assert np.array_equal(video[390:393], frames[390:393])
+        assert data.metadata["observation_space"]["spaces"]["images.cam_high"]["dtype"] == "|u1"
+
+
+def test_an_episode_whose_video_is_short_of_its_rows_is_named(tmp_path):
+    folder = _one_episode(tmp_path, extra_rows=7)
+    with expertdata.load(folder) as data, pytest.raises(expertdata.UnreadableError,
+                                                        match="episode 0's video holds 393 frames; its rows are 400"):
+        data["obs/images.cam_high"][0:400]
+
+
+def test_timestamps_off_fps_are_reported(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    folder = tmp_path / "v30"
+    shutil.copytree(V30, folder)
+    table = pq.read_table(folder / "data" / "chunk-000" / "file-000.parquet")
+    stamps = table.column("timestamp").to_numpy().copy()
+    stamps[400] += 0.5
+    table = table.set_column(table.column_names.index("timestamp"), "timestamp", [stamps])
+    pq.write_table(table, folder / "data" / "chunk-000" / "file-000.parquet")
+    found = [p for p in expertdata.validate(folder).problems if p.rule.id == "W110"]
+    assert len(found) == 1 and found[0].position == 400 and "the first in episode 1" in found[0].message
