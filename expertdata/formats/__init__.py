@@ -15,7 +15,7 @@ from pathlib import Path
 from ..arrays import RowWindow
 from ..errors import UnreadableError, UsageError
 from ..schema import field_per, shown
-from . import d4rl, diffusion_policy, hdf5, imitation, lerobot, minari, npz, robomimic, zarr
+from . import d4rl, diffusion_policy, hdf5, imitation, lerobot, minari, npz, rlds, robomimic, zarr
 from .base import (Backend, Capabilities, Exporter, Finding, Raw, ResumableBackend, Sink, StreamingSink,
                    WriteOptions)
 
@@ -29,7 +29,7 @@ def _backends() -> tuple[Backend, ...]:
 
 def _peers() -> tuple[Exporter, ...]:
     return (d4rl.BACKEND, imitation.BACKEND, minari.BACKEND, minari.ARROW, diffusion_policy.BACKEND, robomimic.BACKEND,
-            lerobot.BACKEND)
+            lerobot.BACKEND, rlds.BACKEND)
 
 
 def every() -> tuple[Backend | Exporter, ...]:

@@ -1,0 +1,53 @@
+"""RLDS / Open X-Embodiment, read without TensorFlow, from Octo's debug copy of BridgeData in
+../shared/fixtures/rlds."""
+import io
+import shutil
+
+import numpy as np
+import pytest
+
+import expertdata
+from expertdata.formats import rlds
+
+from .conftest import SHARED_FIXTURES
+
+BRIDGE = SHARED_FIXTURES / "rlds" / "bridge_dataset" / "1.0.0"
+pytestmark = pytest.mark.skipif(not BRIDGE.is_dir(), reason=f"RLDS fixtures not found at {BRIDGE}")
+TRAIN = "bridge_dataset-train.tfrecord-00000-of-00001"
+
+
+def test_bridge_reads_episodes_images_language_and_splits(tmp_path):
+    from PIL import Image
+
+    first = rlds._example(BRIDGE / TRAIN, *rlds.records(BRIDGE / TRAIN)[0])
+    with expertdata.load(BRIDGE) as data:
+        assert data.format == "rlds" and (data.n_episodes, data.n_transitions) == (50, 500)
+        assert data.episodes.lengths.tolist() == [10] * 50
+        assert data.metadata["splits"] == {"train": list(range(25)), "val": list(range(25, 50))}
+        assert list(data.leaf_fields()) == ["image_0", "image_1", "image_2", "image_3", "state"]
+        images = data["obs/image_0"][0:10]
+        assert images.shape == (10, 64, 64, 3) and images.dtype == np.uint8
+        expected = np.asarray(Image.open(io.BytesIO(first["steps/observation/image_0"][3])))
+        assert np.array_equal(images[3], expected)
+        assert np.allclose(data["obs/state"][0:10].ravel(), first["steps/observation/state"])
+        assert data["language_instruction"][0] == first["steps/language_instruction"][0].decode()
+        assert data["actions"].shape == (500, 7) and data["language_embedding"].shape == (500, 512)
+        digest = expertdata.digest(data)
+    report = expertdata.validate(BRIDGE)
+    assert report.errors == () and any("is_last is never set" in p.message for p in report.warnings)
+    copy = expertdata.convert(BRIDGE, tmp_path / "bridge.zarr")
+    assert copy.digest == digest and expertdata.validate(copy.path).errors == ()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda data: data[:len(data) // 2], "truncated|claims"),
+    (lambda data: data[:20] + bytes([data[20] ^ 0xFF]) + data[21:], "is corrupt \\(CRC mismatch\\)"),
+    (lambda data: (2**40).to_bytes(8, "little") + data[8:], "corrupt length|claims"),
+])
+def test_a_damaged_shard_is_refused_in_one_line(tmp_path, damage, message):
+    folder = tmp_path / "bridge"
+    shutil.copytree(BRIDGE, folder)
+    shard = folder / TRAIN
+    shard.write_bytes(damage(shard.read_bytes()))
+    with pytest.raises(expertdata.UnreadableError, match=message):
+        expertdata.load(folder)
