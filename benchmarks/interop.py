@@ -13,6 +13,10 @@ imported Minari dataset against Minari's own route.
    folder as it is, against Minari's route (``sample_episodes`` of up to 256 episodes, then 256 random steps
    of them),
    per 1,000 batches (goal: at least 100x faster).
+4. LeRobot: decoding the v2.1 fixture's AV1 video through expertdata's lazy frames (``VideoFrames``, as an
+   imported dataset reads them) against PyAV decoding the same file alone, in frames/s (goal: at least 0.8x);
+   and BC on the imported v2.1 dataset (35,965 transitions) against the same data converted to Zarr, in
+   transitions/s of training.
 
 Medians over ``--runs``; ratios are medians of per-run ratios measured in the same run.
 """
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+import expertdata
 from convert import measure, timed, warm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,6 +149,49 @@ def batches(path: Path, count: int, runs: int) -> None:
           f"{b:.1f} s: {statistics.median(t / o for o, t in zip(ours, theirs)):,.0f}x faster")
 
 
+LEROBOT = FIXTURES / "lerobot" / "v2.1_G1-policy-train"
+VIDEO = LEROBOT / "videos/chunk-000/observation.images.cam_high/episode_000001.mp4"
+
+
+def lerobot(work: Path, runs: int) -> None:
+    import av
+
+    from expertdata.formats.lerobot import VideoFrames
+    from trainers.bc import BC
+
+    def pyav() -> float:
+        start = time.perf_counter()
+        with av.open(str(VIDEO)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        return len(frames) / (time.perf_counter() - start)
+
+    def ours() -> float:
+        frames = VideoFrames([(VIDEO, 0.0, 393)], (480, 640, 3), 30.0)
+        start = time.perf_counter()
+        block = frames[0:393]
+        seconds = time.perf_counter() - start
+        frames.close()
+        return len(block) / seconds
+
+    found = [(pyav(), ours()) for _ in range(runs)]
+    alone, through = statistics.median(a for a, _ in found), statistics.median(b for _, b in found)
+    ratio = statistics.median(b / a for a, b in found)
+    print(f"lerobot video (AV1, 393 frames of 480x640): PyAV alone {alone:.0f} frames/s, through expertdata "
+          f"{through:.0f} frames/s, ratio {ratio:.2f} (goal 0.8)")
+    zarr_copy = work / "g1.zarr"
+    expertdata.convert(LEROBOT, zarr_copy)
+
+    def bc(path: Path) -> float:
+        model = BC(None, None, str(path), seed=0, n_epochs=3, learning_rate=1e-3, early_stopping=None)
+        return model.learn().history.logs[-1]["transitions_per_second"]
+
+    pairs = [(bc(LEROBOT), bc(zarr_copy)) for _ in range(runs)]
+    print(f"BC on the imported v2.1 dataset: {statistics.median(a for a, _ in pairs):,.0f} transitions/s; on its Zarr "
+          f"copy {statistics.median(b for _, b in pairs):,.0f}; ratio {statistics.median(a / b for a, b in pairs):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gigabytes", type=float, default=1.0)
@@ -165,6 +213,8 @@ def main() -> None:
         shutil.rmtree(generated)
         if REAL["minari cartpole (hdf5)"].exists():
             batches(REAL["minari cartpole (hdf5)"], args.batches, args.runs)
+        if VIDEO.exists():
+            lerobot(work, args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
