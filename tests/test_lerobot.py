@@ -100,3 +100,56 @@ def test_timestamps_off_fps_are_reported(tmp_path):
     pq.write_table(table, folder / "data" / "chunk-000" / "file-000.parquet")
     found = [p for p in expertdata.validate(folder).problems if p.rule.id == "W110"]
     assert len(found) == 1 and found[0].position == 400 and "the first in episode 1" in found[0].message
+
+
+def test_export_v3_holds_the_formats_invariants_and_reads_back_exactly(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    av = pytest.importorskip("av")
+    import gymnasium as gym
+
+    from expertdata import envs, generate_expert_traj
+
+    generate_expert_traj(envs.dict_cartpole_expert, tmp_path / "d.zarr", gym.make(envs.DICT_ENV_ID, max_episode_steps=40),
+                         n_episodes=3, seed=0)
+    written = expertdata.convert(tmp_path / "d.zarr", tmp_path / "lerobot", format="lerobot")
+    folder = written.path
+    assert written.digest == expertdata.digest(expertdata.load(folder))  # lossless: the very dataset back
+    info = json.loads((folder / "meta" / "info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and (info["total_episodes"], info["total_frames"]) == (3, 120)
+    assert info["features"]["observation.view"]["dtype"] == "video"
+    assert info["features"]["observation.view"]["info"]["video.codec"] == "lossless"
+    frames = pq.read_table(folder / "data" / "chunk-000" / "file-000.parquet")
+    assert sorted(frames.column_names) == sorted(k for k, f in info["features"].items() if f["dtype"] != "video")
+    episodes = pq.read_table(folder / "meta" / "episodes" / "chunk-000" / "file-000.parquet").to_pylist()
+    index, frame = frames.column("episode_index").to_pylist(), frames.column("frame_index").to_pylist()
+    stamps = frames.column("timestamp").to_numpy()
+    for e in episodes:
+        rows = range(e["dataset_from_index"], e["dataset_to_index"])
+        assert e["length"] == len(rows) and {index[r] for r in rows} == {e["episode_index"]}
+        assert [frame[r] for r in rows] == list(range(len(rows)))
+        assert e["videos/observation.view/from_timestamp"] == pytest.approx(e["dataset_from_index"] / info["fps"])
+    assert np.allclose(stamps, np.asarray(frame) / info["fps"])
+    with av.open(str(folder / "videos" / "observation.view" / "chunk-000" / "file-000.mp4")) as video:
+        assert sum(1 for _ in video.decode(video.streams.video[0])) == 120
+    stats = json.loads((folder / "meta" / "stats.json").read_text())
+    assert np.shape(stats["observation.view"]["mean"]) == (3, 1, 1) and stats["action"]["count"] == [120]
+    assert pq.read_table(folder / "meta" / "tasks.parquet").column_names == ["task_index", "task"]
+
+
+def test_a_lossy_video_codec_says_its_error(tmp_path):
+    pytest.importorskip("av")
+    import gymnasium as gym
+
+    from expertdata import envs, generate_expert_traj
+
+    generate_expert_traj(envs.dict_cartpole_expert, tmp_path / "d.zarr", gym.make(envs.DICT_ENV_ID, max_episode_steps=40),
+                         n_episodes=2, seed=0)
+    result = expertdata.convert(tmp_path / "d.zarr", tmp_path / "lossy", format="lerobot",
+                                options=expertdata.WriteOptions(compression="h264:30"))
+    (note,) = [n for n in result.notes if n.startswith("observation.view")]
+    assert note.startswith("observation.view: h264 at quality 30: mean absolute error") and "(of 255)" in note
+    with expertdata.load(result.path) as back, expertdata.load(tmp_path / "d.zarr") as source:
+        assert back["obs/view"].shape == source["obs/view"].shape  # the frames differ a little, as said
+        assert np.array_equal(back["obs/cart"][:], source["obs/cart"][:])
+        assert "digest" not in back.metadata and back.metadata["lineage"][-1]["lossy"] == "h264:30"
+    assert expertdata.validate(result.path).errors == ()

@@ -139,6 +139,8 @@ class Capabilities:
     :param exports: a peer format written from a whole dataset at once (``Exporter.export``), not field by
         field through a sink: its layout interleaves or derives fields.
     :param composite_obs: observations of a Dict or Tuple space (one field per leaf) can be written.
+    :param lossy: compressions that do not give back what was written (a video codec at a quality level): a save
+        with one measures and says its error instead of comparing digests.
     """
 
     streaming: bool = False
@@ -148,6 +150,7 @@ class Capabilities:
     exports: bool = False
     needs_rewards: bool = False
     composite_obs: bool = True
+    lossy: tuple[str, ...] = ()
 
 
 class Sink(Protocol):

@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import spaces
 from ..arrays import LazyRows
 from ..errors import UnreadableError, UsageError
 from ..schema import MAX_METADATA_BYTES, shown
 from .base import Capabilities, Finding, Raw
-from .peer import Peer
+from .peer import PEER_KEY, Peer
 
 VERSIONS = ("v2.1", "v3.0")
 #: A timestamp may stray from ``frame_index / fps`` by this many frame periods before it is reported.
@@ -181,6 +182,7 @@ def read(path: Path, trusted: bool = False) -> Raw:
         raise UnreadableError(f"{path}: a LeRobot dataset of version {version!r}; versions {', '.join(VERSIONS)} "
                               "are read")
     fps = float(info.get("fps") or 0)
+    ours = _ours(path)
     episodes = _episodes(path, info, version)
     table = _frames(path, info, version, episodes)
     raw = Raw({}, {}, path, "lerobot")
@@ -207,13 +209,40 @@ def read(path: Path, trusted: bool = False) -> Raw:
                 observed[name] = frames
         else:
             observed[name] = columns.pop(name)
-    _fields(raw, observed, columns, starts, episodes, features)
+    composite = ours is not None and spaces.is_composite(ours[0].get("observation_space"))
+    _fields(raw, observed, columns, starts, episodes, features, composite)
     videos = [a for a in observed.values() if isinstance(a, VideoFrames)]
     raw.closer = lambda: [v.close() for v in videos] and None
     raw.metadata["user"] = {"lerobot": {"codebase_version": version, "fps": fps, "robot_type": info.get("robot_type")}}
     if fps > 0 and "timestamp" in columns and "frame_index" in columns:
         _timestamps(raw, columns["timestamp"], columns["frame_index"], starts, fps)
+    if ours is not None:  # our own export: our metadata and fields back, what we made up dropped
+        metadata, note, rest = ours
+        raw.metadata = metadata
+        for name in note.get("synthesized", []):
+            raw.fields.pop(name, None)
+        for name, shape in (note.get("row_shapes") or {}).items():
+            array = raw.fields.get(name)
+            if isinstance(array, np.ndarray) and int(np.prod(shape)) == int(np.prod(array.shape[1:])):
+                raw.fields[name] = array.reshape((len(array),) + tuple(int(d) for d in shape))
+        raw.fields.update(rest)
     return raw
+
+
+def _ours(path: Path) -> tuple[dict, dict, dict[str, np.ndarray]] | None:
+    """What an export of ours left beside LeRobot's files: our metadata, its note, and our other fields."""
+    from .base import metadata_from_json
+
+    folder = path / SIDECAR
+    if not (folder / "metadata.json").is_file():
+        return None
+    metadata = metadata_from_json((folder / "metadata.json").read_text(), folder)
+    note = metadata.pop(PEER_KEY, None) if isinstance(metadata, dict) else None
+    if not isinstance(note, dict) or note.get("format") != "lerobot":
+        return None
+    with np.load(folder / "fields.npz", allow_pickle=False) as stored:
+        rest = {key.replace("|", "/"): stored[key] for key in stored.files}
+    return metadata, note, rest
 
 
 def _video(path: Path, info: dict, version: str, name: str, spec: dict, episodes: list[dict], raw: Raw,
@@ -240,12 +269,12 @@ def _video(path: Path, info: dict, version: str, name: str, spec: dict, episodes
 
 
 def _fields(raw: Raw, observed: dict[str, Any], columns: dict[str, np.ndarray], starts: np.ndarray,
-            episodes: list[dict], features: dict) -> None:
+            episodes: list[dict], features: dict, composite: bool = False) -> None:
     if not observed:
         raise UnreadableError(f"{raw.root}: no observation.* feature to read")
     observed = dict(sorted(observed.items()))  # a Dict space's keys sorted, as gymnasium orders them
     keys = {name: name[len("observation."):] for name in observed}
-    if len(observed) == 1:
+    if len(observed) == 1 and not composite:
         (array,) = observed.values()
         raw.fields["obs"] = array
         obs_space = _space(array)
@@ -255,9 +284,10 @@ def _fields(raw: Raw, observed: dict[str, Any], columns: dict[str, np.ndarray], 
     raw.fields["actions"] = columns.pop("action")
     raw.fields["episode_starts"] = starts
     if "next.reward" in columns:
-        rewards = columns.pop("next.reward").astype(np.float64)
+        rewards = columns.pop("next.reward")
         raw.fields["rewards"] = rewards
-        raw.fields["episode_returns"] = np.add.reduceat(rewards, np.flatnonzero(starts)) if len(rewards) else rewards
+        raw.fields["episode_returns"] = (np.add.reduceat(rewards.astype(np.float64), np.flatnonzero(starts))
+                                         if len(rewards) else rewards.astype(np.float64))
     else:
         raw.metadata["rewards"] = "absent"
     raw.fields.update(columns)
@@ -289,11 +319,181 @@ def _timestamps(raw: Raw, timestamps: np.ndarray, frames: np.ndarray, starts: np
                                     f"{float(frames[row]) / fps:.4g} s", "timestamp", row))
 
 
+#: Video codecs offered for writing: ``lossless`` (H.264's lossless RGB profile, every frame read back exactly)
+#: or a lossy one at a quality level (its CRF; the reconstruction error is measured and said).
+VIDEO_CODECS = {"lossless": ("libx264rgb", "rgb24"), "h264": ("libx264", "yuv420p"), "av1": ("libsvtav1", "yuv420p")}
+SIDECAR = "meta/expertdata"
+
+
+def _feature(name: str, array: Any, video: bool, fps: float, codec: str) -> dict:
+    shape = [int(d) for d in array.shape[1:]] or [1]
+    if not video:
+        return {"dtype": np.dtype(array.dtype).name, "shape": shape, "names": None}
+    return {"dtype": "video", "shape": shape, "names": ["height", "width", "channels"],
+            "info": {"video.height": shape[0], "video.width": shape[1], "video.codec": codec,
+                     "video.pix_fmt": VIDEO_CODECS[codec][1], "video.is_depth_map": False, "video.fps": fps,
+                     "video.channels": shape[2], "has_audio": False}}
+
+
+def _stats(array: Any, video: bool, label: str) -> dict[str, list]:
+    """min, max, mean, std and count of a feature in one pass, per dimension (per channel, scaled to [0, 1],
+    shaped (C, 1, 1) for videos, as LeRobot keeps them)."""
+    from ..arrays import iter_blocks
+
+    low = high = None
+    total = squares = 0.0
+    count = 0
+    for block in iter_blocks(array, label=label):
+        rows = (block.reshape(-1, block.shape[-1]) / 255.0 if video else
+                block.reshape(len(block), -1)).astype(np.float64)
+        low = rows.min(0) if low is None else np.minimum(low, rows.min(0))
+        high = rows.max(0) if high is None else np.maximum(high, rows.max(0))
+        total, squares, count = total + rows.sum(0), squares + (rows * rows).sum(0), count + len(rows)
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(squares / max(count, 1) - mean * mean, 0.0))
+    shape = (-1, 1, 1) if video else np.shape(mean)
+    return {"min": np.reshape(low, shape).tolist(), "max": np.reshape(high, shape).tolist(),
+            "mean": np.reshape(mean, shape).tolist(), "std": np.reshape(std, shape).tolist(),
+            "count": [int(count // (array.shape[1] * array.shape[2]) if video else count)]}
+
+
+def _encode(array: Any, file: Path, fps: float, codec: str, level: int | None, label: str) -> tuple[float, int]:
+    """Every frame of ``array`` into one mp4; returns the mean and largest absolute error of the frames read back
+    (0 and 0 for the lossless codec)."""
+    import av
+
+    from ..arrays import iter_blocks
+
+    name, pix_fmt = VIDEO_CODECS[codec]
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(file), "w") as container:
+        stream = container.add_stream(name, rate=int(round(fps)))
+        stream.width, stream.height, stream.pix_fmt = int(array.shape[2]), int(array.shape[1]), pix_fmt
+        stream.options = {"crf": str(0 if codec == "lossless" else (level if level is not None else 23))}
+        for block in iter_blocks(array, label=label):
+            for frame in block:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+        container.mux(stream.encode())
+    total, largest, at = 0.0, 0, 0
+    with av.open(str(file)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            decoded = frame.to_ndarray(format="rgb24").astype(np.int16)
+            difference = np.abs(decoded - np.asarray(array[at:at + 1][0], np.int16))
+            total, largest, at = total + float(difference.mean()), max(largest, int(difference.max())), at + 1
+    if at != array.shape[0]:
+        raise UnreadableError(f"{file}: {at:,} frames read back of the {array.shape[0]:,} written")
+    return total / max(at, 1), largest
+
+
 def export(dataset: Any, metadata: dict, path: Path, options: Any) -> list[str]:
-    raise UsageError("writing LeRobot datasets is not supported yet; convert to Zarr or HDF5")
+    """Write ``dataset`` as a LeRobot 3.0 dataset folder (one data file, one video file per image feature);
+    returns notes on what was made up and, for a lossy codec, the error measured."""
+    import pyarrow as pa
+
+    pq = _pyarrow()
+    codec, level = options.codec(BACKEND)
+    leaves = dataset.leaf_fields()
+    nested = [p for p in leaves if "/" in p]
+    if nested:
+        raise UsageError(f"{dataset.source}: LeRobot names features flatly; the leaves {', '.join(map(shown, nested))} "
+                         "are nested")
+    lerobot = (metadata.get("user") or {}).get("lerobot") or {}
+    fps = float(lerobot.get("fps") or 0)
+    notes, synthesized = [], []
+    if fps <= 0:
+        fps = 30.0
+        notes.append("the dataset records no frame rate: fps 30 is written")
+    n, starts = dataset.n_transitions, np.asarray(dataset["episode_starts"][:])
+    first = np.flatnonzero(starts)
+    lengths = np.diff(np.r_[first, n])
+    episode_of = np.repeat(np.arange(len(first)), lengths)
+    frame_of = np.arange(n) - np.repeat(first, lengths)
+    made = {"timestamp": (frame_of / fps).astype(np.float32), "frame_index": frame_of.astype(np.int64),
+            "episode_index": episode_of.astype(np.int64), "index": np.arange(n, dtype=np.int64)}
+    tasks_text = np.asarray(dataset["task"][:]) if "task" in dataset else np.full(len(first), "")
+    tasks = sorted(set(tasks_text.tolist()))
+    made["task_index"] = np.asarray([tasks.index(t) for t in tasks_text], np.int64)[episode_of]
+    synthesized += [k for k in made if k not in dataset] + ([] if "task" in dataset else ["task"])
+    columns, features, videos = {}, {}, {}
+    for leaf, name in leaves.items():
+        key = "observation." + (leaf or ("image" if _is_video(dataset[name]) else "state"))
+        if _is_video(dataset[name]):
+            videos[key] = dataset[name]
+        else:
+            columns[key] = np.asarray(dataset[name][:])
+    columns["action"] = np.asarray(dataset["actions"][:])
+    if "rewards" in dataset:
+        columns["next.reward"] = np.asarray(dataset["rewards"][:])
+    for key in made:
+        columns[key] = np.asarray(dataset[key][:]) if key in dataset else made[key]
+    for key, array in columns.items():
+        features[key] = _feature(key, array, False, fps, codec)
+    for key, array in videos.items():
+        features[key] = _feature(key, array, True, fps, codec)
+    table = pa.table({key: _arrow(a) for key, a in columns.items()})
+    (path / "data" / "chunk-000").mkdir(parents=True)
+    pq.write_table(table, path / "data" / "chunk-000" / "file-000.parquet")
+    episodes: dict[str, list] = {"episode_index": columns["episode_index"][first].tolist(),
+                                 "tasks": [[t] for t in tasks_text.tolist()],
+                                 "length": lengths.tolist(), "data/chunk_index": [0] * len(first),
+                                 "data/file_index": [0] * len(first), "dataset_from_index": first.tolist(),
+                                 "dataset_to_index": (first + lengths).tolist()}
+    for key, array in videos.items():
+        error, largest = _encode(array, path / "videos" / key / "chunk-000" / "file-000.mp4", fps, codec, level,
+                                 f"{dataset.source}: {key}")
+        if codec != "lossless":
+            notes.append(f"{key}: {codec} at quality {level if level is not None else 23}: mean absolute error "
+                         f"{error:.3g}, largest {largest} (of 255)")
+        episodes.update({f"videos/{key}/chunk_index": [0] * len(first), f"videos/{key}/file_index": [0] * len(first),
+                         f"videos/{key}/from_timestamp": (first / fps).tolist(),
+                         f"videos/{key}/to_timestamp": ((first + lengths) / fps).tolist()})
+    episodes.update({"meta/episodes/chunk_index": [0] * len(first), "meta/episodes/file_index": [0] * len(first)})
+    (path / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
+    pq.write_table(pa.table(episodes), path / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+    pq.write_table(pa.table({"task_index": list(range(len(tasks))), "task": tasks}), path / "meta" / "tasks.parquet")
+    stats = {key: _stats(array, False, key) for key, array in columns.items()}
+    stats.update({key: _stats(array, True, key) for key, array in videos.items()})
+    (path / "meta" / "stats.json").write_text(json.dumps(stats))
+    info = {"codebase_version": "v3.0", "robot_type": lerobot.get("robot_type"), "total_episodes": len(first),
+            "total_frames": n, "total_tasks": len(tasks), "chunks_size": 1000, "data_files_size_in_mb": 100,
+            "video_files_size_in_mb": 500, "fps": fps, "splits": {"train": f"0:{len(first)}"},
+            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+            "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4", "features": features}
+    (path / "meta" / "info.json").write_text(json.dumps(info, indent=2))
+    _sidecar(dataset, metadata, path, set(leaves.values()) | {"actions", "rewards", "episode_starts", *made},
+             synthesized, codec)
+    return notes
 
 
-BACKEND = Peer("lerobot", "LeRobot datasets, versions 2.1 and 3.0 (a dataset folder; read). observation.* become the "
-               "observation (a Dict where several), video features decoded with PyAV, tasks kept as text, no rewards "
-               "unless next.reward. Needs the [robot] extra.", sniff, read, export, {"none": None},
-               capabilities=Capabilities(exports=True))
+def _is_video(array: Any) -> bool:
+    return np.dtype(array.dtype) == np.uint8 and len(array.shape) == 4 and array.shape[-1] == 3
+
+
+def _arrow(array: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    if array.ndim == 1:
+        return pa.array(array)
+    flat = pa.array(array.reshape(len(array), -1).ravel())
+    return pa.FixedSizeListArray.from_arrays(flat, int(np.prod(array.shape[1:])))
+
+
+def _sidecar(dataset: Any, metadata: dict, path: Path, written: set[str], synthesized: list[str], codec: str) -> None:
+    """Our metadata and the fields LeRobot has no name for, beside its files (LeRobot reads neither), so reading
+    the folder back gives the very dataset written."""
+    from .base import metadata_to_json
+
+    folder = path / SIDECAR
+    folder.mkdir(parents=True)
+    rest = {name: np.asarray(dataset[name][:]) for name in dataset.fields if name not in written}
+    np.savez(folder / "fields.npz", **{name.replace("/", "|"): array for name, array in rest.items()})
+    shapes = {name: list(dataset[name].shape[1:]) for name in written if name in dataset}  # (N, 1) reads as (N,)
+    note = {"format": "lerobot", "synthesized": synthesized, "codec": codec, "row_shapes": shapes}
+    (folder / "metadata.json").write_text(metadata_to_json({**metadata, PEER_KEY: note}))
+
+
+BACKEND = Peer("lerobot", "LeRobot datasets (a dataset folder): 2.1 and 3.0 read, 3.0 written. observation.* become "
+               "the observation (a Dict where several), video features decoded with PyAV (written losslessly by "
+               "default), tasks kept as text, no rewards unless next.reward. Needs the [robot] extra.",
+               sniff, read, export, {"lossless": None, "h264": (0, 51), "av1": (0, 63)}, "lossless",
+               capabilities=Capabilities(exports=True, lossy=("h264", "av1")))
