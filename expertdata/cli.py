@@ -152,14 +152,17 @@ def validate(path: str, as_json: bool, trusted: bool) -> None:
 @click.option("--fill-rewards", type=float, metavar="VALUE",
               help="For demonstrations without rewards written to a format that needs them (.npz, d4rl, minari): "
                    "the reward of every step.")
+@click.option("--strict", is_flag=True, help="Refuse SRC where reading it would skip something (W108: a peer's "
+                                              "videos with files missing, say) rather than convert the rest.")
 @TRUSTED
 def convert(src: str, dst: str, fmt: str | None, source_format: str | None, overwrite: bool,
             compression: str | None, chunk_rows: int | None, traj_limitation: int, zarr_format: str,
-            fill_rewards: float | None, trusted: bool) -> None:
+            fill_rewards: float | None, strict: bool, trusted: bool) -> None:
     """Convert SRC to DST losslessly, atomically, checking the content digest on both sides."""
     result = convert_dataset(src, dst, format=fmt, overwrite=overwrite, traj_limitation=traj_limitation,
                              options=formats.WriteOptions(chunk_rows, compression, zarr_format=int(zarr_format)),
-                             progress=True, trusted=trusted, source_format=source_format, fill_rewards=fill_rewards)
+                             progress=True, trusted=trusted, source_format=source_format, fill_rewards=fill_rewards,
+                             strict=strict)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {result.path} ({result.format}), digest {result.digest}")

@@ -319,6 +319,9 @@ RULES: tuple[Rule, ...] = (
          "may use or share it (expertdata card PATH --license SPDX-ID)."),
     Rule("W110", "timestamps-off-fps", "warning", "A video dataset's timestamps stray from frame_index / fps by more "
          "than half a frame (LeRobot): frames and timestamps disagree."),
+    Rule("W111", "stats-inconsistent", "warning", "A dataset's recorded statistics contradict themselves: a standard "
+         "deviation of 0 for values that range from a minimum to a larger maximum (LeRobot's per-episode image "
+         "statistics); normalising by them would divide by zero."),
 )
 
 RULES_BY_ID = {r.id: r for r in RULES}

@@ -13,23 +13,28 @@ from . import atomic, cards, editing, formats, images, remote
 from .arrays import block_rows, first_rows, iter_blocks, prefetch, row_bytes
 from .dataset import Dataset
 from .digest import MAX_EPISODE_DIGESTS, PREFIX, Digester, digest, digests, episode_digester
-from .errors import DigestMismatchError, ExpertDataError, UsageError
+from .errors import DigestMismatchError, ExpertDataError, UnreadableError, UsageError
 from .schema import SCHEMA_VERSION
 from .validation import problems_found, raise_for
 
 
 def load(path: Path | str, format: str | None = None, trusted: bool = False,
-         storage_options: dict[str, Any] | None = None) -> Dataset:
+         storage_options: dict[str, Any] | None = None, strict: bool = False) -> Dataset:
     """Open a dataset in any format, local or where it lives (an fsspec URL: ``expertdata.remote``); HDF5 and
     Zarr arrays (and ``.npz`` members) stay lazy.
 
     Raises ``UnreadableError`` for a file that cannot be read (or whose header claims data it does not
     hold) and ``InvalidDatasetError`` for one whose structure breaks the schema, or whose data would come
     from outside it unless ``trusted``. Close it (or use it as a context manager) to release the file.
+    ``strict`` refuses what reading would skip (``W108``: a peer's video whose files are missing, an object
+    array).
     """
     raw = remote.open_raw(path, format, trusted, storage_options)
     try:
         found = problems_found(raw.findings)
+        skipped = [p for p in found if p.rule.name == "not-imported"]
+        if strict and skipped:
+            raise UnreadableError(f"{path}: {skipped[0].one_line()} (strict: nothing is skipped)")
         raise_for(str(path), found)
         return Dataset(raw.fields, raw.metadata, raw.root, str(path), raw.format, raw.closer, raw.storage, trusted,
                        tuple(p.one_line() for p in found))
@@ -239,7 +244,7 @@ def convert(src: Path | str, dst: Path | str, *, format: str | None = None,
             options: formats.WriteOptions | None = None, overwrite: bool = False,
             traj_limitation: int = -1, progress: bool = False, trusted: bool = False,
             source_format: str | None = None, fill_rewards: float | None = None,
-            storage_options: dict[str, Any] | None = None) -> SaveResult:
+            storage_options: dict[str, Any] | None = None, strict: bool = False) -> SaveResult:
     """Convert a dataset losslessly to another format (or to its first ``traj_limitation`` episodes); either
     side may be a URL (``storage_options`` for both).
 
@@ -248,7 +253,7 @@ def convert(src: Path | str, dst: Path | str, *, format: str | None = None,
     never modified. A peer format (``expertdata formats``) is read by its layout, or by ``source_format``;
     the result's notes say what reading or writing it skipped or made up.
     """
-    with load(src, format=source_format, trusted=trusted, storage_options=storage_options) as dataset:
+    with load(src, format=source_format, trusted=trusted, storage_options=storage_options, strict=strict) as dataset:
         lineage: dict[str, Any] = {"operation": "convert", "from_format": dataset.format,
                                    "source": Path(str(src).rstrip("/")).name, "parent_digest": None}
         if traj_limitation not in (-1, None):

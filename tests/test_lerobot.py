@@ -30,9 +30,10 @@ def test_v3_reads_frames_episodes_tasks_and_fps_and_says_its_videos_are_missing(
         assert data.metadata["user"]["lerobot"] == {"codebase_version": "v3.0", "fps": 30.0,
                                                     "robot_type": "so101_follower"}
         assert not data.has_rewards and data.metadata["flags"] == "unknown"
-        assert [n.split("'")[1] for n in data.notes] == ["observation.images.front", "observation.images.top"]
+        skipped = [n.split("'")[1] for n in data.notes if n.startswith("W108")]
+        assert skipped == ["observation.images.front", "observation.images.top"]
     report = expertdata.validate(V30)
-    assert report.errors == () and {p.rule.id for p in report.problems} == {"W108", "W109"}
+    assert report.errors == () and {p.rule.id for p in report.problems} == {"W108", "W109", "W111"}
 
 
 def test_v21_reads_every_episode_and_converts_to_zarr_and_back_exactly(tmp_path):
@@ -153,3 +154,21 @@ def test_a_lossy_video_codec_says_its_error(tmp_path):
         assert np.array_equal(back["obs/cart"][:], source["obs/cart"][:])
         assert "digest" not in back.metadata and back.metadata["lineage"][-1]["lossy"] == "h264:30"
     assert expertdata.validate(result.path).errors == ()
+
+
+def test_recorded_statistics_that_contradict_themselves_are_reported():
+    (found,) = [p for p in expertdata.validate(V30).problems if p.rule.id == "W111"]
+    assert "episode 0, 'observation.images.front'" in found.message  # per-episode image std of 0, min < max
+
+
+def test_strict_refuses_a_dataset_whose_videos_are_missing_and_round_trips_v3(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "expertdata", "convert", str(V30), str(tmp_path / "d.zarr"),
+                             "--strict"], capture_output=True, text=True)
+    assert result.returncode == 2 and "W108 not-imported" in result.stderr and "strict" in result.stderr
+    assert not (tmp_path / "d.zarr").exists()
+    copy = expertdata.convert(V30, tmp_path / "d.zarr")
+    back = expertdata.convert(copy.path, tmp_path / "again", format="lerobot")
+    assert back.digest == copy.digest == expertdata.digest(expertdata.load(tmp_path / "again"))

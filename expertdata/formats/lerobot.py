@@ -209,6 +209,7 @@ def read(path: Path, trusted: bool = False) -> Raw:
                 observed[name] = frames
         else:
             observed[name] = columns.pop(name)
+    _recorded_stats(raw, path, version)
     composite = ours is not None and spaces.is_composite(ours[0].get("observation_space"))
     _fields(raw, observed, columns, starts, episodes, features, composite)
     videos = [a for a in observed.values() if isinstance(a, VideoFrames)]
@@ -227,6 +228,48 @@ def read(path: Path, trusted: bool = False) -> Raw:
                 raw.fields[name] = array.reshape((len(array),) + tuple(int(d) for d in shape))
         raw.fields.update(rest)
     return raw
+
+
+def _per_episode_stats(path: Path, version: str) -> list[tuple[int, dict[str, dict[str, Any]]]]:
+    """Each episode's recorded statistics by feature (2.1: ``episodes_stats.jsonl``; 3.0: the ``stats/*`` columns
+    of ``meta/episodes``)."""
+    if version == "v2.1":
+        file = path / "meta" / "episodes_stats.jsonl"
+        if not file.is_file():
+            return []
+        rows = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+        return [(r["episode_index"], r.get("stats") or {}) for r in rows]
+    pq = _pyarrow()
+    found = []
+    for f in sorted((path / "meta" / "episodes").rglob("*.parquet")):
+        names = [c for c in pq.read_schema(f).names if c.startswith("stats/") and c.rsplit("/", 1)[-1] in
+                 ("min", "max", "std")]
+        for row in pq.read_table(f, columns=["episode_index"] + names).to_pylist():
+            stats: dict[str, dict[str, Any]] = {}
+            for name in names:
+                feature, kind = name[len("stats/"):].rsplit("/", 1)
+                stats.setdefault(feature, {})[kind] = row[name]
+            found.append((row["episode_index"], stats))
+    return found
+
+
+def _recorded_stats(raw: Raw, path: Path, version: str) -> None:
+    """W111 where an episode's recorded statistics contradict themselves: a standard deviation of 0 for values
+    that range from a minimum to a larger maximum (LeRobot's image statistics have it)."""
+    bad: list[tuple[int, str]] = []
+    for episode, stats in _per_episode_stats(path, version):
+        for feature, values in stats.items():
+            try:
+                low, high, std = (np.asarray(values[k], np.float64) for k in ("min", "max", "std"))
+                if np.any((std == 0) & (high > low)):
+                    bad.append((episode, feature))
+            except (KeyError, TypeError, ValueError):
+                continue
+    if bad:
+        features = sorted({f for _, f in bad})
+        raw.findings.append(Finding("stats-inconsistent", f"{len(bad):,} recorded episode statistics give a standard "
+                                    f"deviation of 0 to values that vary ({', '.join(map(shown, features))}; the first: "
+                                    f"episode {bad[0][0]}, {shown(bad[0][1])}); normalising by them would divide by 0"))
 
 
 def _ours(path: Path) -> tuple[dict, dict, dict[str, np.ndarray]] | None:
