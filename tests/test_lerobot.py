@@ -45,6 +45,8 @@ def test_v21_reads_every_episode_and_converts_to_zarr_and_back_exactly(tmp_path)
     copy = expertdata.convert(V21, tmp_path / "g1.zarr")
     assert copy.digest == digest and expertdata.validate(copy.path).errors == ()
     assert expertdata.convert(copy.path, tmp_path / "g1.h5").digest == digest
+    back = expertdata.convert(copy.path, tmp_path / "g1-lerobot", format="lerobot")  # written as 3.0
+    assert back.digest == digest and json.loads((back.path / "meta" / "info.json").read_text())["fps"] == 30
 
 
 def _one_episode(tmp_path, extra_rows=0):
