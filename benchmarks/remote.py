@@ -4,9 +4,9 @@
 
 The dataset: 84x84x3 uint8 images and 6-dim float32 actions, written by ``expertdata.save`` (Zarr, zstd:1),
 served over loopback HTTP by a server (a process of its own) without directory listings that waits
-``--latency-ms`` before answering each request (a distant object store). Measured: MB/s of one shuffled epoch of batches of 256 from
-``ExpertDataset(url, in_memory=False)`` against ``ExpertDataset(local path, in_memory=False)``; medians of
-``--runs`` runs each, alternated. Goal: at least 0.5x the local throughput.
+``--latency-ms`` before answering each request (a distant object store). Measured: MB/s of one shuffled epoch
+of batches of 256 from ``ExpertDataset(url, in_memory=False)`` against ``ExpertDataset(local path,
+in_memory=False)``; medians of ``--runs`` runs each, alternated. Goal: at least 0.5x the local throughput.
 """
 from __future__ import annotations
 

@@ -304,7 +304,8 @@ def edit_card(path: Path | str, trusted: bool = False, **changes: Any) -> dict[s
                          "back)")
     path = Path(path)
     with load(path, trusted=trusted) as dataset:
-        card = cards.check({**(dataset.metadata.get("card") or {}), **{k: v for k, v in changes.items() if v is not None}})
+        given = {k: v for k, v in changes.items() if v is not None}
+        card = cards.check({**(dataset.metadata.get("card") or {}), **given})
         tmp = atomic.temporary(path)
         try:
             save(dataset.with_metadata({**dataset.metadata, "card": card}), tmp, format=dataset.format, readme=False)

@@ -112,7 +112,8 @@ def test_export_v3_holds_the_formats_invariants_and_reads_back_exactly(tmp_path)
 
     from expertdata import envs, generate_expert_traj
 
-    generate_expert_traj(envs.dict_cartpole_expert, tmp_path / "d.zarr", gym.make(envs.DICT_ENV_ID, max_episode_steps=40),
+    generate_expert_traj(envs.dict_cartpole_expert, tmp_path / "d.zarr",
+                         gym.make(envs.DICT_ENV_ID, max_episode_steps=40),
                          n_episodes=3, seed=0)
     written = expertdata.convert(tmp_path / "d.zarr", tmp_path / "lerobot", format="lerobot")
     folder = written.path
@@ -145,7 +146,8 @@ def test_a_lossy_video_codec_says_its_error(tmp_path):
 
     from expertdata import envs, generate_expert_traj
 
-    generate_expert_traj(envs.dict_cartpole_expert, tmp_path / "d.zarr", gym.make(envs.DICT_ENV_ID, max_episode_steps=40),
+    generate_expert_traj(envs.dict_cartpole_expert, tmp_path / "d.zarr",
+                         gym.make(envs.DICT_ENV_ID, max_episode_steps=40),
                          n_episodes=2, seed=0)
     result = expertdata.convert(tmp_path / "d.zarr", tmp_path / "lossy", format="lerobot",
                                 options=expertdata.WriteOptions(compression="h264:30"))

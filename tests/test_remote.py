@@ -134,7 +134,8 @@ def test_connection_refused_and_a_chunk_missing_remotely(http_root):
     with pytest.raises(expertdata.UnreadableError, match="field 'obs'"):
         expertdata.load(f"{base}/c.zarr")["obs"][0:10]
     report = cli("validate", f"{base}/c.zarr")
-    assert report.returncode == 2 and "E100 unreadable: dataset: field 'obs': cannot read: FileNotFoundError" in report.stderr
+    assert report.returncode == 2
+    assert "E100 unreadable: dataset: field 'obs': cannot read: FileNotFoundError" in report.stderr
 
 
 def test_upload_to_s3_then_read_it_there(s3, tmp_path):

@@ -105,7 +105,8 @@ def _frames(path: Path, info: dict, version: str, episodes: list[dict]) -> Any:
         files = [_inside(path, info["data_path"].format(chunk_index=c, file_index=f)) for c, f in names]
     missing = [str(f.relative_to(path)) for f in files if not f.is_file()]
     if missing:
-        raise UnreadableError(f"{path}: {len(missing)} data file{'s' * (len(missing) > 1)} missing (first: {missing[0]})")
+        raise UnreadableError(f"{path}: {len(missing)} data file{'s' * (len(missing) > 1)} missing (first: "
+                              f"{missing[0]})")
     return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
 
 
@@ -268,8 +269,9 @@ def _recorded_stats(raw: Raw, path: Path, version: str) -> None:
     if bad:
         features = sorted({f for _, f in bad})
         raw.findings.append(Finding("stats-inconsistent", f"{len(bad):,} recorded episode statistics give a standard "
-                                    f"deviation of 0 to values that vary ({', '.join(map(shown, features))}; the first: "
-                                    f"episode {bad[0][0]}, {shown(bad[0][1])}); normalising by them would divide by 0"))
+                                    f"deviation of 0 to values that vary ({', '.join(map(shown, features))}; the "
+                                    f"first: episode {bad[0][0]}, {shown(bad[0][1])}); normalising by them would "
+                                    "divide by 0"))
 
 
 def _ours(path: Path) -> tuple[dict, dict, dict[str, np.ndarray]] | None:

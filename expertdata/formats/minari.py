@@ -164,8 +164,8 @@ def read(path: Path, trusted: bool = False) -> Raw:
         seeds = _hdf5_seeds(folder / "main_data.hdf5")
     elif backend == "arrow":
         if spaces.is_composite(observation_space):
-            raise UsageError(f"{path}: a {observation_space['type']} observation space in Minari's Arrow backend (nested "
-                             "struct columns) is not read yet; its HDF5 backend is")
+            raise UsageError(f"{path}: a {observation_space['type']} observation space in Minari's Arrow backend "
+                             "(nested struct columns) is not read yet; its HDF5 backend is")
         stored = metadata_from_json(meta[METADATA_KEY], folder) if METADATA_KEY in meta else {}
         shapes = (stored.get(PEER_KEY) or {}).get("row_shapes", {}) if isinstance(stored, dict) else {}
         raw = minari_arrow.read(folder, observation_space, action_space, trusted, shapes)
@@ -243,7 +243,8 @@ def _episodes(raw: Raw, path: Path, seeds: Callable[[list[int]], list[Any]], our
     for leaf, key in leaves.items():
         suffix = f"/{leaf}" if leaf else ""
         raw.fields["obs" + suffix] = joined(key, slice(0, -1))
-        raw.fields["final_obs" + suffix] = np.stack([np.asarray(a[key][n:n + 1])[0] for a, n in zip(per_episode, lengths)])
+        raw.fields["final_obs" + suffix] = np.stack([np.asarray(a[key][n:n + 1])[0]
+                                                     for a, n in zip(per_episode, lengths)])
     for key, name in STEP_KEYS.items():
         raw.fields[name] = joined(key)
     starts = np.zeros(int(sum(lengths)), bool)
@@ -340,7 +341,8 @@ def _episodes_out(dataset: Whole, metadata: dict) -> tuple[list[str], list[str],
 
     def episodes() -> Iterator[dict[str, np.ndarray]]:
         for e, (begin, stop) in enumerate(zip(starts, stops)):
-            rows = {where[path]: np.concatenate([np.asarray(dataset[name][begin:stop]), np.asarray(dataset[final][e:e + 1])])
+            rows = {where[path]: np.concatenate([np.asarray(dataset[name][begin:stop]),
+                                                 np.asarray(dataset[final][e:e + 1])])
                     for path, (name, final) in leaves.items()}
             rows.update({OURS[n]: flags[n][begin:stop] for n in ("terminated", "truncated")})
             for name in infos:

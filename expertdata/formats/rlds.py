@@ -167,7 +167,8 @@ def read(path: Path, trusted: bool = False) -> Raw:
         if spec["kind"] == "Image":
             columns[key] = DecodedImages(key, where, lengths, tuple(spec["shape"]))
         elif spec["kind"] == "Text":
-            columns[key] = np.asarray([v.decode("utf-8", "replace") for e in episodes for v in e.get(key, [])], dtype=str)
+            columns[key] = np.asarray([v.decode("utf-8", "replace") for e in episodes for v in e.get(key, [])],
+                                      dtype=str)
         else:
             values = np.concatenate([np.asarray(e.get(key, []), dtype=_DTYPES[spec["dtype"]]) for e in episodes])
             columns[key] = values.reshape((int(lengths.sum()),) + tuple(spec["shape"]))
