@@ -188,8 +188,13 @@ def test_train_bc_from_the_command_line(tmp_path):
 
 def test_torchrun_data_parallel_training_keeps_parameters_identical(tmp_path):
     """torch's own launcher, without MPI: ranks from RANK and WORLD_SIZE, gradients averaged over gloo."""
+    import socket
+
     out = tmp_path / "policy"
-    command = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master-port", "29517", "-m",
+    with socket.socket() as s:  # a port nothing listens on, for the ranks to meet at
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    command = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master-port", port, "-m",
                "expertdata", "train", "bc", str(FIXTURES / "pendulum.npz"), "--env", "Pendulum-v1", "--out", str(out),
                "--seed", "0", "--n-epochs", "20", "--learning-rate", "1e-3"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
