@@ -86,11 +86,19 @@ class _Group(click.Group):
             sys.exit(exc.exit_code)
         except (KeyboardInterrupt, click.Abort):
             click.echo("expertdata: interrupted", err=True)
-            sys.exit(130)
+            _leave(130)
         except Terminated:
             click.echo("expertdata: terminated", err=True)
-            sys.exit(Terminated.exit_code)
+            _leave(Terminated.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _leave(code: int) -> None:
+    """Exit after an interruption, once everything has unwound (temporaries removed): at once, so that storage
+    libraries' background threads (zarr's event loop) do not report the reads they had pending at exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -414,7 +422,7 @@ def record(env_id: str, expert: str, episodes: int, out: str, seed: int, num_env
                                        seed=seed, overwrite=overwrite, append=append, progress=True)
     except (KeyboardInterrupt, Terminated) as exc:
         click.echo(f"expertdata: interrupted; {getattr(exc, 'recording_note', 'nothing was written')}", err=True)
-        sys.exit(exc.exit_code if isinstance(exc, Terminated) else 130)
+        _leave(exc.exit_code if isinstance(exc, Terminated) else 130)
     with dataset:
         returns = np.asarray(dataset["episode_returns"][:])
         click.echo(f"wrote {out}: {dataset.n_episodes} episodes, {dataset.n_transitions} transitions, "
