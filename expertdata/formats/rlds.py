@@ -158,7 +158,9 @@ def read(path: Path, trusted: bool = False) -> Raw:
     if not where:
         raise UnreadableError(f"{path}: no episodes in its shards")
     step_keys = [k for k in features if k.startswith("steps/")]
-    episodes = [_example(*w) for w in where]
+    images = {k for k, spec in features.items() if spec["kind"] == "Image"}
+    # Every record is parsed once here for its numbers and text; images are decoded from the file when read.
+    episodes = [{k: v for k, v in _example(*w).items() if k not in images} for w in where]
     lengths = np.asarray([len(e.get("steps/is_first", [])) for e in episodes], np.int64)
     raw = Raw({}, {}, path, "rlds")
     columns: dict[str, Any] = {}
