@@ -103,4 +103,7 @@ def parse(text: str) -> dict[str, Any]:
     found = {k: data[k] for k in ("license", "tags") if k in data}
     if isinstance(found.get("tags"), str):
         found["tags"] = [found["tags"]]
-    return check(found)
+    try:
+        return check(found)
+    except UsageError:  # a Hub card may name a licence outside SPDX ("other"): shown as it is written
+        return {k: (v if isinstance(v, list) else str(v)) for k, v in found.items()}
