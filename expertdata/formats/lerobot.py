@@ -187,10 +187,12 @@ def read(path: Path, trusted: bool = False) -> Raw:
     episodes = _episodes(path, info, version)
     table = _frames(path, info, version, episodes)
     raw = Raw({}, {}, path, "lerobot")
-    plain = {name: spec for name, spec in features.items() if spec.get("dtype") != "video"}
-    missing = [name for name in plain if name not in table.column_names]
+    plain = {name: spec for name, spec in features.items() if isinstance(spec, dict) and spec.get("dtype") != "video"}
+    missing = [name for name in plain if name not in table.column_names] + [
+        name for name in ("episode_index", "action") if name not in plain]
     if missing:
-        raise UnreadableError(f"{path}: features {', '.join(map(shown, missing))} are declared but not in the data")
+        raise UnreadableError(f"{path}: features {', '.join(map(shown, missing))} are not in the data (LeRobot "
+                              "datasets hold episode_index and action)")
     columns = {name: _column(table, name, spec.get("shape") or [1]) for name, spec in plain.items()}
     index = columns["episode_index"]
     starts = np.r_[True, index[1:] != index[:-1]] if len(index) else np.zeros(0, bool)
