@@ -24,6 +24,19 @@ def run_cli(*args, mpi: int = 0) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
+def invoke(*args, env=None) -> subprocess.CompletedProcess:
+    """Run the ``expertdata`` command in this process (no interpreter to start), with what ``run_cli``
+    returns: the exit code, standard output and standard error apart."""
+    from click.testing import CliRunner
+
+    from expertdata.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args], env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 SUFFIXES = {"npz": ".npz", "hdf5": ".h5", "zarr": ".zarr", "zarr-zip": ".zarr.zip"}
 
 

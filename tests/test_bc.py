@@ -21,7 +21,7 @@ from trainers.bc import BC
 from trainers.common.evaluation import NormalisedScore, episode_returns
 from trainers.protocol import LogRecord, Trainer
 
-from .conftest import run_cli
+from .conftest import invoke, run_cli
 from .test_recording import TinyEnv
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -159,9 +159,9 @@ def test_pretrain_a_stable_baselines3_policy_in_place():
 
 
 def test_train_bc_from_the_command_line(tmp_path):
-    listing = run_cli("train", "--list")
+    listing = invoke("train", "--list")
     assert listing.returncode == 0 and "bc:" in listing.stdout and "--learning-rate" in listing.stdout
-    helped = run_cli("train", "bc", "--help")
+    helped = invoke("train", "bc", "--help")
     assert "Adam's step size" in helped.stdout and "[tanh|relu]" in helped.stdout and "Example:" in helped.stdout
     out = tmp_path / "policy"
     result = run_cli("train", "bc", FIXTURES / "cartpole.npz", "--env", "CartPole-v1", "--out", out,
@@ -180,10 +180,10 @@ def test_train_bc_from_the_command_line(tmp_path):
                           (["--activation", "gelu"], "'gelu' is not one of 'tanh', 'relu'"),
                           (["--net-arch", ""], "net_arch must list one or more layer sizes"),
                           (["--env", "CartPole-v1", "--overwrite"], "observation spaces differ")):
-        bad = run_cli("train", "bc", FIXTURES / "pendulum.npz", "--out", tmp_path / "x", *args)
+        bad = invoke("train", "bc", FIXTURES / "pendulum.npz", "--out", tmp_path / "x", *args)
         assert bad.returncode == 2 and message in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
         assert not (tmp_path / "x").exists()
-    assert run_cli("train", "nope", FIXTURES / "pendulum.npz", "--out", tmp_path / "y").returncode == 2
+    assert invoke("train", "nope", FIXTURES / "pendulum.npz", "--out", tmp_path / "y").returncode == 2
 
 
 def test_torchrun_data_parallel_training_keeps_parameters_identical(tmp_path):

@@ -2,10 +2,7 @@
 (as CDNs and the Hub serve files) and an S3-compatible server (moto's)."""
 import http.server
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -14,6 +11,8 @@ import pytest
 
 import expertdata
 from expertdata import ExpertDataset
+
+from .conftest import invoke
 
 CARTPOLE = Path(__file__).resolve().parents[1] / "fixtures" / "cartpole.npz"
 
@@ -80,9 +79,7 @@ def s3(monkeypatch):
 
 
 def cli(*args, options=None):
-    env = {**os.environ, **({"EXPERTDATA_STORAGE_OPTIONS": json.dumps(options)} if options else {})}
-    return subprocess.run([sys.executable, "-m", "expertdata", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return invoke(*args, env={"EXPERTDATA_STORAGE_OPTIONS": json.dumps(options) if options else ""})
 
 
 def test_a_zarr_dataset_is_read_over_http_without_listings_metadata_first(http_root):

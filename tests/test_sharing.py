@@ -1,7 +1,5 @@
 """What did I receive, and how does it differ: per-episode digests, verify, diff, select and merge."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +11,14 @@ from expertdata.diff import diff
 from expertdata.digest import digests
 from expertdata.editing import choose, merged, take
 
+from .conftest import invoke
+
 CARTPOLE = Path(__file__).resolve().parents[1] / "fixtures" / "cartpole.npz"
 PENDULUM = Path(__file__).resolve().parents[1] / "fixtures" / "pendulum.npz"
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "expertdata", *map(str, args)], capture_output=True, text=True)
+    return invoke(*args)
 
 
 @pytest.fixture
