@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .errors import ExpertDataError, UnreadableError, UsageError, WriteError
 
 if TYPE_CHECKING:
@@ -116,10 +118,10 @@ def read_raw(url: str, options: dict[str, Any] | None = None) -> Raw:
             raw = zarr.read_remote(url.rstrip("/"), options)
     except Exception as exc:
         raise failure(url, exc) from None
-    if any(getattr(a, "dtype", None) is not None and a.dtype.kind == "U" for a in raw.fields.values()):
-        raw.close()
-        raise UnreadableError(f"{url}: holds text (image paths): images kept as files are not read where they live; "
-                              "convert the dataset locally first")
+    if any(np.dtype(raw.fields[name].dtype).kind == "U" for name in ("obs", "final_obs") if name in raw.fields):
+        raw.close()  # text in obs is paths of image files beside the dataset, which are not fetched
+        raise UnreadableError(f"{url}: its observations are image paths: images kept as files are not read where "
+                              "they live; convert the dataset locally first")
     return raw
 
 

@@ -182,3 +182,14 @@ def test_chained_local_caching_reads_each_chunk_once(http_root, tmp_path):
     with expertdata.load(url, storage_options=options) as data:
         assert expertdata.digest(data) == sent.digest
     assert len(requested) == fetched  # the second pass came from the local cache
+
+
+def test_text_fields_other_than_image_paths_are_read_where_they_live(http_root):
+    folder, base, _ = http_root
+    with expertdata.load(CARTPOLE) as source:
+        arrays = {name: array[:] for name, array in source.fields.items()}
+        metadata = {**source.metadata, "extras": {"task": "episode"}}
+    tasks = np.asarray([f"balance {e}" for e in range(len(arrays["episode_returns"]))])
+    expertdata.save(expertdata.Dataset.from_arrays(metadata, **arrays, task=tasks), folder / "t.zarr")
+    with expertdata.load(f"{base}/t.zarr") as data:
+        assert data["task"][:].tolist() == tasks.tolist()
