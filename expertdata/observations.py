@@ -10,6 +10,8 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
+from . import arrays
+
 T = TypeVar("T")
 #: An array (numpy, torch, lazy), or a dict of them by leaf path.
 Observations = Any
@@ -32,7 +34,7 @@ def n_rows(obs: Observations) -> int:
 
 def row_bytes(obs: Observations) -> int:
     """Bytes in one observation, over every leaf."""
-    return sum(int(np.dtype(a.dtype).itemsize * np.prod(a.shape[1:], dtype=np.int64)) for a in leaves(obs))
+    return sum(arrays.row_bytes(a) for a in leaves(obs))
 
 
 def concatenate(parts: Sequence[Observations]) -> Observations:

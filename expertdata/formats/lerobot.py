@@ -31,7 +31,7 @@ from ..arrays import LazyRows
 from ..errors import UnreadableError, UsageError
 from ..schema import MAX_METADATA_BYTES, shown
 from .base import Capabilities, Finding, Raw
-from .peer import PEER_KEY, Peer
+from .peer import PEER_KEY, Peer, space_of
 
 VERSIONS = ("v2.1", "v3.0")
 #: A timestamp may stray from ``frame_index / fps`` by this many frame periods before it is reported.
@@ -329,10 +329,10 @@ def _fields(raw: Raw, observed: dict[str, Any], columns: dict[str, np.ndarray], 
     if len(observed) == 1 and not composite:
         (array,) = observed.values()
         raw.fields["obs"] = array
-        obs_space = _space(array)
+        obs_space = space_of(array)
     else:
         raw.fields.update({f"obs/{keys[n]}": a for n, a in observed.items()})
-        obs_space = {"type": "Dict", "spaces": {keys[n]: _space(a) for n, a in observed.items()}}
+        obs_space = {"type": "Dict", "spaces": {keys[n]: space_of(a) for n, a in observed.items()}}
     raw.fields["actions"] = columns.pop("action")
     raw.fields["episode_starts"] = starts
     if "next.reward" in columns:
@@ -344,19 +344,8 @@ def _fields(raw: Raw, observed: dict[str, Any], columns: dict[str, np.ndarray], 
         raw.metadata["rewards"] = "absent"
     raw.fields.update(columns)
     raw.fields["task"] = np.asarray([" | ".join(e.get("tasks") or []) for e in episodes], dtype=str)
-    raw.metadata.update({"observation_space": obs_space, "action_space": _space(raw.fields["actions"]),
+    raw.metadata.update({"observation_space": obs_space, "action_space": space_of(raw.fields["actions"]),
                          "flags": "unknown", "extras": {**{n: "step" for n in columns}, "task": "episode"}})
-
-
-def _space(array: Any) -> dict:
-    dtype = np.dtype(array.dtype)
-    shape = list(array.shape[1:])
-    if dtype == np.uint8:
-        return {"type": "Box", "shape": shape, "dtype": dtype.str, "low": 0, "high": 255}
-    if dtype.kind in "iu":
-        return {"type": "Box", "shape": shape, "dtype": dtype.str, "low": int(np.iinfo(dtype).min),
-                "high": int(np.iinfo(dtype).max)}
-    return {"type": "Box", "shape": shape, "dtype": dtype.str, "low": "-inf", "high": "inf"}
 
 
 def _timestamps(raw: Raw, timestamps: np.ndarray, frames: np.ndarray, starts: np.ndarray, fps: float) -> None:

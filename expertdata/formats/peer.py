@@ -81,6 +81,18 @@ def joined(per_episode: list[Mapping[str, ArrayLike]], key: str, path: Any, wind
     return Concatenated(parts, parts[0].dtype, tuple(parts[0].shape[1:]))
 
 
+def space_of(array: ArrayLike) -> dict:
+    """The space a peer that stores none is declared with, from an array: a Box of its row shape bounded by its
+    dtype (0-255 for uint8 images, unbounded floats), MultiBinary for booleans."""
+    dtype, shape = np.dtype(array.dtype), list(array.shape[1:])
+    if dtype.kind == "b":
+        return {"type": "MultiBinary", "n": shape or [1]}
+    if dtype.kind in "iu":
+        return {"type": "Box", "shape": shape, "dtype": dtype.str, "low": int(np.iinfo(dtype).min),
+                "high": int(np.iinfo(dtype).max)}
+    return {"type": "Box", "shape": shape, "dtype": dtype.str, "low": "-inf", "high": "inf"}
+
+
 def renamed(raw: Raw, names: Mapping[str, str]) -> Raw:
     """``raw`` with fields renamed (``names``: peer name -> ours); the rest keep their names, with ``/``
     (HDF5 groups) turned into ``.``."""

@@ -30,7 +30,7 @@ from ..arrays import LazyRows
 from ..errors import UnreadableError, UsageError
 from ..schema import MAX_METADATA_BYTES, shown
 from .base import Capabilities, Finding, Raw
-from .peer import Peer
+from .peer import Peer, space_of
 
 _SHARD = re.compile(r"(?P<name>.+)-(?P<split>[A-Za-z0-9_]+)\.tfrecord-(?P<index>\d{5})-of-(?P<count>\d{5})")
 _DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64, "uint8": np.uint8,
@@ -217,16 +217,9 @@ def _fields(raw: Raw, columns: dict[str, Any], lengths: np.ndarray, episodes: li
     for e, split in enumerate(split_of):
         splits.setdefault(split, []).append(e)
     raw.metadata.update({
-        "observation_space": {"type": "Dict", "spaces": {k: _space(a) for k, a in observed.items()}},
-        "action_space": _space(raw.fields["actions"]), "extras": extras, "splits": splits,
+        "observation_space": {"type": "Dict", "spaces": {k: space_of(a) for k, a in observed.items()}},
+        "action_space": space_of(raw.fields["actions"]), "extras": extras, "splits": splits,
         "user": {"rlds": {"features": sorted(features)}}})
-
-
-def _space(array: Any) -> dict:
-    dtype, shape = np.dtype(array.dtype), list(array.shape[1:])
-    if dtype == np.uint8:
-        return {"type": "Box", "shape": shape, "dtype": dtype.str, "low": 0, "high": 255}
-    return {"type": "Box", "shape": shape, "dtype": dtype.str, "low": "-inf", "high": "inf"}
 
 
 def export(dataset: Any, metadata: dict, path: Path, options: Any) -> list[str]:

@@ -34,7 +34,7 @@ from ..errors import UnreadableError, UsageError
 from ..schema import FIELD_NAME, shown
 from . import hdf5
 from .base import METADATA_KEY, Capabilities, Finding, Raw, Whole, WriteOptions, metadata_to_json
-from .peer import PEER_KEY, Peer, declare_extras, episode_sums, joined, take_peer_note
+from .peer import PEER_KEY, Peer, declare_extras, episode_sums, joined, space_of, take_peer_note
 
 _DEMO = re.compile(r"data/demo_(\d{1,12})/(.+)")
 #: Our fields that robomimic has no name for, inside each demonstration.
@@ -157,22 +157,12 @@ def _episodes(raw: Raw, path: Path, attrs: dict[str, Any], note: dict[str, Any] 
                    {"step": len(starts), "episode": len(ids)})
 
 
-def _leaf_space(array: ArrayLike) -> dict:
-    """A Box (MultiBinary for booleans) of the array's row shape, bounded by its dtype."""
-    dtype, shape = np.dtype(array.dtype), list(array.shape[1:])
-    if dtype.kind == "b":
-        return {"type": "MultiBinary", "n": shape or [1]}
-    low, high = ((np.iinfo(dtype).min, np.iinfo(dtype).max) if dtype.kind in "iu" else ("-inf", "inf"))
-    return {"type": "Box", "shape": shape, "dtype": dtype.str, "low": int(low) if dtype.kind in "iu" else low,
-            "high": int(high) if dtype.kind in "iu" else high}
-
-
 def _metadata(raw: Raw, keys: list[str], attrs: dict[str, Any], ids: list[int]) -> dict[str, Any]:
     """Spaces declared from the arrays, the env's id where robomimic says it is a gym env, the masks as named
     splits (episode numbers), ``env_args`` as a user key."""
     actions = raw.fields["actions"]
     metadata: dict[str, Any] = {
-        "observation_space": {"type": "Dict", "spaces": {k: _leaf_space(raw.fields[f"obs/{k}"]) for k in keys}},
+        "observation_space": {"type": "Dict", "spaces": {k: space_of(raw.fields[f"obs/{k}"]) for k in keys}},
         "action_space": {"type": "Box", "shape": list(actions.shape[1:]), "dtype": np.dtype(actions.dtype).str,
                          "low": -1.0, "high": 1.0},
         "flags": "unknown", "extras": dict(raw.metadata.get("extras") or {}) if isinstance(raw.metadata, dict) else {}}
