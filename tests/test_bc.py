@@ -119,9 +119,21 @@ def test_same_seed_same_policy_and_early_stopping_keeps_the_best():
     assert all(torch.equal(x, y) for x, y in zip(a.policy.parameters(), b.policy.parameters()))
     assert len(a.logs) == 10  # val_interval defaults to a tenth of n_epochs
     stopped = BC(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=3, n_epochs=400, learning_rate=3e-2,
-                 val_interval=1, early_stopping=2).learn()
+                 val_interval=1, train_on="train", early_stopping=2).learn()
     assert stopped.history.stopped_early and len(stopped.logs) < 400
     assert min(r["val_loss"] for r in stopped.logs) == stopped.history.best_val_loss
+
+
+def test_bc_fits_every_kept_episode_by_default_and_validates_only_what_it_holds_out():
+    dataset = ExpertDataset(FIXTURES / "pendulum.npz", batch_size=50, seed=0, verbose=0)
+    everything = BC(None, "Pendulum-v1", dataset, seed=0, n_epochs=2).learn()
+    assert everything.logs[-1]["timesteps"] == 2 * dataset.split_size("all")
+    assert all(r["val_loss"] is None for r in everything.logs)  # nothing held out, nothing validated
+    held_out = BC(None, "Pendulum-v1", dataset, seed=0, n_epochs=2, train_on="train").learn()
+    assert held_out.logs[-1]["timesteps"] == 2 * dataset.split_size("train") < 2 * dataset.split_size("all")
+    assert held_out.logs[-1]["val_loss"] > 0
+    with pytest.raises(expertdata.UsageError, match="early_stopping needs held-out data: set train_on='train'"):
+        BC(None, "Pendulum-v1", dataset, early_stopping=5)
 
 
 def test_mse_loss_and_the_spaces_check():

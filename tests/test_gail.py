@@ -2,6 +2,7 @@
 checked against controls on a reduced budget (the full figures are in benchmarks/gail.py)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -243,3 +244,22 @@ def test_a_terminal_step_earns_the_value_of_the_absorbing_state_which_the_discri
     gamma = model.config.gamma
     np.testing.assert_allclose(with_absorbing - without, rollout.terminated * gamma * absorbing / (1 - gamma),
                                rtol=1e-5)
+
+
+def test_a_generator_that_stops_terminating_still_shows_the_discriminator_its_absorbing_states():
+    """The generator's share of absorbing states counts every rollout so far (DAC's replay holds them all):
+    left out of the batches once the policy survives, the absorbing state's reward would drift, and a
+    termination, paid it for ever after, could come to pay more than surviving."""
+    model = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, **SMALL)
+    rollout = model._collect({"env": 0.0})
+    batches, loss = [], model.discriminator.loss
+    model.discriminator.loss = lambda *args: (batches.append(args[4]), loss(*args))[1]
+    model._train_discriminator(rollout)
+    survived = dataclasses.replace(rollout, terminated=np.zeros_like(rollout.terminated))
+    for _ in range(4):
+        model._train_discriminator(survived)
+    later = batches[model.config.d_step:]
+    assert all(expert == 0 for expert, _ in batches)  # the expert's episodes were all cut by the time limit
+    assert sum(generator for _, generator in later) > 0
+    assert model.generator_ends.tolist() == [5 * rollout.terminated.size, int(rollout.terminated.sum())]
+    assert model.learn(1).logs[-1]["absorbing_reward"] == model.discriminator.absorbing_reward("logit")  # logged

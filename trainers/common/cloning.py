@@ -1,5 +1,5 @@
 """Behaviour cloning's loop, shared by ``trainers.bc`` and ``GAIL.pretrain``: minimise any loss of a batch
-over a dataset's training split, with validation, early stopping and MPI data parallelism.
+over a dataset's training split (or every kept transition), with validation, early stopping and MPI data parallelism.
 
 ``pretrain`` warm-starts any torch policy that gives the log-likelihood of actions (SB2's ``pretrain``).
 """
@@ -43,8 +43,8 @@ class History:
     stopped_early: bool = False
 
 
-def _validation_loss(loss_fn: Loss, dataset: TrainingData, world: World) -> float | None:
-    if not dataset.split_size("val") and world.size == 1:
+def _validation_loss(loss_fn: Loss, dataset: TrainingData, world: World, train_on: str) -> float | None:
+    if train_on == "all" or not dataset.split_size("val") and world.size == 1:
         return None
     total = np.zeros(2)
     with torch.no_grad():
@@ -68,11 +68,11 @@ def fit(loss_fn: Loss, params: Sequence[torch.nn.Parameter], dataset: TrainingDa
         module: torch.nn.Module | None = None, progress: bool = True, world: World | None = None,
         callback: Callback | None = None, total_timesteps: int | None = None, start_timesteps: int = 0,
         log_interval: int = 1, verbose: int = 0) -> History:
-    """Minimise ``loss_fn(obs, actions)`` over the training split with Adam, logging every ``val_interval``
+    """Minimise ``loss_fn(obs, actions)`` over the ``train_on`` split with Adam, logging every ``val_interval``
     epochs.
 
     :param total_timesteps: expert transitions to train on, over every rank (``None``: ``n_epochs``
-        passes over the training split).
+        passes over the fitted split).
     :param start_timesteps: where the logs' ``timesteps`` count starts.
     :param callback: runs after each log record (its time is not counted in the records' seconds);
         returning a false value other than ``None`` stops training.
@@ -86,7 +86,7 @@ def fit(loss_fn: Loss, params: Sequence[torch.nn.Parameter], dataset: TrainingDa
         world.broadcast(module)
     params = list(params)
     optimizer = Adam(params, config.learning_rate, config.adam_epsilon, config.weight_decay)
-    loader = dataset.batches("train")
+    loader = dataset.batches(config.train_on)
     steps_per_epoch = world.min(max(1, len(loader)))
     per_step = loader.batch_size * world.size
     if total_timesteps is not None:
@@ -117,7 +117,7 @@ def fit(loss_fn: Loss, params: Sequence[torch.nn.Parameter], dataset: TrainingDa
                 continue
             train_loss = float(world.sum(np.array([running / counted]))[0] / world.size)
             running, counted = 0.0, 0
-            val_loss = _validation_loss(loss_fn, dataset, world)
+            val_loss = _validation_loss(loss_fn, dataset, world, config.train_on)
             seconds = time.perf_counter() - start - outside
             record = LogRecord(math.ceil(step / steps_per_epoch), start_timesteps + step * per_step, seconds,
                                {"epoch": step / steps_per_epoch, "gradient_steps": step, "train_loss": train_loss,

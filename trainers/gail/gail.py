@@ -106,7 +106,9 @@ class GAIL:
         size = sum(int(np.prod(spaces.row_shape(leaf), dtype=np.int64)) for leaf in spaces.leaves(spaces_[0]).values())
         self.obs_stats, self.d_obs_stats, self.return_stats = RunningMeanStd((size,)), RunningMeanStd((size,)), \
             RunningMeanStd()
-        self.replay: deque[tuple[Any, np.ndarray, int]] = deque(maxlen=self.config.discriminator_replay)
+        self.replay: deque[tuple[Any, np.ndarray]] = deque(maxlen=self.config.discriminator_replay)
+        #: this rank's generator transitions and terminations over every rollout so far
+        self.generator_ends = np.zeros(2, np.int64)
         self._absorbing_share: float | None = None
         cfg = self.config
         if self.expert_dataset is not None and cfg.normalize_obs and cfg.obs_normalization == "expert":
@@ -239,21 +241,26 @@ class GAIL:
 
     def _train_discriminator(self, rollout: Rollout) -> dict[str, float]:
         """``d_step`` updates, on as many generator transitions as the last rollout holds, drawn from the
-        latest ``discriminator_replay`` rollouts, each against as many expert transitions."""
+        latest ``discriminator_replay`` rollouts, each against as many expert transitions.
+
+        Each side's batch holds absorbing states in the share its episodes reach them: the expert's from the
+        dataset; the generator's over every rollout so far (as DAC's replay of every transition holds
+        them), so a generator that no longer terminates keeps the absorbing state scored as its own: left
+        out of training, its reward drifts, and a termination, paid that reward for ever after, soon pays
+        more than surviving (InvertedDoublePendulum's policies fell at once after reaching the expert)."""
         cfg = self.config
-        terminals = int(rollout.terminated.sum()) if cfg.absorbing else 0
-        self.replay.append((rollout.flat("obs"), rollout.flat("actions"), terminals))
-        obs = observations.concatenate([o for o, *_ in self.replay])
-        act = np.concatenate([a for _, a, _ in self.replay])
-        # Rows past the transitions stand for the absorbing states that the terminations led to.
-        order = self.rng.permutation(len(act) + sum(n for *_, n in self.replay))
-        size = max(1, (len(self.replay[-1][1]) + terminals) // cfg.d_step)
-        share = self._expert_absorbing_share() if cfg.absorbing else 0.0
+        self.replay.append((rollout.flat("obs"), rollout.flat("actions")))
+        self.generator_ends += (rollout.terminated.size, int(rollout.terminated.sum()) if cfg.absorbing else 0)
+        obs = observations.concatenate([o for o, _ in self.replay])
+        act = np.concatenate([a for _, a in self.replay])
+        order = self.rng.permutation(len(act))
+        size = max(1, len(self.replay[-1][1]) // cfg.d_step)
+        shares = (self._expert_absorbing_share() if cfg.absorbing else 0.0,
+                  self.generator_ends[1] / self.generator_ends.sum())
         totals: dict[str, float] = {}
         for k in range(cfg.d_step):
-            rows = order[k * size:(k + 1) * size]
-            absorbing = (int(self.rng.binomial(size, share)), int(np.count_nonzero(rows >= len(act))))
-            rows = rows[rows < len(act)]
+            absorbing = tuple(int(self.rng.binomial(size, share)) for share in shares)
+            rows = order[k * size:(k + 1) * size - absorbing[1]]
             expert = self._expert_batch(size - absorbing[0])
             generator = (observations.apply(lambda a: torch.as_tensor(a[rows]), obs), torch.as_tensor(act[rows]))
             if cfg.normalize_obs and cfg.d_obs_normalization == "running":
@@ -355,7 +362,8 @@ class GAIL:
         seconds = time.perf_counter() - start
         finished = self.world.sum(np.array([sum(self._finished), len(self._finished)]))
         self._finished = []
-        return {**d_stats, "mean_learned_reward": self._last_mean_reward,
+        absorbing = self.discriminator.absorbing_reward(cfg.reward) if cfg.absorbing else None
+        return {**d_stats, "mean_learned_reward": self._last_mean_reward, "absorbing_reward": absorbing,
                 "env_return": float(finished[0] / finished[1]) if finished[1] else None,
                 "steps_per_second": per_iteration / seconds,
                 **{f"time_{k.replace(' ', '_')}": v / seconds for k, v in timers.items()}, **g_stats}
@@ -411,8 +419,9 @@ class GAIL:
             arrays.update({f"{prefix}/{k}": v for k, v in stats.state().items()})
         # The rollouts the next discriminator update will still use (none without a replay)
         kept = list(self.replay)[max(0, len(self.replay) - self.config.discriminator_replay + 1):]
-        for i, (obs, act, terminals) in enumerate(kept):
-            arrays.update({f"replay/actions/{i}": act, f"replay/terminals/{i}": np.array(terminals)})
+        arrays["generator_ends"] = self.generator_ends
+        for i, (obs, act) in enumerate(kept):
+            arrays[f"replay/actions/{i}"] = act
             arrays.update({f"replay/obs/{i}/{path}".rstrip("/"): leaf for path, leaf in
                            (obs.items() if isinstance(obs, dict) else [("", obs)])})
         arrays["rng/torch"] = torch.get_rng_state().numpy()
@@ -453,9 +462,10 @@ class GAIL:
                               ("return_stats", model.return_stats)):
             stats.load_state(part(prefix))
         replay = part("replay")
-        for i in range(sum(k.startswith("terminals/") for k in replay)):
+        for i in range(sum(k.startswith("actions/") for k in replay)):
             obs = part(f"replay/obs/{i}") or replay[f"obs/{i}"]  # a dict by leaf path, or one array
-            model.replay.append((obs, replay[f"actions/{i}"], int(replay[f"terminals/{i}"])))
+            model.replay.append((obs, replay[f"actions/{i}"]))
+        model.generator_ends[:] = arrays.get("generator_ends", 0)
         torch.set_rng_state(torch.as_tensor(arrays["rng/torch"]))
         model.rng.bit_generator.state = state["rng"]
         if env is not None:
