@@ -16,8 +16,10 @@ class GAILConfig:
     """GAIL's hyperparameters: SB2's names first, then the PPO generator's. Defaults differ from SB2's
     where measurement said so (``benchmarks/gail.py``): 32 discriminator updates per iteration at 1e-3
     (SB2's single update at 3e-4 leaves the discriminator too weak to guide a PPO generator), the
-    ``logit`` reward (no survival bonus), a gradient penalty of 1 (keeps the reward smooth), and PPO
-    updates stopped at a KL of 0.02 from the rollout's policy (fewer relapses once imitation is reached).
+    ``logit`` reward (no survival bonus), a gradient penalty of 10 at the expert's inputs (R1: keeps the
+    reward smooth where the expert is, yet lets it separate a generator close by; the penalty at points
+    between the two left InvertedDoublePendulum's discriminator blind), and PPO updates stopped at a KL of
+    0.02 from the rollout's policy (fewer relapses once imitation is reached).
 
     :param hidden_size_adversary: units in each of the discriminator's two hidden layers.
     :param adversary_entcoeff: weight of the discriminator's entropy bonus.
@@ -77,8 +79,8 @@ class GAILConfig:
     d_step: int = 32
     d_stepsize: float = 1e-3
     reward: Literal["positive", "logit"] = "logit"
-    gradient_penalty: float = 1.0
-    gradient_penalty_at: Literal["interpolates", "expert"] = "interpolates"
+    gradient_penalty: float = 10.0
+    gradient_penalty_at: Literal["interpolates", "expert"] = "expert"
     absorbing: bool = True
     train_discriminator: bool = True
     discriminator_replay: int = 1
