@@ -3,7 +3,7 @@ policy's demonstrations (GAIL's control)."""
 from __future__ import annotations
 
 import json
-
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -21,10 +21,11 @@ def _one_thread(_: int = 0) -> None:
 
 def over_seeds(function: Callable[..., Any], seeds: list[int], jobs: int, *args: Any, **kwargs: Any) -> list:
     """``function(*args, seed=s, **kwargs)`` for each seed, in ``jobs`` processes (one torch thread each)
-    when ``jobs`` > 1."""
+    when ``jobs`` > 1. They are spawned, not forked: a fork copies the locks of threads that the parent
+    started (recording the random demonstrations does), and the children waited on them for ever."""
     if jobs == 1:
         return [function(*args, seed=seed, **kwargs) for seed in seeds]
-    with ProcessPoolExecutor(jobs, initializer=_one_thread) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
         return [f.result() for f in [pool.submit(function, *args, seed=seed, **kwargs) for seed in seeds]]
 
 
