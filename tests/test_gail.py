@@ -246,20 +246,34 @@ def test_a_terminal_step_earns_the_value_of_the_absorbing_state_which_the_discri
                                rtol=1e-5)
 
 
-def test_a_generator_that_stops_terminating_still_shows_the_discriminator_its_absorbing_states():
-    """The generator's share of absorbing states counts every rollout so far (DAC's replay holds them all):
-    left out of the batches once the policy survives, the absorbing state's reward would drift, and a
-    termination, paid it for ever after, could come to pay more than surviving."""
-    model = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, **SMALL)
-    rollout = model._collect({"env": 0.0})
+def _absorbing_rows_after(model: GAIL, rollouts: list) -> list[tuple[int, int]]:
+    """The (expert, generator) absorbing rows of each discriminator batch for the last of ``rollouts``."""
     batches, loss = [], model.discriminator.loss
     model.discriminator.loss = lambda *args: (batches.append(args[4]), loss(*args))[1]
-    model._train_discriminator(rollout)
+    for rollout in rollouts:
+        batches.clear()
+        model._train_discriminator(rollout)
+    model.discriminator.loss = loss
+    return batches
+
+
+def test_a_generator_that_stops_terminating_still_shows_the_discriminator_its_absorbing_states():
+    """Where the expert never terminates, the generator's share of absorbing states counts every rollout so
+    far (DAC's replay holds them all): left out of the batches once the policy survives, the absorbing
+    state's reward would drift, and a termination, paid it for ever after, could come to pay more than
+    surviving. Where the expert terminates, its own absorbing states keep that reward trained, and the
+    generator's share is that of the rollouts the discriminator sees."""
+    model = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, **SMALL)
+    rollout = model._collect({"env": 0.0})
     survived = dataclasses.replace(rollout, terminated=np.zeros_like(rollout.terminated))
-    for _ in range(4):
-        model._train_discriminator(survived)
-    later = batches[model.config.d_step:]
-    assert all(expert == 0 for expert, _ in batches)  # the expert's episodes were all cut by the time limit
+    later = _absorbing_rows_after(model, [rollout] + [survived] * 4)
+    assert all(expert == 0 for expert, _ in later)  # the expert's episodes were all cut by the time limit
     assert sum(generator for _, generator in later) > 0
     assert model.generator_ends.tolist() == [5 * rollout.terminated.size, int(rollout.terminated.sum())]
+    acrobot = GAIL(None, "Acrobot-v1", FIXTURES / "experts" / "acrobot.npz", seed=0, **SMALL)
+    rollout = acrobot._collect({"env": 0.0})  # a fresh policy never ends Acrobot within 64 steps
+    ended = dataclasses.replace(rollout, terminated=np.arange(rollout.terminated.size).reshape(
+        rollout.terminated.shape) % 8 == 0)
+    later = _absorbing_rows_after(acrobot, [ended, rollout])
+    assert sum(expert for expert, _ in later) > 0 and sum(generator for _, generator in later) == 0
     assert model.learn(1).logs[-1]["absorbing_reward"] == model.discriminator.absorbing_reward("logit")  # logged

@@ -106,7 +106,7 @@ class GAIL:
         size = sum(int(np.prod(spaces.row_shape(leaf), dtype=np.int64)) for leaf in spaces.leaves(spaces_[0]).values())
         self.obs_stats, self.d_obs_stats, self.return_stats = RunningMeanStd((size,)), RunningMeanStd((size,)), \
             RunningMeanStd()
-        self.replay: deque[tuple[Any, np.ndarray]] = deque(maxlen=self.config.discriminator_replay)
+        self.replay: deque[tuple[Any, np.ndarray, int]] = deque(maxlen=self.config.discriminator_replay)
         #: this rank's generator transitions and terminations over every rollout so far
         self.generator_ends = np.zeros(2, np.int64)
         self._absorbing_share: float | None = None
@@ -244,22 +244,27 @@ class GAIL:
         latest ``discriminator_replay`` rollouts, each against as many expert transitions.
 
         Each side's batch holds absorbing states in the share its episodes reach them: the expert's from the
-        dataset; the generator's over every rollout so far (as DAC's replay of every transition holds
-        them), so a generator that no longer terminates keeps the absorbing state scored as its own: left
-        out of training, its reward drifts, and a termination, paid that reward for ever after, soon pays
-        more than surviving (InvertedDoublePendulum's policies fell at once after reaching the expert)."""
+        dataset; the generator's from the replayed rollouts, or, where the expert never terminates, over
+        every rollout so far (as DAC's replay of every transition holds them). Else a generator that no
+        longer terminates leaves the absorbing state in no batch: its reward drifts, and a termination, paid
+        it for ever after, soon pays more than surviving (InvertedDoublePendulum's policies fell at once
+        after reaching the expert). Where the expert terminates, its own absorbing states keep it trained."""
         cfg = self.config
-        self.replay.append((rollout.flat("obs"), rollout.flat("actions")))
-        self.generator_ends += (rollout.terminated.size, int(rollout.terminated.sum()) if cfg.absorbing else 0)
-        obs = observations.concatenate([o for o, _ in self.replay])
-        act = np.concatenate([a for _, a in self.replay])
+        terminals = int(rollout.terminated.sum()) if cfg.absorbing else 0
+        self.replay.append((rollout.flat("obs"), rollout.flat("actions"), terminals))
+        self.generator_ends += (rollout.terminated.size, terminals)
+        obs = observations.concatenate([o for o, *_ in self.replay])
+        act = np.concatenate([a for _, a, _ in self.replay])
         order = self.rng.permutation(len(act))
         size = max(1, len(self.replay[-1][1]) // cfg.d_step)
-        shares = (self._expert_absorbing_share() if cfg.absorbing else 0.0,
+        expert_share = self._expert_absorbing_share() if cfg.absorbing else 0.0
+        replayed = sum(n for *_, n in self.replay)
+        shares = (expert_share, replayed / (len(act) + replayed) if expert_share else
                   self.generator_ends[1] / self.generator_ends.sum())
         totals: dict[str, float] = {}
         for k in range(cfg.d_step):
-            absorbing = tuple(int(self.rng.binomial(size, share)) for share in shares)
+            # at least one transition on each side, so that neither batch is absorbing states alone
+            absorbing = tuple(min(size - 1, int(self.rng.binomial(size, share))) for share in shares)
             rows = order[k * size:(k + 1) * size - absorbing[1]]
             expert = self._expert_batch(size - absorbing[0])
             generator = (observations.apply(lambda a: torch.as_tensor(a[rows]), obs), torch.as_tensor(act[rows]))
@@ -420,8 +425,8 @@ class GAIL:
         # The rollouts the next discriminator update will still use (none without a replay)
         kept = list(self.replay)[max(0, len(self.replay) - self.config.discriminator_replay + 1):]
         arrays["generator_ends"] = self.generator_ends
-        for i, (obs, act) in enumerate(kept):
-            arrays[f"replay/actions/{i}"] = act
+        for i, (obs, act, terminals) in enumerate(kept):
+            arrays.update({f"replay/actions/{i}": act, f"replay/terminals/{i}": np.array(terminals)})
             arrays.update({f"replay/obs/{i}/{path}".rstrip("/"): leaf for path, leaf in
                            (obs.items() if isinstance(obs, dict) else [("", obs)])})
         arrays["rng/torch"] = torch.get_rng_state().numpy()
@@ -462,9 +467,9 @@ class GAIL:
                               ("return_stats", model.return_stats)):
             stats.load_state(part(prefix))
         replay = part("replay")
-        for i in range(sum(k.startswith("actions/") for k in replay)):
+        for i in range(sum(k.startswith("terminals/") for k in replay)):
             obs = part(f"replay/obs/{i}") or replay[f"obs/{i}"]  # a dict by leaf path, or one array
-            model.replay.append((obs, replay[f"actions/{i}"]))
+            model.replay.append((obs, replay[f"actions/{i}"], int(replay[f"terminals/{i}"])))
         model.generator_ends[:] = arrays.get("generator_ends", 0)
         torch.set_rng_state(torch.as_tensor(arrays["rng/torch"]))
         model.rng.bit_generator.state = state["rng"]
