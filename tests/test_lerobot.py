@@ -1,6 +1,7 @@
 """LeRobot datasets (versions 2.1 and 3.0), read from the real files in ../shared/fixtures/lerobot."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,3 +177,19 @@ def test_strict_refuses_a_dataset_whose_videos_are_missing_and_round_trips_v3(tm
     copy = expertdata.convert(V30, tmp_path / "d.zarr")
     back = expertdata.convert(copy.path, tmp_path / "again", format="lerobot")
     assert back.digest == copy.digest == expertdata.digest(expertdata.load(tmp_path / "again"))
+
+
+def test_our_sidecar_is_read_without_trusting_its_headers(tmp_path):
+    """Our fields beside an export (meta/expertdata/fields.npz) go through the npz backend's checked reader: a
+    member whose header claims more rows than the archive holds is refused before anything is allocated."""
+    import io
+    import zipfile
+
+    folder = expertdata.convert(Path(__file__).resolve().parents[1] / "fixtures" / "cartpole.npz",
+                                tmp_path / "lerobot", format="lerobot").path
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+    with zipfile.ZipFile(folder / "meta" / "expertdata" / "fields.npz", "w") as archive:
+        archive.writestr("episode_returns.npy", header.getvalue() + bytes(8))
+    with pytest.raises(expertdata.UnreadableError, match="claims 1000000000000 rows of float64"):
+        expertdata.load(folder)
