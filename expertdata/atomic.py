@@ -67,14 +67,17 @@ def final_name(temporary_path: Path, prefix: str = PARTIAL) -> str:
 
 def check_destination(path: Path, inputs: Iterable[Path | str] = (), overwrite: bool = False,
                       replaceable: Callable[[Path], bool] | None = None) -> None:
-    """Refuse, before anything is written, a destination that is or holds an input, or that ``overwrite``
-    would replace although it is a folder not of the kind written (``replaceable``), or one that holds the
-    current directory."""
+    """Refuse, before anything is written, a destination that is an input, holds one or lies inside one (every
+    command that writes passes here), or that ``overwrite`` would replace although it is a folder not of the kind
+    written (``replaceable``), or one that holds the current directory."""
     target = path.resolve()
     for source in inputs:
+        if "://" in str(source) or "::" in str(source):
+            continue
         source = Path(source).resolve()
-        if source == target or target in source.parents:
-            raise UsageError(f"{path} {'is' if source == target else 'holds'} the input {source}; write elsewhere")
+        if source == target or target in source.parents or source in target.parents:
+            how = "is" if source == target else "holds" if target in source.parents else "lies inside"
+            raise UsageError(f"{path} {how} the input {source}; write elsewhere")
     if path.exists() and not overwrite:
         raise UsageError(f"{path} already exists; pass overwrite=True to replace it")
     if path.is_dir() and not path.is_symlink():

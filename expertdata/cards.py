@@ -15,8 +15,10 @@ from typing import Any, Mapping
 from .errors import UsageError
 
 FIELDS = ("license", "authors", "description", "task", "citation", "tags")
-#: A card's text fields may hold this many characters (a README is read no further).
+#: A card's text fields may hold this many characters...
 MAX_TEXT = 64 * 1024
+#: ... and a README.md is read up to this many bytes (a larger one is refused unread).
+MAX_README = 4 * MAX_TEXT
 _LISTS = ("authors", "tags")
 
 
@@ -81,20 +83,18 @@ def render(card: Mapping[str, Any], summary: Mapping[str, Any], name: str) -> st
     return "\n".join(lines)
 
 
-def parse(text: str) -> dict[str, Any]:
-    """The card a README.md's front matter holds (ours in full; a Hub card's ``license`` and ``tags``)."""
-    import yaml
+def parse(text: str, where: Any = "README.md") -> dict[str, Any]:
+    """The card a README.md's front matter holds (ours in full; a Hub card's ``license`` and ``tags``); YAML
+    parsed by the guard (no aliases, bounded depth)."""
+    from . import guard
 
     if not text.startswith("---"):
         return {}
-    _, _, rest = text[:MAX_TEXT * 4].partition("\n")
+    _, _, rest = text[:MAX_README].partition("\n")
     front, sep, _ = rest.partition("\n---")
     if not sep:
         return {}
-    try:
-        data = yaml.safe_load(front)
-    except yaml.YAMLError as exc:
-        raise UsageError(f"the README's front matter is not YAML ({exc})") from None
+    data = guard.parse_yaml(front, f"{where}: front matter", limit=MAX_README)
     if not isinstance(data, dict):
         return {}
     ours = (data.get("expertdata") or {}).get("card") if isinstance(data.get("expertdata"), dict) else None

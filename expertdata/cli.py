@@ -22,7 +22,7 @@ from . import formats, remote, spaces
 from .remote import OPTIONS_VARIABLE
 from .experts import BUILTIN
 from .experts import resolve as resolve_expert
-from .errors import ExpertDataError, Terminated
+from .errors import ExpertDataError, Terminated, printable
 from .schema import shown
 from .info import info as dataset_info
 from .recording import generate_expert_traj
@@ -116,7 +116,7 @@ def main(storage_options: str | None) -> None:
 
 
 def _table(rows: Iterable[tuple[str, ...]]) -> str:
-    rows = [tuple(str(c) for c in row) for row in rows]
+    rows = [tuple(printable(str(c)) for c in row) for row in rows]
     widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(max(len(r) for r in rows))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
@@ -172,7 +172,7 @@ def convert(src: str, dst: str, fmt: str | None, source_format: str | None, over
                              progress=True, trusted=trusted, source_format=source_format, fill_rewards=fill_rewards,
                              strict=strict)
     for note in result.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {printable(note)}", err=True)
     click.echo(f"wrote {result.path} ({result.format}), digest {result.digest}")
 
 
@@ -245,7 +245,7 @@ def info(path: str, as_json: bool, no_digest: bool, trusted: bool) -> None:
         (shown(name)[1:-1], f["dtype"], tuple(f["shape"]), tuple(f["chunks"]) if f.get("chunks") else "-",
          f.get("compression", "-")) for name, f in summary["fields"].items()]))
     for entry in summary["lineage"]:
-        click.echo("lineage: " + _lineage_line(entry))
+        click.echo("lineage: " + printable(_lineage_line(entry)))
 
 
 @main.command(short_help="Check a dataset against the digest its sender published.",
@@ -279,8 +279,7 @@ def card(path: str, license_: str | None, authors: tuple[str, ...], description:
     """Show PATH's card; with options, change it: the dataset is rewritten beside itself with the new card and
     takes its place (its content digest is unchanged), and its README.md (Hugging Face's card form) is
     rewritten."""
-    from . import cards
-    from .storage import edit_card
+    from .storage import edit_card, read_card
 
     changes = {"license": license_, "authors": list(authors) or None, "description": description, "task": task,
                "citation": citation, "tags": list(tags) or None}
@@ -289,9 +288,8 @@ def card(path: str, license_: str | None, authors: tuple[str, ...], description:
     else:
         with load(path, trusted=trusted) as dataset:
             shown_card = dataset.metadata.get("card")
-        readme = cards.readme_path(Path(path))
-        if shown_card is None and readme.is_file():
-            shown_card = cards.parse(readme.read_text(errors="replace"))
+        if shown_card is None and not remote.is_url(path):
+            shown_card = read_card(Path(path))
     if as_json:
         click.echo(json.dumps(shown_card or {}, indent=2))
         return
@@ -319,7 +317,7 @@ def diff(a: str, b: str, as_json: bool, trusted: bool) -> None:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         for line in _diff_lines(a, b, result):
-            click.echo(line)
+            click.echo(printable(line))
     sys.exit(0 if result.identical else 1)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from .arrays import ArrayLike, RowWindow
 from .episodes import EpisodeIndex
-from .schema import field_per, leaf_fields, rewards_absent
+from .schema import DESCRIPTIVE_KEYS, field_per, leaf_fields, rewards_absent
 from .validation import raise_for, structural_problems
 
 
@@ -27,6 +27,9 @@ class Dataset:
     :param storage: per field, how the file stores it (``chunks``, ``compression``, ``checksum``).
     :param trusted: image paths may lead out of ``root`` through symbolic links (a file you trust).
     :param notes: what reading the file noticed but did not refuse (a peer format's skipped arrays, say).
+    :param inputs: the files or folders its arrays are read from (a writer never writes over or into them).
+    :param as_recorded: its arrays and descriptive metadata are the file's as read, so its content digest must be
+        the one the file records (a save compares them, ``E017``); views that select or change set it false.
     """
 
     fields: Mapping[str, ArrayLike]
@@ -38,6 +41,8 @@ class Dataset:
     storage: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
     trusted: bool = False
     notes: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    as_recorded: bool = False
 
     def __post_init__(self) -> None:
         raise_for(self.source, structural_problems(self.fields, self.metadata, self.root, trusted=self.trusted))
@@ -105,7 +110,7 @@ class Dataset:
         metadata = self.metadata
         if isinstance(metadata.get("splits"), dict):  # named splits keep the episodes that are kept
             metadata = {**metadata, "splits": {k: [e for e in v if e < stop] for k, v in metadata["splits"].items()}}
-        return replace(self, fields=fields, metadata=metadata)
+        return replace(self, fields=fields, metadata=metadata, as_recorded=False)
 
     def with_rewards(self, value: float) -> "Dataset":
         """Demonstrations without rewards given a constant reward per step (for formats whose readers need
@@ -113,11 +118,13 @@ class Dataset:
         lengths = self.episodes.lengths
         fields = {**self.fields, "rewards": np.full(self.n_transitions, float(value)),
                   "episode_returns": float(value) * lengths.astype(np.float64)}
-        return replace(self, fields=fields, metadata={k: v for k, v in self.metadata.items() if k != "rewards"})
+        return replace(self, fields=fields, metadata={k: v for k, v in self.metadata.items() if k != "rewards"},
+                       as_recorded=False)
 
     def with_metadata(self, metadata: Mapping[str, Any]) -> "Dataset":
-        """The same arrays with other metadata."""
-        return replace(self, metadata=metadata)
+        """The same arrays with other metadata (still as recorded where the descriptive keys are unchanged)."""
+        same = all(self.metadata.get(k) == metadata.get(k) for k in DESCRIPTIVE_KEYS)
+        return replace(self, metadata=metadata, as_recorded=self.as_recorded and same)
 
     def close(self) -> None:
         """Close the file behind lazy arrays (a no-op for in-memory datasets)."""

@@ -20,18 +20,24 @@ from .schema import DESCRIPTIVE_KEYS, shown
 _RANGE = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
 
 
-def parse_episodes(text: str, n_episodes: int) -> np.ndarray:
-    """Episode numbers from ``"0-9,20,25-30"`` (inclusive ranges), each within the dataset's ``n_episodes``."""
-    chosen: list[int] = []
+#: Episode numbers a selection may name before the dataset's count is known.
+MAX_CHOSEN = 10**7
+
+
+def parse_episodes(text: str, n_episodes: int | None = None) -> np.ndarray:
+    """Episode numbers from ``"0-9,20,25-30"`` (inclusive ranges), each within the dataset's ``n_episodes`` where
+    it is known (the reader checks them otherwise)."""
+    chosen: list[np.ndarray] = []
+    limit = MAX_CHOSEN if n_episodes is None else n_episodes
     for part in text.split(","):
         match = _RANGE.fullmatch(part)
         if match is None:
             raise UsageError(f"episodes: {part.strip()!r} is not a number or a range such as 3-7")
         first, last = int(match[1]), int(match[2] if match[2] is not None else match[1])
-        if first > last or last >= n_episodes:
-            raise UsageError(f"episodes: {part.strip()} is outside the dataset's episodes 0-{n_episodes - 1}")
-        chosen.extend(range(first, last + 1))
-    return np.unique(np.asarray(chosen, np.int64))
+        if first > last or last >= limit:
+            raise UsageError(f"episodes: {part.strip()} is outside the dataset's episodes 0-{limit - 1}")
+        chosen.append(np.arange(first, last + 1, dtype=np.int64))
+    return np.unique(np.concatenate(chosen))
 
 
 def choose(dataset: Dataset, episodes: str | None = None, min_return: float | None = None,
@@ -58,11 +64,15 @@ def choose(dataset: Dataset, episodes: str | None = None, min_return: float | No
     return np.flatnonzero(keep)
 
 
-def take(dataset: Dataset, episodes: np.ndarray) -> Dataset:
-    """The given episodes (increasing numbers) of ``dataset``, lazily; named splits follow them."""
+def take(dataset: Dataset, episodes: np.ndarray, closer: Any = None) -> Dataset:
+    """The given episodes (increasing numbers) of ``dataset``, lazily; named splits follow them. ``closer``: what
+    closing the result closes (by default nothing: the caller closes ``dataset``)."""
     episodes = np.asarray(episodes, np.int64)
     if not len(episodes):
         raise UsageError(f"{dataset.source}: no episode meets the criteria; nothing to write")
+    if len(np.unique(episodes)) != len(episodes) or np.any(np.diff(episodes) < 0) or episodes[0] < 0 or \
+            episodes[-1] >= dataset.n_episodes:
+        raise UsageError(f"{dataset.source}: episodes must be increasing numbers from 0 to {dataset.n_episodes - 1}")
     steps = dataset.episodes.steps(episodes)
     fields = {name: Gathered(array, steps if dataset.field_per(name) == "step" else episodes)
               for name, array in dataset.fields.items()}
@@ -70,7 +80,8 @@ def take(dataset: Dataset, episodes: np.ndarray) -> Dataset:
     if isinstance(metadata.get("splits"), dict):
         renumber = {int(e): i for i, e in enumerate(episodes)}
         metadata["splits"] = {k: [renumber[e] for e in v if e in renumber] for k, v in metadata["splits"].items()}
-    return replace(dataset, fields=fields, metadata=metadata, closer=None, source=f"{dataset.source} (selected)")
+    return replace(dataset, fields=fields, metadata=metadata, closer=closer, source=f"{dataset.source} (selected)",
+                   as_recorded=False)
 
 
 def merged(datasets: Sequence[Dataset]) -> Dataset:
@@ -108,7 +119,8 @@ def merged(datasets: Sequence[Dataset]) -> Dataset:
         offset += d.n_episodes
     if splits:
         metadata["splits"] = splits
-    return Dataset(fields, metadata, first.root, " + ".join(d.source for d in datasets))
+    return Dataset(fields, metadata, first.root, " + ".join(d.source for d in datasets),
+                   inputs=tuple(i for d in datasets for i in d.inputs))
 
 
 def _short(value: Any) -> str:

@@ -4,6 +4,8 @@ Every error carries the exit code the CLI returns for it, so the CLI never has t
 """
 from __future__ import annotations
 
+import re
+
 
 #: How the command line names the Python arguments that error messages mention.
 CLI_NAMES = {"overwrite=True": "--overwrite", "append=True": "--append", "trusted=True": "--trusted",
@@ -11,11 +13,30 @@ CLI_NAMES = {"overwrite=True": "--overwrite", "append=True": "--append", "truste
              "n_episodes=": "--episodes "}
 
 
+#: Characters that could move a terminal's cursor, set its title or split a message over lines: control
+#: characters, and the invisible ones that reorder text.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character escaped (``\\x1b``, ``\\n``): safe to print on one line, whatever
+    a file put in it."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
 class ExpertDataError(Exception):
-    """Base of every error this package raises on purpose. Messages name Python arguments
-    (``overwrite=True``); ``for_command_line`` names the options instead (``--overwrite``)."""
+    """Base of every error this package raises on purpose, one printable line (control characters from a
+    file are escaped). Messages name Python arguments (``overwrite=True``); ``for_command_line`` names the
+    options instead (``--overwrite``).
+
+    ``rule``: the validation rule (``expertdata.schema.RULES``) a report gives a dataset that raised it.
+    """
 
     exit_code = 2
+    rule = "unreadable"
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(printable(message), *args)
 
     def for_command_line(self) -> str:
         message = str(self)
@@ -28,6 +49,27 @@ class UnreadableError(ExpertDataError):
     """The path is missing, truncated, corrupt, or not a dataset in a format we know (exit 2)."""
 
     exit_code = 2
+
+
+class OutsideError(ExpertDataError):
+    """A dataset would have its data read from outside it, or through a link (``E015``; exit 1): refused unless
+    the dataset is trusted."""
+
+    exit_code = 1
+    rule = "outside-reference"
+
+
+class CountMismatchError(UnreadableError):
+    """A count that a peer's metadata declares (rows, frames, shards, samples, episode ids) differs from what is
+    stored (``E018``; exit 2)."""
+
+    rule = "count-mismatch"
+
+
+class EpisodeIdClashError(UnreadableError):
+    """Two stored names give one episode the same number (``E019``; exit 2)."""
+
+    rule = "episode-id-clash"
 
 
 class UsageError(ExpertDataError):
@@ -44,7 +86,7 @@ class InvalidDatasetError(ExpertDataError):
 
     exit_code = 1
 
-    def __init__(self, message: str, problems: tuple = ()) -> None:
+    def __init__(self, message: str, problems: tuple = ()) -> None:  # noqa: D107
         super().__init__(message)
         self.problems = problems
 

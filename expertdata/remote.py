@@ -83,13 +83,13 @@ def failure(url: str, exc: BaseException) -> ExpertDataError:
 
 
 def open_raw(path: Any, format: str | None = None, trusted: bool = False,
-             options: dict[str, Any] | None = None) -> Raw:
-    """What a backend reads from ``path``: a local path through ``expertdata.formats.read_raw``, a URL through
-    ``read_raw`` here."""
+             options: dict[str, Any] | None = None, episodes: Any = None) -> Raw:
+    """What a backend reads from ``path``: a local path through ``expertdata.formats.read_raw`` (``episodes``: only
+    those, where the backend can), a URL through ``read_raw`` here."""
     from . import formats
 
     if not is_url(path):
-        return formats.read_raw(path, format, trusted)
+        return formats.read_raw(path, format, trusted, episodes)
     if format not in (None, "zarr", "hdf5", "npz", "zarr-zip"):
         raise UsageError(f"{path}: peer formats are read from local copies; download it first")
     return read_raw(path, options)

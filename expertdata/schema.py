@@ -288,14 +288,21 @@ RULES: tuple[Rule, ...] = (
          "space cannot be parsed, or the schema version is newer than this package reads."),
     Rule("E014", "flag-mid-episode", "error", "terminated or truncated is set on a step that is not the "
          "last of its episode."),
-    Rule("E015", "outside-reference", "error", "Data would be read from outside the dataset: an HDF5 "
-         "external link, virtual dataset or external storage, a symbolic link in a Zarr store, or an image path "
-         "that passes through a symbolic link. Refused unless the file is trusted (trusted=True, --trusted)."),
+    Rule("E015", "outside-reference", "error", "Data would be read from outside the dataset, or through a link: an "
+         "HDF5 external link, virtual dataset or external storage, a symbolic link in a Zarr store or in a peer "
+         "format's folder (its metadata, data, video or shard files), or an image path that passes through a "
+         "symbolic link. Refused unless the file is trusted (trusted=True, --trusted)."),
     Rule("E016", "missing-data", "error", "Rows a field declares are not stored: chunks missing inside the "
          "committed rows (they would read as zeros), or a header claiming more rows than the file holds "
          "(exit code 2).", unreadable=True),
     Rule("E017", "digest-mismatch", "error", "The content differs from the digest recorded when the dataset "
          "was written: it was changed or corrupted since."),
+    Rule("E018", "count-mismatch", "error", "A count that a peer format's metadata declares differs from what is "
+         "stored: rows or frames (a parquet footer, a video), shards of a split, robomimic's num_samples, the "
+         "episodes an index lists (exit code 2).", unreadable=True),
+    Rule("E019", "episode-id-clash", "error", "Two stored names give one episode the same number (robomimic's "
+         "demo_1 and demo_01, Minari's episode_3 and episode_0003, Arrow folders 3 and 03): which one is the episode "
+         "cannot be told, and neither is dropped silently (exit code 2).", unreadable=True),
     Rule("E100", "unreadable", "error", "The file is missing, truncated, corrupt (a failed checksum) or not a "
          "dataset (exit code 2).", unreadable=True),
     Rule("W101", "last-episode-cut", "warning", "The final episode looks cut short: it ends with neither "

@@ -19,7 +19,8 @@ from .validation import problems_found, raise_for
 
 
 def load(path: Path | str, format: str | None = None, trusted: bool = False,
-         storage_options: dict[str, Any] | None = None, strict: bool = False) -> Dataset:
+         storage_options: dict[str, Any] | None = None, strict: bool = False,
+         episodes: Sequence[int] | None = None) -> Dataset:
     """Open a dataset in any format, local or where it lives (an fsspec URL: ``expertdata.remote``); HDF5 and
     Zarr arrays (and ``.npz`` members) stay lazy.
 
@@ -27,19 +28,28 @@ def load(path: Path | str, format: str | None = None, trusted: bool = False,
     hold) and ``InvalidDatasetError`` for one whose structure breaks the schema, or whose data would come
     from outside it unless ``trusted``. Close it (or use it as a context manager) to release the file.
     ``strict`` refuses what reading would skip (``W108``: a peer's video whose files are missing, an object
-    array).
+    array). ``episodes``: only these episodes (positions, increasing), read alone where the format can (a LeRobot
+    folder opens only their files: a partial download's complete episodes read whole), else taken after reading.
     """
-    raw = remote.open_raw(path, format, trusted, storage_options)
+    raw = remote.open_raw(path, format, trusted, storage_options, episodes)
     try:
         found = problems_found(raw.findings)
         skipped = [p for p in found if p.rule.name == "not-imported"]
         if strict and skipped:
             raise UnreadableError(f"{path}: {skipped[0].one_line()} (strict: nothing is skipped)")
         raise_for(str(path), found)
-        return Dataset(raw.fields, raw.metadata, raw.root, str(path), raw.format, raw.closer, raw.storage, trusted,
-                       tuple(p.one_line() for p in found))
+        inputs = (str(path) if remote.is_url(path) else str(formats.locate(path)),)
+        dataset = Dataset(raw.fields, raw.metadata, raw.root, str(path), raw.format, raw.closer, raw.storage, trusted,
+                          tuple(p.one_line() for p in found), inputs, as_recorded=not raw.selected)
     except ExpertDataError:
         raw.close()
+        raise
+    if episodes is None or raw.selected:
+        return dataset
+    try:
+        return editing.take(dataset, np.asarray(episodes, np.int64), closer=dataset.closer)
+    except BaseException:
+        dataset.close()
         raise
 
 
@@ -80,6 +90,22 @@ def verify(path: Path | str, expected: str, trusted: bool = False, episodes: str
         which = changed_episodes(actual_episodes, recorded) if usable else ""
         raise DigestMismatchError(f"{path}: digest {actual} does not match the expected {expected}{which}")
     return actual
+
+
+def checked_digest(dataset: Dataset) -> str:
+    """The content digest of ``dataset``, compared with the one its file records where it is as recorded: a
+    mismatch (E017) is a ``DigestMismatchError``, so a damaged dataset is not copied on as if it were whole."""
+    found = digest(dataset)
+    _compare_recorded(dataset, found)
+    return found
+
+
+def _compare_recorded(dataset: Dataset, found: str) -> None:
+    recorded = dataset.metadata.get("digest")
+    if dataset.as_recorded and isinstance(recorded, str) and recorded != found:
+        raise DigestMismatchError(f"{dataset.source}: E017 digest-mismatch: its content's digest {found} differs "
+                                  f"from the one recorded when it was written, {recorded}: it was changed or "
+                                  "damaged since; nothing was written")
 
 
 def _now() -> str:
@@ -171,7 +197,7 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
         metadata["lineage"] = list(metadata.get("lineage", [])) + [{**lineage, "time": _now()}]
     written: list[Path] = []
     notes: list[str] = []
-    inputs = [dataset.source] if dataset.source != "<memory>" else []
+    inputs = list(dataset.inputs)
     with atomic.destination(path, overwrite, inputs, replaceable=lambda p: backend.sniff(p)) as tmp:
         try:
             if dataset.has_image_paths and dataset.root is not None:
@@ -179,6 +205,7 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
             lossy = backend.capabilities.exports and options.codec(backend)[0] in backend.capabilities.lossy
             if backend.capabilities.exports:
                 source_digest, per_episode = digests(dataset.with_metadata(metadata))
+                _compare_recorded(dataset, source_digest)
                 _record(metadata, source_digest, lineage, per_episode)
                 if lossy:  # what is written differs from the source: no digest of it is recorded
                     metadata.pop("digest"), metadata.pop("episode_digests", None)
@@ -189,6 +216,7 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
                 sink = backend.writer(tmp, options)
                 try:
                     source_digest, per_episode = _stream(dataset, metadata, sink, options, progress, path.name)
+                    _compare_recorded(dataset, source_digest)
                     _record(metadata, source_digest, lineage, per_episode)
                     sink.set_metadata(metadata)
                 except BaseException:
@@ -216,7 +244,7 @@ def _save_remote(dataset: Dataset, url: str, format: str | None, options: format
 
     if (format or "zarr") != "zarr" or not url.rstrip("/").lower().endswith(".zarr"):
         raise UsageError(f"{url}: datasets are written where they live as Zarr (name ending in .zarr)")
-    if dataset.source == url:
+    if url.rstrip("/") in (i.rstrip("/") for i in dataset.inputs):
         raise UsageError(f"{url}: the destination is the dataset being read")
     folder = remote.cache_folder()
     folder.mkdir(parents=True, exist_ok=True)
@@ -260,7 +288,8 @@ def convert(src: Path | str, dst: Path | str, *, format: str | None = None,
             if not 0 < traj_limitation <= dataset.n_episodes:
                 raise UsageError(f"traj_limitation={traj_limitation}: {src} holds {dataset.n_episodes} episodes; "
                                  f"ask for 1 to {dataset.n_episodes}, or -1 for all")
-            lineage.update(operation="traj_limitation", episodes=traj_limitation, parent_digest=digest(dataset))
+            lineage.update(operation="traj_limitation", episodes=traj_limitation,
+                           parent_digest=checked_digest(dataset))
             dataset = dataset.take_episodes(traj_limitation)
         result = save(dataset, dst, format=format, options=options, overwrite=overwrite, progress=progress,
                       lineage=lineage, fill_rewards=fill_rewards, storage_options=storage_options)
@@ -268,25 +297,32 @@ def convert(src: Path | str, dst: Path | str, *, format: str | None = None,
 
 
 def select(src: Path | str, dst: Path | str, *, overwrite: bool = False, progress: bool = False,
-                trusted: bool = False, **criteria: Any) -> SaveResult:
+           trusted: bool = False, **criteria: Any) -> SaveResult:
     """Write the episodes of ``src`` that meet ``criteria`` (``editing.choose``'s) to ``dst``, in any format; the
-    lineage records the parent's digest, the criteria and the episodes kept."""
-    with load(src, trusted=trusted) as dataset:
-        episodes = editing.choose(dataset, **criteria)
-        lineage = {"operation": "select", "source": Path(src).name, "parent_digest": digest(dataset),
+    lineage records the parent's digest, the criteria and the episodes kept.
+
+    Episode numbers (``episodes``) are pushed down into a reader that can read episodes alone (LeRobot): only their
+    files are opened and judged, so the complete episodes of a partial download are written whole; the parent's
+    digest is then the one it records, if any (it is not read whole)."""
+    chosen = editing.parse_episodes(criteria["episodes"]) if criteria.get("episodes") is not None else None
+    pushed = chosen is not None and not remote.is_url(src) and formats.selective(src)
+    with load(src, trusted=trusted, episodes=chosen if pushed else None) as dataset:
+        episodes = editing.choose(dataset, **{**criteria, "episodes": None} if pushed else criteria)
+        parent = (dataset.metadata.get("digest") if pushed else checked_digest(dataset))
+        lineage = {"operation": "select", "source": Path(src).name, "parent_digest": parent,
                    "criteria": {k: v for k, v in criteria.items() if v is not None},
-                   "episodes": int(len(episodes)), "of": dataset.n_episodes}
+                   "episodes": int(len(episodes)), "of": None if pushed else dataset.n_episodes}
         return save(editing.take(dataset, episodes), dst, overwrite=overwrite, progress=progress, lineage=lineage)
 
 
 def merge(srcs: Sequence[Path | str], dst: Path | str, *, overwrite: bool = False, progress: bool = False,
-                trusted: bool = False) -> SaveResult:
+          trusted: bool = False) -> SaveResult:
     """Write the episodes of every source, in order, to ``dst``; the lineage records each parent's digest."""
     if len(srcs) < 2:
         raise UsageError("merge needs two or more datasets")
     opened = [load(src, trusted=trusted) for src in srcs]
     try:
-        parents = [{"source": Path(src).name, "digest": digest(d), "episodes": d.n_episodes}
+        parents = [{"source": Path(src).name, "digest": checked_digest(d), "episodes": d.n_episodes}
                    for src, d in zip(srcs, opened)]
         return save(editing.merged(opened), dst, overwrite=overwrite, progress=progress,
                     lineage={"operation": "merge", "parents": parents})
@@ -296,36 +332,81 @@ def merge(srcs: Sequence[Path | str], dst: Path | str, *, overwrite: bool = Fals
 
 
 def edit_card(path: Path | str, trusted: bool = False, **changes: Any) -> dict[str, Any]:
-    """Change the card of the dataset at ``path`` (fields given as ``None`` stay as they are): the dataset is
-    written anew beside itself with the new card and then takes its place, and its README.md is rewritten.
-    Returns the card."""
+    """Change the card of the dataset at ``path`` (fields given as ``None`` stay as they are) and write it as the
+    dataset's README.md. Returns the card.
+
+    Our formats keep the card in their metadata: the dataset is written anew beside itself with the new card and
+    takes its place (its content digest is unchanged; a file there that the dataset does not hold is never lost:
+    the edit is refused instead). A peer format's files are its own: only its README.md is written, inside the
+    folder (or beside the file), and nothing else is touched."""
     if remote.is_url(path):
         raise UsageError(f"{path}: a card is edited on a local copy (expertdata convert it here, edit, and convert it "
                          "back)")
     path = Path(path)
+    tmp = None
     with load(path, trusted=trusted) as dataset:
         given = {k: v for k, v in changes.items() if v is not None}
-        card = cards.check({**(dataset.metadata.get("card") or {}), **given})
-        tmp = atomic.temporary(path)
-        try:
-            save(dataset.with_metadata({**dataset.metadata, "card": card}), tmp, format=dataset.format, readme=False)
-        except BaseException:
-            atomic.remove(tmp)
-            raise
-    atomic.replace(tmp, path)
-    write_readme(path, card, trusted)
+        peer = formats.by_name(dataset.format).capabilities.exports
+        old = dataset.metadata.get("card") or (read_card(path) if peer else {})
+        card = cards.check({**old, **given})
+        if not peer:
+            tmp = atomic.temporary(path)
+            try:
+                save(dataset.with_metadata({**dataset.metadata, "card": card}), tmp, format=dataset.format,
+                     readme=False)
+                _refuse_losses(path, tmp)
+            except BaseException:
+                atomic.remove(tmp)
+                raise
+        summary = _summary(dataset)
+    if tmp is not None:
+        atomic.replace(tmp, path)
+    write_readme(path, card, summary)
     return card
 
 
-def write_readme(path: Path, card: Mapping[str, Any], trusted: bool = False) -> Path:
+def _refuse_losses(old: Path, new: Path) -> None:
+    """Refuse to put the folder ``new`` in the place of ``old`` where ``old`` holds files ``new`` does not (a file a
+    user kept inside a Zarr store; the card and a streaming writer's journal aside)."""
+    if not old.is_dir():
+        return
+    kept = {p.relative_to(new) for p in new.rglob("*")}
+    lost = sorted(str(p.relative_to(old)) for p in old.rglob("*") if p.relative_to(old) not in kept
+                  and p.name != "README.md" and not p.is_dir())
+    if lost:
+        raise UsageError(f"{old} holds {len(lost)} file{'s' * (len(lost) > 1)} the dataset does not ({lost[0]}"
+                         f"{', ...' if len(lost) > 1 else ''}); rewriting it with a new card would remove "
+                         f"{'them' if len(lost) > 1 else 'it'}: move {'them' if len(lost) > 1 else 'it'} out first")
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    """The card a dataset's README.md holds (``{}`` where it has none), read through the guard: a link or a FIFO
+    in its place is refused, its size bounded."""
+    from . import guard
+
+    readme = cards.readme_path(path)
+    scope = guard.Scope(readme.parent)
+    if not scope.is_file(readme.name):
+        return {}
+    return cards.parse(scope.read_text(readme.name, cards.MAX_README), readme)
+
+
+def _summary(dataset: Dataset) -> dict[str, Any]:
+    """What a card shows of its dataset: counts, returns and the content digest."""
+    returns = np.asarray(dataset["episode_returns"][:], np.float64) if dataset.has_rewards else np.zeros(0)
+    return {"env_id": dataset.metadata.get("env_id"), "episodes": dataset.n_episodes,
+            "transitions": dataset.n_transitions, "digest": dataset.metadata.get("digest") or digest(dataset),
+            "episode_returns": {"min": float(returns.min()), "mean": float(returns.mean()),
+                                "max": float(returns.max())} if len(returns) else None}
+
+
+def write_readme(path: Path, card: Mapping[str, Any], summary: Mapping[str, Any] | None = None,
+                 trusted: bool = False) -> Path:
     """Write the card of the dataset at ``path`` as its README.md (atomically), with its counts, returns and
-    content digest."""
-    with load(path, trusted=trusted) as dataset:
-        returns = np.asarray(dataset["episode_returns"][:], np.float64) if dataset.has_rewards else np.zeros(0)
-        summary = {"env_id": dataset.metadata.get("env_id"), "episodes": dataset.n_episodes,
-                   "transitions": dataset.n_transitions, "digest": dataset.metadata.get("digest") or digest(dataset),
-                   "episode_returns": {"min": float(returns.min()), "mean": float(returns.mean()),
-                                       "max": float(returns.max())} if len(returns) else None}
+    content digest (``summary``; read from the dataset when not given)."""
+    if summary is None:
+        with load(path, trusted=trusted) as dataset:
+            summary = _summary(dataset)
     target = cards.readme_path(path)
     with atomic.destination(target, overwrite=True) as tmp:
         tmp.write_text(cards.render(card, summary, path.name))

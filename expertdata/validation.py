@@ -13,11 +13,11 @@ from typing import Any, Callable, Collection, Mapping
 
 import numpy as np
 
-from . import cards, images, remote, schema, spaces
+from . import cards, guard, images, remote, schema, spaces
 from .arrays import ArrayLike, first_rows, iter_blocks
 from .digest import Digester, EpisodeDigester
 from .episodes import EpisodeIndex
-from .errors import ExpertDataError, InvalidDatasetError, UnreadableError, UsageError
+from .errors import ExpertDataError, InvalidDatasetError, UnreadableError, UsageError, printable
 from .formats import Finding
 from .schema import field_per
 
@@ -38,7 +38,7 @@ class Problem:
         where = schema.shown(self.field)[1:-1] if self.field else "dataset"
         if self.position is not None:
             where += f"[{self.position}]"
-        return f"{self.rule.id} {self.rule.name}: {where}: {self.message}"
+        return f"{self.rule.id} {self.rule.name}: {where}: {printable(self.message)}"
 
     def to_json(self) -> dict:
         return {"rule": self.rule.id, "name": self.rule.name, "severity": self.rule.severity,
@@ -538,13 +538,13 @@ def validate(dataset_or_path: Any, trusted: bool = False) -> Report:
     try:
         raw = remote.open_raw(dataset_or_path, trusted=trusted)
     except ExpertDataError as exc:
-        return Report(source, (_problem("unreadable", _unprefixed(str(exc), source)),))
+        return Report(source, (_problem(exc.rule, _unprefixed(str(exc), source)),))
     try:
         return check(raw.fields, raw.metadata, raw.root, source, storage=raw.storage, findings=raw.findings,
                      withheld=raw.withheld, integrity=raw.integrity, trusted=trusted)
     except ExpertDataError as exc:
-        return Report(source, (_problem("unreadable", _unprefixed(str(exc), source)),))
+        return Report(source, (_problem(exc.rule, _unprefixed(str(exc), source)),))
     except Exception as exc:  # a chunk that fails to decode mid-file: the file is corrupt, not invalid
-        return Report(source, (_problem("unreadable", f"cannot read: {type(exc).__name__}: {exc}"),))
+        return Report(source, (_problem("unreadable", _unprefixed(str(guard.one_line(source, exc)), source)),))
     finally:
         raw.close()

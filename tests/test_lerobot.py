@@ -56,13 +56,14 @@ def _one_episode(tmp_path, extra_rows=0):
     pytest.importorskip("av")
     folder = tmp_path / "g1"
     (folder / "meta").mkdir(parents=True)
-    shutil.copy(V21 / "meta" / "info.json", folder / "meta" / "info.json")
     shutil.copy(V21 / "meta" / "tasks.jsonl", folder / "meta" / "tasks.jsonl")
     table = pq.read_table(V21 / "data" / "chunk-000" / "episode_000001.parquet")
     if extra_rows:
         import pyarrow as pa
 
         table = pa.concat_tables([table, table.slice(table.num_rows - extra_rows)])
+    info = json.loads((V21 / "meta" / "info.json").read_text())
+    (folder / "meta" / "info.json").write_text(json.dumps({**info, "total_episodes": 1, "total_frames": table.num_rows}))
     (folder / "data" / "chunk-000").mkdir(parents=True)
     pq.write_table(table, folder / "data" / "chunk-000" / "episode_000001.parquet")
     (folder / "meta" / "episodes.jsonl").write_text(json.dumps(

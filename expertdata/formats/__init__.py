@@ -11,8 +11,12 @@ Adding a format means adding its module and listing it in ``_backends`` or ``_pe
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
-from ..arrays import RowWindow
+import numpy as np
+
+from .. import guard
+from ..arrays import Guarded, RowWindow
 from ..errors import UnreadableError, UsageError
 from ..schema import field_per, shown
 from . import d4rl, diffusion_policy, hdf5, imitation, lerobot, minari, npz, rlds, robomimic, zarr
@@ -69,21 +73,28 @@ def locate(path: Path | str) -> Path:
     return next((found for peer in _peers() if (found := peer.locate(str(path))) is not None), path)
 
 
-def read_raw(path: Path | str, format: str | None = None, trusted: bool = False) -> Raw:
+def read_raw(path: Path | str, format: str | None = None, trusted: bool = False,
+             episodes: Sequence[int] | None = None) -> Raw:
     """Open ``path`` with the backend its content (or ``format``) names. Raises ``UnreadableError``.
 
     Fields whose data would come from outside the file (unless ``trusted``) or is not all stored are
-    withheld, with a finding each; rows past a streaming writer's commit mark are cut off.
+    withheld, with a finding each; rows past a streaming writer's commit mark are cut off. ``episodes``: a backend
+    that can (``Capabilities.selective``) reads only these episodes (``Raw.selected`` then says so).
     """
     path = locate(path)
     if not path.exists():
         raise UnreadableError(f"{path}: no such file or directory")
-    backend = by_name(format) if format else next((b for b in every() if _sniffs(b, path)), None)
-    if backend is None and path.is_file():  # a damaged file: its suffix's reader says what is wrong with it
-        backend = next((b for b in _backends() if str(path).lower().endswith(b.suffixes)), None)
+    backend = by_name(format) if format else backend_of(path)
     if backend is None:
         raise UnreadableError(f"{path}: not a dataset in any known format ({', '.join(names())})")
-    raw = _cut_to_commit(backend.read(path, trusted))
+    with guard.reading(path):  # whatever a library raises on a damaged or hostile file: one line
+        if episodes is not None and backend.capabilities.selective:
+            raw = backend.read(path, trusted, episodes=list(episodes))
+            raw.selected = True
+        else:
+            raw = _cut_to_commit(backend.read(path, trusted))
+    raw.fields = {name: array if isinstance(array, (Guarded, np.ndarray)) else
+                  Guarded(array, f"{path}: field {shown(name)}") for name, array in raw.fields.items()}
     for name, missing in raw.coverage.items():
         if name not in raw.fields or not raw.fields[name].shape:
             continue
@@ -98,6 +109,21 @@ def read_raw(path: Path | str, format: str | None = None, trusted: bool = False)
             raw.withhold(Finding("missing-data", f"{count:,} chunk{'s' * (count > 1)} of its {rows:,} rows are not "
                                  f"stored (the first from row {first:,}); they would read as zeros", name, first))
     return raw
+
+
+def backend_of(path: Path) -> Backend | Exporter | None:
+    """The backend whose layout ``path`` has (a damaged file: the one its suffix names, whose reader says what is
+    wrong with it), or ``None``."""
+    found = next((b for b in every() if _sniffs(b, path)), None)
+    if found is None and path.is_file():
+        found = next((b for b in _backends() if str(path).lower().endswith(b.suffixes)), None)
+    return found
+
+
+def selective(path: Path | str) -> bool:
+    """Whether the dataset at ``path`` is read by a backend that reads chosen episodes alone."""
+    found = backend_of(locate(path))
+    return found is not None and found.capabilities.selective
 
 
 def _sniffs(backend: Backend | Exporter, path: Path) -> bool:

@@ -6,16 +6,15 @@ Backends import this module only; the registry (``expertdata.formats``) imports 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from .. import guard
 from ..arrays import ArrayLike
 from ..errors import UnreadableError, UsageError
-from ..schema import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 
 #: Default chunk size along the rows: large enough that per-chunk overhead vanishes (2 MB chunks made
 #: Zarr writes three times slower here), small enough that a shuffle buffer holds many chunks.
@@ -54,6 +53,7 @@ class Raw:
     :param withheld: fields that must not be read (their data is outside the file, or not there).
     :param coverage: per field, how to find chunks missing from its rows.
     :param integrity: a full pass over stored checksums that the reading path skips (a zip's CRCs).
+    :param selected: only the episodes asked for were read (``Capabilities.selective``).
     """
 
     fields: dict[str, ArrayLike]
@@ -67,6 +67,7 @@ class Raw:
     withheld: set[str] = field(default_factory=set)
     coverage: dict[str, Coverage] = field(default_factory=dict)
     integrity: Callable[[], list[Finding]] | None = None
+    selected: bool = False
 
     def withhold(self, finding: Finding) -> None:
         """Record ``finding`` and stop its field from being read."""
@@ -141,6 +142,8 @@ class Capabilities:
     :param composite_obs: observations of a Dict or Tuple space (one field per leaf) can be written.
     :param lossy: compressions that do not give back what was written (a video codec at a quality level): a save
         with one measures and says its error instead of comparing digests.
+    :param selective: ``read`` takes ``episodes`` and opens only their files (a partial download's complete
+        episodes read, whatever else is missing).
     """
 
     streaming: bool = False
@@ -151,6 +154,7 @@ class Capabilities:
     needs_rewards: bool = False
     composite_obs: bool = True
     lossy: tuple[str, ...] = ()
+    selective: bool = False
 
 
 class Sink(Protocol):
@@ -241,30 +245,6 @@ def metadata_to_json(metadata: dict[str, Any]) -> str:
         raise UsageError(f"metadata must be plain JSON (no NaN, no objects): {exc}") from None
 
 
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
-
-
-def _depth(text: str) -> int:
-    """How deeply JSON text nests, from its brackets outside strings, before it is parsed (parsing text
-    nested deeper than Python's stack raises ``RecursionError``, which Python 3.11 does not recover from
-    cleanly)."""
-    brackets = np.frombuffer(_STRINGS.sub("", text).encode("utf-8", "replace"), np.uint8)
-    steps = (np.isin(brackets, (ord("["), ord("{"))).astype(np.int64)
-             - np.isin(brackets, (ord("]"), ord("}"))).astype(np.int64))
-    return int(np.cumsum(steps).max(initial=0))
-
-
-def metadata_from_json(text: Any, path: Path) -> Any:
+def metadata_from_json(text: Any, path: Path | str) -> Any:
     """Parse stored metadata text, refusing text larger or deeper than the schema's limits."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    text = str(text)
-    if len(text) > MAX_METADATA_BYTES:
-        raise UnreadableError(f"{path}: metadata is {len(text):,} characters long; at most {MAX_METADATA_BYTES:,} "
-                              "are read")
-    if _depth(text) > MAX_METADATA_DEPTH:
-        raise UnreadableError(f"{path}: metadata nests deeper than {MAX_METADATA_DEPTH} levels")
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise UnreadableError(f"{path}: metadata is not valid JSON ({exc})") from None
+    return guard.parse_json(text, path)

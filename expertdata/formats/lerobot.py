@@ -21,39 +21,42 @@ PyAV).
 from __future__ import annotations
 
 import json
+import os
+import re
+import string
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from .. import spaces
+from .. import guard, spaces
 from ..arrays import LazyRows
-from ..errors import UnreadableError, UsageError
-from ..schema import MAX_METADATA_BYTES, shown
+from ..errors import CountMismatchError, UnreadableError, UsageError
+from ..schema import shown
 from .base import Capabilities, Finding, Raw
-from .peer import PEER_KEY, Peer, space_of
+from .peer import PEER_KEY, Peer, checked, episode_id_clash, space_of
 
 VERSIONS = ("v2.1", "v3.0")
 #: A timestamp may stray from ``frame_index / fps`` by this many frame periods before it is reported.
 TIMESTAMP_TOLERANCE = 0.5
-
-
-def _json(file: Path) -> Any:
-    if file.stat().st_size > MAX_METADATA_BYTES:
-        raise UnreadableError(f"{file}: {file.stat().st_size:,} bytes; at most {MAX_METADATA_BYTES:,} are read")
-    try:
-        return json.loads(file.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UnreadableError(f"{file}: not valid JSON ({exc})") from None
+#: The placeholders each version's path templates may hold, and what a placeholder's format may ask (``03d``).
+PLACEHOLDERS = {"v2.1": ("episode_chunk", "episode_index", "video_key"),
+                "v3.0": ("chunk_index", "file_index", "video_key")}
+_SPEC = re.compile(r"0?[0-9]{0,2}d?")
+#: A path made from a template may be at most this long.
+MAX_PATH = 1024
+#: A parquet file's rows may decompress to at most this many times its bytes (and a MiB).
+MAX_PARQUET_RATIO = 1032
 
 
 def sniff(path: Path) -> bool:
-    info = path / "meta" / "info.json"
-    if not (path.is_dir() and info.is_file()):
+    scope = guard.Scope(path)
+    if not (path.is_dir() and scope.is_file("meta/info.json")):
         return False
     try:
-        return _json(info).get("codebase_version") in VERSIONS
-    except (UnreadableError, AttributeError):
+        info = scope.json("meta/info.json")
+        return isinstance(info, dict) and info.get("codebase_version") in VERSIONS
+    except guard.ExpertDataError:
         return False
 
 
@@ -65,69 +68,166 @@ def _pyarrow() -> Any:
     return pq
 
 
-def _inside(folder: Path, relative: str) -> Path:
-    """``folder / relative``, refused when it would lead out of the dataset's folder (a hostile template)."""
-    target = (folder / relative).resolve()
-    if not target.is_relative_to(folder.resolve()):
-        raise UnreadableError(f"{folder}: {shown(relative)} leads out of the dataset's folder")
-    return folder / relative
+def _info(scope: guard.Scope) -> dict[str, Any]:
+    """``meta/info.json``, checked against the shape LeRobot writes before anything else trusts it."""
+    where = scope.root / "meta" / "info.json"
+    info = checked(scope.json("meta/info.json"), dict, "meta/info.json", where)
+    version = info.get("codebase_version")
+    if version not in VERSIONS:
+        raise UnreadableError(f"{scope.root}: a LeRobot dataset of version {shown(str(version))}; versions "
+                              f"{', '.join(VERSIONS)} are read")
+    info["fps"] = float(checked(info.get("fps"), (int, float), "fps", where, low=0, high=10**6))
+    info["chunks_size"] = checked(info.get("chunks_size", 1000), int, "chunks_size", where, low=1, high=10**9)
+    features = checked(info.get("features"), dict, "features", where)
+    for name, spec in features.items():
+        checked(spec, dict, f"features[{shown(name)}]", where)
+        checked(spec.get("dtype"), str, f"features[{shown(name)}].dtype", where)
+        shape = checked(spec.get("shape", [1]), list, f"features[{shown(name)}].shape", where)
+        for d in shape:
+            checked(d, int, f"features[{shown(name)}].shape", where, low=1, high=spaces.MAX_ROW_ENTRIES)
+        if int(np.prod(shape, dtype=object)) > spaces.MAX_ROW_ENTRIES:
+            raise UnreadableError(f"{where}: features[{shown(name)}] claims {shape} values a frame; at most "
+                                  f"{spaces.MAX_ROW_ENTRIES:,} are read")
+    for key in ("data_path",) + (("video_path",) if any(s["dtype"] == "video" for s in features.values()) else ()):
+        template(checked(info.get(key), str, key, where), PLACEHOLDERS[version], f"{where}: {key}")
+    return info
 
 
-def _episodes(path: Path, info: dict, version: str) -> list[dict[str, Any]]:
-    """Per episode: index, length, tasks, and (3.0) its rows and video segments, in episode order."""
-    meta = path / "meta"
-    if version == "v2.1":
-        lines = [line for line in (meta / "episodes.jsonl").read_text().splitlines() if line.strip()]
-        episodes = [json.loads(line) for line in lines]
+def template(text: str, allowed: Sequence[str], where: Any, **values: Any) -> str:
+    """A path template of LeRobot's (``data/chunk-{episode_chunk:03d}/...``) checked, then filled with ``values``
+    (checked only, when none are given): placeholders among ``allowed``, formats no wider than a few digits, the
+    result a path of at most ``MAX_PATH`` characters, never more."""
+    if len(text) > MAX_PATH:
+        raise UnreadableError(f"{where}: a template of {len(text):,} characters")
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise UnreadableError(f"{where}: {shown(text)} is not a path template ({exc})") from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in allowed or conversion or not _SPEC.fullmatch(spec or ""):
+            raise UnreadableError(f"{where}: {shown(text)} holds {shown('{' + name + (':' + spec if spec else '') + '}')}"
+                                  f"; a template names {', '.join(allowed)}, formatted at most as {{name:099d}}")
+    if not values:
+        return text
+    filled = text.format(**values)
+    if len(filled) > MAX_PATH:
+        raise UnreadableError(f"{where}: {shown(text)} makes a path of {len(filled):,} characters")
+    return filled
+
+
+def _episodes(scope: guard.Scope, info: dict, chosen: Sequence[int] | None) -> list[dict[str, Any]]:
+    """Per episode: index, length, tasks, and (3.0) its rows and video segments, in episode order; only the
+    ``chosen`` positions in that order, when given (a partial download's complete episodes, say)."""
+    if info["codebase_version"] == "v2.1":
+        episodes = scope.json_lines("meta/episodes.jsonl")
     else:
-        pq = _pyarrow()
-        files = sorted((meta / "episodes").rglob("*.parquet"))
-        if not files:
-            raise UnreadableError(f"{path}: a LeRobot 3.0 dataset without meta/episodes/*.parquet")
-        keep = lambda name: not name.startswith("stats/")  # noqa: E731
-        episodes = [row for f in files for row in pq.read_table(f, columns=[c for c in pq.read_schema(f).names
-                                                                             if keep(c)]).to_pylist()]
+        episodes = [row for f in scope.files("meta/episodes", ".parquet")
+                    for row in _parquet(scope, f, lambda name: not name.startswith("stats/")).to_pylist()]
+        if not episodes:
+            raise UnreadableError(f"{scope.root}: a LeRobot 3.0 dataset without meta/episodes/*.parquet")
+    where = scope.root / "meta" / ("episodes.jsonl" if info["codebase_version"] == "v2.1" else "episodes")
+    for e in episodes:
+        checked(e, dict, "an episode", where)
+        checked(e.get("episode_index"), int, "episode_index", where, low=0, high=10**12)
+        checked(e.get("length"), int, f"episode {e['episode_index']}: length", where, low=1, high=10**12)
+        checked(e.get("tasks") or [], list, f"episode {e['episode_index']}: tasks", where)
     episodes.sort(key=lambda e: e["episode_index"])
+    episode_id_clash([(f"entry {n}", e["episode_index"]) for n, e in enumerate(episodes)], where)
+    total = info.get("total_episodes")
+    if isinstance(total, int) and not isinstance(total, bool) and total != len(episodes):
+        raise CountMismatchError(f"{where}: E018 count-mismatch: info.json declares {total:,} episodes; "
+                                 f"{len(episodes):,} are listed")
+    frames = info.get("total_frames")
+    listed = sum(e["length"] for e in episodes)
+    if isinstance(frames, int) and not isinstance(frames, bool) and frames != listed:
+        raise CountMismatchError(f"{where}: E018 count-mismatch: info.json declares {frames:,} frames; the episodes "
+                                 f"listed hold {listed:,}")
+    if chosen is not None:
+        wrong = [c for c in chosen if not 0 <= c < len(episodes)]
+        if wrong:
+            raise UsageError(f"{scope.root}: episode {wrong[0]} is outside its episodes 0-{len(episodes) - 1}")
+        episodes = [episodes[c] for c in chosen]
     return episodes
 
 
-def _frames(path: Path, info: dict, version: str, episodes: list[dict]) -> Any:
-    """Every frame, in episode order, as one pyarrow table."""
-    import pyarrow as pa
-
+def _parquet(scope: guard.Scope, file: Path, keep: Any = None, rows: int | None = None) -> Any:
+    """A parquet file as a pyarrow table (only the columns ``keep`` accepts), once its footer is checked: its rows
+    against ``rows`` where the caller knows them (E018), and what they decompress to against the file's bytes."""
     pq = _pyarrow()
-    if version == "v2.1":
-        chunk = int(info.get("chunks_size") or 1000)
-        files = [_inside(path, info["data_path"].format(episode_chunk=e["episode_index"] // chunk,
-                                                        episode_index=e["episode_index"])) for e in episodes]
+    with scope.open(file) as f, guard.reading(file):
+        size = os.fstat(f.fileno()).st_size
+        parquet = pq.ParquetFile(f)
+        meta = parquet.metadata
+        if rows is not None and meta.num_rows != rows:
+            raise CountMismatchError(f"{file}: E018 count-mismatch: its footer claims {meta.num_rows:,} rows; the "
+                                     f"episodes it holds have {rows:,}")
+        unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if unpacked > MAX_PARQUET_RATIO * size + 2**20 or meta.num_rows > MAX_PARQUET_RATIO * size + 2**20:
+            raise UnreadableError(f"{file}: its {meta.num_rows:,} rows would decompress to {unpacked:,} bytes from "
+                                  f"{size:,}: out of proportion")
+        columns = [c for c in parquet.schema_arrow.names if keep is None or keep(c)]
+        return parquet.read(columns=columns)
+
+
+def _frames(scope: guard.Scope, info: dict, episodes: list[dict]) -> Any:
+    """The chosen episodes' frames, in episode order, as one pyarrow table."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    where = scope.root / "meta" / "info.json"
+    if info["codebase_version"] == "v2.1":
+        chunk = info["chunks_size"]
+        tables = [_parquet(scope, scope.root / template(info["data_path"], PLACEHOLDERS["v2.1"], where,
+                                                         episode_chunk=e["episode_index"] // chunk,
+                                                         episode_index=e["episode_index"]), rows=e["length"])
+                  for e in episodes]
     else:
-        names = sorted({(e["data/chunk_index"], e["data/file_index"]) for e in episodes})
-        files = [_inside(path, info["data_path"].format(chunk_index=c, file_index=f)) for c, f in names]
-    missing = [str(f.relative_to(path)) for f in files if not f.is_file()]
-    if missing:
-        raise UnreadableError(f"{path}: {len(missing)} data file{'s' * (len(missing) > 1)} missing (first: "
-                              f"{missing[0]})")
-    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+        files: dict[tuple[int, int], list[dict]] = {}
+        for e in episodes:
+            key = tuple(checked(e.get(k), int, f"episode {e['episode_index']}: {k}", where, low=0, high=10**9)
+                        for k in ("data/chunk_index", "data/file_index"))
+            files.setdefault(key, []).append(e)
+        tables = []
+        for (c, f), held in sorted(files.items()):
+            table = _parquet(scope, scope.root / template(info["data_path"], PLACEHOLDERS["v3.0"], where,
+                                                          chunk_index=c, file_index=f))
+            if "episode_index" not in table.column_names:
+                raise UnreadableError(f"{scope.root}: its frames hold no episode_index")
+            tables.append(table.filter(pc.is_in(table.column("episode_index").cast(pa.int64()),
+                                                pa.array([e["episode_index"] for e in held], pa.int64()))))
+    with guard.reading(scope.root / "data"):
+        return pa.concat_tables(tables, promote_options="default")
 
 
 def _column(table: Any, name: str, shape: list[int]) -> np.ndarray:
-    column = table.column(name).combine_chunks()
+    """A feature's column as numpy rows of ``shape`` (a feature of shape [1] as one value a row)."""
     import pyarrow as pa
 
+    column = table.column(name).combine_chunks()
     while pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type):
         column = column.flatten()
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)):
+        raise UnreadableError(f"feature {shown(name)} holds {column.type}, not numbers")
     values = column.to_numpy(zero_copy_only=False)
-    rows = table.num_rows
-    return values.reshape((rows,) + tuple(int(d) for d in shape)) if int(np.prod(shape)) != 1 else values.reshape(rows)
+    rows, per_row = table.num_rows, int(np.prod(shape))
+    if values.size != rows * per_row:
+        raise CountMismatchError(f"feature {shown(name)} holds {values.size:,} values for {rows:,} frames of "
+                                 f"{list(shape)}")
+    return values.reshape((rows,) + tuple(int(d) for d in shape)) if per_row != 1 else values.reshape(rows)
 
 
 class VideoFrames(LazyRows):
     """The frames of a video feature, decoded with PyAV as rows are read: each episode's segment of its file
-    (``segments``: per episode, the file and the first frame's time), frames ``rows`` long. Reading in order
-    continues the decoding where the last read stopped."""
+    (``segments``: per episode, the file, the first frame's time and its rows), frames ``shape`` large. Reading in
+    order continues the decoding where the last read stopped. A stream whose frames are not ``shape`` large is
+    refused before any is decoded; an episode whose video holds fewer frames than its rows, or (one file per
+    episode) more, is an error naming it."""
 
-    def __init__(self, segments: list[tuple[Path, float, int]], shape: tuple[int, ...], fps: float) -> None:
-        self._segments, self._fps = segments, fps
+    def __init__(self, segments: list[tuple[Path, float, int]], shape: tuple[int, ...], fps: float,
+                 whole_files: bool) -> None:
+        self._segments, self._fps, self._whole = segments, fps, whole_files
         self._starts = np.concatenate([[0], np.cumsum([n for *_, n in segments])]).astype(np.int64)
         self.dtype = np.dtype(np.uint8)
         self.shape = (int(self._starts[-1]),) + tuple(shape)
@@ -140,12 +240,25 @@ class VideoFrames(LazyRows):
         import av
 
         self.close()
-        file, start, _ = self._segments[episode]
+        file, start, rows = self._segments[episode]
         container = av.open(str(file))
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        if start > 0:
-            container.seek(int(start / stream.time_base), stream=stream, backward=True)
+        try:
+            stream = container.streams.video[0]
+            height, width = self.shape[1:3]
+            if (stream.codec_context.height, stream.codec_context.width) != (height, width):
+                raise UnreadableError(f"{file}: its frames are {stream.codec_context.width}x"
+                                      f"{stream.codec_context.height}; the feature's are {width}x{height}")
+            if self._whole and stream.frames and stream.frames != rows:
+                raise CountMismatchError(f"{file}: E018 count-mismatch: episode {episode}'s video holds "
+                                         f"{stream.frames:,} frames; its rows are {rows:,}")
+            # Decoders pad frames to their blocks: a margin, and no frame far larger than the feature's is decoded.
+            stream.codec_context.options = {"max_pixels": str((height + 128) * (width + 128))}
+            stream.thread_type = "AUTO"
+            if start > 0:
+                container.seek(int(start / stream.time_base), stream=stream, backward=True)
+        except BaseException:
+            container.close()
+            raise
         frames = (f for f in container.decode(stream) if f.time is None or f.time >= start - 0.5 / self._fps)
         self._open = (episode, container, frames, 0)
         return frames, 0
@@ -155,17 +268,26 @@ class VideoFrames(LazyRows):
         while row < stop:
             episode = int(np.searchsorted(self._starts, row, side="right")) - 1
             begin, end = int(self._starts[episode]), int(self._starts[episode + 1])
-            frames, at = self._decoder(episode, row - begin)
-            upto = min(stop, end) - begin
-            while at < upto:
-                frame = next(frames, None)
-                if frame is None:
+            file = self._segments[episode][0]
+            with guard.reading(file):
+                frames, at = self._decoder(episode, row - begin)
+                upto = min(stop, end) - begin
+                while at < upto:
+                    frame = next(frames, None)
+                    if frame is None:
+                        self.close()
+                        raise CountMismatchError(f"{file}: E018 count-mismatch: episode {episode}'s video holds "
+                                                 f"{at:,} frames; its rows are {end - begin:,}")
+                    if (frame.height, frame.width) != self.shape[1:3]:
+                        self.close()
+                        raise UnreadableError(f"{file}: frame {at} is {frame.width}x{frame.height}")
+                    if at >= row - begin:
+                        out[begin + at - start] = frame.to_ndarray(format="rgb24").reshape(self.shape[1:])
+                    at += 1
+                if at == end - begin and self._whole and next(frames, None) is not None:
                     self.close()
-                    raise UnreadableError(f"{self._segments[episode][0]}: episode {episode}'s video holds {at:,} "
-                                          f"frames; its rows are {end - begin:,}")
-                if at >= row - begin:
-                    out[begin + at - start] = frame.to_ndarray(format="rgb24").reshape(self.shape[1:])
-                at += 1
+                    raise CountMismatchError(f"{file}: E018 count-mismatch: episode {episode}'s video holds more "
+                                             f"frames than its {end - begin:,} rows")
             self._open = (episode, self._open[1], frames, at) if self._open else None
             row = begin + upto
 
@@ -175,52 +297,51 @@ class VideoFrames(LazyRows):
             self._open = None
 
 
-def read(path: Path, trusted: bool = False) -> Raw:
-    info = _json(path / "meta" / "info.json")
-    version = info.get("codebase_version")
-    features = info.get("features")
-    if version not in VERSIONS or not isinstance(features, dict):
-        raise UnreadableError(f"{path}: a LeRobot dataset of version {version!r}; versions {', '.join(VERSIONS)} "
-                              "are read")
-    fps = float(info.get("fps") or 0)
-    ours = _ours(path)
-    episodes = _episodes(path, info, version)
-    table = _frames(path, info, version, episodes)
+def read(path: Path, trusted: bool = False, episodes: Sequence[int] | None = None) -> Raw:
+    """Read a LeRobot folder; ``episodes``: only these (positions in episode order), whose files alone are opened
+    and judged (a partial download's complete episodes read whole)."""
+    scope = guard.Scope(path, trusted)
+    info = _info(scope)
+    version, features, fps = info["codebase_version"], info["features"], info["fps"]
+    ours = _ours(scope)
+    chosen = _episodes(scope, info, episodes)
+    table = _frames(scope, info, chosen)
     raw = Raw({}, {}, path, "lerobot")
-    plain = {name: spec for name, spec in features.items() if isinstance(spec, dict) and spec.get("dtype") != "video"}
+    plain = {name: spec for name, spec in features.items() if spec["dtype"] != "video"}
     missing = [name for name in plain if name not in table.column_names] + [
         name for name in ("episode_index", "action") if name not in plain]
     if missing:
         raise UnreadableError(f"{path}: features {', '.join(map(shown, missing))} are not in the data (LeRobot "
                               "datasets hold episode_index and action)")
-    columns = {name: _column(table, name, spec.get("shape") or [1]) for name, spec in plain.items()}
+    with guard.reading(path / "data"):
+        columns = {name: _column(table, name, spec.get("shape") or [1]) for name, spec in plain.items()}
     index = columns["episode_index"]
     starts = np.r_[True, index[1:] != index[:-1]] if len(index) else np.zeros(0, bool)
     lengths = np.diff(np.r_[np.flatnonzero(starts), len(index)])
-    order = [e["episode_index"] for e in episodes]
-    if index[starts].tolist() != order or lengths.tolist() != [e["length"] for e in episodes]:
-        raise UnreadableError(f"{path}: the frames' episode_index does not follow meta's episodes "
-                              f"({len(order)} episodes of {sum(e['length'] for e in episodes):,} frames listed, "
-                              f"{int(starts.sum())} of {len(index):,} found)")
+    order = [e["episode_index"] for e in chosen]
+    if index[starts].tolist() != order or lengths.tolist() != [e["length"] for e in chosen]:
+        raise CountMismatchError(f"{path}: E018 count-mismatch: the frames' episode_index does not follow meta's "
+                                 f"episodes ({len(order)} episodes of {sum(e['length'] for e in chosen):,} frames "
+                                 f"listed, {int(starts.sum())} of {len(index):,} found)")
     observed = {}
     for name, spec in features.items():
         if not name.startswith("observation."):
             continue
-        if spec.get("dtype") == "video":
-            frames = _video(path, info, version, name, spec, episodes, raw, fps)
+        if spec["dtype"] == "video":
+            frames = _video(scope, info, name, spec, chosen, raw)
             if frames is not None:
                 observed[name] = frames
         else:
             observed[name] = columns.pop(name)
-    _recorded_stats(raw, path, version)
+    _recorded_stats(raw, scope, version)
     composite = ours is not None and spaces.is_composite(ours[0].get("observation_space"))
-    _fields(raw, observed, columns, starts, episodes, features, composite)
+    _fields(raw, observed, columns, starts, chosen, features, composite)
     videos = [a for a in observed.values() if isinstance(a, VideoFrames)]
     raw.closer = lambda: [v.close() for v in videos] and None
     raw.metadata["user"] = {"lerobot": {"codebase_version": version, "fps": fps, "robot_type": info.get("robot_type")}}
     if fps > 0 and "timestamp" in columns and "frame_index" in columns:
         _timestamps(raw, columns["timestamp"], columns["frame_index"], starts, fps)
-    if ours is not None:  # our own export: our metadata and fields back, what we made up dropped
+    if ours is not None and episodes is None:  # our own export: our metadata and fields back, what we made up dropped
         metadata, note, rest = ours
         raw.metadata = metadata
         for name in note.get("synthesized", []):
@@ -233,34 +354,32 @@ def read(path: Path, trusted: bool = False) -> Raw:
     return raw
 
 
-def _per_episode_stats(path: Path, version: str) -> list[tuple[int, dict[str, dict[str, Any]]]]:
+def _per_episode_stats(scope: guard.Scope, version: str) -> list[tuple[Any, dict[str, dict[str, Any]]]]:
     """Each episode's recorded statistics by feature (2.1: ``episodes_stats.jsonl``; 3.0: the ``stats/*`` columns
     of ``meta/episodes``)."""
     if version == "v2.1":
-        file = path / "meta" / "episodes_stats.jsonl"
-        if not file.is_file():
+        if not scope.exists("meta/episodes_stats.jsonl"):
             return []
-        rows = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
-        return [(r["episode_index"], r.get("stats") or {}) for r in rows]
-    pq = _pyarrow()
+        rows = [r for r in scope.json_lines("meta/episodes_stats.jsonl") if isinstance(r, dict)]
+        return [(r.get("episode_index"), r.get("stats") if isinstance(r.get("stats"), dict) else {}) for r in rows]
     found = []
-    for f in sorted((path / "meta" / "episodes").rglob("*.parquet")):
-        names = [c for c in pq.read_schema(f).names if c.startswith("stats/") and c.rsplit("/", 1)[-1] in
-                 ("min", "max", "std")]
-        for row in pq.read_table(f, columns=["episode_index"] + names).to_pylist():
+    for f in scope.files("meta/episodes", ".parquet"):
+        keep = lambda c: c == "episode_index" or c.startswith("stats/") and c.rsplit("/", 1)[-1] in (  # noqa: E731
+            "min", "max", "std")
+        for row in _parquet(scope, f, keep).to_pylist():
             stats: dict[str, dict[str, Any]] = {}
-            for name in names:
+            for name in (n for n in row if n != "episode_index"):
                 feature, kind = name[len("stats/"):].rsplit("/", 1)
                 stats.setdefault(feature, {})[kind] = row[name]
-            found.append((row["episode_index"], stats))
+            found.append((row.get("episode_index"), stats))
     return found
 
 
-def _recorded_stats(raw: Raw, path: Path, version: str) -> None:
+def _recorded_stats(raw: Raw, scope: guard.Scope, version: str) -> None:
     """W111 where an episode's recorded statistics contradict themselves: a standard deviation of 0 for values
     that range from a minimum to a larger maximum (LeRobot's image statistics have it)."""
-    bad: list[tuple[int, str]] = []
-    for episode, stats in _per_episode_stats(path, version):
+    bad: list[tuple[Any, str]] = []
+    for episode, stats in _per_episode_stats(scope, version):
         for feature, values in stats.items():
             try:
                 low, high, std = (np.asarray(values[k], np.float64) for k in ("min", "max", "std"))
@@ -276,21 +395,18 @@ def _recorded_stats(raw: Raw, path: Path, version: str) -> None:
                                     "divide by 0"))
 
 
-def _ours(path: Path) -> tuple[dict, dict, dict[str, np.ndarray]] | None:
+def _ours(scope: guard.Scope) -> tuple[dict, dict, dict[str, np.ndarray]] | None:
     """What an export of ours left beside LeRobot's files: our metadata, its note, and our other fields."""
-    from .base import metadata_from_json
-
-    folder = path / SIDECAR
-    if not (folder / "metadata.json").is_file():
+    if not scope.exists(f"{SIDECAR}/metadata.json"):
         return None
-    metadata = metadata_from_json((folder / "metadata.json").read_text(), folder)
+    metadata = scope.json(f"{SIDECAR}/metadata.json")
     note = metadata.pop(PEER_KEY, None) if isinstance(metadata, dict) else None
     if not isinstance(note, dict) or note.get("format") != "lerobot":
         return None
     from . import npz
 
     # The npz backend's reader checks each member's claimed size against the bytes the archive holds.
-    stored = npz.read(folder / "fields.npz")
+    stored = npz.read(scope.file(f"{SIDECAR}/fields.npz"))
     try:
         rest = {key.replace("|", "/"): array if isinstance(array, np.ndarray) else array[:]
                 for key, array in stored.fields.items()}
@@ -299,27 +415,41 @@ def _ours(path: Path) -> tuple[dict, dict, dict[str, np.ndarray]] | None:
     return metadata, note, rest
 
 
-def _video(path: Path, info: dict, version: str, name: str, spec: dict, episodes: list[dict], raw: Raw,
-           fps: float) -> VideoFrames | None:
-    """A video feature's frames, or ``None`` (said so) where any of its files is missing."""
-    chunk = int(info.get("chunks_size") or 1000)
+def _video(scope: guard.Scope, info: dict, name: str, spec: dict, episodes: list[dict], raw: Raw) -> VideoFrames | None:
+    """A video feature's frames, or ``None`` (said so, with the episodes whose files are there) where any of its
+    files is missing; a file that is a link or not a plain file is refused (E015)."""
+    version, where = info["codebase_version"], scope.root / "meta" / "info.json"
+    if len(spec["shape"]) != 3 or spec["shape"][2] != 3:
+        raise UnreadableError(f"{where}: video feature {shown(name)} has shape {spec['shape']}; LeRobot's videos are "
+                              "[height, width, 3]")
     segments = []
     for e in episodes:
         if version == "v2.1":
-            file = _inside(path, info["video_path"].format(episode_chunk=e["episode_index"] // chunk, video_key=name,
-                                                           episode_index=e["episode_index"]))
+            relative = template(info["video_path"], PLACEHOLDERS[version], where, video_key=name,
+                                episode_chunk=e["episode_index"] // info["chunks_size"],
+                                episode_index=e["episode_index"])
             start = 0.0
         else:
-            file = _inside(path, info["video_path"].format(video_key=name, chunk_index=e[f"videos/{name}/chunk_index"],
-                                                           file_index=e[f"videos/{name}/file_index"]))
-            start = float(e[f"videos/{name}/from_timestamp"])
-        segments.append((file, start, int(e["length"])))
-    absent = sorted({str(f.relative_to(path)) for f, *_ in segments if not f.is_file()})
-    if absent:
+            label = f"episode {e['episode_index']}: videos/{name}"
+            relative = template(info["video_path"], PLACEHOLDERS[version], where, video_key=name,
+                                chunk_index=checked(e.get(f"videos/{name}/chunk_index"), int, label, where, low=0),
+                                file_index=checked(e.get(f"videos/{name}/file_index"), int, label, where, low=0))
+            start = float(checked(e.get(f"videos/{name}/from_timestamp"), (int, float), label, where, low=0))
+        segments.append((relative, start, int(e["length"])))
+    files = sorted({r for r, *_ in segments})
+    present = {r for r in files if scope.is_file(r)}
+    for r in present:
+        scope.file(r)  # a link, a FIFO: refused in one line
+    if len(present) < len(files):
+        absent = [r for r in files if r not in present]
+        complete = [e["episode_index"] for e, (r, *_) in zip(episodes, segments) if r in present]
+        shown_complete = (", ".join(map(str, complete[:20])) + (", ..." if len(complete) > 20 else "")) or "none"
         raw.findings.append(Finding("not-imported", f"video feature {shown(name)} is skipped: {len(absent)} of its "
-                                    f"{len({f for f, *_ in segments})} files are missing (first: {absent[0]})"))
+                                    f"{len(files)} files are missing (first: {absent[0]}); episodes whose videos are "
+                                    f"all there: {shown_complete} (select them: --episodes)"))
         return None
-    return VideoFrames(segments, tuple(int(d) for d in spec["shape"]), fps)
+    return VideoFrames([(scope.root / r, start, n) for r, start, n in segments], tuple(spec["shape"]), info["fps"],
+                       whole_files=version == "v2.1")
 
 
 def _fields(raw: Raw, observed: dict[str, Any], columns: dict[str, np.ndarray], starts: np.ndarray,
@@ -539,4 +669,4 @@ BACKEND = Peer("lerobot", "LeRobot datasets (a dataset folder): 2.1 and 3.0 read
                "the observation (a Dict where several), video features decoded with PyAV (written losslessly by "
                "default), tasks kept as text, no rewards unless next.reward. Needs the [robot] extra.",
                sniff, read, export, {"lossless": None, "h264": (0, 51), "av1": (0, 63)}, "lossless",
-               capabilities=Capabilities(exports=True, lossy=("h264", "av1")))
+               capabilities=Capabilities(exports=True, lossy=("h264", "av1"), selective=True))

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..arrays import ArrayLike, Concatenated, RowWindow, iter_blocks
-from ..errors import UnreadableError
+from ..errors import EpisodeIdClashError, UnreadableError
 from ..schema import field_name_problem, shown
 from .base import Capabilities, Finding, Raw
 
@@ -36,6 +36,32 @@ class Peer:
     capabilities: Capabilities = Capabilities(exports=True, composite_obs=False)
     #: where a name that is not a path leads (a Minari dataset id), or ``None``
     locate: Callable[[str], Any] = staticmethod(lambda name: None)
+
+
+def checked(value: Any, kind: type | tuple[type, ...], what: str, where: Any, low: float | None = None,
+            high: float | None = None) -> Any:
+    """``value`` from a peer's metadata, once it is of ``kind`` (``int`` excludes ``bool``) and, for a number,
+    within ``low``-``high``; a one-line ``UnreadableError`` naming ``what`` and the file ``where`` otherwise."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = " or ".join({int: "an integer", float: "a number", str: "a text", list: "a list", dict: "an object"}
+                        .get(k, k.__name__) for k in kinds)
+    if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
+        raise UnreadableError(f"{where}: {what} must be {names}, not {shown(str(value))[:80]}")
+    if isinstance(value, (int, float)) and not (np.isfinite(value) and (low is None or value >= low) and
+                                                (high is None or value <= high)):
+        raise UnreadableError(f"{where}: {what} is {value!r}, outside {low}-{high}")
+    return value
+
+
+def episode_id_clash(named: list[tuple[str, int]], where: Any) -> None:
+    """Refuse (E019) stored names that give one episode number twice (``demo_1`` and ``demo_01``): which one is
+    the episode cannot be told, and keeping either would drop the other silently."""
+    seen: dict[int, str] = {}
+    for name, number in named:
+        if number in seen:
+            raise EpisodeIdClashError(f"{where}: E019 episode-id-clash: {shown(seen[number])} and {shown(name)} are "
+                                      f"both episode {number}")
+        seen[number] = name
 
 
 #: The metadata key a peer export records itself under: ``{"format": ..., "synthesized": [...]}``.
