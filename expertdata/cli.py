@@ -18,7 +18,7 @@ from click.exceptions import NoArgsIsHelpError
 
 import numpy as np
 
-from . import formats, remote, spaces
+from . import formats, network, remote, spaces
 from .remote import OPTIONS_VARIABLE
 from .experts import BUILTIN
 from .experts import resolve as resolve_expert
@@ -90,6 +90,13 @@ class _Group(click.Group):
         except Terminated:
             click.echo("expertdata: terminated", err=True)
             _leave(Terminated.exit_code)
+        except Exception as exc:  # a bug of ours, not the input's: still one line (EXPERTDATA_DEBUG=1 shows where)
+            if os.environ.get("EXPERTDATA_DEBUG"):
+                raise
+            detail = printable(str(exc).splitlines()[0] if str(exc) else "")
+            click.echo(f"expertdata: error: internal error, {type(exc).__name__}: {detail[:300]} (please report it; "
+                       "EXPERTDATA_DEBUG=1 shows the traceback)", err=True)
+            sys.exit(2)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -107,12 +114,21 @@ def _leave(code: int) -> None:
               help='For datasets named by URL (s3://, https://, hf://, ...): fsspec\'s options as a JSON object, '
                    'such as \'{"anon": true}\' or \'{"endpoint_url": "http://localhost:9000"}\' (also '
                    'EXPERTDATA_STORAGE_OPTIONS).')
-def main(storage_options: str | None) -> None:
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help=f"For datasets named by URL: how long a connection may take to open or stay silent (default "
+                   f"{network.TIMEOUT:g}; also {network.TIMEOUT_VARIABLE}).")
+@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help=f"For datasets named by URL: how long one request may take in all, a server that trickles bytes "
+                   f"included (default {network.REQUEST_TIMEOUT:g}; also {network.REQUEST_TIMEOUT_VARIABLE}).")
+def main(storage_options: str | None, timeout: float | None, request_timeout: float | None) -> None:
     """Expert demonstrations (.npz, HDF5, Zarr; local or where they live): validate, convert, inspect, record,
     plot, train."""
     if storage_options is not None:
         os.environ[OPTIONS_VARIABLE] = storage_options
         remote.storage_options()  # refuses what is not a JSON object, in one line
+    for variable, value in ((network.TIMEOUT_VARIABLE, timeout), (network.REQUEST_TIMEOUT_VARIABLE, request_timeout)):
+        if value is not None:
+            os.environ[variable] = str(value)
 
 
 def _table(rows: Iterable[tuple[str, ...]]) -> str:

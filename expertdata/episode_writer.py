@@ -121,7 +121,9 @@ class EpisodeWriter:
         with load(self.path) as old:
             _compatible(dict(old.metadata), self.metadata, self.path)
             provenance = self.metadata.get("provenance") or {}
-            self.metadata = {**old.metadata, "lineage": list(old.metadata.get("lineage", [])) + [
+            # the old content's digests do not describe what the appended dataset will hold
+            kept = {k: v for k, v in old.metadata.items() if k not in ("digest", "episode_digests")}
+            self.metadata = {**kept, "lineage": list(old.metadata.get("lineage", [])) + [
                 {"operation": "append", "episodes_before": old.n_episodes, "time": provenance.get("time"),
                  "provenance": provenance}]}
             self.n_transitions, self.n_episodes = old.n_transitions, old.n_episodes
@@ -179,12 +181,12 @@ class EpisodeWriter:
                 self._sink.append(name, rows[name])
         else:
             self._memory.append(rows)
+        if self._sink is not None:  # counted once durable: a commit that fails (a full disk) finished nothing
+            self._sink.commit(self.n_transitions + len(episode["rewards"]), self.n_episodes + 1)
         self.n_transitions += len(episode["rewards"])
         self.n_episodes += 1
         self.n_new += 1
         self._images_written.clear()
-        if self._sink is not None:
-            self._sink.commit(self.n_transitions, self.n_episodes)
 
     def _in_memory(self) -> Dataset:
         return Dataset.from_arrays(self.metadata, None, **{k: np.concatenate([p[k] for p in self._memory])
@@ -215,8 +217,12 @@ class EpisodeWriter:
         if not self.n_new:
             return None
         if self._staged is not None:
-            with load(self._staged) as staged:
-                save(staged, self._target, overwrite=True, options=self._options)
+            try:
+                with load(self._staged) as staged:
+                    save(staged, self._target, overwrite=True, options=self._options)
+            except BaseException:  # a full disk: the finished episodes stay in the staging store, for convert
+                self.kept_at = self._staged
+                raise
             atomic.remove(self._staged)
         if self._target != self.path:
             if not complete:

@@ -51,14 +51,6 @@ class UnreadableError(ExpertDataError):
     exit_code = 2
 
 
-class OutsideError(ExpertDataError):
-    """A dataset would have its data read from outside it, or through a link (``E015``; exit 1): refused unless
-    the dataset is trusted."""
-
-    exit_code = 1
-    rule = "outside-reference"
-
-
 class CountMismatchError(UnreadableError):
     """A count that a peer's metadata declares (rows, frames, shards, samples, episode ids) differs from what is
     stored (``E018``; exit 2)."""
@@ -89,6 +81,13 @@ class InvalidDatasetError(ExpertDataError):
     def __init__(self, message: str, problems: tuple = ()) -> None:  # noqa: D107
         super().__init__(message)
         self.problems = problems
+
+
+class OutsideError(InvalidDatasetError):
+    """A dataset would have its data read from outside it, or through a link (``E015``; exit 1): refused unless
+    the dataset is trusted."""
+
+    rule = "outside-reference"
 
 
 class DigestMismatchError(ExpertDataError):

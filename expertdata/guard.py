@@ -260,5 +260,5 @@ def parse_yaml(text: str, label: Any, limit: int = MAX_METADATA_BYTES, depth: in
     try:
         return yaml.load(io.StringIO(text), Loader=Loader)  # noqa: S506 (a SafeLoader, stricter still)
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
-        raise UnreadableError(f"{label}: not readable YAML ({printable(str(exc).splitlines()[0] if str(exc) else '')})") \
-            from None
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise UnreadableError(f"{label}: not readable YAML ({printable(first)})") from None

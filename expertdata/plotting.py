@@ -177,11 +177,14 @@ def plot(datasets: Sequence[Dataset], out: Path | str, labels: Sequence[str] | N
     """Draw ``figure(datasets, labels)`` and write it to ``out`` atomically, in the format its suffix names
     (PNG, JPEG, SVG or PDF). An ``out`` that is a dataset plotted, or a folder, is refused."""
     out = Path(out)
-    inputs = [d.source for d in datasets if d.source != "<memory>"]
+    inputs = [i for d in datasets for i in d.inputs]
     atomic.check_destination(out, inputs, overwrite=True)
     fmt = FIGURE_FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise UsageError(f"{out}: a figure is written as {', '.join(FIGURE_FORMATS)}; name it so")
+    empty = [d.source for d in datasets if not d.n_transitions]
+    if empty:
+        raise UsageError(f"{empty[0]} holds no transitions: there is nothing to plot")
     fig = figure(datasets, labels)
     with atomic.destination(out, overwrite=True, inputs=inputs) as tmp:
         fig.savefig(tmp, format=fmt, dpi=100)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from . import formats, spaces
 from .dataset import Dataset
 from .episode_writer import EpisodeWriter
+from .storage import load
 from .errors import ExpertDataError, UsageError
 from .version import __version__
 
@@ -254,12 +255,26 @@ def with_format(path: str | Path) -> Path:
 
 
 def _what_was_kept(writer: EpisodeWriter, path: Path) -> str:
-    """What an interrupted or failed recording left, in words."""
+    """What an interrupted or failed recording left, in words: the finished episodes a reader will find (read
+    back, not counted as written: on a full disk the last may not have reached it), where, and, for episodes
+    left in a staging store, the command that finishes the dataset."""
     where = writer.kept_at or path
     if not writer.n_new:
         return "nothing was written" + (f"; {path} is unchanged" if path.exists() else "")
-    kept = f"the {writer.n_new} finished episode{'s' * (writer.n_new > 1)} are kept in {where}"
-    return kept + (f"; {path} is unchanged" if where != path else "")
+    found = 0
+    try:
+        with load(where) as kept:
+            found = kept.n_episodes - (writer.n_episodes - writer.n_new)  # the episodes there before are not new
+    except ExpertDataError:
+        pass
+    if found <= 0:
+        return f"none of the {writer.n_new} finished episodes could be read back from {where}"
+    kept = f"the {found} finished episode{'s' * (found > 1)} are kept in {where}"
+    if found < writer.n_new:
+        kept += f" ({writer.n_new - found} more finished but did not reach the disk)"
+    if where.name.startswith(".recording") and str(where).endswith(".zarr") and path.suffix != ".zarr":
+        kept += f"; finish it with: expertdata convert {where} {path}" + (" --overwrite" if path.exists() else "")
+    return kept + (f"; {path} is unchanged" if where != path and path.exists() else "")
 
 
 def generate_expert_traj(model: Any, save_path: str | Path | None = None, env: Any = None,
@@ -308,7 +323,10 @@ def generate_expert_traj(model: Any, save_path: str | Path | None = None, env: A
                 bar.update(1)
                 bar.set_postfix(mean_return=f"{np.mean(returns):.1f}")
         except BaseException as exc:
-            kept = writer.close(complete=False)
+            try:
+                kept = writer.close(complete=False)
+            except ExpertDataError:  # the finished episodes could not be written out; ``kept_at`` says where they are
+                kept = None
             if kept is not None:
                 kept.close()
             if save_path is not None:
@@ -317,4 +335,7 @@ def generate_expert_traj(model: Any, save_path: str | Path | None = None, env: A
                     raise type(exc)(f"{exc}; {note}") from exc
                 exc.recording_note = note  # for the command line's message on Ctrl-C or SIGTERM
             raise
-    return writer.close()
+    try:
+        return writer.close()
+    except ExpertDataError as exc:  # the end of a .npz written from its staging store: a full disk
+        raise type(exc)(f"{exc}; {_what_was_kept(writer, Path(save_path))}") from exc

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import guard
 from .errors import ExpertDataError, UnreadableError, UsageError, WriteError
+from .network import timeouts, with_limits
 
 if TYPE_CHECKING:
     from .formats import Raw
@@ -38,6 +40,18 @@ def is_url(path: Any) -> bool:
     return isinstance(path, str) and ("://" in path or "::" in path)
 
 
+def local_path(url: str) -> str | None:
+    """The local path a URL names where its last file system is this machine's (``file://...``, or a chain
+    ending in one, such as ``simplecache::file://...``): it is read as a local dataset, through the local readers'
+    checks (a link out of it refused), not through fsspec, which follows links. ``None`` for a remote URL."""
+    last = url.split("::")[-1]
+    if last.startswith("file://"):
+        return last[len("file://"):]
+    if "://" not in last and "::" in url:  # a chain ending in a bare path (simplecache::/data/x.zarr)
+        return last
+    return None
+
+
 def storage_options(given: dict[str, Any] | None = None) -> dict[str, Any]:
     """``given``, else the JSON object in ``EXPERTDATA_STORAGE_OPTIONS``, else none."""
     if given is not None:
@@ -46,11 +60,11 @@ def storage_options(given: dict[str, Any] | None = None) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        found = json.loads(text)
-    except ValueError:
-        raise UsageError(f"{OPTIONS_VARIABLE} must be a JSON object, not {text!r}") from None
+        found = guard.parse_json(text, OPTIONS_VARIABLE, limit=2**16, depth=8)
+    except ExpertDataError as exc:
+        raise UsageError(f"{OPTIONS_VARIABLE} must be a JSON object ({exc})") from None
     if not isinstance(found, dict):
-        raise UsageError(f"{OPTIONS_VARIABLE} must be a JSON object, not {text!r}")
+        raise UsageError(f"{OPTIONS_VARIABLE} must be a JSON object, not {text[:80]!r}")
     return found
 
 
@@ -61,8 +75,8 @@ def _filesystem(url: str, options: dict[str, Any]) -> tuple[Any, str]:
         raise UsageError(f"{url}: reading datasets where they live needs fsspec: pip install "
                          "\"expertdata[remote]\"") from None
     try:
-        return fsspec.core.url_to_fs(url, **options)
-    except (ImportError, ValueError) as exc:
+        return fsspec.core.url_to_fs(url, **with_limits(url, options))
+    except (ImportError, ValueError, TypeError) as exc:
         raise UsageError(f"{url}: {exc}") from None
 
 
@@ -77,7 +91,11 @@ def failure(url: str, exc: BaseException) -> ExpertDataError:
     status = getattr(exc, "status", None)
     if status in (401, 403):
         return UnreadableError(f"{url}: access denied ({status}): check the credentials or storage options")
-    if isinstance(exc, (ConnectionError, OSError, TimeoutError)) or "Connect" in type(exc).__name__:
+    if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
+        silent, whole = timeouts()
+        return UnreadableError(f"{url}: the server did not answer in time (silent for {silent:g} s, or a request over "
+                               f"{whole:g} s; --timeout and --request-timeout set them)")
+    if isinstance(exc, (ConnectionError, OSError)) or "Connect" in type(exc).__name__:
         return UnreadableError(f"{url}: cannot connect ({type(exc).__name__}: {exc})")
     return UnreadableError(f"{url}: {type(exc).__name__}: {exc}")
 
@@ -88,8 +106,9 @@ def open_raw(path: Any, format: str | None = None, trusted: bool = False,
     those, where the backend can), a URL through ``read_raw`` here."""
     from . import formats
 
-    if not is_url(path):
-        return formats.read_raw(path, format, trusted, episodes)
+    local = local_path(path) if is_url(path) else path
+    if local is not None:
+        return formats.read_raw(local, format, trusted, episodes)
     if format not in (None, "zarr", "hdf5", "npz", "zarr-zip"):
         raise UsageError(f"{path}: peer formats are read from local copies; download it first")
     return read_raw(path, options)
@@ -139,17 +158,35 @@ def download(url: str, options: dict[str, Any]) -> Path:
         info = fs.info(path)
     except Exception as exc:
         raise failure(url, exc) from None
-    stamp = json.dumps([url, info.get("size"), str(info.get("LastModified") or info.get("mtime") or
-                                                   info.get("ETag") or "")])
+    size = info.get("size")
+    if not isinstance(size, int) or size < 0:
+        raise UnreadableError(f"{url}: the server does not say how large it is; a file is downloaded only to the size "
+                              "announced (download it yourself, then read the copy)")
+    stamp = json.dumps([url, size, str(info.get("LastModified") or info.get("mtime") or info.get("ETag") or "")])
     target = cache_folder() / hashlib.sha256(stamp.encode()).hexdigest()[:24] / Path(path.rstrip("/")).name
     if not target.is_file():
         print(f"expertdata: downloading {url} to the cache ({target.parent})", file=sys.stderr)
-        with atomic.destination(target, overwrite=True) as tmp:
+        with atomic.destination(target, overwrite=True) as tmp:  # a failed download leaves nothing behind
             try:
-                fs.get_file(path, str(tmp))
+                _copy(fs, path, tmp, size, url)
             except Exception as exc:
                 raise failure(url, exc) from None
     return target
+
+
+def _copy(fs: Any, path: str, target: Path, size: int, url: str) -> None:
+    """Copy ``size`` bytes from ``path`` into ``target`` in blocks; a body that runs past its announced size, or
+    stops short of it, is refused."""
+    block, written = 8 * 2**20, 0
+    with fs.open(path, "rb", block_size=block) as source, open(target, "wb") as out:
+        while written <= size:
+            chunk = source.read(min(block, size + 1 - written))
+            if not chunk:
+                break
+            written += len(chunk)
+            out.write(chunk)
+    if written != size:
+        raise UnreadableError(f"{url}: {written:,} bytes came of the {size:,} announced")
 
 
 def upload(folder: Path, url: str, options: dict[str, Any] | None, overwrite: bool) -> None:

@@ -44,7 +44,7 @@ def _numbers(a: np.ndarray) -> Any:
 def _array(value: Any, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     values = np.asarray(value if isinstance(value, list) else [value], dtype=object)
     out = np.array([float(v) for v in values.ravel()], dtype=np.float64)
-    return (np.broadcast_to(out, shape) if out.size == 1 else out.reshape(shape)).astype(dtype)
+    return (np.full(shape, out[0]) if out.size == 1 else out.reshape(shape)).astype(dtype)
 
 
 def to_json(space: Any) -> dict:
@@ -211,8 +211,10 @@ def row_dtype(spec: dict) -> np.dtype:
 def bounds(spec: dict) -> tuple[np.ndarray, np.ndarray]:
     """Inclusive (low, high) per entry of a row, for every kind of space."""
     kind, shape = spec["type"], row_shape(spec)
-    if kind == "Box":  # through the space's dtype: 4.8 in JSON bounds float32 rows at float32's 4.8
-        return tuple(_array(spec[key], shape, "f8").astype(spec["dtype"]).astype("f8") for key in ("low", "high"))
+    if kind == "Box":  # through a float dtype: 4.8 in JSON bounds float32 rows at float32's 4.8 (an integer dtype's
+        # limits, int64's among them, are kept in float64, where the rows are compared: cast back, they would wrap)
+        through = np.dtype(spec["dtype"]) if np.dtype(spec["dtype"]).kind == "f" else np.dtype("f8")
+        return tuple(_array(spec[key], shape, "f8").astype(through).astype("f8") for key in ("low", "high"))
     if kind == "Discrete":
         start = int(spec.get("start", 0))
         return np.full(shape, start), np.full(shape, start + int(spec["n"]) - 1)

@@ -38,7 +38,8 @@ def load(path: Path | str, format: str | None = None, trusted: bool = False,
         if strict and skipped:
             raise UnreadableError(f"{path}: {skipped[0].one_line()} (strict: nothing is skipped)")
         raise_for(str(path), found)
-        inputs = (str(path) if remote.is_url(path) else str(formats.locate(path)),)
+        local = remote.local_path(str(path)) if remote.is_url(path) else path
+        inputs = (str(path) if local is None else str(formats.locate(local)),)
         dataset = Dataset(raw.fields, raw.metadata, raw.root, str(path), raw.format, raw.closer, raw.storage, trusted,
                           tuple(p.one_line() for p in found), inputs, as_recorded=not raw.selected)
     except ExpertDataError:

@@ -75,13 +75,24 @@ def test_a_damaged_record_is_missing_data_that_is_never_read_silently(copy):
         episodes(copy)
 
 
-def test_a_record_claiming_more_bytes_than_the_file_is_read_no_further(copy):
+def test_a_damaged_length_before_other_records_is_missing_data_not_a_kill(copy):
+    """A record that claims more bytes than the file holds was cut by a kill only if it is the last: one whose
+    length field is damaged, with the other records after it, loses them, and says so (E016)."""
     at = journal_of(copy)
     data = bytearray(at.read_bytes())
     first = record_offsets(at)[0]
     data[first + 4:first + 12] = (2**60).to_bytes(8, "little")
     at.write_bytes(bytes(data))
-    assert episodes(copy) == 0
+    assert rules(copy) == ["E016"]
+    with pytest.raises(expertdata.UnreadableError, match=f"its journal is damaged at byte {first:,}"):
+        episodes(copy)
+
+
+def test_a_journal_that_is_a_fifo_is_refused_not_waited_on(copy):
+    at = journal_of(copy)
+    at.unlink()
+    os.mkfifo(at)
+    assert rules(copy) == ["E016"]
 
 
 def test_a_journal_left_by_another_dataset_is_never_read(copy, tmp_path):
@@ -116,7 +127,7 @@ def test_the_journal_format_round_trips_in_isolation(tmp_path):
     writer.append((0, 0), (2, 1), {"a": [np.ones((2, 2), np.float32)], "b": [np.array([7, 8])]})
     writer.append((2, 1), (3, 2), {"a": [np.zeros((1, 2), np.float32)], "b": [np.array([9])]})
     writer.close()
-    reached, rows, problem = journal.read(tmp_path / "j", "token", layout, (0, 0))
+    reached, rows, problem = journal.read(open(tmp_path / "j", "rb"), "token", layout, (0, 0))
     assert reached == (3, 2) and problem == "" and rows["b"].tolist() == [7, 8, 9]
-    assert journal.read(tmp_path / "j", "token", layout, (2, 1))[1]["b"].tolist() == [9]
-    assert journal.read(tmp_path / "j", "other", layout, (0, 0))[0] == (0, 0)
+    assert journal.read(open(tmp_path / "j", "rb"), "token", layout, (2, 1))[1]["b"].tolist() == [9]
+    assert journal.read(open(tmp_path / "j", "rb"), "other", layout, (0, 0))[0] == (0, 0)

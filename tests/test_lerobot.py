@@ -63,7 +63,8 @@ def _one_episode(tmp_path, extra_rows=0):
 
         table = pa.concat_tables([table, table.slice(table.num_rows - extra_rows)])
     info = json.loads((V21 / "meta" / "info.json").read_text())
-    (folder / "meta" / "info.json").write_text(json.dumps({**info, "total_episodes": 1, "total_frames": table.num_rows}))
+    info.update(total_episodes=1, total_frames=table.num_rows)
+    (folder / "meta" / "info.json").write_text(json.dumps(info))
     (folder / "data" / "chunk-000").mkdir(parents=True)
     pq.write_table(table, folder / "data" / "chunk-000" / "episode_000001.parquet")
     (folder / "meta" / "episodes.jsonl").write_text(json.dumps(

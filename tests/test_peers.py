@@ -307,7 +307,7 @@ def test_a_minari_file_linked_out_of_its_folder_is_refused_unless_trusted(tmp_pa
     (tmp_path / "linked-v0" / "data").mkdir(parents=True)
     for name in ("metadata.json", "main_data.hdf5"):
         (tmp_path / "linked-v0" / "data" / name).symlink_to(tmp_path / "elsewhere-v0" / "data" / name)
-    with pytest.raises(UnreadableError, match="E015 outside-reference"):
+    with pytest.raises(expertdata.InvalidDatasetError, match="E015 outside-reference"):
         expertdata.load(tmp_path / "linked-v0")
     with expertdata.load(tmp_path / "linked-v0", trusted=True) as data:
         assert data.n_episodes == 10

@@ -19,7 +19,11 @@ TRAIN = "bridge_dataset-train.tfrecord-00000-of-00001"
 def test_bridge_reads_episodes_images_language_and_splits(tmp_path):
     from PIL import Image
 
-    first = rlds._example(BRIDGE / TRAIN, *rlds.records(BRIDGE / TRAIN)[0])
+    from expertdata import guard
+
+    scope = guard.Scope(BRIDGE)
+    stored = rlds._example(scope, BRIDGE / TRAIN, *rlds.records(scope, BRIDGE / TRAIN)[0])
+    first = {key: list(getattr(value, value.WhichOneof("kind")).value) for key, value in stored.items()}
     with expertdata.load(BRIDGE) as data:
         assert data.format == "rlds" and (data.n_episodes, data.n_transitions) == (50, 500)
         assert data.episodes.lengths.tolist() == [10] * 50

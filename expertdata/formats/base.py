@@ -14,11 +14,14 @@ import numpy as np
 
 from .. import guard
 from ..arrays import ArrayLike
-from ..errors import UnreadableError, UsageError
+from ..errors import UsageError
 
 #: Default chunk size along the rows: large enough that per-chunk overhead vanishes (2 MB chunks made
 #: Zarr writes three times slower here), small enough that a shuffle buffer holds many chunks.
 CHUNK_BYTES = 8 * 2**20
+#: A stored chunk may decompress to at most this many bytes: a larger one, which a few compressed bytes can claim,
+#: is not read (a chunk is decompressed whole, whatever rows are asked for).
+MAX_CHUNK_BYTES = 256 * 2**20
 #: Name under which metadata is stored (npz member, HDF5 attribute, Zarr attribute).
 METADATA_KEY = "expertdata_metadata"
 #: Attribute naming the numpy dtype of a text array stored as UTF-32 code points.
@@ -243,6 +246,16 @@ def metadata_to_json(metadata: dict[str, Any]) -> str:
         return json.dumps(metadata, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"metadata must be plain JSON (no NaN, no objects): {exc}") from None
+
+
+def oversized(chunks: tuple[int, ...] | None, dtype: Any) -> Finding | None:
+    """The finding for chunks larger than ``MAX_CHUNK_BYTES``, or ``None``."""
+    if not chunks:
+        return None
+    size = int(np.prod(chunks, dtype=object)) * np.dtype(dtype).itemsize
+    if size <= MAX_CHUNK_BYTES:
+        return None
+    return Finding("unreadable", f"its chunks hold {size:,} bytes each; at most {MAX_CHUNK_BYTES:,} are decompressed")
 
 
 def metadata_from_json(text: Any, path: Path | str) -> Any:

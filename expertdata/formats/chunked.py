@@ -23,6 +23,7 @@ import numpy as np
 from ..arrays import Appended, ArrayLike, RowWindow, TextView, text_to_codes
 from ..errors import UsageError
 from ..schema import field_name_problem, field_per, shown
+from .. import guard
 from . import journal
 from .base import METADATA_KEY, TEXT_DTYPE_KEY, Finding, Raw, WriteOptions, metadata_to_json
 
@@ -114,8 +115,9 @@ def add_journal(raw: Raw, at: Path, token: str | None, stored: dict[str, ArrayLi
         return
     mark = raw.committed
     try:
-        reached, tail, problem = journal.read(at, token, _layout(stored), mark)
-    except OSError as exc:
+        reached, tail, problem = journal.read(guard.Scope(at.parent, trusted).open(at.name), token, _layout(stored),
+                                              mark)
+    except (OSError, guard.ExpertDataError) as exc:
         reached, tail, problem = mark, {}, f"its journal cannot be read ({exc})"
     if problem:
         raw.findings.append(Finding("missing-data", f"episodes committed after episode {reached[1]:,} are lost: "
@@ -194,7 +196,7 @@ class ChunkedSink:
         self._filled = {name: stored[0] if per.get(name, "step") == "step" else stored[1] for name in self._arrays}
         if self._journal_at is not None and os.path.lexists(self._journal_at):
             if stored != (transitions, episodes) and token is not None:
-                reached, rows, _ = journal.read(self._journal_at, token, _layout(self._arrays), stored)
+                reached, rows, _ = journal.read(open(self._journal_at, "rb"), token, _layout(self._arrays), stored)
                 for name, block in rows.items():
                     self._append_rows(name, block)
                 self._mark(*reached)

@@ -54,6 +54,7 @@ def read(path: Path, trusted: bool = False) -> Raw:
 def _derive(raw: Raw, path: Path) -> None:
     """Episodes, returns and final observations of a D4RL file someone else wrote."""
     require(raw, path, "D4RL", "obs", "actions", "rewards")
+    require(raw, path, "D4RL", *[n for n in ("terminated", "truncated", "next_observations") if n in raw.withheld])
     flags = [n for n in ("terminated", "truncated") if n in raw.fields]
     if not flags:
         raise UnreadableError(f"{path}: a D4RL file without 'terminals' or 'timeouts': its episodes cannot be told "

@@ -18,7 +18,7 @@ import numpy as np
 import zarr
 
 from ..arrays import iter_blocks
-from ..errors import UnreadableError, UsageError
+from ..errors import CountMismatchError, UnreadableError, UsageError
 from ..schema import shown
 from . import zarr as ours_zarr
 from .base import METADATA_KEY, Capabilities, Raw, Whole, WriteOptions, metadata_to_json
@@ -55,13 +55,17 @@ def _derive(raw: Raw, path: Path, ours: bool) -> None:
         missing = raw.coverage[name](raw.fields[name].shape[0]) if raw.fields[name].shape else None
         if missing is not None:
             raise UnreadableError(f"{path}: {shown(name)}: {missing[0]:,} of its chunks are not stored")
-    ends = np.asarray(raw.fields.pop("meta/episode_ends")[:])
-    raw.storage.pop("meta/episode_ends", None)
     data = sorted(n[5:] for n in raw.fields if n.startswith("data/"))
     rows = {raw.fields[f"data/{n}"].shape[0] if raw.fields[f"data/{n}"].shape else -1 for n in data}
     if len(rows) != 1:
         raise UnreadableError(f"{path}: the arrays under 'data/' differ in length ({sorted(rows)})")
     n = rows.pop()
+    claimed = raw.fields["meta/episode_ends"].shape
+    if len(claimed) != 1 or claimed[0] > n:  # checked before it is read: a header may claim billions of ends
+        raise CountMismatchError(f"{path}: E018 count-mismatch: 'meta/episode_ends' claims {claimed} ends for "
+                                 f"{n:,} steps (at most one per step)")
+    ends = np.asarray(raw.fields.pop("meta/episode_ends")[:])
+    raw.storage.pop("meta/episode_ends", None)
     if ends.ndim != 1 or ends.dtype.kind not in "iu" or len(ends) == 0 or np.any(np.diff(ends) < 1) or \
             ends[0] < 1 or ends[-1] != n:
         raise UnreadableError(f"{path}: 'meta/episode_ends' must increase and end at the data's {n:,} rows")
@@ -106,7 +110,8 @@ def export(dataset: Whole, metadata: dict, path: Path, options: WriteOptions) ->
         key = {"obs": "obs", "actions": "action"}.get(name, name)
         rows = max(1, min(array.shape[0], options.rows_per_chunk(np.dtype(array.dtype), tuple(array.shape[1:]))))
         target = group.create_array(f"{where}/{key}", shape=array.shape, dtype=array.dtype,
-                                    chunks=(rows,) + tuple(array.shape[1:]), compressors=compressor)
+                                    chunks=(rows,) + tuple(array.shape[1:]), compressors=compressor,
+                                    config={"write_empty_chunks": True})  # an all-False flag is stored, not implied
         begin = 0
         for block in iter_blocks(array, label=f"{dataset.source}: field {shown(name)}"):
             target[begin:begin + len(block)] = block

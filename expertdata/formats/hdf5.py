@@ -18,7 +18,8 @@ from ..arrays import ArrayLike, Guarded
 from ..atomic import remove, replace, temporary
 from ..errors import UnreadableError
 from ..schema import shown
-from .base import COMMIT_KEY, METADATA_KEY, Capabilities, Coverage, Finding, Raw, WriteOptions, metadata_from_json
+from .base import (COMMIT_KEY, METADATA_KEY, Capabilities, Coverage, Finding, Raw, WriteOptions, metadata_from_json,
+                   oversized)
 from .chunked import ChunkedSink, add_journal, as_read, commit_mark, journal_of, missing_chunks
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -93,12 +94,12 @@ def _open(path: Path) -> h5py.File:
     written: up to its last commit mark, which lies within the bytes written."""
     try:
         return h5py.File(path, "r")
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # h5py raises RuntimeError for some damaged superblocks
         if not _left_by_streaming_writer(path):
             raise UnreadableError(f"{path}: not a readable HDF5 file ({exc})") from None
     try:
         return h5py.File(path, "r", swmr=True)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         raise UnreadableError(f"{path}: not a readable HDF5 file ({exc})") from None
 
 
@@ -125,7 +126,7 @@ def _link_outside(f: h5py.File, path: str, depth: int = 0) -> str | None:
     return None
 
 
-def _outside(ds: h5py.Dataset) -> str | None:
+def outside(ds: h5py.Dataset) -> str | None:
     """How a dataset's data would come from outside its file, if it would."""
     if ds.external:
         return f"its data is stored in external files ({', '.join(str(e[0]) for e in ds.external)[:200]})"
@@ -209,9 +210,14 @@ def read(path: Path | str, trusted: bool = False, remote: Any = None) -> Raw:
 
     try:
         for name, obj in _datasets(f, trusted, raw):
-            why = None if trusted else _outside(obj)
+            why = None if trusted else outside(obj)
             if why:
                 raw.findings.append(Finding("outside-reference", why, name))
+                raw.withheld.add(name)
+                continue
+            large = oversized(obj.chunks, obj.dtype)
+            if large is not None:
+                raw.findings.append(Finding(large.rule, large.message, name))
                 raw.withheld.add(name)
                 continue
             stored[name] = _Rows(obj)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..arrays import Gathered, iter_blocks
-from ..errors import UnreadableError, UsageError
+from ..errors import CountMismatchError, UnreadableError, UsageError
 from ..schema import shown
 from . import npz
 from .base import Finding, Raw, Whole, WriteOptions
@@ -58,6 +58,9 @@ def _split(raw: Raw, path: Path, ours: bool) -> None:
     """Observations and final observations apart; episodes, returns and extras where someone else wrote it."""
     require(raw, path, "imitation", "obs", "actions", "indices")
     obs, n = raw.fields["obs"], raw.fields["actions"].shape[0]
+    if len(raw.fields["indices"].shape) != 1 or raw.fields["indices"].shape[0] >= max(n, 1):
+        raise CountMismatchError(f"{path}: E018 count-mismatch: 'indices' claims {raw.fields['indices'].shape} "
+                                 f"trajectory starts for {n:,} actions")
     indices = np.asarray(raw.fields.pop("indices")[:])
     raw.storage.pop("indices", None)
     bounds = np.concatenate([[0], indices, [n]]) if indices.ndim == 1 and indices.dtype.kind in "iu" else None

@@ -19,8 +19,11 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+
+from .. import guard
 
 MAGIC = b"expertdata journal 1\n"
 RECORD = b"EDJR"
@@ -85,7 +88,7 @@ class Journal:
 
 
 def _header_of(text: bytes) -> tuple[str, Layout]:
-    header = json.loads(text)
+    header = guard.parse_json(text, "its journal's header", limit=MAX_HEADER_BYTES)
     return str(header["token"]), _little({name: (dtype, shape) for name, dtype, shape in header["fields"]})
 
 
@@ -104,18 +107,19 @@ def _rows(body: bytes, layout: Layout) -> dict[str, np.ndarray] | None:
     return rows
 
 
-def read(path: Path, token: str, layout: Layout,
+def read(handle: BinaryIO, token: str, layout: Layout,
          mark: tuple[int, int]) -> tuple[tuple[int, int], dict[str, np.ndarray], str]:
     """The commits recorded after ``mark`` in the journal at ``path``: the mark they bring the store to,
     each field's rows after ``mark``, and a problem found (``""`` when none). A journal with another
     ``token`` belongs to another dataset and is not read (no problem). Records up to ``mark`` are
     skipped; reading stops at the first record that does not follow on. A record cut short or failing its
     CRC at the end of the file is a commit that never returned and is not a problem; one before the end
-    is. Nothing is allocated beyond the file's own size."""
+    is, and so is a record whose length runs past the end while another record follows it (its length field
+    damaged, not a kill). Nothing is allocated beyond the file's own size."""
     expected = _little(layout)
     tail: dict[str, list[np.ndarray]] = {name: [] for name in layout}
     reached, problem = mark, ""
-    with open(path, "rb") as f:
+    with handle as f:
         size = os.fstat(f.fileno()).st_size
         if f.read(len(MAGIC)) != MAGIC:
             return mark, {}, "its journal does not start as one"
@@ -124,7 +128,7 @@ def read(path: Path, token: str, layout: Layout,
             return mark, {}, "its journal's header is longer than the file"
         try:
             written_for, stored = _header_of(f.read(text_bytes))
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, guard.ExpertDataError):
             return mark, {}, "its journal's header is not a layout of fields"
         if written_for != token:
             return mark, {}, ""
@@ -135,7 +139,9 @@ def read(path: Path, token: str, layout: Layout,
             head = f.read(_HEAD.size)
             magic, length, t0, e0, t1, e1 = _HEAD.unpack(head)
             whole = magic == RECORD and _HEAD.size + _COUNT.size * len(stored) + _CRC.size <= length
-            if whole and length > size - start:  # cut short by a kill
+            if whole and length > size - start:  # cut short by a kill, unless a record follows (a damaged length)
+                if RECORD in f.read(size - f.tell()):
+                    problem = f"its journal is damaged at byte {start:,} (a record's length)"
                 break
             body = f.read(length - _HEAD.size) if whole else b""
             crc = zlib.crc32(body[:-_CRC.size], zlib.crc32(head))

@@ -107,8 +107,9 @@ def template(text: str, allowed: Sequence[str], where: Any, **values: Any) -> st
         if name is None:
             continue
         if name not in allowed or conversion or not _SPEC.fullmatch(spec or ""):
-            raise UnreadableError(f"{where}: {shown(text)} holds {shown('{' + name + (':' + spec if spec else '') + '}')}"
-                                  f"; a template names {', '.join(allowed)}, formatted at most as {{name:099d}}")
+            field = shown("{" + name + (":" + spec if spec else "") + "}")
+            raise UnreadableError(f"{where}: {shown(text)} holds {field}; a template names {', '.join(allowed)}, "
+                                  "formatted at most as {name:099d}")
     if not values:
         return text
     filled = text.format(**values)

@@ -28,11 +28,11 @@ import numpy as np
 from ..arrays import ArrayLike, Concatenated
 from ..atomic import final_name
 from ..errors import UnreadableError, UsageError
-from .. import spaces
-from ..schema import MAX_METADATA_BYTES, field_per, is_image, shown
+from .. import guard, spaces
+from ..schema import field_per, is_image, shown
 from . import hdf5, minari_arrow
 from .base import METADATA_KEY, Capabilities, Raw, Whole, WriteOptions, metadata_from_json, metadata_to_json
-from .peer import PEER_KEY, Peer, declare_extras, episode_sums, take_peer_note
+from .peer import PEER_KEY, Peer, checked, declare_extras, episode_id_clash, episode_sums, take_peer_note
 from .peer import joined as join_episodes
 
 STEP_KEYS = {"actions": "actions", "rewards": "rewards", "terminations": "terminated", "truncations": "truncated"}
@@ -68,18 +68,8 @@ def sniff(path: Path) -> bool:
     return folder is not None and ((folder / "main_data.hdf5").is_file() or bool(minari_arrow.episode_folders(folder)))
 
 
-def _metadata(folder: Path) -> dict[str, Any]:
-    file = folder / "metadata.json"
-    if file.stat().st_size > MAX_METADATA_BYTES:
-        raise UnreadableError(f"{file}: {file.stat().st_size:,} bytes of metadata; at most {MAX_METADATA_BYTES:,} "
-                              "are read")
-    try:
-        meta = json.loads(file.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UnreadableError(f"{file}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise UnreadableError(f"{file}: not a JSON object")
-    return meta
+def _metadata(scope: guard.Scope, folder: Path) -> dict[str, Any]:
+    return checked(scope.json(folder / "metadata.json"), dict, "its metadata", folder / "metadata.json")
 
 
 def _space(meta: dict[str, Any], key: str, folder: Path) -> dict | None:
@@ -87,8 +77,9 @@ def _space(meta: dict[str, Any], key: str, folder: Path) -> dict | None:
     text = meta.get(key)
     if text is None:
         return None
+    parsed = guard.parse_json(text, f"{folder}: metadata {key!r}") if isinstance(text, str) else text
     try:
-        spec = spaces.to_json(_gymnasium_space(json.loads(text) if isinstance(text, str) else text, 0))
+        spec = spaces.to_json(_gymnasium_space(parsed, 0))
         spaces.check_json(spec)
         return spec
     except (UsageError, spaces.SpaceError) as exc:
@@ -141,9 +132,10 @@ def minari_paths(spec: dict | None) -> dict[str, str]:
 
 def _env(meta: dict[str, Any]) -> dict[str, Any]:
     try:
-        spec = json.loads(meta["env_spec"]) if isinstance(meta.get("env_spec"), str) else {}
-    except ValueError:
+        spec = guard.parse_json(meta["env_spec"], "env_spec") if isinstance(meta.get("env_spec"), str) else {}
+    except guard.ExpertDataError:
         spec = {}
+    spec = spec if isinstance(spec, dict) else {}
     return {k: v for k, v in {"env_id": spec.get("id"), "max_episode_steps": spec.get("max_episode_steps")}.items()
             if isinstance(v, (str, int)) and not isinstance(v, bool)}
 
@@ -152,25 +144,24 @@ def read(path: Path, trusted: bool = False) -> Raw:
     folder = _data_folder(path)
     if folder is None:
         raise UnreadableError(f"{path}: not a Minari dataset (no data/metadata.json)")
-    for name in ("metadata.json", "main_data.hdf5"):
-        if not trusted and (folder / name).is_symlink():
-            raise UnreadableError(f"{path}: E015 outside-reference: {name} is a symbolic link "
-                                  f"({os.path.realpath(folder / name)}); pass trusted=True to read it anyway")
-    meta = _metadata(folder)
+    scope = guard.Scope(path, trusted)
+    scope.folder(folder)  # data/ itself a link: refused
+    meta = _metadata(scope, folder)
     observation_space, action_space = (_space(meta, key, folder) for key in ("observation_space", "action_space"))
     backend = meta.get("data_format", "hdf5")
     if backend == "hdf5":
-        raw = hdf5.read(folder / "main_data.hdf5", trusted)
-        seeds = _hdf5_seeds(folder / "main_data.hdf5")
+        file = scope.file(folder / "main_data.hdf5")
+        raw = hdf5.read(file, trusted)
+        seeds = _hdf5_seeds(file)
     elif backend == "arrow":
         if spaces.is_composite(observation_space):
             raise UsageError(f"{path}: a {observation_space['type']} observation space in Minari's Arrow backend "
                              "(nested struct columns) is not read yet; its HDF5 backend is")
         stored = metadata_from_json(meta[METADATA_KEY], folder) if METADATA_KEY in meta else {}
         shapes = (stored.get(PEER_KEY) or {}).get("row_shapes", {}) if isinstance(stored, dict) else {}
-        raw = minari_arrow.read(folder, observation_space, action_space, trusted, shapes)
+        raw = minari_arrow.read(scope, folder, observation_space, action_space, shapes)
         raw.metadata = stored
-        seeds = minari_arrow.seeds(folder)
+        seeds = minari_arrow.seeds(scope, folder)
     else:
         raise UnreadableError(f"{path}: a Minari dataset stored as {shown(str(backend))}; its HDF5 and Arrow "
                               "backends are read")
@@ -197,19 +188,25 @@ def read(path: Path, trusted: bool = False) -> Raw:
 def _hdf5_seeds(file: Path) -> Callable[[list[int]], list[Any]]:
     def seeds(ids: list[int]) -> list[Any]:
         with h5py.File(file, "r") as f:
-            return [f[f"episode_{i}"].attrs.get("seed") for i in ids]
+            names = {int(_EPISODE.fullmatch(k)[1]): k for k in f.keys() if _EPISODE.fullmatch(k)}
+            return [f[names[i]].attrs.get("seed") if isinstance(f.get(names[i], getlink=True), h5py.HardLink)
+                    else None for i in ids]
     return seeds
 
 
 def _by_episode(raw: Raw, path: Path) -> dict[int, dict[str, ArrayLike]]:
-    """Every stored array, by episode id and name within the episode; anything else is refused."""
+    """Every stored array, by episode id and name within the episode; anything else is refused, and so are two
+    groups that give one episode number (``episode_3``, ``episode_0003``: E019)."""
     found: dict[int, dict[str, ArrayLike]] = {}
+    groups: dict[str, int] = {}
     for name, array in raw.fields.items():
         group, _, key = name.partition("/")
         match = _EPISODE.fullmatch(group)
         if match is None or not key:
             raise UnreadableError(f"{path}: {shown(name)} is not inside an episode group")
+        groups[group] = int(match[1])
         found.setdefault(int(match[1]), {})[key] = array
+    episode_id_clash(sorted(groups.items(), key=lambda g: (g[1], g[0])), path)
     return dict(sorted(found.items()))
 
 

@@ -14,9 +14,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import guard, spaces
 from ..errors import UnreadableError, UsageError
-from .. import spaces
 from .base import Finding, Raw
+from .peer import episode_id_clash
 
 PADDED = ("actions", "rewards", "terminations", "truncations")
 #: Where our fields that Minari has no name for are kept (as in the HDF5 backend's episode groups).
@@ -35,9 +36,86 @@ def _pyarrow() -> Any:
     return pyarrow
 
 
-def episode_folders(folder: Path) -> list[tuple[int, Path]]:
-    """The episode folders of an Arrow dataset, by episode id."""
-    return sorted((int(p.name), p) for p in folder.iterdir() if p.name.isdigit() and len(p.name) <= 12 and p.is_dir())
+def episode_folders(folder: Path, scope: guard.Scope | None = None) -> list[tuple[int, Path]]:
+    """The episode folders of an Arrow dataset, by episode id; two folders naming one id (``3``, ``03``) are
+    refused (E019), and so is a folder that is a link (through ``scope``, when given)."""
+    found = sorted((int(p.name), p) for p in (scope.entries(folder) if scope else folder.iterdir())
+                   if p.name.isdigit() and len(p.name) <= 12 and (p.is_dir() or p.is_symlink()))
+    if scope is not None:
+        episode_id_clash([(p.name, id_) for id_, p in found], folder)
+        for _, p in found:
+            scope.folder(p)
+    return found
+
+
+#: What an IPC record batch's buffers may decompress to, at most, against the file's bytes (and a MiB).
+MAX_UNPACKED_RATIO = 1032
+
+
+def _u32(data: memoryview, at: int) -> int:
+    return int.from_bytes(data[at:at + 4], "little")
+
+
+def _table_field(data: memoryview, table: int, index: int) -> int | None:
+    """Where field ``index`` of the flatbuffer table at ``table`` is, or ``None`` when it is absent."""
+    vtable = table - int.from_bytes(data[table:table + 4], "little", signed=True)
+    size = int.from_bytes(data[vtable:vtable + 2], "little")
+    if 4 + 2 * index >= size:
+        return None
+    offset = int.from_bytes(data[vtable + 4 + 2 * index:vtable + 6 + 2 * index], "little")
+    return table + offset if offset else None
+
+
+def _unpacked_bytes(message: Any, body: Any) -> int:
+    """What a record batch message's body holds once decompressed, read from the message's flatbuffer (Arrow's
+    ``Message`` -> ``RecordBatch``: its ``buffers`` and ``compression``) and, where compressed, the length each
+    buffer's first 8 bytes declare, without decompressing anything."""
+    data = memoryview(message.metadata.to_pybytes())
+    root = _u32(data, 0)
+    header = _table_field(data, root, 2)
+    if header is None:
+        return 0
+    batch = header + _u32(data, header)
+    buffers_at = _table_field(data, batch, 2)
+    compressed = _table_field(data, batch, 3) is not None
+    if buffers_at is None or not compressed:
+        return int(message.body.size) if message.body is not None else 0
+    vector = buffers_at + _u32(data, buffers_at)
+    total, raw = 0, memoryview(body)
+    for i in range(_u32(data, vector)):
+        entry = vector + 4 + 16 * i
+        offset, length = (int.from_bytes(data[entry + k:entry + k + 8], "little", signed=True) for k in (0, 8))
+        if length <= 0:
+            continue
+        if offset < 0 or offset + 8 > len(raw):
+            raise ValueError("a buffer lies outside its message's body")
+        declared = int.from_bytes(raw[offset:offset + 8], "little", signed=True)
+        total += length - 8 if declared == -1 else declared
+    return total
+
+
+def _checked_table(pa: Any, file: Path) -> Any:
+    """The Arrow IPC file's table, memory-mapped, once every record batch's decompressed size is known to be in
+    proportion to the file (a compressed batch could otherwise claim gigabytes), then validated in full."""
+    source = pa.memory_map(str(file))
+    size = source.size()
+    reader = pa.ipc.MessageReader.open_stream(pa.py_buffer(source.read_buffer(size))[8:])
+    unpacked = 0
+    while True:
+        try:
+            message = reader.read_next_message()
+        except StopIteration:
+            break
+        if message is None:
+            break
+        if message.type == "record batch":
+            unpacked += _unpacked_bytes(message, message.body)
+            if unpacked > MAX_UNPACKED_RATIO * size + 2**20:
+                raise UnreadableError(f"{file}: its record batches would decompress to more than {unpacked:,} "
+                                      f"bytes from {size:,}: out of proportion")
+    table = pa.ipc.open_file(source).read_all()
+    table.validate(full=True)
+    return table
 
 
 def _column(pa: Any, column: Any, name: str, shape: tuple[int, ...] | None, file: Path) -> np.ndarray:
@@ -69,7 +147,7 @@ def _infos(pa: Any, column: Any, prefix: str, raw: Raw, file: Path) -> None:
                                         f"{str(exc).split(': ', 1)[1]}"))
 
 
-def read(folder: Path, observation_space: dict | None, action_space: dict | None, trusted: bool,
+def read(scope: guard.Scope, folder: Path, observation_space: dict | None, action_space: dict | None,
          row_shapes: dict[str, list[int]] | None = None) -> Raw:
     """The episodes' arrays; ``row_shapes`` (from our own export) restores rows Minari stores flat (a
     Discrete action kept as (1,))."""
@@ -78,18 +156,14 @@ def read(folder: Path, observation_space: dict | None, action_space: dict | None
               "actions": spaces.row_shape(action_space) if action_space and action_space["type"] != "Discrete"
               else None}
     raw = Raw({}, {}, folder, "minari")
-    for id_, episode in episode_folders(folder):
-        files = sorted(episode.glob("part-*.arrow"))
+    for id_, episode in episode_folders(folder, scope):
+        files = [p for p in scope.entries(episode) if p.name.startswith("part-") and p.name.endswith(".arrow")]
         if len(files) != 1:
             raise UnreadableError(f"{episode}: {len(files)} Arrow files; one per episode is read")
-        file = files[0]
-        if not trusted and (episode.is_symlink() or file.is_symlink()):
-            raw.findings.append(Finding("outside-reference", f"{file} is a symbolic link", f"episode_{id_}"))
-            continue
+        file = scope.file(files[0])
         try:
-            table = pa.ipc.open_file(pa.memory_map(str(file))).read_all()
-            table.validate(full=True)
-        except (pa.ArrowException, OSError) as exc:
+            table = _checked_table(pa, file)
+        except (pa.ArrowException, OSError, ValueError) as exc:
             raise UnreadableError(f"{file}: not a readable Arrow file ({exc})") from None
         for name in table.column_names:
             column = table.column(name).combine_chunks()
@@ -109,17 +183,17 @@ def read(folder: Path, observation_space: dict | None, action_space: dict | None
     return raw
 
 
-def seeds(folder: Path) -> Callable[[list[int]], list[Any]]:
-    """Each episode's seed, from its ``metadata.json`` (``None`` where it has none)."""
+def seeds(scope: guard.Scope, folder: Path) -> Callable[[list[int]], list[Any]]:
+    """Each episode's seed, from its ``metadata.json`` (``None`` where it has none; a link or a file that is not
+    a small JSON object is refused)."""
+    names = {id_: p for id_, p in episode_folders(folder)}
+
     def read_seeds(ids: list[int]) -> list[Any]:
         found = []
         for id_ in ids:
-            file = folder / str(id_) / "metadata.json"
-            try:
-                text = file.read_text() if file.is_file() and file.stat().st_size <= MAX_EPISODE_METADATA else "{}"
-                found.append(json.loads(text).get("seed"))
-            except (ValueError, AttributeError, UnicodeDecodeError):
-                found.append(None)
+            file = names[id_] / "metadata.json"
+            meta = scope.json(file, MAX_EPISODE_METADATA) if scope.exists(file) else {}
+            found.append(meta.get("seed") if isinstance(meta, dict) else None)
         return found
     return read_seeds
 

@@ -40,12 +40,18 @@ class RefusedArray:
 
 
 class NpyRows:
-    """The rows of an uncompressed C-order ``.npy`` member, read from the file when sliced."""
+    """The rows of an uncompressed C-order ``.npy`` member, read from the file when sliced. Rows read in order
+    from the first are checked against the member's CRC-32 on the way (a convert, a digest, ``np.asarray``): a
+    damaged member fails once its last row is read, before anything that read it in order is finished."""
 
-    def __init__(self, path: Path, offset: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self._path, self._offset = path, offset
+    def __init__(self, path: Path, offset: int, shape: tuple[int, ...], dtype: np.dtype, info: zipfile.ZipInfo,
+                 header: bytes) -> None:
+        self._path, self._offset, self._info = path, offset, info
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
         self._row_bytes = self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))
+        self._header_crc = zlib.crc32(header)
+        self._lock = threading.Lock()
+        self._checked, self._crc = 0, self._header_crc  # bytes checked in order so far, and their CRC
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -57,6 +63,20 @@ class NpyRows:
             f.seek(self._offset + start * self._row_bytes)
             if f.readinto(memoryview(out).cast("B")) != out.nbytes:
                 raise UnreadableError(f"{self._path}: truncated while reading rows {start}-{stop}")
+        self._check_in_order(start, out)
+
+    def _check_in_order(self, start: int, out: np.ndarray) -> None:
+        with self._lock:
+            if start == 0:
+                self._checked, self._crc = 0, self._header_crc
+            if start * self._row_bytes != self._checked:
+                return
+            self._crc = zlib.crc32(memoryview(np.ascontiguousarray(out)).cast("B"), self._crc)
+            self._checked += out.nbytes
+            done = self._checked == self.shape[0] * self._row_bytes
+        if done and self._crc != self._info.CRC:
+            raise UnreadableError(f"{self._path}: member '{self._info.filename}' fails its CRC-32: its bytes were "
+                                  "damaged since it was written")
 
     def __getitem__(self, key: Any) -> np.ndarray:
         return _rows(self, key)
@@ -87,7 +107,10 @@ class DeflatedRows:
                 if self._stream is None:
                     self._zip = zipfile.ZipFile(self._path)
                     self._stream = self._zip.open(self._info)
-                self._stream.seek(self._header_len + start * self._row_bytes)
+                    self._stream.read(self._header_len)  # read, not sought: a seek turns zipfile's CRC check off
+                target = self._header_len + start * self._row_bytes
+                if self._stream.tell() != target:  # in order, zipfile checks the CRC-32 at the member's end
+                    self._stream.seek(target)
                 got = self._stream.readinto(memoryview(out).cast("B"))
             except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
                 raise UnreadableError(f"{self._path}: member '{self._info.filename}' is corrupt ({exc})") from None
@@ -171,7 +194,10 @@ def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
     offset = _data_offset(path, info) + header_len
     if offset + nbytes > path.stat().st_size:
         raise ValueError(f"member '{name}' is truncated")
-    return NpyRows(path, offset, shape, dtype)
+    with open(path, "rb") as f:
+        f.seek(offset - header_len)
+        header = f.read(header_len)
+    return NpyRows(path, offset, shape, dtype, info, header)
 
 
 def _crc_check(path: Path) -> list[Finding]:
@@ -203,7 +229,10 @@ def read(path: Path, trusted: bool = False) -> Raw:
     finally:
         zf.close()
     text = fields.pop(METADATA_KEY, None)
-    metadata = metadata_from_json(np.asarray(text).item(), path) if text is not None else {}
+    if text is not None and not (isinstance(text, np.ndarray) and text.ndim == 0 and text.dtype.kind in "US"):
+        raise UnreadableError(f"{path}: its member '{METADATA_KEY}' is {getattr(text, 'shape', '?')} of "
+                              f"{getattr(text, 'dtype', '?')}, not one text of JSON")
+    metadata = metadata_from_json(text.item(), path) if text is not None else {}
     storage = {info.filename[:-4]: {"chunks": None, "checksum": True,
                                     "compression": "none" if info.compress_type == zipfile.ZIP_STORED else "deflate"}
                for info in zf.infolist() if info.filename[:-4] in fields}

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..arrays import ArrayLike, Concatenated, RowWindow, iter_blocks
-from ..errors import EpisodeIdClashError, UnreadableError
+from ..errors import EpisodeIdClashError, OutsideError, UnreadableError
 from ..schema import field_name_problem, shown
 from .base import Capabilities, Finding, Raw
 
@@ -134,8 +134,13 @@ def renamed(raw: Raw, names: Mapping[str, str]) -> Raw:
 
 
 def require(raw: Raw, path: Any, format: str, *names: str) -> None:
-    """Refuse, in one line, a peer file that lacks an array its format requires."""
-    missing = [n for n in names if n not in raw.fields and n not in raw.withheld]
+    """Refuse, in one line, a peer file that lacks an array its format requires, or whose array would be read from
+    outside it (E015: withheld, unless trusted)."""
+    outside = [f for f in raw.findings if f.rule == "outside-reference" and f.field in names]
+    if outside:
+        raise OutsideError(f"{path}: E015 outside-reference: {shown(outside[0].field)}: {outside[0].message}; "
+                           "trusted=True reads it from a file you trust")
+    missing = [n for n in names if n not in raw.fields]
     if missing:
         raise UnreadableError(f"{path}: not a complete {format} dataset: no {', '.join(map(shown, missing))}")
 

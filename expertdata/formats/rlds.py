@@ -18,7 +18,7 @@ episodes, as Octo's Bridge sample) is reported (``W101``).
 from __future__ import annotations
 
 import io
-import json
+import os
 import re
 import struct
 from pathlib import Path
@@ -26,15 +26,18 @@ from typing import Any
 
 import numpy as np
 
+from .. import guard, spaces
 from ..arrays import LazyRows
-from ..errors import UnreadableError, UsageError
-from ..schema import MAX_METADATA_BYTES, shown
+from ..errors import CountMismatchError, UnreadableError, UsageError
+from ..schema import shown
 from .base import Capabilities, Finding, Raw
-from .peer import Peer, space_of
+from .peer import Peer, checked, space_of
 
 _SHARD = re.compile(r"(?P<name>.+)-(?P<split>[A-Za-z0-9_]+)\.tfrecord-(?P<index>\d{5})-of-(?P<count>\d{5})")
 _DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64, "uint8": np.uint8,
            "bool": np.bool_, "int8": np.int8, "int16": np.int16, "uint16": np.uint16}
+#: The protobuf list each kind of value is stored in (``tf.train.Feature``'s ``kind``).
+_KINDS = {"float32": "float_list", "float64": "float_list", "string": "bytes_list"}
 #: An episode record may hold at most this many bytes (a header claiming more is refused unread).
 MAX_RECORD = 2**31
 
@@ -51,11 +54,11 @@ def _masked_crc(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def records(file: Path) -> list[tuple[int, int]]:
+def records(scope: guard.Scope, file: Path) -> list[tuple[int, int]]:
     """Each record's (offset of its data, length), every framing checksum checked."""
-    found, size = [], file.stat().st_size
-    with open(file, "rb") as f:
-        at = 0
+    found = []
+    with scope.open(file) as f:
+        size, at = os.fstat(f.fileno()).st_size, 0
         while at < size:
             header = f.read(12)
             if len(header) != 12:
@@ -75,11 +78,11 @@ def records(file: Path) -> list[tuple[int, int]]:
     return found
 
 
-def _example(file: Path, offset: int, length: int) -> dict[str, Any]:
-    """One record's features by name, as lists of values (bytes, floats or ints)."""
+def _example(scope: guard.Scope, file: Path, offset: int, length: int) -> Any:
+    """One record's ``tf.train.Example`` features (protobuf containers: nothing is copied into Python lists)."""
     from tfrecord import example_pb2
 
-    with open(file, "rb") as f:
+    with scope.open(file) as f:
         f.seek(offset)
         data = f.read(length)
     example = example_pb2.Example()
@@ -87,39 +90,68 @@ def _example(file: Path, offset: int, length: int) -> dict[str, Any]:
         example.ParseFromString(data)
     except Exception as exc:  # protobuf's DecodeError and friends
         raise UnreadableError(f"{file}: a record at byte {offset - 12:,} is not a tf.train.Example ({exc})") from None
-    out = {}
-    for key, feature in example.features.feature.items():
-        kind = feature.WhichOneof("kind")
-        out[key] = list(getattr(feature, kind).value) if kind else []
-    return out
+    return example.features.feature
 
 
-def _features(node: dict, path: str = "") -> dict[str, dict]:
-    """features.json's leaves by their flattened name (``steps/observation/image_0``)."""
+def _values(feature: Any, key: str, spec: dict, where: str) -> Any:
+    """A feature's stored values: its protobuf list, once it is the kind ``features.json`` declares."""
+    if feature is None:
+        return []
+    kind = feature.WhichOneof("kind")
+    want = "bytes_list" if spec["kind"] == "Image" else _KINDS.get(spec["dtype"], "int64_list")
+    if kind is None:
+        return []
+    if kind != want:
+        raise UnreadableError(f"{where}: {shown(key)} is stored as {kind}; features.json declares {spec['dtype']} "
+                              f"({want})")
+    return getattr(feature, kind).value
+
+
+def _features(node: Any, where: Path, path: str = "", depth: int = 0) -> dict[str, dict]:
+    """features.json's leaves by their flattened name (``steps/observation/image_0``), each checked: a known dtype,
+    whole dimensions, a row of at most ``spaces.MAX_ROW_ENTRIES`` values."""
+    checked(node, dict, f"feature {shown(path or '/')}", where)
+    if depth > 16:
+        raise UnreadableError(f"{where}: features nest deeper than 16 levels")
     out: dict[str, dict] = {}
     if "featuresDict" in node:
-        for key, child in node["featuresDict"]["features"].items():
-            out.update(_features(child, f"{path}/{key}" if path else key))
+        children = checked(checked(node["featuresDict"], dict, "featuresDict", where).get("features"), dict,
+                           f"{shown(path or '/')}: features", where)
+        for key, child in children.items():
+            out.update(_features(child, where, f"{path}/{key}" if path else key, depth + 1))
     elif "sequence" in node:
-        out.update(_features(node["sequence"]["feature"], path))
+        out.update(_features(checked(node["sequence"], dict, "sequence", where).get("feature"), where, path,
+                             depth + 1))
     else:
-        kind = node.get("pythonClassName", "").rsplit(".", 1)[-1]
+        kind = str(node.get("pythonClassName", "")).rsplit(".", 1)[-1]
         spec = node.get("tensor") or node.get("image") or {}
-        out[path] = {"kind": kind, "dtype": spec.get("dtype", "string" if kind == "Text" else None),
-                     "shape": [int(d) for d in (spec.get("shape") or {}).get("dimensions", [])],
-                     "encoding": spec.get("encodingFormat")}
+        checked(spec, dict, f"{shown(path)}: its tensor", where)
+        dtype = spec.get("dtype", "string" if kind == "Text" else None)
+        if dtype not in _DTYPES and dtype != "string":
+            raise UnreadableError(f"{where}: {shown(path)} has dtype {shown(str(dtype))}; {', '.join(_DTYPES)} and "
+                                  "string are read")
+        dimensions = checked((spec.get("shape") or {}), dict, f"{shown(path)}: shape", where).get("dimensions", [])
+        shape = []
+        for d in checked(dimensions, list, f"{shown(path)}: dimensions", where):
+            if not (isinstance(d, (int, str)) and str(d).isdigit() and 0 < int(d) <= spaces.MAX_ROW_ENTRIES):
+                raise UnreadableError(f"{where}: {shown(path)} has a dimension {shown(str(d))}; whole sizes are read")
+            shape.append(int(d))
+        if int(np.prod(shape, dtype=object)) > spaces.MAX_ROW_ENTRIES:
+            raise UnreadableError(f"{where}: {shown(path)} claims {shape} values a step; at most "
+                                  f"{spaces.MAX_ROW_ENTRIES:,} are read")
+        out[path] = {"kind": kind, "dtype": dtype, "shape": shape, "encoding": spec.get("encodingFormat")}
     return out
 
 
 class DecodedImages(LazyRows):
     """A ``steps/...`` image feature, decoded with pillow as rows are read (each episode's record parsed once per
-    read)."""
+    read); an image whose header gives another size than ``features.json`` is refused before it is decoded."""
 
-    def __init__(self, key: str, where: list[tuple[Path, int, int]], lengths: np.ndarray,
-                 shape: tuple[int, ...]) -> None:
-        self._key, self._where = key, where
+    def __init__(self, scope: guard.Scope, key: str, spec: dict, where: list[tuple[Path, int, int]],
+                 lengths: np.ndarray) -> None:
+        self._scope, self._key, self._spec, self._where = scope, key, spec, where
         self._starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        self.dtype, self.shape = np.dtype(np.uint8), (int(self._starts[-1]),) + tuple(shape)
+        self.dtype, self.shape = np.dtype(np.uint8), (int(self._starts[-1]),) + tuple(spec["shape"])
 
     def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
         from PIL import Image
@@ -128,15 +160,46 @@ class DecodedImages(LazyRows):
         while row < stop:
             episode = int(np.searchsorted(self._starts, row, side="right")) - 1
             begin, end = int(self._starts[episode]), int(self._starts[episode + 1])
-            encoded = _example(*self._where[episode])[self._key]
+            file, offset, length = self._where[episode]
+            label = f"{file}: episode {episode}"
+            encoded = _values(_example(self._scope, *self._where[episode]).get(self._key), self._key, self._spec,
+                              label)
+            if len(encoded) != end - begin:
+                raise CountMismatchError(f"{label}: E018 count-mismatch: {shown(self._key)} holds {len(encoded):,} "
+                                         f"images for {end - begin:,} steps")
             for step in range(row - begin, min(stop, end) - begin):
-                with Image.open(io.BytesIO(encoded[step])) as image:
+                with guard.reading(f"{label}, step {step}: {self._key}"), \
+                        Image.open(io.BytesIO(encoded[step])) as image:
+                    height, width = self.shape[1:3]
+                    if image.size != (width, height):
+                        raise UnreadableError(f"{label}, step {step}: {shown(self._key)} is {image.size[0]}x"
+                                              f"{image.size[1]}; features.json says {width}x{height}")
                     frame = np.asarray(image.convert("RGB") if image.mode != "L" else image)
                 if frame.shape != self.shape[1:]:
-                    raise UnreadableError(f"{self._where[episode][0]}: episode {episode}, step {step}: "
-                                          f"{self._key} is {frame.shape}, features.json says {self.shape[1:]}")
+                    raise UnreadableError(f"{label}, step {step}: {self._key} is {frame.shape}, features.json says "
+                                          f"{self.shape[1:]}")
                 out[begin + step - start] = frame
             row = min(stop, end)
+
+
+def _shards(scope: guard.Scope) -> list[Path]:
+    """The shards, train's first; every split's shards must all be there (``-00000-of-00002`` alone is half)."""
+    shards = [p for p in scope.entries() if _SHARD.fullmatch(p.name)]
+    for shard in shards:
+        scope.file(shard.name)  # a link or a FIFO in a shard's place is refused
+    by_split: dict[str, set[tuple[int, int]]] = {}
+    for p in shards:
+        match = _SHARD.fullmatch(p.name)
+        by_split.setdefault(match["split"], set()).add((int(match["index"]), int(match["count"])))
+    for split, found in by_split.items():
+        counts = {count for _, count in found}
+        indices = {index for index, _ in found}
+        if len(counts) != 1 or indices != set(range(next(iter(counts)))):
+            expected = max(counts)
+            raise CountMismatchError(f"{scope.root}: E018 count-mismatch: split {shown(split)} has "
+                                     f"{len(indices)} of its {expected} shards ({', '.join(map(str, sorted(indices)))} "
+                                     "found); the rest of the split is missing")
+    return sorted(shards, key=lambda p: (_SHARD.fullmatch(p.name)["split"] != "train", p.name))
 
 
 def read(path: Path, trusted: bool = False) -> Raw:
@@ -144,41 +207,63 @@ def read(path: Path, trusted: bool = False) -> Raw:
 
     if not all(importlib.util.find_spec(m) for m in ("crc32c", "tfrecord", "PIL")):
         raise UsageError("reading RLDS datasets needs crc32c and tfrecord: pip install \"expertdata[robot]\"")
-    for name in ("features.json", "dataset_info.json"):
-        if (path / name).is_file() and (path / name).stat().st_size > MAX_METADATA_BYTES:
-            raise UnreadableError(f"{path / name}: too large to be metadata")
-    features = _features(json.loads((path / "features.json").read_text()))
-    shards = sorted((p for p in path.iterdir() if _SHARD.fullmatch(p.name)),
-                    key=lambda p: (_SHARD.fullmatch(p.name)["split"] != "train", p.name))
+    scope = guard.Scope(path, trusted)
+    if scope.exists("dataset_info.json"):
+        checked(scope.json("dataset_info.json"), dict, "dataset_info.json", path / "dataset_info.json")
+    features = _features(scope.json("features.json"), path / "features.json")
+    missing = [k for k in ("steps/action", "steps/is_first") if k not in features]
+    if missing:
+        raise UnreadableError(f"{path}: features.json declares no {', '.join(map(shown, missing))}; an RLDS dataset "
+                              "has both")
     where, split_of = [], []
-    for shard in shards:
-        for offset, length in records(shard):
+    for shard in _shards(scope):
+        for offset, length in records(scope, shard):
             where.append((shard, offset, length))
             split_of.append(_SHARD.fullmatch(shard.name)["split"])
     if not where:
         raise UnreadableError(f"{path}: no episodes in its shards")
     step_keys = [k for k in features if k.startswith("steps/")]
+    if not any(k.startswith("steps/observation/") for k in step_keys):
+        raise UnreadableError(f"{path}: features.json declares no steps/observation/*")
     images = {k for k, spec in features.items() if spec["kind"] == "Image"}
     # Every record is parsed once here for its numbers and text; images are decoded from the file when read.
-    episodes = [{k: v for k, v in _example(*w).items() if k not in images} for w in where]
-    lengths = np.asarray([len(e.get("steps/is_first", [])) for e in episodes], np.int64)
+    episodes, lengths = [], []
+    for n, w in enumerate(where):
+        stored = _example(scope, *w)
+        label = f"{w[0]}: episode {n}"
+        values = {k: _values(stored.get(k), k, features[k], label) for k in features if k not in images}
+        lengths.append(len(values["steps/is_first"]))
+        if not lengths[-1]:
+            raise UnreadableError(f"{label}: no steps (its steps/is_first is empty)")
+        episodes.append({k: _array(v, features[k], label, k, lengths[-1]) for k, v in values.items()})
+    lengths = np.asarray(lengths, np.int64)
     raw = Raw({}, {}, path, "rlds")
     columns: dict[str, Any] = {}
     for key in step_keys:
         spec = features[key]
         if spec["kind"] == "Image":
-            columns[key] = DecodedImages(key, where, lengths, tuple(spec["shape"]))
-        elif spec["kind"] == "Text":
-            columns[key] = np.asarray([v.decode("utf-8", "replace") for e in episodes for v in e.get(key, [])],
-                                      dtype=str)
+            columns[key] = DecodedImages(scope, key, spec, where, lengths)
         else:
-            values = np.concatenate([np.asarray(e.get(key, []), dtype=_DTYPES[spec["dtype"]]) for e in episodes])
-            columns[key] = values.reshape((int(lengths.sum()),) + tuple(spec["shape"]))
-    wrong = [k for k, a in columns.items() if a.shape[0] != lengths.sum()]
-    if wrong:
-        raise UnreadableError(f"{path}: {', '.join(map(shown, wrong))} do not hold one value per step")
+            columns[key] = np.concatenate([e[key] for e in episodes])
     _fields(raw, columns, lengths, episodes, features, split_of)
     return raw
+
+
+def _array(values: Any, spec: dict, where: str, key: str, steps: int) -> np.ndarray:
+    """A record's values of one feature as numpy: text decoded, numbers reshaped to (steps, *shape); a count that is
+    not one row per step (or, for ``episode_metadata``, one value) is E018."""
+    rows = steps if key.startswith("steps/") else 1
+    per_row = int(np.prod(spec["shape"], dtype=np.int64))
+    if key.startswith("episode_metadata/") and len(values) == 0:
+        return np.zeros(0, str if spec["dtype"] == "string" else _DTYPES[spec["dtype"]])
+    if len(values) != rows * per_row:
+        raise CountMismatchError(f"{where}: E018 count-mismatch: {shown(key)} holds {len(values):,} values for "
+                                 f"{rows:,} rows of {spec['shape']}")
+    if spec["dtype"] == "string":
+        return np.asarray([v.decode("utf-8", "replace") for v in values], dtype=str)
+    dtype = _DTYPES[spec["dtype"]]
+    stored = np.float32 if spec["dtype"] == "float32" else np.float64 if spec["dtype"] == "float64" else np.int64
+    return np.fromiter(values, stored, count=len(values)).astype(dtype).reshape((rows,) + tuple(spec["shape"]))
 
 
 def _fields(raw: Raw, columns: dict[str, Any], lengths: np.ndarray, episodes: list[dict], features: dict,
@@ -208,10 +293,15 @@ def _fields(raw: Raw, columns: dict[str, Any], lengths: np.ndarray, episodes: li
         extras[key[len("steps/"):]] = "step"
     for key, spec in features.items():
         if key.startswith("episode_metadata/"):
-            values = [e.get(key, [None])[0] if e.get(key) else None for e in episodes]
+            values = [e[key] for e in episodes]
             name = key.replace("/", ".")
-            raw.fields[name] = (np.asarray([(v or b"").decode("utf-8", "replace") for v in values], dtype=str)
-                                if spec["kind"] == "Text" else np.asarray(values, _DTYPES[spec["dtype"]]))
+            if spec["dtype"] == "string":
+                raw.fields[name] = np.asarray([v[0] if len(v) else "" for v in values], dtype=str)
+            elif all(len(v) for v in values):
+                raw.fields[name] = np.concatenate(values)
+            else:
+                raw.findings.append(Finding("not-imported", f"{shown(key)} is skipped: some episodes hold none"))
+                continue
             extras[name] = "episode"
     splits: dict[str, list[int]] = {}
     for e, split in enumerate(split_of):

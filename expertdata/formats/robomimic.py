@@ -28,15 +28,15 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .. import spaces
+from .. import guard, spaces
 from ..arrays import ArrayLike
-from ..errors import UnreadableError, UsageError
+from ..errors import CountMismatchError, UnreadableError, UsageError
 from ..schema import FIELD_NAME, shown
 from . import hdf5
 from .base import METADATA_KEY, Capabilities, Finding, Raw, Whole, WriteOptions, metadata_to_json
-from .peer import PEER_KEY, Peer, declare_extras, episode_sums, joined, space_of, take_peer_note
+from .peer import PEER_KEY, Peer, declare_extras, episode_id_clash, episode_sums, joined, space_of, take_peer_note
 
-_DEMO = re.compile(r"data/demo_(\d{1,12})/(.+)")
+_DEMO = re.compile(r"data/(demo_(\d{1,12}))/(.+)")
 #: Our fields that robomimic has no name for, inside each demonstration.
 SIDECAR = "expertdata"
 #: robomimic's ``EnvType.GYM_TYPE``: ``env_name`` is a gymnasium id.
@@ -59,7 +59,7 @@ def read(path: Path, trusted: bool = False) -> Raw:
         raw.format = "robomimic"
         note = take_peer_note(raw, "robomimic")
         with h5py.File(path, "r") as f:
-            attrs = _attributes(f, path)
+            attrs = _attributes(f, path, trusted)
         _episodes(raw, path, attrs, note)
         return raw
     except BaseException:
@@ -67,41 +67,59 @@ def read(path: Path, trusted: bool = False) -> Raw:
         raise
 
 
-def _attributes(f: h5py.File, path: Path) -> dict[str, Any]:
-    """``env_args``, the masks, and per demonstration its ``model_file``, read from attributes."""
-    out: dict[str, Any] = {"mask": {}, "model_file": {}}
-    text = f["data"].attrs.get("env_args")
+def _inside(group: h5py.Group, trusted: bool) -> list[tuple[str, Any]]:
+    """A group's members reached by plain (hard) links: a soft or external link, which could lead out of the file,
+    is not followed unless the file is trusted (``hdf5.read`` reports it, E015)."""
+    return [(key, group.get(key)) for key in group.keys()
+            if trusted or isinstance(group.get(key, getlink=True), h5py.HardLink)]
+
+
+def _attributes(f: h5py.File, path: Path, trusted: bool) -> dict[str, Any]:
+    """``env_args``, the masks, per demonstration its ``model_file`` and ``num_samples``, read from attributes."""
+    out: dict[str, Any] = {"mask": {}, "model_file": {}, "num_samples": {}}
+    data = f.get("data") if trusted or isinstance(f.get("data", getlink=True), h5py.HardLink) else None
+    if not isinstance(data, h5py.Group):
+        raise UnreadableError(f"{path}: its 'data' group is missing or a link")
+    text = data.attrs.get("env_args")
     if text is not None:
-        try:
-            out["env_args"] = json.loads(text.decode() if isinstance(text, bytes) else str(text))
-        except ValueError:
-            raise UnreadableError(f"{path}: data's attribute 'env_args' is not JSON") from None
-    for key, array in (f["mask"].items() if isinstance(f.get("mask"), h5py.Group) else ()):
-        if isinstance(array, h5py.Dataset) and array.ndim == 1 and array.shape[0] <= MAX_MASK:
-            out["mask"][key] = [v.decode() if isinstance(v, bytes) else str(v) for v in array[()]]
-    for name, group in f["data"].items():
-        model = group.attrs.get("model_file") if isinstance(group, h5py.Group) else None
-        if model is not None:
-            out["model_file"][name] = model.decode() if isinstance(model, bytes) else str(model)
+        out["env_args"] = guard.parse_json(text, f"{path}: data's attribute 'env_args'")
+    out["total"] = data.attrs.get("total")
+    mask = f.get("mask") if trusted or isinstance(f.get("mask", getlink=True), h5py.HardLink) else None
+    for key, array in (_inside(mask, trusted) if isinstance(mask, h5py.Group) else ()):
+        if isinstance(array, h5py.Dataset) and array.ndim == 1 and array.shape[0] <= MAX_MASK and \
+                array.dtype.kind in "SUO" and not hdf5.outside(array):
+            out["mask"][key] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in array[()]]
+    for name, group in _inside(data, trusted):
+        if isinstance(group, h5py.Group):
+            model, samples = group.attrs.get("model_file"), group.attrs.get("num_samples")
+            if model is not None:
+                out["model_file"][name] = model.decode("utf-8", "replace") if isinstance(model, bytes) else str(model)
+            if samples is not None:
+                out["num_samples"][name] = samples
     return out
 
 
-def _by_demo(raw: Raw, path: Path) -> dict[int, dict[str, ArrayLike]]:
+def _by_demo(raw: Raw, path: Path) -> tuple[dict[int, dict[str, ArrayLike]], dict[int, str]]:
+    """The arrays of each demonstration by its number, and its group's name; two names for one number (``demo_1``,
+    ``demo_01``) are refused (E019)."""
     demos: dict[int, dict[str, ArrayLike]] = {}
+    names: dict[str, int] = {}
     for name, array in raw.fields.items():
         match = _DEMO.fullmatch(name)
         if match is not None:
-            demos.setdefault(int(match[1]), {})[match[2]] = array
+            demos.setdefault(int(match[2]), {})[match[3]] = array
+            names[match[1]] = int(match[2])
         elif not name.startswith("mask/"):
             raw.findings.append(Finding("not-imported", f"{shown(name)} is skipped: it is not inside a demonstration"))
     if not demos:
         raise UnreadableError(f"{path}: a robomimic file without demonstrations")
-    return dict(sorted(demos.items()))
+    episode_id_clash(sorted(names.items(), key=lambda n: (n[1], n[0])), path)
+    return dict(sorted(demos.items())), {number: name for name, number in names.items()}
 
 
 def _episodes(raw: Raw, path: Path, attrs: dict[str, Any], note: dict[str, Any] | None) -> None:
     """Our fields from the per-demonstration arrays."""
-    demos = _by_demo(raw, path)
+    demos, group_of = _by_demo(raw, path)
     per_demo = list(demos.values())
     keys = sorted({k[4:] for a in per_demo for k in a if k.startswith("obs/")})
     if not keys:
@@ -116,8 +134,16 @@ def _episodes(raw: Raw, path: Path, attrs: dict[str, Any], note: dict[str, Any] 
         if missing or not steps or wrong:
             why = (f"no {', '.join(map(shown, missing))}" if missing else "no steps" if not steps else
                    f"{', '.join(map(shown, wrong))} do not have one row per action")
-            raise UnreadableError(f"{path}: demo_{n}: {why}")
+            raise UnreadableError(f"{path}: {group_of[n]}: {why}")
+        claimed = attrs["num_samples"].get(group_of[n])
+        if claimed is not None and (np.ndim(claimed) != 0 or int(claimed) != steps):
+            raise CountMismatchError(f"{path}: {group_of[n]}: E018 count-mismatch: num_samples is {claimed}; it holds "
+                                     f"{steps:,} steps")
         lengths.append(steps)
+    total = attrs.get("total")
+    if total is not None and (np.ndim(total) != 0 or int(total) != sum(lengths)):
+        raise CountMismatchError(f"{path}: E018 count-mismatch: data's total is {total}; its demonstrations hold "
+                                 f"{sum(lengths):,} steps")
     storage = next(iter(raw.storage.values()), {})
     fields: dict[str, ArrayLike] = {}
     for key in sorted({k for a in per_demo for k in a}):
@@ -136,7 +162,7 @@ def _episodes(raw: Raw, path: Path, attrs: dict[str, Any], note: dict[str, Any] 
     ids = list(demos)
     if ids != list(range(len(ids))):
         raw.fields["demo"] = np.asarray(ids, np.int64)
-    models = [attrs["model_file"].get(f"demo_{n}") for n in ids]
+    models = [attrs["model_file"].get(group_of[n]) for n in ids]
     if all(m is not None for m in models):
         raw.fields["model_file"] = np.asarray(models, dtype=str)
     if note is not None:  # our own export: our metadata, and the arrays we made up dropped
@@ -149,7 +175,7 @@ def _episodes(raw: Raw, path: Path, attrs: dict[str, Any], note: dict[str, Any] 
                     raw.fields[base] = raw.fields.pop(f"{base}/obs")
                     raw.storage.pop(f"{base}/obs", None)
         return
-    raw.metadata = _metadata(raw, keys, attrs, ids)
+    raw.metadata = _metadata(raw, keys, attrs, [group_of[n] for n in ids])
     if "rewards" in raw.fields:
         raw.fields["episode_returns"] = episode_sums(raw.fields["rewards"], first, f"{path}: rewards")
     declare_extras(raw, {"actions", "rewards", "episode_starts", "episode_returns"}
@@ -157,7 +183,7 @@ def _episodes(raw: Raw, path: Path, attrs: dict[str, Any], note: dict[str, Any] 
                    {"step": len(starts), "episode": len(ids)})
 
 
-def _metadata(raw: Raw, keys: list[str], attrs: dict[str, Any], ids: list[int]) -> dict[str, Any]:
+def _metadata(raw: Raw, keys: list[str], attrs: dict[str, Any], groups: list[str]) -> dict[str, Any]:
     """Spaces declared from the arrays, the env's id where robomimic says it is a gym env, the masks as named
     splits (episode numbers), ``env_args`` as a user key."""
     actions = raw.fields["actions"]
@@ -174,7 +200,7 @@ def _metadata(raw: Raw, keys: list[str], attrs: dict[str, Any], ids: list[int]) 
         metadata["env_id"] = env_args["env_name"]
     if env_args:
         metadata["user"] = {"robomimic": {"env_args": env_args}}
-    number = {f"demo_{n}": e for e, n in enumerate(ids)}
+    number = {name: e for e, name in enumerate(groups)}
     splits = {}
     for key, names in attrs["mask"].items():
         unknown = [n for n in names if n not in number]

@@ -23,8 +23,9 @@ import zarr.storage
 from ..arrays import ArrayLike, Guarded
 from ..atomic import remove
 from ..errors import UnreadableError
-from ..schema import shown
-from .base import COMMIT_KEY, METADATA_KEY, Capabilities, Coverage, Finding, Raw, WriteOptions, metadata_from_json
+from ..schema import MAX_METADATA_BYTES, shown
+from .base import (COMMIT_KEY, METADATA_KEY, Capabilities, Coverage, Finding, Raw, WriteOptions, metadata_from_json,
+                   oversized)
 from .chunked import ChunkedSink, add_journal, as_read, commit_mark, journal_of, journal_token, missing_chunks
 
 #: Blocks of a remote dataset worth reading at once: each waits on the network, not on this machine.
@@ -159,6 +160,7 @@ def read_remote(url: str, storage_options: dict[str, Any]) -> Raw:
     metadata: servers without directory listings (a CDN, the Hub) serve it as well. Chunks are fetched as rows
     are read, several at a time; a chunk that is missing is an error, never read as zeros."""
     try:
+        _check_remote_metadata(url, storage_options)
         store = _remote_store(url, storage_options)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
@@ -173,9 +175,26 @@ def read_remote(url: str, storage_options: dict[str, Any]) -> Raw:
     return raw
 
 
+def _check_remote_metadata(url: str, storage_options: dict[str, Any]) -> None:
+    """Refuse a root ``zarr.json`` larger than metadata may be, reading no more of it than that (a range)."""
+    import fsspec
+
+    from ..network import with_limits
+
+    fs, path = fsspec.core.url_to_fs(f"{url}/zarr.json", **with_limits(url, storage_options))
+    head = fs.cat_file(path, start=0, end=MAX_METADATA_BYTES + 1)
+    if len(head) > MAX_METADATA_BYTES:
+        raise UnreadableError(f"{url}: its zarr.json holds more than {MAX_METADATA_BYTES:,} bytes; metadata larger "
+                              "than that is not read")
+
+
 def _remote_store(url: str, storage_options: dict[str, Any]) -> Any:
     """A read-only fsspec store that raises for missing keys; a chained URL (``simplecache::https://...``),
-    whose file system is not asynchronous, through fsspec's asynchronous wrapper."""
+    whose file system is not asynchronous, through fsspec's asynchronous wrapper. The remote limits apply
+    (``expertdata.remote.with_limits``)."""
+    from ..network import with_limits
+
+    storage_options = with_limits(url, storage_options)
     if "::" not in url:
         return zarr.storage.FsspecStore.from_url(url, storage_options=storage_options, read_only=True,
                                                  allowed_exceptions=())
@@ -203,6 +222,11 @@ def _fill(raw: Raw, group: zarr.Group, label: str, outside: dict[str, str],
         why = _outside(name, outside)
         if why:
             raw.findings.append(Finding("outside-reference", f"a link out of the store: {why}", name))
+            raw.withheld.add(name)
+            continue
+        large = oversized(tuple(array.chunks), array.dtype)
+        if large is not None:
+            raw.findings.append(Finding(large.rule, large.message, name))
             raw.withheld.add(name)
             continue
         raw.fields[name] = field(name, array)
