@@ -48,7 +48,11 @@ def spdx(expression: str) -> str:
     licence is a ``UsageError``."""
     from license_expression import get_spdx_licensing
 
-    found = get_spdx_licensing().validate(expression, strict=True)
+    try:
+        found = get_spdx_licensing().validate(expression, strict=True)
+    except Exception:  # license-expression itself fails on some malformed text (control characters)
+        raise UsageError(f"{expression!r} is not an SPDX licence expression; see https://spdx.org/licenses/ (for "
+                         "example MIT, Apache-2.0, CC-BY-4.0)") from None
     if found.errors or not found.normalized_expression:
         raise UsageError(f"{expression!r} is not an SPDX licence expression ({'; '.join(found.errors)}); see "
                          "https://spdx.org/licenses/ (for example MIT, Apache-2.0, CC-BY-4.0)")

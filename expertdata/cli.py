@@ -262,6 +262,8 @@ def info(path: str, as_json: bool, no_digest: bool, trusted: bool) -> None:
          f.get("compression", "-")) for name, f in summary["fields"].items()]))
     for entry in summary["lineage"]:
         click.echo("lineage: " + printable(_lineage_line(entry)))
+    for note in summary["notes"]:  # what reading skipped (a partial download's videos: which episodes are whole)
+        click.echo("note: " + printable(note))
 
 
 @main.command(short_help="Check a dataset against the digest its sender published.",

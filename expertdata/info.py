@@ -45,6 +45,7 @@ def summarize(dataset: Dataset, with_digest: bool = True) -> dict[str, Any]:
         "fields": {name: {"dtype": str(np.dtype(a.dtype)), "shape": list(a.shape),
                           **dict(dataset.storage.get(name, {}))} for name, a in sorted(dataset.fields.items())},
         "lineage": meta.get("lineage", []),
+        "notes": list(dataset.notes),
         "digest": digest(dataset) if with_digest else None,
     }
 

@@ -14,8 +14,9 @@ from .errors import UnreadableError, UsageError
 TIMEOUT_VARIABLE, TIMEOUT = "EXPERTDATA_TIMEOUT", 30.0
 #: ... and one request may take in all (a server that trickles bytes; ``--request-timeout``).
 REQUEST_TIMEOUT_VARIABLE, REQUEST_TIMEOUT = "EXPERTDATA_REQUEST_TIMEOUT", 600.0
-#: An HTTP response read into memory (metadata, a chunk) may hold at most this many bytes.
-MAX_RESPONSE = 2**30
+#: An HTTP response read into memory may hold at most this many bytes: a chunk (at most 256 MiB decompressed, so
+#: as much compressed, ``formats.base.MAX_CHUNK_BYTES``) and a MiB; a response to a range request, at most the range.
+MAX_RESPONSE = 257 * 2**20
 
 
 def _seconds(variable: str, default: float) -> float:
@@ -46,12 +47,14 @@ async def _capped_session(**kwargs: Any) -> Any:
     class Capped(aiohttp.ClientResponse):
         async def read(self) -> bytes:
             if self._body is None:
-                chunks, size = [], 0
+                chunks, size, limit = [], 0, _asked(self.request_info.headers.get("Range"))
                 try:
                     while chunk := await self.content.read(2**20):
                         size += len(chunk)
-                        if size > MAX_RESPONSE:
-                            raise ResponseTooLarge(f"{self.url}: the response runs past {MAX_RESPONSE:,} bytes")
+                        if size > limit:
+                            raise ResponseTooLarge(f"{self.url}: the response runs past the {limit:,} bytes asked "
+                                                   "for" if limit < MAX_RESPONSE else
+                                                   f"{self.url}: the response runs past {MAX_RESPONSE:,} bytes")
                         chunks.append(chunk)
                 except BaseException:
                     self.close()
@@ -61,6 +64,14 @@ async def _capped_session(**kwargs: Any) -> Any:
 
     headers = {**dict(kwargs.pop("headers", None) or {}), "Accept-Encoding": "identity"}
     return aiohttp.ClientSession(response_class=Capped, auto_decompress=False, headers=headers, **kwargs)
+
+
+def _asked(range_header: str | None) -> int:
+    """How many bytes a request asked for: a range's length (``bytes=a-b``), else ``MAX_RESPONSE``."""
+    parts = (range_header or "").removeprefix("bytes=").split("-")
+    if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+        return min(MAX_RESPONSE, int(parts[1]) - int(parts[0]) + 1)
+    return MAX_RESPONSE
 
 
 class ResponseTooLarge(UnreadableError):

@@ -88,6 +88,15 @@ def test_a_damaged_length_before_other_records_is_missing_data_not_a_kill(copy):
         episodes(copy)
 
 
+def test_a_journal_header_nested_deeply_is_missing_data_not_a_traceback(copy):
+    at = journal_of(copy)
+    data = at.read_bytes()
+    length = int.from_bytes(data[len(journal.MAGIC):len(journal.MAGIC) + 8], "little")
+    text = ("[" * 20_000 + "]" * 20_000).encode()
+    at.write_bytes(journal.MAGIC + len(text).to_bytes(8, "little") + text + data[len(journal.MAGIC) + 8 + length:])
+    assert rules(copy) == ["E016"]
+
+
 def test_a_journal_that_is_a_fifo_is_refused_not_waited_on(copy):
     at = journal_of(copy)
     at.unlink()

@@ -1,9 +1,13 @@
 """Datasets where they live: real servers on loopback, started here: an HTTP server without directory listings
 (as CDNs and the Hub serve files) and an S3-compatible server (moto's)."""
+import gzip
 import http.server
 import json
 import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -193,3 +197,124 @@ def test_text_fields_other_than_image_paths_are_read_where_they_live(http_root):
     expertdata.save(expertdata.Dataset.from_arrays(metadata, **arrays, task=tasks), folder / "t.zarr")
     with expertdata.load(f"{base}/t.zarr") as data:
         assert data["task"][:].tolist() == tasks.tolist()
+
+
+class _Hostile(http.server.BaseHTTPRequestHandler):
+    """A server that misbehaves on purpose, by path: ``/stall`` never answers, ``/endless`` sends a body without
+    end, ``/trickle`` one byte a second, ``/gzip/...`` a gzip body (a Zarr chunk that inflates a thousandfold),
+    ``/redirect/...`` sends the client to ``server.elsewhere``; anything else is served from ``server.folder``
+    (its ``zarr.json`` padded to 64 MiB under ``/big/``). Every request's headers are logged."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_HEAD(self):
+        self.do_GET(body=False)
+
+    def do_GET(self, body=True):
+        self.server.seen.append((self.path, dict(self.headers)))
+        path = self.path
+        if path.startswith("/stall"):
+            time.sleep(30)
+            return
+        if path.startswith("/redirect/"):
+            self.send_response(302)
+            self.send_header("Location", self.server.elsewhere + path[len("/redirect"):])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if path.startswith(("/endless", "/trickle")):
+            self.send_response(200)
+            if path.startswith("/trickle"):  # a size announced, then one byte a second
+                self.send_header("Content-Length", str(10**6))
+            self.end_headers()
+            try:
+                while body:
+                    self.wfile.write(b"x" * (2**16 if path.startswith("/endless") else 1))
+                    self.wfile.flush()
+                    if path.startswith("/trickle"):
+                        time.sleep(1)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
+        file = self.server.folder / path.lstrip("/").removeprefix("gzip/").removeprefix("big/")
+        if not file.is_file():
+            self.send_error(404)
+            return
+        data = file.read_bytes()
+        if path.startswith("/big/") and file.name == "zarr.json":
+            data = data + b" " * (64 * 2**20)
+        encoding = None
+        if path.startswith("/gzip/") and "/c/" in path:
+            data, encoding = gzip.compress(b"\0" * 2**30, compresslevel=1), "gzip"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
+        self.end_headers()
+        if body:
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    """``(base URL, requests seen)`` of a misbehaving server on loopback serving a CartPole dataset as ``c.zarr``,
+    with a second, well-behaved server behind ``/redirect/``."""
+    servers = []
+    for _ in range(2):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+        server.daemon_threads = True
+        server.folder, server.seen = tmp_path, []
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    servers[0].elsewhere = f"http://127.0.0.1:{servers[1].server_address[1]}"
+    expertdata.convert(CARTPOLE, tmp_path / "c.zarr")
+    yield f"http://127.0.0.1:{servers[0].server_address[1]}", servers[0].seen, servers[1].seen
+    for server in servers:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("where, says", [
+    ("/stall/c.zarr", "did not answer in time"),
+    ("/endless/c.zarr", "runs past the 16,777,217 bytes asked for"),
+    ("/trickle/c.zarr", "did not answer in time"),
+    ("/big/c.zarr", "runs past the 16,777,217 bytes asked for"),  # the server ignores the range asked for
+    ("/gzip/c.zarr", "field"),
+])
+def test_a_misbehaving_server_is_one_line_in_bounded_time_and_memory(hostile, where, says):
+    base, _, _ = hostile
+    code = ("import re, sys\nfrom expertdata.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+            "    peak = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())[1]\n"
+            "    print(f'PEAK {int(peak) * 1024}', file=sys.stderr)\n")
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-c", code, "--timeout", "1", "--request-timeout", "3", "validate",
+                          base + where], capture_output=True, text=True, timeout=60)
+    seconds = time.monotonic() - started
+    lines = run.stderr.splitlines()
+    peak = int(lines[-1].split()[1])
+    assert run.returncode == 2 and says in run.stdout + run.stderr, (run.stdout, run.stderr)
+    assert "Traceback" not in run.stderr and seconds < 20 and peak < 600 * 2**20, (seconds, peak / 2**20)
+
+
+def test_credentials_are_not_sent_to_another_host_on_redirect(hostile):
+    base, first, second = hostile
+    options = {"headers": {"Authorization": "Bearer secret-token"}}
+    with expertdata.load(f"{base}/redirect/c.zarr", storage_options=options) as data:
+        assert data.n_episodes > 0
+    assert any(headers.get("Authorization") == "Bearer secret-token" for _, headers in first)
+    assert second and not any("Authorization" in headers for _, headers in second)
+
+
+def test_a_failed_download_leaves_nothing_in_the_cache(hostile, monkeypatch, tmp_path):
+    base, _, _ = hostile
+    expertdata.convert(CARTPOLE, tmp_path / "c.npz")
+    monkeypatch.setenv("EXPERTDATA_CACHE", str(tmp_path / "cache"))
+    result = cli("--timeout", "1", "--request-timeout", "3", "info", f"{base}/trickle/c.npz")
+    assert result.returncode == 2 and result.stderr.count("\n") == 2  # the download line, then the error
+    left = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] if (tmp_path / "cache").exists() else []
+    assert left == []

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..arrays import Appended, ArrayLike, RowWindow, TextView, text_to_codes
-from ..errors import UsageError
+from ..errors import ExpertDataError, UsageError
 from ..schema import field_name_problem, field_per, shown
 from .. import guard
 from . import journal
@@ -117,7 +117,7 @@ def add_journal(raw: Raw, at: Path, token: str | None, stored: dict[str, ArrayLi
     try:
         reached, tail, problem = journal.read(guard.Scope(at.parent, trusted).open(at.name), token, _layout(stored),
                                               mark)
-    except (OSError, guard.ExpertDataError) as exc:
+    except (OSError, ExpertDataError) as exc:
         reached, tail, problem = mark, {}, f"its journal cannot be read ({exc})"
     if problem:
         raw.findings.append(Finding("missing-data", f"episodes committed after episode {reached[1]:,} are lost: "

@@ -21,8 +21,8 @@ from ..errors import UnreadableError, UsageError
 from ..schema import shown
 from . import hdf5
 from .base import Capabilities, METADATA_KEY, Finding, Raw, Whole, WriteOptions, metadata_to_json
-from .peer import (PEER_KEY, Peer, declare_extras, episode_sums, flagged_rows, renamed, require, starts_from_ends,
-                   take_peer_note)
+from .peer import (PEER_KEY, Peer, declare_extras, episode_sums, flagged_rows, refuse_withheld, renamed, require,
+                   starts_from_ends, take_peer_note)
 
 NAMES = {"observations": "obs", "terminals": "terminated", "timeouts": "truncated"}
 OURS = {v: k for k, v in NAMES.items()}
@@ -53,8 +53,8 @@ def read(path: Path, trusted: bool = False) -> Raw:
 
 def _derive(raw: Raw, path: Path) -> None:
     """Episodes, returns and final observations of a D4RL file someone else wrote."""
+    refuse_withheld(raw, path)
     require(raw, path, "D4RL", "obs", "actions", "rewards")
-    require(raw, path, "D4RL", *[n for n in ("terminated", "truncated", "next_observations") if n in raw.withheld])
     flags = [n for n in ("terminated", "truncated") if n in raw.fields]
     if not flags:
         raise UnreadableError(f"{path}: a D4RL file without 'terminals' or 'timeouts': its episodes cannot be told "

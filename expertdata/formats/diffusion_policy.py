@@ -22,7 +22,7 @@ from ..errors import CountMismatchError, UnreadableError, UsageError
 from ..schema import shown
 from . import zarr as ours_zarr
 from .base import METADATA_KEY, Capabilities, Raw, Whole, WriteOptions, metadata_to_json
-from .peer import PEER_KEY, Peer, declare_extras, take_peer_note
+from .peer import PEER_KEY, Peer, declare_extras, refuse_withheld, take_peer_note
 
 #: Names diffusion_policy's datasets give the low-dimensional observation, in the order they are preferred.
 OBS_KEYS = ("state", "obs", "agent_pos")
@@ -48,6 +48,7 @@ def read(path: Path, trusted: bool = False) -> Raw:
 
 
 def _derive(raw: Raw, path: Path, ours: bool) -> None:
+    refuse_withheld(raw, path)
     if "meta/episode_ends" not in raw.fields:
         raise UnreadableError(f"{path}: a diffusion_policy replay buffer without 'meta/episode_ends'")
     for name in ["meta/episode_ends"] + [n for n in raw.fields if n.startswith("data/")]:

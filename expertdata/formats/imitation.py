@@ -21,7 +21,7 @@ from ..errors import CountMismatchError, UnreadableError, UsageError
 from ..schema import shown
 from . import npz
 from .base import Finding, Raw, Whole, WriteOptions
-from .peer import PEER_KEY, Peer, declare_extras, episode_sums, renamed, require, take_peer_note
+from .peer import PEER_KEY, Peer, declare_extras, episode_sums, refuse_withheld, renamed, require, take_peer_note
 
 NAMES = {"acts": "actions", "rews": "rewards"}
 OURS = {v: k for k, v in NAMES.items()}
@@ -39,6 +39,7 @@ def sniff(path: Path) -> bool:
 def read(path: Path, trusted: bool = False) -> Raw:
     raw = npz.read(path, trusted)
     try:
+        refuse_withheld(raw, path)
         raw.format = "imitation"
         infos = raw.fields.pop("infos", None)
         raw = renamed(raw, NAMES)

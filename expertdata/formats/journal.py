@@ -24,6 +24,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .. import guard
+from ..errors import ExpertDataError
 
 MAGIC = b"expertdata journal 1\n"
 RECORD = b"EDJR"
@@ -128,7 +129,7 @@ def read(handle: BinaryIO, token: str, layout: Layout,
             return mark, {}, "its journal's header is longer than the file"
         try:
             written_for, stored = _header_of(f.read(text_bytes))
-        except (ValueError, TypeError, KeyError, guard.ExpertDataError):
+        except (ValueError, TypeError, KeyError, ExpertDataError):
             return mark, {}, "its journal's header is not a layout of fields"
         if written_for != token:
             return mark, {}, ""

@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import guard, spaces
 from ..arrays import LazyRows
-from ..errors import CountMismatchError, UnreadableError, UsageError
+from ..errors import CountMismatchError, ExpertDataError, OutsideError, UnreadableError, UsageError
 from ..schema import shown
 from .base import Capabilities, Finding, Raw
 from .peer import PEER_KEY, Peer, checked, episode_id_clash, space_of
@@ -56,7 +56,9 @@ def sniff(path: Path) -> bool:
     try:
         info = scope.json("meta/info.json")
         return isinstance(info, dict) and info.get("codebase_version") in VERSIONS
-    except guard.ExpertDataError:
+    except OutsideError:
+        return True  # a LeRobot folder by its layout, whose reader refuses the link (E015)
+    except ExpertDataError:
         return False
 
 

@@ -27,12 +27,13 @@ import numpy as np
 
 from ..arrays import ArrayLike, Concatenated
 from ..atomic import final_name
-from ..errors import UnreadableError, UsageError
+from ..errors import ExpertDataError, UnreadableError, UsageError
 from .. import guard, spaces
 from ..schema import field_per, is_image, shown
 from . import hdf5, minari_arrow
 from .base import METADATA_KEY, Capabilities, Raw, Whole, WriteOptions, metadata_from_json, metadata_to_json
-from .peer import PEER_KEY, Peer, checked, declare_extras, episode_id_clash, episode_sums, take_peer_note
+from .peer import (PEER_KEY, Peer, checked, declare_extras, episode_id_clash, episode_sums, refuse_withheld,
+                   take_peer_note)
 from .peer import joined as join_episodes
 
 STEP_KEYS = {"actions": "actions", "rewards": "rewards", "terminations": "terminated", "truncations": "truncated"}
@@ -133,7 +134,7 @@ def minari_paths(spec: dict | None) -> dict[str, str]:
 def _env(meta: dict[str, Any]) -> dict[str, Any]:
     try:
         spec = guard.parse_json(meta["env_spec"], "env_spec") if isinstance(meta.get("env_spec"), str) else {}
-    except guard.ExpertDataError:
+    except ExpertDataError:
         spec = {}
     spec = spec if isinstance(spec, dict) else {}
     return {k: v for k, v in {"env_id": spec.get("id"), "max_episode_steps": spec.get("max_episode_steps")}.items()
@@ -166,6 +167,7 @@ def read(path: Path, trusted: bool = False) -> Raw:
         raise UnreadableError(f"{path}: a Minari dataset stored as {shown(str(backend))}; its HDF5 and Arrow "
                               "backends are read")
     try:
+        refuse_withheld(raw, path)
         raw.root, raw.format = path, "minari"
         ours = take_peer_note(raw, "minari")
         _episodes(raw, path, seeds, ours is not None, minari_paths(observation_space))

@@ -43,8 +43,8 @@ def checked(value: Any, kind: type | tuple[type, ...], what: str, where: Any, lo
     """``value`` from a peer's metadata, once it is of ``kind`` (``int`` excludes ``bool``) and, for a number,
     within ``low``-``high``; a one-line ``UnreadableError`` naming ``what`` and the file ``where`` otherwise."""
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = " or ".join({int: "an integer", float: "a number", str: "a text", list: "a list", dict: "an object"}
-                        .get(k, k.__name__) for k in kinds)
+    names = "a number" if float in kinds else " or ".join(
+        {int: "an integer", str: "a text", list: "a list", dict: "an object"}.get(k, k.__name__) for k in kinds)
     if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
         raise UnreadableError(f"{where}: {what} must be {names}, not {shown(str(value))[:80]}")
     if isinstance(value, (int, float)) and not (np.isfinite(value) and (low is None or value >= low) and
@@ -133,13 +133,21 @@ def renamed(raw: Raw, names: Mapping[str, str]) -> Raw:
     return raw
 
 
+def refuse_withheld(raw: Raw, path: Any) -> None:
+    """Refuse, in one line, a peer file with an array the container's reader withheld: one that would be read from
+    outside the file (E015, unless trusted), or whose chunks are too large to read. A peer's layout needs every
+    array it stores (an episode without its actions is no episode), so none is dropped silently."""
+    found = next((f for f in raw.findings if f.field is not None and f.field in raw.withheld), None)
+    if found is None:
+        return
+    if found.rule == "outside-reference":
+        raise OutsideError(f"{path}: E015 outside-reference: {shown(found.field)}: {found.message}; trusted=True "
+                           "reads it from a file you trust")
+    raise UnreadableError(f"{path}: {shown(found.field)}: {found.message}")
+
+
 def require(raw: Raw, path: Any, format: str, *names: str) -> None:
-    """Refuse, in one line, a peer file that lacks an array its format requires, or whose array would be read from
-    outside it (E015: withheld, unless trusted)."""
-    outside = [f for f in raw.findings if f.rule == "outside-reference" and f.field in names]
-    if outside:
-        raise OutsideError(f"{path}: E015 outside-reference: {shown(outside[0].field)}: {outside[0].message}; "
-                           "trusted=True reads it from a file you trust")
+    """Refuse, in one line, a peer file that lacks an array its format requires."""
     missing = [n for n in names if n not in raw.fields]
     if missing:
         raise UnreadableError(f"{path}: not a complete {format} dataset: no {', '.join(map(shown, missing))}")

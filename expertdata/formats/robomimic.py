@@ -34,7 +34,8 @@ from ..errors import CountMismatchError, UnreadableError, UsageError
 from ..schema import FIELD_NAME, shown
 from . import hdf5
 from .base import METADATA_KEY, Capabilities, Finding, Raw, Whole, WriteOptions, metadata_to_json
-from .peer import PEER_KEY, Peer, declare_extras, episode_id_clash, episode_sums, joined, space_of, take_peer_note
+from .peer import (PEER_KEY, Peer, declare_extras, episode_id_clash, episode_sums, joined, refuse_withheld, space_of,
+                   take_peer_note)
 
 _DEMO = re.compile(r"data/(demo_(\d{1,12}))/(.+)")
 #: Our fields that robomimic has no name for, inside each demonstration.
@@ -56,6 +57,7 @@ def sniff(path: Path) -> bool:
 def read(path: Path, trusted: bool = False) -> Raw:
     raw = hdf5.read(path, trusted)
     try:
+        refuse_withheld(raw, path)
         raw.format = "robomimic"
         note = take_peer_note(raw, "robomimic")
         with h5py.File(path, "r") as f:
