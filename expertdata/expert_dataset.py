@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from . import images, mpi, observations, spaces, splits
+from . import editing, formats, images, mpi, observations, remote, spaces, splits
 from .arrays import RowWindow, iter_blocks, row_bytes
 from .dataset import Dataset
 from .errors import InvalidDatasetError, UsageError
@@ -22,6 +22,17 @@ IN_MEMORY_BYTES = 2 * 2**30
 #: Out of core, ``sample`` draws from a pool of about this many bytes of rows read in random blocks, and
 #: renews the pool once it has drawn as many rows as it holds.
 SAMPLE_POOL_BYTES = 64 * 2**20
+
+
+def _pushed(path: str | Path, episodes: Any, traj_limitation: int) -> Any:
+    """The episodes to read from ``path``: those asked for; or, where the format reads episodes alone, the first
+    ``traj_limitation`` (so a partial download's first complete episodes are read without the rest)."""
+    if episodes is not None:
+        return list(episodes)
+    if traj_limitation not in (-1, None) and traj_limitation > 0 and not remote.is_url(path) and \
+            formats.selective(path):
+        return list(range(int(traj_limitation)))
+    return None
 
 
 class ExpertDataset:
@@ -49,6 +60,9 @@ class ExpertDataset:
     :param rank, world_size: serve this rank's disjoint shard of whole episodes (default: from MPI when
         launched under ``mpirun``, else everything).
     :param n_workers, backend: workers decoding image files (observations stored as paths).
+    :param episodes: keep only these episodes (numbers, increasing), before ``traj_limitation``. They, and
+        ``traj_limitation``'s first K, are read alone where the format allows (a LeRobot folder opens only their
+        files: the complete episodes of a partial download train, whatever else is missing).
     """
 
     def __init__(self, expert_path: str | Path | None = None, traj_data: dict[str, Any] | None = None,
@@ -56,16 +70,19 @@ class ExpertDataset:
                  randomize: bool = True, verbose: int = 1, sequential_preprocessing: bool = False, *,
                  split: str | tuple[str, str] = "episodes", seed: int | None = None, in_memory: bool | None = None,
                  rank: int | None = None, world_size: int | None = None, n_workers: int = 1,
-                 backend: str = "threading") -> None:
+                 backend: str = "threading", episodes: Any = None) -> None:
         if (expert_path is None) == (traj_data is None):
             raise UsageError("pass exactly one of expert_path and traj_data")
         self._args = dict(expert_path=expert_path, traj_data=traj_data, train_fraction=train_fraction,
                           batch_size=batch_size, traj_limitation=traj_limitation, randomize=randomize,
                           sequential_preprocessing=sequential_preprocessing, split=split, seed=seed,
                           in_memory=in_memory, rank=rank, world_size=world_size, n_workers=n_workers,
-                          backend=backend)
-        self.source: Dataset = (load(expert_path) if expert_path is not None else Dataset.from_arrays(
-            {}, None, **{k: v for k, v in traj_data.items()}))
+                          backend=backend, episodes=episodes)
+        self.source: Dataset = (load(expert_path, episodes=_pushed(expert_path, episodes, traj_limitation))
+                                if expert_path is not None else Dataset.from_arrays(
+                                    {}, None, **{k: v for k, v in traj_data.items()}))
+        if expert_path is None and episodes is not None:
+            self.source = editing.take(self.source, np.asarray(episodes, np.int64))
         self.name = self.source.source
         self.seed, self.batch_size = seed, int(batch_size)
         index = self.source.episodes

@@ -220,10 +220,10 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
                     _compare_recorded(dataset, source_digest)
                     _record(metadata, source_digest, lineage, per_episode)
                     sink.set_metadata(metadata)
-                except BaseException:
+                    sink.close()
+                except BaseException:  # a failed close too (a full disk): the file is released, then removed
                     sink.abort()
                     raise
-                sink.close()
             with load(tmp, backend.name) as copy:
                 written_digest = source_digest if lossy else digest(copy)  # lossy: its error is in the notes
             if written_digest != source_digest:

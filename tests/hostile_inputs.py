@@ -192,3 +192,25 @@ def with_h5_external_link(path: Path, name: str, tmp: Path) -> None:
             g[name.replace("/", "_")] = values
         del f[name]
         f[name] = h5py.ExternalLink(str(other), "/" + name.replace("/", "_"))
+
+
+def rlds_small(folder: Path) -> Path:
+    """Three episodes of the Bridge fixture (two in train, one in val), re-framed into shards of their own."""
+    from expertdata import guard
+    from expertdata.formats import rlds
+
+    folder.mkdir(parents=True)
+    for name in ("features.json", "dataset_info.json"):
+        shutil.copyfile(BRIDGE / name, folder / name)
+    scope = guard.Scope(BRIDGE)
+    train = BRIDGE / "bridge_dataset-train.tfrecord-00000-of-00001"
+    with open(train, "rb") as f:
+        data = f.read()
+    records = [data[offset:offset + length] for offset, length in rlds.records(scope, train)[:3]]
+    for split, chosen in (("train", records[:2]), ("val", records[2:])):
+        with open(folder / f"bridge_dataset-{split}.tfrecord-00000-of-00001", "wb") as out:
+            for record in chosen:
+                head = struct.pack("<Q", len(record))
+                out.write(head + struct.pack("<I", rlds._masked_crc(head)) + record +
+                          struct.pack("<I", rlds._masked_crc(record)))
+    return folder

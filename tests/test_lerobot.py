@@ -195,3 +195,24 @@ def test_our_sidecar_is_read_without_trusting_its_headers(tmp_path):
         archive.writestr("episode_returns.npy", header.getvalue() + bytes(8))
     with pytest.raises(expertdata.UnreadableError, match="claims 1000000000000 rows of float64"):
         expertdata.load(folder)
+
+
+def test_a_partial_download_selects_and_trains_on_its_complete_episodes(tmp_path):
+    """LeRobot's usual partial download: every parquet, the videos of some episodes. Episodes chosen by number are
+    read alone, so those whose videos are there keep their camera."""
+    from .conftest import invoke
+    from .hostile_inputs import lerobot21
+
+    folder = lerobot21(tmp_path / "partial", episodes=4, frames=5, videos=(1, 3))
+    with expertdata.load(folder) as whole:  # read whole, the camera is skipped, said so
+        assert "obs/images.cam" not in whole.fields and "all there: 1, 3" in whole.notes[0]
+    result = invoke("select", folder, tmp_path / "two.zarr", "--episodes", "1,3")
+    assert result.returncode == 0, result.stderr
+    with expertdata.load(tmp_path / "two.zarr") as two, expertdata.load(folder, episodes=[1, 3]) as chosen:
+        assert two.n_episodes == 2 and two["obs/images.cam"].shape == (10, 16, 16, 3)
+        assert np.array_equal(two["obs/images.cam"][:], chosen["obs/images.cam"][:])
+        assert two.metadata["lineage"][-1]["criteria"] == {"episodes": "1,3"}
+    data = expertdata.ExpertDataset(folder, episodes=[1, 3], verbose=0)
+    assert data.num_traj == 2 and data.observations["images.cam"].shape == (10, 16, 16, 3)
+    with pytest.raises(expertdata.UsageError, match="episode 4 is outside"):
+        expertdata.load(folder, episodes=[4])

@@ -296,3 +296,29 @@ def test_a_save_path_without_a_suffix_is_an_npz_as_sb2_documented(tmp_path, monk
     with generate_expert_traj(cartpole, "kept.zarr", "CartPole-v1", n_episodes=1) as ds:
         assert ds.format == "zarr"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["expert_cartpole.npz", "kept.zarr"]
+
+
+def test_a_full_disk_at_the_end_of_an_npz_says_where_the_episodes_are_and_how_to_finish(tmp_path, monkeypatch):
+    """``.npz`` is written from its staging store at the end: when that write fails (the disk full), the finished
+    episodes stay in the staging store, and the message counts what a reader finds there and gives the command
+    that finishes the dataset."""
+    import errno
+    import re
+
+    from expertdata.formats import npz
+
+    def full(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(npz.NpzSink, "close", full)
+    with pytest.raises(expertdata.errors.WriteError) as failed:
+        generate_expert_traj(cartpole, tmp_path / "r.npz", "CartPole-v1", n_episodes=3, seed=0)
+    monkeypatch.undo()
+    message = str(failed.value)
+    found = re.search(r"the 3 finished episodes are kept in (\S+); finish it with: expertdata convert (\S+) (\S+)",
+                      message)
+    assert found and found[1] == found[2] and found[3] == str(tmp_path / "r.npz"), message
+    assert not (tmp_path / "r.npz").exists()
+    expertdata.convert(found[2], found[3])
+    with expertdata.load(tmp_path / "r.npz") as finished:
+        assert finished.n_episodes == 3 and expertdata.validate(finished).ok
