@@ -167,40 +167,6 @@ def reads_at_once(array: ArrayLike) -> int:
     return 1
 
 
-class Guarded:
-    """A stored array whose read failures, whatever the storage library raises (a failed checksum, a
-    truncated chunk), are ``UnreadableError``s naming ``label``: damage is one line, never a traceback.
-
-    :param reads_at_once: how many reads are worth running at once (``reads_at_once``).
-    """
-
-    def __init__(self, array: ArrayLike, label: str, reads_at_once: int | None = None) -> None:
-        self._array, self._label = array, label
-        self.shape, self.dtype = tuple(array.shape), np.dtype(array.dtype)
-        if reads_at_once is not None:
-            self.reads_at_once = reads_at_once
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def _guard(self, read: Any, *args: Any) -> Any:
-        try:
-            return read(*args)
-        except ExpertDataError:
-            raise
-        except Exception as exc:  # h5py, zarr and numcodecs report damage with many exception types
-            raise UnreadableError(f"{self._label}: cannot read: {type(exc).__name__}: {exc}") from None
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        return self._guard(self._array.__getitem__, key)
-
-    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
-        self._guard(read_into, self._array, start, stop, out)
-
-    def will_need(self, start: int, stop: int) -> None:
-        self._guard(will_need, self._array, start, stop)
-
-
 class LazyRows:
     """Rows assembled from other arrays (``read_into``), read only when sliced."""
 

@@ -236,9 +236,17 @@ def _space_line(space: dict | None) -> str:
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--no-digest", is_flag=True, help="Skip the content digest (it reads every value).")
+@click.option("--episodes", "per_episode", is_flag=True,
+              help="Print one row per episode instead: its first row, length, return, flags and per-episode fields "
+                   "(task, seed, digest).")
 @TRUSTED
-def info(path: str, as_json: bool, no_digest: bool, trusted: bool) -> None:
+def info(path: str, as_json: bool, no_digest: bool, per_episode: bool, trusted: bool) -> None:
     """Summarise the dataset at PATH: counts, returns, spaces, fields and storage."""
+    if per_episode:
+        with load(path, trusted=trusted) as dataset:
+            table = dataset.episode_table().map(lambda v: printable(v) if isinstance(v, str) else v)
+        click.echo(table.to_json(orient="records", indent=2) if as_json else table.to_string(index=False))
+        return
     summary = dataset_info(path, with_digest=not no_digest, trusted=trusted)
     if as_json:
         click.echo(json.dumps(summary, indent=2))

@@ -1,18 +1,17 @@
-"""New datasets from others: chosen episodes of one (``choose``, ``take``) and several one after another
-(``merged``). Both are lazy (nothing is read until the result is sliced or saved) and leave their sources
+"""New datasets from others: the episodes of one that meet criteria (``choose``; ``Dataset.take`` takes them) and
+several one after another (``merged``). Both are lazy (nothing is read until the result is sliced or saved) and leave their sources
 alone; ``expertdata.storage.select`` and ``merge`` write them, recording the parents' digests.
 """
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
 
 from . import spaces
-from .arrays import Concatenated, Gathered
+from .arrays import Concatenated
 from .dataset import Dataset
 from .errors import UsageError
 from .schema import DESCRIPTIVE_KEYS, shown
@@ -64,26 +63,6 @@ def choose(dataset: Dataset, episodes: str | None = None, min_return: float | No
     return np.flatnonzero(keep)
 
 
-def take(dataset: Dataset, episodes: np.ndarray, closer: Any = None) -> Dataset:
-    """The given episodes (increasing numbers) of ``dataset``, lazily; named splits follow them. ``closer``: what
-    closing the result closes (by default nothing: the caller closes ``dataset``)."""
-    episodes = np.asarray(episodes, np.int64)
-    if not len(episodes):
-        raise UsageError(f"{dataset.source}: no episode meets the criteria; nothing to write")
-    if len(np.unique(episodes)) != len(episodes) or np.any(np.diff(episodes) < 0) or episodes[0] < 0 or \
-            episodes[-1] >= dataset.n_episodes:
-        raise UsageError(f"{dataset.source}: episodes must be increasing numbers from 0 to {dataset.n_episodes - 1}")
-    steps = dataset.episodes.steps(episodes)
-    fields = {name: Gathered(array, steps if dataset.field_per(name) == "step" else episodes)
-              for name, array in dataset.fields.items()}
-    metadata = dict(dataset.metadata)
-    if isinstance(metadata.get("splits"), dict):
-        renumber = {int(e): i for i, e in enumerate(episodes)}
-        metadata["splits"] = {k: [renumber[e] for e in v if e in renumber] for k, v in metadata["splits"].items()}
-    return replace(dataset, fields=fields, metadata=metadata, closer=closer, source=f"{dataset.source} (selected)",
-                   as_recorded=False)
-
-
 def merged(datasets: Sequence[Dataset]) -> Dataset:
     """The datasets' episodes one after another, lazily. Their spaces, fields (names, dtypes, row shapes) and
     descriptive metadata other than named splits must agree; a mismatch is a one-line ``UsageError``."""
@@ -120,7 +99,7 @@ def merged(datasets: Sequence[Dataset]) -> Dataset:
     if splits:
         metadata["splits"] = splits
     return Dataset(fields, metadata, first.root, " + ".join(d.source for d in datasets),
-                   inputs=tuple(i for d in datasets for i in d.inputs))
+                   inputs=tuple(i for d in datasets for i in d.inputs), origin=(merged, (list(datasets),), {}))
 
 
 def _short(value: Any) -> str:

@@ -60,3 +60,57 @@ class EpisodeIndex:
         lengths = self.lengths[episodes]
         offsets = np.repeat(self.starts[episodes] - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
         return offsets + np.arange(int(lengths.sum()), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One episode of a dataset: its per-step fields (``steps``: views of the dataset's rows, read when sliced, or
+    arrays where the episode was read whole), and its per-episode values (``values``: ``return``, ``terminated``,
+    ``truncated``, ``final_obs``, and the dataset's per-episode fields, such as ``task``, ``seed`` or ``digest``,
+    where it records them). ``episode["obs"]`` reads either kind by name.
+
+    :param index: the episode's number in its dataset.
+    :param start: its first row.
+    """
+
+    index: int
+    start: int
+    length: int
+    steps: dict[str, Any]
+    values: dict[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.steps:
+            return self.steps[name]
+        if name in self.values:
+            return self.values[name]
+        raise KeyError(f"episode {self.index} has no {name!r}; it has {', '.join([*self.steps, *self.values])}")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.steps or name in self.values
+
+    def __len__(self) -> int:
+        return self.length
+
+    @property
+    def episode_return(self) -> float | None:
+        """The sum of its rewards (``None`` for demonstrations without rewards)."""
+        return self.values.get("return")
+
+    @property
+    def terminated(self) -> bool | None:
+        """Whether it ended in a terminal state (``None`` where the dataset records no flags)."""
+        return self.values.get("terminated")
+
+    @property
+    def truncated(self) -> bool | None:
+        return self.values.get("truncated")
+
+    @property
+    def final_obs(self) -> Any:
+        """The observation after its last step (``None`` where the dataset records none)."""
+        return self.values.get("final_obs")
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.values.items() if k != "final_obs" and np.ndim(v) == 0}
+        return f"<Episode {self.index}: {self.length} steps from row {self.start}, {shown}>"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from . import editing, formats, images, mpi, observations, remote, spaces, splits
+from . import formats, images, mpi, observations, remote, spaces, splits
 from .arrays import RowWindow, iter_blocks, row_bytes
 from .dataset import Dataset
 from .errors import InvalidDatasetError, UsageError
@@ -16,6 +16,7 @@ from .loader import DataLoader
 from .storage import load
 from .training import SPLITS
 from .validation import validate
+from .windows import Windows
 
 #: Kept observations and actions up to this size are read into memory; larger ones are served out of core.
 IN_MEMORY_BYTES = 2 * 2**30
@@ -33,6 +34,45 @@ def _pushed(path: str | Path, episodes: Any, traj_limitation: int) -> Any:
             formats.selective(path):
         return list(range(int(traj_limitation)))
     return None
+
+
+class WindowBatches:
+    """Minibatches of windows (``ExpertDataset.window_batches``): iterate, ``len`` per epoch, ``close`` when done."""
+
+    def __init__(self, windows: Windows, items: np.ndarray, batch_size: int, seed: Any, infinite: bool,
+                 shuffle: bool, to_torch: bool) -> None:
+        if not len(items):
+            raise UsageError("no window fits this split: its episodes are shorter than a window (pad them: pad_before, "
+                             "pad_after)")
+        self.windows, self.items, self.batch_size = windows, items, int(batch_size)
+        self._rng, self._infinite, self._shuffle, self._torch = np.random.default_rng(seed), infinite, shuffle, to_torch
+        self._order, self._at = self._epoch(), 0
+
+    def _epoch(self) -> np.ndarray:
+        return self._rng.permutation(self.items) if self._shuffle else self.items
+
+    def __len__(self) -> int:
+        return -(-len(self.items) // self.batch_size)
+
+    def __iter__(self) -> "WindowBatches":
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        if self._at >= len(self._order):
+            if not self._infinite:
+                raise StopIteration
+            self._order, self._at = self._epoch(), 0
+        chosen = self._order[self._at:self._at + self.batch_size]
+        self._at += len(chosen)
+        batch = self.windows.batch(np.sort(chosen) if not self._shuffle else chosen)
+        if self._torch:
+            import torch
+
+            return {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in batch.items()}
+        return batch
+
+    def close(self) -> None:
+        self._order, self._at = np.zeros(0, np.int64), 0
 
 
 class ExpertDataset:
@@ -82,7 +122,7 @@ class ExpertDataset:
                                 if expert_path is not None else Dataset.from_arrays(
                                     {}, None, **{k: v for k, v in traj_data.items()}))
         if expert_path is None and episodes is not None:
-            self.source = editing.take(self.source, np.asarray(episodes, np.int64))
+            self.source = self.source.take(episodes)
         self.name = self.source.source
         self.seed, self.batch_size = seed, int(batch_size)
         index = self.source.episodes
@@ -317,6 +357,32 @@ class ExpertDataset:
                           sequential=(not infinite) if sequential is None else sequential,
                           seed=self._split_seeds[split] if seed is None else seed, to_torch=to_torch,
                           **self._loader_kwargs)
+
+    def windows(self, split: str, length: int, pad_before: int = 0, pad_after: int = 0,
+                fields: Sequence[str] | None = None, every_rank: bool = False) -> Windows:
+        """``split``'s windows of ``length`` rows over the kept episodes (``Dataset.windows``: SequenceSampler's
+        rule), read from the rows this dataset holds (in memory where it keeps them). A window belongs to the split,
+        and to the rank, of its first row inside its episode. ``every_rank``: every rank's windows of the split
+        (for torch's ``DistributedSampler``), else this rank's."""
+        held = dict(zip(self.source.leaf_fields().values(), observations.leaves(self.observations)))
+        held["actions"] = self.actions
+        every = Windows(self.source, length, pad_before, pad_after, fields, range(self.num_traj), held)
+        mine = self.whole_split(split) if every_rank else self.split_indices(split)
+        return every.subset(np.flatnonzero(np.isin(every.anchors(), mine)))
+
+    def window_batches(self, split: str, length: int, batch_size: int | None = None, *, pad_before: int = 0,
+                       pad_after: int = 0, fields: Sequence[str] | None = None, seed: Any = None,
+                       infinite: bool = True, shuffle: bool = True, to_torch: bool = False,
+                       part: tuple[int, int] | None = None) -> WindowBatches:
+        """Minibatches of ``split``'s windows, as ``batches`` serves transitions: dicts of arrays of (batch,
+        ``length``, ...) per field, this rank's share, shuffled anew each epoch, endless or one epoch; ``part=(k,
+        n)`` the k-th of n disjoint shares (torch's loader workers)."""
+        windows = self.windows(split, length, pad_before, pad_after, fields)
+        items = np.arange(len(windows))
+        if part is not None:
+            items = np.array_split(items, part[1])[part[0]]
+        return WindowBatches(windows, items, batch_size or self.batch_size, self._split_seeds[split]
+                             if seed is None else seed, infinite, shuffle, to_torch)
 
     def terminal_episodes(self, time_limit: int | None = None) -> int:
         index = self.source.episodes

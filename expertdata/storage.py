@@ -40,15 +40,17 @@ def load(path: Path | str, format: str | None = None, trusted: bool = False,
         raise_for(str(path), found)
         local = remote.local_path(str(path)) if remote.is_url(path) else path
         inputs = (str(path) if local is None else str(formats.locate(local)),)
+        again = (load, (path,), {"format": format, "trusted": trusted, "storage_options": storage_options,
+                                  "strict": strict, "episodes": None if episodes is None else list(episodes)})
         dataset = Dataset(raw.fields, raw.metadata, raw.root, str(path), raw.format, raw.closer, raw.storage, trusted,
-                          tuple(p.one_line() for p in found), inputs, as_recorded=not raw.selected)
+                          tuple(p.one_line() for p in found), inputs, as_recorded=not raw.selected, origin=again)
     except ExpertDataError:
         raw.close()
         raise
     if episodes is None or raw.selected:
         return dataset
     try:
-        return editing.take(dataset, np.asarray(episodes, np.int64), closer=dataset.closer)
+        return replace(dataset.take(episodes, closer=dataset.closer), origin=again)
     except BaseException:
         dataset.close()
         raise
@@ -80,7 +82,7 @@ def verify(path: Path | str, expected: str, trusted: bool = False, episodes: str
                 raise UsageError(f"{path}: checking chosen episodes needs the per-episode digests recorded with "
                                  f"{expected}, and the file records none (or records another digest)")
             chosen = editing.parse_episodes(episodes, dataset.n_episodes)
-            _, actual_episodes = digests(editing.take(dataset, chosen), None)
+            _, actual_episodes = digests(dataset.take(chosen), None)
             wrong = [int(e) for e, d in zip(chosen, actual_episodes) if d != recorded[e]]
             if wrong:
                 raise DigestMismatchError(f"{path}: episode{'s' * (len(wrong) > 1)} {', '.join(map(str, wrong[:10]))} "
@@ -313,7 +315,7 @@ def select(src: Path | str, dst: Path | str, *, overwrite: bool = False, progres
         lineage = {"operation": "select", "source": Path(src).name, "parent_digest": parent,
                    "criteria": {k: v for k, v in criteria.items() if v is not None},
                    "episodes": int(len(episodes)), "of": None if pushed else dataset.n_episodes}
-        return save(editing.take(dataset, episodes), dst, overwrite=overwrite, progress=progress, lineage=lineage)
+        return save(dataset.take(episodes), dst, overwrite=overwrite, progress=progress, lineage=lineage)
 
 
 def merge(srcs: Sequence[Path | str], dst: Path | str, *, overwrite: bool = False, progress: bool = False,

@@ -74,6 +74,13 @@ class TrainingData(Protocol):
         (a new order every epoch) or one epoch. ``part=(k, n)`` serves the k-th of n disjoint shares (torch's
         loader workers)."""
 
+    def window_batches(self, split: str, length: int, batch_size: int | None = None, *, pad_before: int = 0,
+                       pad_after: int = 0, fields: Any = None, seed: Any = None, infinite: bool = True,
+                       shuffle: bool = True, to_torch: bool = False, part: tuple[int, int] | None = None) -> Any:
+        """Minibatches of ``split``'s windows of ``length`` rows (diffusion_policy's ``SequenceSampler`` rule, edge
+        padded by ``pad_before`` and ``pad_after``), each a dict of (batch, length, ...) arrays by field (the
+        observation's leaves and the actions unless ``fields`` says), this rank's share, as ``batches``."""
+
     def sample(self, n: int, rng: np.random.Generator) -> Batch:
         """``n`` random kept transitions of this rank, drawn with ``rng``."""
 

@@ -9,7 +9,7 @@ import zarr
 import expertdata
 from expertdata.diff import diff
 from expertdata.digest import digests
-from expertdata.editing import choose, merged, take
+from expertdata.editing import choose, merged
 
 from .conftest import invoke
 
@@ -38,7 +38,7 @@ def test_per_episode_digests_are_recorded_and_do_not_depend_on_other_episodes(se
     with expertdata.load(sent.path) as data:
         recorded = data.metadata["episode_digests"]
         assert len(recorded) == data.n_episodes == 10 and all(len(d) == 32 for d in recorded)
-        _, chosen = digests(take(data, np.array([2, 5, 9])), None)
+        _, chosen = digests(data.take([2, 5, 9]), None)
         assert chosen == [recorded[2], recorded[5], recorded[9]]
 
 
@@ -66,11 +66,11 @@ def test_diff_reports_identical_content_across_formats_and_what_changed(sent, tm
 
 def test_diff_matches_moved_episodes_and_names_the_rest(sent):
     with expertdata.load(sent.path) as data:
-        reordered = take(data, np.array([0, 1, 2, 3, 4, 6, 7, 8, 9]))
-        result = diff(data, merged([reordered, take(data, np.array([5]))]))
+        reordered = data.take([0, 1, 2, 3, 4, 6, 7, 8, 9])
+        result = diff(data, merged([reordered, data.take([5])]))
         assert not result.identical and result.n_changed == 0 and result.moved == 5
         assert result.only_a == result.only_b == []
-        shorter = diff(data, take(data, np.arange(7)))
+        shorter = diff(data, data.take(np.arange(7)))
         assert shorter.only_a == [7, 8, 9] and shorter.only_b == [] and shorter.moved == 0
         with expertdata.load(PENDULUM) as other:
             metadata = diff(data, other).metadata

@@ -16,7 +16,8 @@ from typing import Sequence
 import numpy as np
 
 from .. import guard
-from ..arrays import Guarded, RowWindow
+from ..arrays import RowWindow
+from ..field import Field
 from ..errors import UnreadableError, UsageError
 from ..schema import field_per, shown
 from . import d4rl, diffusion_policy, hdf5, imitation, lerobot, minari, npz, rlds, robomimic, zarr
@@ -93,8 +94,8 @@ def read_raw(path: Path | str, format: str | None = None, trusted: bool = False,
             raw.selected = True
         else:
             raw = _cut_to_commit(backend.read(path, trusted))
-    raw.fields = {name: array if isinstance(array, (Guarded, np.ndarray)) else
-                  Guarded(array, f"{path}: field {shown(name)}") for name, array in raw.fields.items()}
+    raw.fields = {name: array if isinstance(array, (Field, np.ndarray)) else
+                  Field(array, f"{path}: field {shown(name)}") for name, array in raw.fields.items()}
     for name, missing in raw.coverage.items():
         if name not in raw.fields or not raw.fields[name].shape:
             continue

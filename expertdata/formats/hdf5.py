@@ -14,7 +14,8 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
-from ..arrays import ArrayLike, Guarded
+from ..arrays import ArrayLike
+from ..field import Field
 from ..atomic import remove, replace, temporary
 from ..errors import UnreadableError
 from ..schema import shown
@@ -206,7 +207,7 @@ def read(path: Path | str, trusted: bool = False, remote: Any = None) -> Raw:
     stored: dict[str, _Rows] = {}
 
     def field(name: str, rows: ArrayLike, attrs: Any = None) -> ArrayLike:
-        return Guarded(as_read(rows, f[name].attrs if attrs is None else attrs), f"{path}: field {shown(name)}")
+        return Field(as_read(rows, f[name].attrs if attrs is None else attrs), f"{path}: field {shown(name)}")
 
     try:
         for name, obj in _datasets(f, trusted, raw):

@@ -20,7 +20,8 @@ import zarr.codecs
 import zarr.errors
 import zarr.storage
 
-from ..arrays import ArrayLike, Guarded
+from ..arrays import ArrayLike
+from ..field import Field
 from ..atomic import remove
 from ..errors import UnreadableError
 from ..schema import MAX_METADATA_BYTES, shown
@@ -216,7 +217,7 @@ def _fill(raw: Raw, group: zarr.Group, label: str, outside: dict[str, str],
     arrays = dict(_arrays(group))
 
     def field(name: str, rows: ArrayLike) -> ArrayLike:
-        return Guarded(as_read(rows, arrays[name].attrs), f"{label}: field {shown(name)}", reads)
+        return Field(as_read(rows, arrays[name].attrs), f"{label}: field {shown(name)}", reads)
 
     for name, array in arrays.items():
         why = _outside(name, outside)
