@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -37,42 +37,73 @@ def _pushed(path: str | Path, episodes: Any, traj_limitation: int) -> Any:
 
 
 class WindowBatches:
-    """Minibatches of windows (``ExpertDataset.window_batches``): iterate, ``len`` per epoch, ``close`` when done."""
+    """Minibatches of windows (``ExpertDataset.window_batches``): iterate, ``len`` per epoch, ``close`` when done.
+
+    Rows held in memory are gathered batch by batch. Stored ones are read a pool at a time: the windows of about
+    ``SAMPLE_POOL_BYTES`` of consecutive rows, read once per field, served shuffled among themselves, the pools in a
+    new random order every epoch. Every window is served once an epoch, and reads stay sequential.
+    """
 
     def __init__(self, windows: Windows, items: np.ndarray, batch_size: int, seed: Any, infinite: bool,
                  shuffle: bool, to_torch: bool) -> None:
         if not len(items):
             raise UsageError("no window fits this split: its episodes are shorter than a window (pad them: pad_before, "
                              "pad_after)")
-        self.windows, self.items, self.batch_size = windows, items, int(batch_size)
+        self.windows, self.items, self.batch_size = windows, np.asarray(items, np.int64), int(batch_size)
         self._rng, self._infinite, self._shuffle, self._torch = np.random.default_rng(seed), infinite, shuffle, to_torch
-        self._order, self._at = self._epoch(), 0
+        rows = windows.rows(self.items)
+        low = rows.min(axis=1)
+        if windows._memory:
+            self._pools = [np.arange(len(self.items))]
+        else:
+            per_row = max(1, sum(row_bytes(a) for a in windows.arrays.values()))
+            key = low // max(windows.length, SAMPLE_POOL_BYTES // per_row)
+            order = np.argsort(key, kind="stable")
+            self._pools = np.split(order, np.flatnonzero(np.diff(key[order])) + 1)
+        self._spans = [(int(low[p].min()), int(rows[p].max()) + 1) for p in self._pools]
+        self._epoch: Iterator[tuple[int, np.ndarray]] = iter(())
+        self._epochs = 0
+        self._block: tuple[int, dict[str, np.ndarray]] | None = None
 
-    def _epoch(self) -> np.ndarray:
-        return self._rng.permutation(self.items) if self._shuffle else self.items
+    def _batches(self) -> Iterator[tuple[int, np.ndarray]]:
+        """One epoch: ``(pool, positions in items)`` per batch, pools in a random order, shuffled within each."""
+        for pool in (self._rng.permutation(len(self._pools)) if self._shuffle else range(len(self._pools))):
+            order = self._rng.permutation(self._pools[pool]) if self._shuffle else self._pools[pool]
+            for begin in range(0, len(order), self.batch_size):
+                yield int(pool), order[begin:begin + self.batch_size]
 
     def __len__(self) -> int:
-        return -(-len(self.items) // self.batch_size)
+        return sum(-(-len(p) // self.batch_size) for p in self._pools)
 
     def __iter__(self) -> "WindowBatches":
         return self
 
     def __next__(self) -> dict[str, Any]:
-        if self._at >= len(self._order):
-            if not self._infinite:
+        found = next(self._epoch, None)
+        if found is None:
+            if self._epochs and not self._infinite:
                 raise StopIteration
-            self._order, self._at = self._epoch(), 0
-        chosen = self._order[self._at:self._at + self.batch_size]
-        self._at += len(chosen)
-        batch = self.windows.batch(np.sort(chosen) if not self._shuffle else chosen)
+            self._epoch, self._epochs = self._batches(), self._epochs + 1
+            found = next(self._epoch)
+        batch = self._read(*found)
         if self._torch:
             import torch
 
             return {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in batch.items()}
         return batch
 
+    def _read(self, pool: int, positions: np.ndarray) -> dict[str, np.ndarray]:
+        items = self.items[positions]
+        if self.windows._memory:
+            return self.windows.batch(items)
+        if self._block is None or self._block[0] != pool:
+            lo, hi = self._spans[pool]
+            self._block = (pool, {name: np.asarray(array[lo:hi]) for name, array in self.windows.arrays.items()})
+        rows = self.windows.rows(items) - self._spans[pool][0]
+        return {name: array[rows] for name, array in self._block[1].items()}
+
     def close(self) -> None:
-        self._order, self._at = np.zeros(0, np.int64), 0
+        self._epoch, self._block = iter(()), None
 
 
 class ExpertDataset:
@@ -211,10 +242,9 @@ class ExpertDataset:
         return self.source.take_episodes(self.num_traj)
 
     def to_pandas(self) -> Any:
-        """One row per kept episode: ``episode``, ``start``, ``length``, ``return``."""
-        from .plotting import episode_table
-
-        return episode_table(self.kept())
+        """One row per kept episode (``Dataset.episode_table``): ``episode``, ``start``, ``length``, ``return``, the
+        flags and the per-episode fields."""
+        return self.kept().episode_table()
 
     def plot(self, out: str | Path | None = None) -> Any:
         """SB2's plot, extended (returns, lengths, actions, observation ranges): written to ``out`` (PNG),

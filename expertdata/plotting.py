@@ -23,15 +23,6 @@ MAX_IMAGES = 256
 _MAX_ACTION_DIMS = 4
 
 
-def episode_table(dataset: Dataset) -> Any:
-    """One row per episode: ``episode``, ``start`` (first transition), ``length`` and ``return``."""
-    import pandas as pd
-
-    index = dataset.episodes
-    return pd.DataFrame({"episode": np.arange(index.n_episodes), "start": index.starts, "length": index.lengths,
-                         "return": _returns(dataset) if dataset.has_rewards else np.full(index.n_episodes, np.nan)})
-
-
 def _returns(dataset: Dataset) -> np.ndarray:
     """The episodes' returns; none for demonstrations without rewards."""
     return np.asarray(dataset["episode_returns"][:], dtype=np.float64) if dataset.has_rewards else np.zeros(0)

@@ -66,6 +66,14 @@ class _Reader:
         return lo, block
 
 
+def _read_only(array: Any) -> Any:
+    if not isinstance(array, np.ndarray) or not array.flags.writeable:
+        return array
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 class _Items:
     """What ``Windows`` and ``Frames`` share: per item, the clipped rows of every field; reading them in memory or
     out of core; pickling by reopening the dataset."""
@@ -73,8 +81,9 @@ class _Items:
     def __init__(self, dataset: Any, fields: Sequence[str] | None, arrays: Mapping[str, Any] | None = None) -> None:
         self.dataset = dataset
         self.fields = _fields(dataset, fields)
-        #: Where each field is read from: the dataset's own array, unless ``arrays`` holds one (rows held in memory).
-        self.arrays = {name: (arrays or {}).get(name, dataset.fields[name]) for name in self.fields}
+        #: Where each field is read from: the dataset's own array, unless ``arrays`` holds one (rows held in memory,
+        #: seen read-only: a window of them is a view).
+        self.arrays = {name: _read_only((arrays or {}).get(name, dataset.fields[name])) for name in self.fields}
         self._memory = all(isinstance(a, np.ndarray) for a in self.arrays.values())
         self._reader: _Reader | None = None
 
@@ -169,9 +178,14 @@ class Windows(_Items):
                          self.length - (self.first + self.length - buffer_end)], axis=1)
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"window {i} of {len(self):,}")
-        return self._read(self.rows(int(i) % len(self)))
+        n = len(self.first)
+        if not -n <= i < n:
+            raise IndexError(f"window {i} of {n:,}")
+        i = int(i) % n
+        first = int(self.first[i])
+        if self._memory and first >= self.episode_start[i] and first + self.length <= self.episode_end[i]:
+            return {name: array[first:first + self.length] for name, array in self.arrays.items()}  # views
+        return self._read(self.rows(i))
 
     def batch(self, items: Sequence[int]) -> dict[str, np.ndarray]:
         items = np.asarray(items, np.int64)

@@ -13,7 +13,6 @@ import expertdata
 from expertdata.field import Field
 
 from .conftest import SHARED_FIXTURES, SUFFIXES, invoke, make_arrays
-from .test_remote import http_root  # noqa: F401  (the loopback server's fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 CARTPOLE = ROOT / "fixtures" / "cartpole.npz"
@@ -53,7 +52,7 @@ def test_fields_index_as_numpy_does_in_every_format(stored, fmt):
         assert dict(ds.items()).keys() == set(ds) and all(v.shape for v in ds.values())
 
 
-def test_fields_where_they_live_index_as_numpy_does(stored, http_root):  # noqa: F811
+def test_fields_where_they_live_index_as_numpy_does(stored, http_root):
     import shutil
 
     folder, base, _ = http_root

@@ -7,14 +7,12 @@ from PIL import Image
 
 import expertdata
 from expertdata.cli import main
-from expertdata.plotting import episode_table
-
 from .conftest import make_dataset
 
 
 def test_episode_table_has_one_row_per_episode():
     ds = make_dataset(lengths=(3, 5, 2))
-    table = episode_table(ds)
+    table = ds.episode_table()
     assert table["length"].tolist() == [3, 5, 2] and table["start"].tolist() == [0, 3, 8]
     assert np.allclose(table["return"], ds["episode_returns"])
 

@@ -27,44 +27,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Files only: a folder is 404 (no listings), ``forbidden/`` is 403; every path asked for is logged."""
-
-    def list_directory(self, path):
-        self.send_error(404, "no listings")
-
-    def do_GET(self):
-        self.server.requested.append(self.path)
-        if self.path.startswith("/forbidden/"):
-            self.send_error(403, "forbidden")
-            return
-        super().do_GET()
-
-    def do_HEAD(self):
-        self.server.requested.append(self.path)
-        if self.path.startswith("/forbidden/"):
-            self.send_error(403, "forbidden")
-            return
-        super().do_HEAD()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_root(tmp_path):
-    """``(folder, base URL, requested paths)`` of a loopback HTTP server without directory listings."""
-    folder = tmp_path / "served"
-    folder.mkdir()
-    handler = lambda *args: _Handler(*args, directory=str(folder))  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.requested = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}", server.requested
-    server.shutdown()
-
-
 @pytest.fixture
 def s3(monkeypatch):
     """``(bucket URL, storage options)`` of moto's S3-compatible server on loopback."""
