@@ -57,8 +57,13 @@ def test_fields_where_they_live_index_as_numpy_does(stored, http_root):
 
     folder, base, _ = http_root
     shutil.copytree(stored["zarr"], folder / "c.zarr")
-    with expertdata.load(f"{base}/c.zarr") as ds, np.load(CARTPOLE) as sb2:
+    with expertdata.load(f"{base}/c.zarr") as ds, np.load(CARTPOLE) as sb2, expertdata.load(stored["zarr"]) as here:
         _check_like_numpy(ds["obs"], sb2["obs"])
+        assert np.array_equal(ds.episode(3)["actions"][:], sb2["actions"][1500:2000])
+        assert [e.length for e in ds.iter_episodes()] == [500] * 10
+        assert ds.episode_table().equals(here.episode_table())
+        windows, local = ds.windows(16, 1, 7), here.windows(16, 1, 7)
+        assert len(windows) == len(local) and np.array_equal(windows[-1]["obs"], local[-1]["obs"])
 
 
 def test_a_field_is_read_in_one_bulk_read_and_errors_are_one_line(stored):
