@@ -19,7 +19,10 @@ from trainers.protocol import Trainer
 from .conftest import run_cli
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-SMALL = dict(n_envs=2, n_steps=64, batch_size=64, n_epochs=2)
+SMALL = dict(n_envs=2, n_steps=64, batch_size=64, n_epochs=2, generator="ppo")
+#: The off-policy generator on a budget a test can afford: a short warm start, few transitions before updates.
+SMALL_TD3 = dict(n_envs=2, n_steps=64, g_step=1, generator="td3", warm_start=200, critic_warmup=128,
+                 learning_starts=256, td3_batch_size=64, buffer_size=20_000)
 
 
 def test_sb2s_interface(tmp_path):
@@ -68,7 +71,8 @@ def test_an_untrained_discriminator_is_indifferent_so_the_logit_reward_pays_noth
 def test_ppo_updates_stop_once_the_policy_moves_past_target_kl():
     def updates(target_kl):
         model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, n_envs=2, n_steps=256,
-                     batch_size=64, n_epochs=10, g_step=1, learning_rate=3e-3, target_kl=target_kl)
+                     batch_size=64, n_epochs=10, g_step=1, learning_rate=3e-3, target_kl=target_kl,
+                     generator="ppo")
         return model.learn(512).logs[-1]
 
     free, held = updates(None), updates(1e-4)
@@ -277,3 +281,42 @@ def test_a_generator_that_stops_terminating_still_shows_the_discriminator_its_ab
     later = _absorbing_rows_after(acrobot, [ended, rollout])
     assert sum(expert for expert, _ in later) > 0 and sum(generator for _, generator in later) == 0
     assert model.learn(1).logs[-1]["absorbing_reward"] == model.discriminator.absorbing_reward("logit")  # logged
+
+
+def test_box_actions_get_the_off_policy_generator_and_discrete_ones_ppo():
+    assert GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0).generator == "td3"
+    assert GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0).generator == "ppo"
+    with pytest.raises(expertdata.UsageError, match="td3 generator acts in Box action spaces"):
+        GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, generator="td3")
+
+
+def test_the_off_policy_generator_is_warm_started_then_learns_from_the_discriminator():
+    """A short warm start clones the expert; after it, every env step replays transitions that the discriminator
+    rewards now, and the critics learn alone for ``critic_warmup`` updates before the actor follows them."""
+    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, **{**SMALL_TD3, "warm_start": 3000})
+    model.learn(8 * 128)  # iterations of 64 steps of 2 envs
+    score = NormalisedScore.measure("Pendulum-v1", lambda obs: model.predict(obs, deterministic=True)[0], 5)
+    # one update per env step from the step that brings the replay to learning_starts
+    assert model.transitions.size == 8 * 128 and model.td3.updates == 8 * 128 - 256 + 2
+    assert score.expert > score.random + 300  # random actions score about -1100
+    log = model.logs[-1]
+    assert log["generator_updates"] == 128 and "actor_loss" in log and log["critic_loss"] >= 0
+
+
+def test_a_resumed_off_policy_run_continues_exactly(tmp_path):
+    """The checkpoint holds the critics, the targets, both optimisers and every transition kept."""
+    def fresh(folder):
+        return GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=3, checkpoint_interval=2,
+                    checkpoint_dir=str(tmp_path / folder), **SMALL_TD3)
+
+    straight = fresh("a").learn(6 * 128)
+    first = fresh("b").learn(2 * 128)
+    resumed = load(tmp_path / "b" / f"{first.num_timesteps:09d}", env="Pendulum-v1",
+                   expert_dataset=FIXTURES / "pendulum.npz", checkpoint_dir=None)
+    assert resumed.transitions.size == first.transitions.size == 256
+    resumed.learn(straight.num_timesteps - first.num_timesteps, reset_num_timesteps=False)
+    for name, value in straight.get_parameters().items():
+        assert np.array_equal(value, resumed.get_parameters()[name]), name
+    for part, tensors in straight.td3.state_dicts().items():
+        for name, value in tensors.items():
+            assert torch.equal(value, resumed.td3.state_dicts()[part][name]), (part, name)

@@ -30,7 +30,9 @@ class BCConfig(CloningConfig):
     :param loss: nll (negative log-likelihood: cross-entropy for discrete actions, Gaussian for Box), mse
         (squared error of the deterministic action), or auto: nll for discrete actions, mse for Box ones.
     :param normalize_obs: normalise Box vector observations by the dataset's mean and std; ``None``: fully
-        for discrete actions, and for Box actions with each std floored at 0.3 (``SHRINK_STD``).
+        for discrete actions, and for Box actions with each std floored at ``std_floor``.
+    :param std_floor: with Box actions (``normalize_obs=None``), a feature is divided by its std but by no less
+        than this: one that barely varies in the demonstrations is magnified at most 1/std_floor times.
     """
 
     n_epochs: int | None = None
@@ -41,6 +43,7 @@ class BCConfig(CloningConfig):
     activation: Literal["tanh", "relu"] = "tanh"
     loss: Literal["auto", "nll", "mse"] = "auto"
     normalize_obs: bool | None = None
+    std_floor: float = 0.3
 
     def resolved(self, action_space: dict) -> tuple[str, str]:
         """The loss and how observations are normalised (``full``, ``shrink`` or ``none``) for this action

@@ -25,12 +25,6 @@ from .config import BCConfig
 POLICY_NAMES = ("MlpPolicy", "CnnPolicy")
 
 
-#: With Box actions, features are divided by their std but by no less than this: one that barely varies in the
-#: demonstrations is magnified at most about 3x (InvertedDoublePendulum: 0/5 seeds with a floor of 1e-6 or
-#: 0.1, 5/5 with 0.3; Pendulum wants its 0.5-std features scaled: 0.70 with a floor of 1, 1.00 with 0.3).
-SHRINK_STD = 0.3
-
-
 class BC:
     """Behaviour cloning of a dataset into a ``Policy``, with SB2's model API.
 
@@ -67,7 +61,8 @@ class BC:
             normalise = self.config.resolved(act_space)[1]
             if normalise != "none" and self.expert_dataset is not None:
                 mean, std = self.expert_dataset.observation_stats()
-                self.policy.set_observation_stats(mean, np.maximum(std, SHRINK_STD) if normalise == "shrink" else std)
+                floor = self.config.std_floor if normalise == "shrink" else 0.0
+                self.policy.set_observation_stats(mean, np.maximum(std, floor))
 
     def learn(self, total_timesteps: int | None = None, callback: Callback | None = None, log_interval: int = 1,
               reset_num_timesteps: bool = True, progress: bool = False) -> "BC":

@@ -20,7 +20,7 @@ from expertdata.mpi import World
 from expertdata.training import TrainingData
 
 from ..protocol import Callback, LogRecord
-from .configs import AUTO_EPOCHS, AUTO_LOGS, AUTO_STEPS, CloningConfig
+from .configs import AUTO_EPOCHS, AUTO_LOGS, CloningConfig
 from .data import as_training_data
 from .log_table import LogTable
 from .optim import Adam
@@ -92,7 +92,7 @@ def fit(loss_fn: Loss, params: Sequence[torch.nn.Parameter], dataset: TrainingDa
     if total_timesteps is not None:
         total_steps = max(1, -(-int(total_timesteps) // per_step))
     elif config.n_epochs is None:
-        total_steps = max(AUTO_EPOCHS * steps_per_epoch, AUTO_STEPS)
+        total_steps = max(AUTO_EPOCHS * steps_per_epoch, config.min_steps)
     else:
         total_steps = config.n_epochs * steps_per_epoch
     if config.val_interval:

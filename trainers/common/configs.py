@@ -36,6 +36,7 @@ class CloningConfig:
     :param seed: seeds the network and the run: the same seed repeats it.
     :param torch_threads: torch's intra-op threads while training (restored after); None uses one for an
         MLP, whose small matrices lose more to thread hand-offs than they gain, and leaves a CNN alone.
+    :param min_steps: with ``n_epochs=None``, the fewest gradient steps of the budget.
     """
 
     n_epochs: int | None = 10
@@ -47,12 +48,13 @@ class CloningConfig:
     early_stopping: int | None = None
     seed: int | None = None
     torch_threads: int | None = None
+    min_steps: int = AUTO_STEPS
 
     def __post_init__(self) -> None:
         if self.n_epochs is not None and self.n_epochs < 1 or self.learning_rate <= 0:
             raise UsageError(f"n_epochs must be at least 1 and learning_rate positive, not {self.n_epochs} and "
                              f"{self.learning_rate}")
-        for name in ("val_interval", "early_stopping", "torch_threads"):
+        for name in ("val_interval", "early_stopping", "torch_threads", "min_steps"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"{name} must be at least 1 (or None), not {value}")

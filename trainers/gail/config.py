@@ -9,6 +9,7 @@ from expertdata.errors import UsageError
 REWARDS = ("positive", "logit")
 OBS_NORMALIZATIONS = ("running", "expert")
 PENALTY_POINTS = ("interpolates", "expert")
+GENERATORS = ("auto", "ppo", "td3")
 
 
 @dataclass
@@ -68,6 +69,26 @@ class GAILConfig:
         reset at each, so a run resumed from one continues exactly.
     :param checkpoint_dir: the folder that receives checkpoints, each in a subfolder named by its
         timesteps (None: none are written).
+    :param generator: ``ppo`` (on-policy, SB2's scheme), ``td3`` (off-policy, Box actions only: TD3 on every
+        transition so far, each rewarded by the discriminator when replayed, Discriminator-Actor-Critic), or
+        ``auto``: td3 for Box actions, ppo for the others.
+    :param warm_start: behaviour-clone the off-policy generator's actor for this many gradient steps (squared
+        error, the dataset's batches, Adam at 1e-3) before its first env step, which it then takes itself
+        instead of random actions (0: none, random actions for ``learning_starts`` steps as TD3 does).
+    :param critic_warmup: after a warm start, TD3 updates in which only the critics learn: the actor waits for
+        critics that value its own actions under the discriminator's reward before it follows their gradient.
+    :param bc_alpha: the off-policy generator's actor minimises TD3+BC's loss, this weight times its critic's
+        value over the value's mean size, against its squared error on expert transitions (None: TD3's loss alone).
+    :param td3_net_arch: hidden layers (ReLU) of the off-policy generator's actor and twin critics.
+    :param td3_learning_rate: their Adam step size.
+    :param td3_batch_size: replayed transitions per TD3 update (and per discriminator update, each side).
+    :param buffer_size: transitions the off-policy generator keeps (the oldest replaced).
+    :param learning_starts: env steps of uniformly random actions before the first TD3 update.
+    :param tau: Polyak step of the target networks.
+    :param policy_delay: critic updates per actor update.
+    :param exploration_noise: std of the Gaussian noise on the actor's actions, in half ranges of the action space.
+    :param target_noise: std of the noise on the target actor's actions (target policy smoothing)...
+    :param noise_clip: ... clipped at this, in half ranges.
     :param seed: seeds everything; rank r's envs start from seed + 1000 r.
     :param torch_threads: torch's intra-op threads while learning (restored after); None uses one for MLP
         networks, whose small matrices lose more to thread hand-offs than they gain, and leaves a CNN alone.
@@ -103,6 +124,20 @@ class GAILConfig:
     obs_normalization: Literal["running", "expert"] = "running"
     d_obs_normalization: Literal["running", "expert"] = "running"
     normalize_reward: bool = True
+    generator: Literal["auto", "ppo", "td3"] = "auto"
+    warm_start: int = 20_000
+    critic_warmup: int = 20_000
+    bc_alpha: float | None = 2.5
+    td3_net_arch: tuple[int, ...] = (256, 256)
+    td3_learning_rate: float = 3e-4
+    td3_batch_size: int = 256
+    buffer_size: int = 1_000_000
+    learning_starts: int = 10_000
+    tau: float = 0.005
+    policy_delay: int = 2
+    exploration_noise: float = 0.1
+    target_noise: float = 0.2
+    noise_clip: float = 0.5
     checkpoint_interval: int | None = None
     checkpoint_dir: str | None = None
     seed: int | None = None
@@ -126,6 +161,23 @@ class GAILConfig:
                 raise UsageError(f"{name} must be at least 1 (or None), not {value}")
         if self.kl_accuracy_scale < 0:
             raise UsageError(f"kl_accuracy_scale must be 0 (off) or positive, not {self.kl_accuracy_scale}")
-        self.net_arch = tuple(int(n) for n in self.net_arch)
-        if not self.net_arch or min(self.net_arch) < 1:
-            raise UsageError(f"net_arch must list one or more layer sizes of at least 1, not {self.net_arch}")
+        if self.generator not in GENERATORS:
+            raise UsageError(f"generator must be one of {GENERATORS}, not {self.generator!r}")
+        if min(self.warm_start, self.critic_warmup) < 0:
+            raise UsageError("warm_start and critic_warmup count steps: 0 or more")
+        if min(self.td3_batch_size, self.buffer_size, self.policy_delay) < 1 or not 0 < self.tau <= 1:
+            raise UsageError("td3_batch_size, buffer_size and policy_delay must be at least 1, and tau in (0, 1]")
+        for name in ("net_arch", "td3_net_arch"):
+            arch = tuple(int(n) for n in getattr(self, name))
+            if not arch or min(arch) < 1:
+                raise UsageError(f"{name} must list one or more layer sizes of at least 1, not {arch}")
+            setattr(self, name, arch)
+
+    def generator_for(self, action_space: dict) -> str:
+        """The generator this config gives an action space: ``auto`` is td3 for Box actions, ppo otherwise."""
+        if self.generator == "auto":
+            return "td3" if action_space["type"] == "Box" else "ppo"
+        if self.generator == "td3" and action_space["type"] != "Box":
+            raise UsageError(f"the td3 generator acts in Box action spaces; this one is {action_space['type']} "
+                             "(generator='ppo')")
+        return self.generator

@@ -23,7 +23,8 @@ from expertdata.errors import UnreadableError, UsageError
 from expertdata.mpi import World
 from expertdata.training import TrainingData
 
-from ..common.cloning import History, pretrain
+from ..common.cloning import History, fit, pretrain
+from ..common.configs import CloningConfig
 from ..common.data import as_training_data, training_spaces
 from ..common.evaluation import EVAL_SEED
 from ..common.log_table import LogTable
@@ -35,6 +36,7 @@ from ..protocol import Callback, LogRecord
 from .config import GAILConfig
 from .discriminator import Discriminator
 from .ppo import ActorCritic, Rollout, gae, ppo_update
+from .td3 import TD3, Replay
 
 STATE_FILE = "gail.json"
 #: What ``verbose`` prints of each log record (``log.csv`` and ``logs`` keep everything).
@@ -93,9 +95,16 @@ class GAIL:
         self.expert_dataset = as_training_data(expert_dataset, self.config.seed)
         given = (policy.observation_space, policy.action_space) if isinstance(policy, Policy) else None
         spaces_ = training_spaces(self.expert_dataset, env, given, check)
-        self.model = ActorCritic(*spaces_, self.config.net_arch)
+        self.generator = self.config.generator_for(spaces_[1])
+        off_policy = self.generator == "td3"
+        self.model = ActorCritic(*spaces_, self.config.td3_net_arch if off_policy else self.config.net_arch,
+                                 "relu" if off_policy else "tanh")
         if isinstance(policy, Policy):
             self.model.policy = policy
+        #: the off-policy generator's networks and every transition so far (``generator="td3"``), else None
+        self.td3 = TD3(self.model.policy, self.config.td3_net_arch, self.config.td3_learning_rate) if off_policy \
+            else None
+        self.transitions = Replay(self.config.buffer_size) if off_policy else None
         self.discriminator = Discriminator(*spaces_, self.config.hidden_size_adversary)
         self.world.broadcast(self.model)
         self.world.broadcast(self.discriminator)
@@ -111,7 +120,7 @@ class GAIL:
         self.generator_ends = np.zeros(2, np.int64)
         self._absorbing_share: float | None = None
         cfg = self.config
-        if self.expert_dataset is not None and cfg.normalize_obs and cfg.obs_normalization == "expert":
+        if self.expert_dataset is not None and cfg.normalize_obs and (cfg.obs_normalization == "expert" or off_policy):
             self._observation_stats_from(self.expert_dataset)
         if self.expert_dataset is not None and cfg.normalize_obs and cfg.d_obs_normalization == "expert":
             mean, std = self.expert_dataset.observation_stats()
@@ -128,6 +137,8 @@ class GAIL:
         mean, std = dataset.observation_stats()
         self.obs_stats.load_state({"mean": mean, "var": std**2, "count": np.array(float(dataset.split_size("all")))})
         self.model.set_observation_stats(self.obs_stats.mean, self.obs_stats.std)
+        if self.td3 is not None:
+            self.td3.set_observation_stats(self.obs_stats.mean, self.obs_stats.std)
 
     def set_random_seed(self, seed: int | None) -> None:
         """Seed torch and the trainer's own generator (expert batches, minibatch order)."""
@@ -259,15 +270,26 @@ class GAIL:
         size = max(1, len(self.replay[-1][1]) // cfg.d_step)
         expert_share = self._expert_absorbing_share() if cfg.absorbing else 0.0
         replayed = sum(n for *_, n in self.replay)
-        shares = (expert_share, replayed / (len(act) + replayed) if expert_share else
-                  self.generator_ends[1] / self.generator_ends.sum())
+        share = (replayed / (len(act) + replayed) if expert_share else
+                 self.generator_ends[1] / self.generator_ends.sum())
+
+        def draw(k: int, n: int) -> tuple[Any, np.ndarray]:
+            rows = order[k * size:k * size + n]
+            return observations.apply(lambda a: a[rows], obs), act[rows]
+
+        return self._discriminator_updates(draw, size, (expert_share, share))
+
+    def _discriminator_updates(self, draw: Any, size: int, shares: tuple[float, float]) -> dict[str, float]:
+        """``d_step`` discriminator updates of ``size`` rows a side: generator rows from ``draw(k, n)``, expert rows
+        sampled, each side with absorbing states in its share (``shares``: the expert's, the generator's)."""
+        cfg = self.config
         totals: dict[str, float] = {}
         for k in range(cfg.d_step):
             # at least one transition on each side, so that neither batch is absorbing states alone
             absorbing = tuple(min(size - 1, int(self.rng.binomial(size, share))) for share in shares)
-            rows = order[k * size:(k + 1) * size - absorbing[1]]
             expert = self._expert_batch(size - absorbing[0])
-            generator = (observations.apply(lambda a: torch.as_tensor(a[rows]), obs), torch.as_tensor(act[rows]))
+            gen_obs, gen_act = draw(k, size - absorbing[1])
+            generator = (observations.apply(torch.as_tensor, gen_obs), torch.as_tensor(gen_act))
             if cfg.normalize_obs and cfg.d_obs_normalization == "running":
                 both = [observations.flat(observations.apply(lambda t: t.numpy(), side[0]))
                         for side in (expert, generator)]
@@ -338,8 +360,10 @@ class GAIL:
         return self
 
     def _iterate(self, per_iteration: int) -> dict[str, Any]:
-        """One iteration: ``g_step`` rollouts and PPO updates, then the discriminator's updates; returns what
-        it logs."""
+        """One iteration: ``g_step`` rollouts and PPO updates, then the discriminator's updates (or, with the
+        off-policy generator, ``_iterate_td3``); returns what it logs."""
+        if self.td3 is not None:
+            return self._iterate_td3(per_iteration)
         cfg = self.config
         timers = dict.fromkeys(("env", "policy update", "discriminator update", "rewards and data"), 0.0)
         start = time.perf_counter()
@@ -372,6 +396,98 @@ class GAIL:
                 "env_return": float(finished[0] / finished[1]) if finished[1] else None,
                 "steps_per_second": per_iteration / seconds,
                 **{f"time_{k.replace(' ', '_')}": v / seconds for k, v in timers.items()}, **g_stats}
+
+    def _iterate_td3(self, per_iteration: int) -> dict[str, Any]:
+        """One iteration of the off-policy generator: ``g_step * n_steps`` steps of every env (random actions for
+        the first ``learning_starts`` steps, then the actor's with exploration noise), each followed by one TD3
+        update per env on replayed transitions rewarded by the discriminator now; then ``d_step`` discriminator
+        updates on replayed transitions against the expert's."""
+        cfg, td3, replay = self.config, self.td3, self.transitions
+        timers = dict.fromkeys(("env", "policy update", "discriminator update", "rewards and data"), 0.0)
+        start, n = time.perf_counter(), self.env.num_envs
+        if self.iteration == 0 and cfg.warm_start and not td3.updates:
+            self._warm_start()
+            timers["policy update"] += time.perf_counter() - start
+        head = self.model.policy.head
+        totals: dict[str, float] = {}
+        updates = 0
+        absorbing_value = 0.0
+        for _ in range(cfg.g_step * cfg.n_steps):
+            mark = time.perf_counter()
+            if replay.size < cfg.learning_starts and not cfg.warm_start:
+                low, high = (t.numpy() for t in (head.low, head.high))
+                actions = self.rng.uniform(np.where(np.isfinite(low), low, -1), np.where(np.isfinite(high), high, 1),
+                                           (n,) + tuple(head.shape)).astype(np.float32)
+            else:
+                actions = td3.explore(self._obs, cfg.exploration_noise)
+            next_obs, rewards, terminated, truncated, infos = self.env.step(actions)
+            following = self._by_leaf(next_obs)
+            cut = np.flatnonzero(truncated | terminated)
+            if len(cut):  # the episode's own last observation, not the next episode's first
+                following = observations.apply(np.copy, following)
+                for i in cut:
+                    final = self._by_leaf(infos["final_obs"][i])
+                    for leaf, value in zip(observations.leaves(following), observations.leaves(final)):
+                        leaf[i] = value
+            replay.add(self._obs, actions, following, terminated & cfg.absorbing)
+            self._episode_returns += rewards
+            for i in cut:
+                self._finished.append(float(self._episode_returns[i]))
+                self._episode_returns[i] = 0.0
+            self._obs = self._by_leaf(next_obs)
+            timers["env"] += time.perf_counter() - mark
+            if replay.size < cfg.learning_starts:
+                continue
+            mark = time.perf_counter()
+            absorbing_value = (cfg.gamma * self.discriminator.absorbing_reward(cfg.reward) / (1 - cfg.gamma)
+                               if cfg.absorbing else 0.0)
+            for _ in range(n):
+                batch = replay.sample(cfg.td3_batch_size, self.rng)
+                learned = self.discriminator.reward(observations.apply(torch.as_tensor, batch[0]),
+                                                    torch.as_tensor(batch[1]), cfg.reward)
+                stats = td3.update(batch, learned, absorbing_value, cfg, self.world,
+                                   actor=not cfg.warm_start or td3.updates >= cfg.critic_warmup,
+                                   expert=None if cfg.bc_alpha is None else self._expert_batch(cfg.td3_batch_size))
+                totals = {k: totals.get(k, 0.0) + v for k, v in stats.items()}
+                updates += 1
+            timers["policy update"] += time.perf_counter() - mark
+        mark = time.perf_counter()
+        size = max(1, cfg.td3_batch_size)
+        expert_share = self._expert_absorbing_share() if cfg.absorbing else 0.0
+
+        def draw(k: int, rows: int) -> tuple[Any, np.ndarray]:
+            obs, actions, _, _ = replay.sample(rows, self.rng)
+            return obs, actions
+
+        d_stats = self._discriminator_updates(draw, size, (expert_share, replay.terminal_share() if cfg.absorbing
+                                                           else 0.0))
+        accuracy = 0.5 * (d_stats["d_accuracy_expert"] + d_stats["d_accuracy_generator"])
+        self.d_accuracy = float(self.world.sum(np.array([accuracy]))[0]) / self.world.size
+        timers["discriminator update"] += time.perf_counter() - mark
+        self.iteration += 1
+        self.num_timesteps += per_iteration
+        seconds = time.perf_counter() - start
+        finished = self.world.sum(np.array([sum(self._finished), len(self._finished)]))
+        self._finished = []
+        absorbing = self.discriminator.absorbing_reward(cfg.reward) if cfg.absorbing else None
+        return {**d_stats, "absorbing_reward": absorbing, "absorbing_value": absorbing_value,
+                "env_return": float(finished[0] / finished[1]) if finished[1] else None,
+                "steps_per_second": per_iteration / seconds, "generator_updates": updates,
+                **{k: v / max(updates, 1) for k, v in totals.items()},
+                **{f"time_{k.replace(' ', '_')}": v / seconds for k, v in timers.items()}}
+
+    def _warm_start(self) -> None:
+        """Behaviour-clone the off-policy generator's actor (``warm_start`` gradient steps of squared error on the
+        dataset's batches, Adam at 1e-3), then set the targets to it."""
+        policy = self.model.policy
+
+        def loss_fn(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+            return policy.head.squared_error(policy(obs), act).mean()
+
+        settings = CloningConfig(n_epochs=None, learning_rate=1e-3, train_on="all", min_steps=self.config.warm_start,
+                                 seed=self.config.seed)
+        fit(loss_fn, self.td3.actor_params, self.expert_dataset, settings, policy, progress=False, world=self.world)
+        self.td3.sync_targets()
 
     # -- SB2's model API ------------------------------------------------------------------------------
 
@@ -429,6 +545,10 @@ class GAIL:
             arrays.update({f"replay/actions/{i}": act, f"replay/terminals/{i}": np.array(terminals)})
             arrays.update({f"replay/obs/{i}/{path}".rstrip("/"): leaf for path, leaf in
                            (obs.items() if isinstance(obs, dict) else [("", obs)])})
+        if self.td3 is not None:  # the off-policy generator's networks, optimisers and every transition kept
+            for part, tensors in self.td3.state_dicts().items():
+                arrays.update({f"td3/{part}/{k}": v.detach().cpu().numpy() for k, v in tensors.items()})
+            arrays.update({f"transitions/{k}": v for k, v in self.transitions.state().items()})
         arrays["rng/torch"] = torch.get_rng_state().numpy()
         state = {"config": dataclasses.asdict(self.config), "num_timesteps": self.num_timesteps,
                  "iteration": self.iteration, "d_accuracy": self.d_accuracy, "rng": self.rng.bit_generator.state}
@@ -471,6 +591,10 @@ class GAIL:
             obs = part(f"replay/obs/{i}") or replay[f"obs/{i}"]  # a dict by leaf path, or one array
             model.replay.append((obs, replay[f"actions/{i}"], int(replay[f"terminals/{i}"])))
         model.generator_ends[:] = arrays.get("generator_ends", 0)
+        if model.td3 is not None:
+            model.td3.load_state_dicts({name: {k: torch.as_tensor(v) for k, v in part(f"td3/{name}").items()}
+                                        for name in model.td3.state_dicts()})
+            model.transitions.load_state(part("transitions"))
         torch.set_rng_state(torch.as_tensor(arrays["rng/torch"]))
         model.rng.bit_generator.state = state["rng"]
         if env is not None:
