@@ -38,6 +38,27 @@ TRUSTED = click.option("--trusted", is_flag=True, help="Read data from outside t
                        "symbolic links): only for a file you trust.")
 
 
+def cluster_options(command: Any) -> Any:
+    """``--workers``, ``--scheduler`` and ``--scheduler-file``: spread the command's work over a Dask cluster."""
+    for option in reversed([
+        click.option("--workers", type=click.IntRange(min=1), metavar="N",
+                     help="Spread the work over a local Dask cluster of N processes, one thread each (the [dask] "
+                          "extra): blocks of whole episodes, the same result as one process."),
+        click.option("--scheduler", metavar="ADDRESS", help="Spread the work over the Dask cluster whose scheduler is "
+                     "at ADDRESS (tcp://host:8786); every worker must reach the paths given."),
+        click.option("--scheduler-file", type=click.Path(), help="Spread the work over the Dask cluster that this "
+                     "scheduler file describes (dask scheduler --scheduler-file F).")]):
+        command = option(command)
+    return command
+
+
+def _on(options: dict[str, Any]) -> Any:
+    """The cluster the options name (a context manager yielding a Dask client, or None)."""
+    from .cluster import cluster
+
+    return cluster(options.pop("workers", None), options.pop("scheduler", None), options.pop("scheduler_file", None))
+
+
 def _example(*commands: str) -> str:
     """A help epilog showing ``commands`` as written (``\b`` keeps click from rewrapping them)."""
     return "Example:\n\n\b\n" + "\n".join(f"  {c}" for c in commands)
@@ -142,9 +163,12 @@ def _table(rows: Iterable[tuple[str, ...]]) -> str:
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, one object per problem.")
 @TRUSTED
-def validate(path: str, as_json: bool, trusted: bool) -> None:
-    """Check PATH against every rule; exit 0 if valid, 1 if invalid, 2 if unreadable."""
-    report = validate_dataset(path, trusted=trusted)
+@cluster_options
+def validate(path: str, as_json: bool, trusted: bool, **where: Any) -> None:
+    """Check PATH against every rule; exit 0 if valid, 1 if invalid, 2 if unreadable. On a cluster, each field's
+    values are checked by a worker; the content digest is one pass of this process."""
+    with _on(where) as client:
+        report = validate_dataset(path, trusted=trusted, client=client)
     if as_json:
         click.echo(json.dumps({"path": path, "valid": report.ok, "exit_code": report.exit_code,
                                "problems": [p.to_json() for p in report.problems]}, indent=2))
@@ -179,14 +203,20 @@ def validate(path: str, as_json: bool, trusted: bool) -> None:
 @click.option("--strict", is_flag=True, help="Refuse SRC where reading it would skip something (W108: a peer's "
                                               "videos with files missing, say) rather than convert the rest.")
 @TRUSTED
+@cluster_options
 def convert(src: str, dst: str, fmt: str | None, source_format: str | None, overwrite: bool,
             compression: str | None, chunk_rows: int | None, traj_limitation: int, zarr_format: str,
-            fill_rewards: float | None, strict: bool, trusted: bool) -> None:
-    """Convert SRC to DST losslessly, atomically, checking the content digest on both sides."""
-    result = convert_dataset(src, dst, format=fmt, overwrite=overwrite, traj_limitation=traj_limitation,
-                             options=formats.WriteOptions(chunk_rows, compression, zarr_format=int(zarr_format)),
-                             progress=True, trusted=trusted, source_format=source_format, fill_rewards=fill_rewards,
-                             strict=strict)
+            fill_rewards: float | None, strict: bool, trusted: bool, **where: Any) -> None:
+    """Convert SRC to DST losslessly, atomically, checking the content digest on both sides.
+
+    On a cluster, workers read blocks of whole episodes (a peer format's episode files themselves) and write a Zarr
+    DST's chunks in place; HDF5 and .npz cannot be written in parallel: the workers write Zarr parts beside DST,
+    from which this process writes it."""
+    with _on(where) as client:
+        result = convert_dataset(src, dst, format=fmt, overwrite=overwrite, traj_limitation=traj_limitation,
+                                 options=formats.WriteOptions(chunk_rows, compression, zarr_format=int(zarr_format)),
+                                 progress=True, trusted=trusted, source_format=source_format,
+                                 fill_rewards=fill_rewards, strict=strict, client=client)
     for note in result.notes:
         click.echo(f"note: {printable(note)}", err=True)
     click.echo(f"wrote {result.path} ({result.format}), digest {result.digest}")
@@ -282,10 +312,12 @@ def info(path: str, as_json: bool, no_digest: bool, per_episode: bool, trusted: 
 @click.option("--episodes", help="Check only these episodes (0-9,20), against the per-episode digests recorded "
                                  "with the digest.")
 @TRUSTED
-def verify(path: str, expected: str, episodes: str | None, trusted: bool) -> None:
+@cluster_options
+def verify(path: str, expected: str, episodes: str | None, trusted: bool, **where: Any) -> None:
     """Check that PATH holds exactly the content whose digest is given; exit 0 if so, 1 if not (naming the
-    episodes that differ)."""
-    click.echo(f"{path}: OK, digest {verify_digest(path, expected, trusted, episodes)}")
+    episodes that differ). On a cluster, workers hash the episodes."""
+    with _on(where) as client:
+        click.echo(f"{path}: OK, digest {verify_digest(path, expected, trusted, episodes, client)}")
 
 
 @main.command(short_help="Show or edit a dataset's card: licence, authors, description, citation.",
@@ -389,15 +421,18 @@ def _diff_lines(a: str, b: str, result: Any) -> list[str]:
 @click.option("--split", help="Keep the episodes of this named split (robomimic's masks).")
 @click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
 @TRUSTED
+@cluster_options
 def select(src: str, dst: str, episodes: str | None, min_return: float | None, max_return: float | None,
-           min_length: int | None, max_length: int | None, split: str | None, overwrite: bool, trusted: bool) -> None:
+           min_length: int | None, max_length: int | None, split: str | None, overwrite: bool, trusted: bool,
+           **where: Any) -> None:
     """Write the episodes of SRC that meet every criterion to DST (any format); DST's lineage records SRC's
     digest and the criteria."""
     from .storage import select as select_episodes
 
-    result = select_episodes(src, dst, overwrite=overwrite, progress=True, trusted=trusted, episodes=episodes,
-                         min_return=min_return, max_return=max_return, min_length=min_length,
-                         max_length=max_length, split=split)
+    with _on(where) as client:
+        result = select_episodes(src, dst, overwrite=overwrite, progress=True, trusted=trusted, episodes=episodes,
+                                 min_return=min_return, max_return=max_return, min_length=min_length,
+                                 max_length=max_length, split=split, client=client)
     click.echo(f"wrote {result.path} ({result.format}), digest {result.digest}")
 
 
@@ -406,14 +441,17 @@ def select(src: str, dst: str, episodes: str | None, min_return: float | None, m
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--overwrite", is_flag=True, help="Replace the destination if it exists.")
 @TRUSTED
-def merge(paths: tuple[str, ...], overwrite: bool, trusted: bool) -> None:
+@cluster_options
+def merge(paths: tuple[str, ...], overwrite: bool, trusted: bool, **where: Any) -> None:
     """Merge the datasets SRC... into DST (the last path): their spaces and fields must match. DST's lineage
     records each parent's digest."""
     from .storage import merge as merge_datasets
 
     if len(paths) < 3:
         raise click.UsageError("give two or more datasets and the destination: merge A B DST")
-    result = merge_datasets(paths[:-1], paths[-1], overwrite=overwrite, progress=True, trusted=trusted)
+    with _on(where) as client:
+        result = merge_datasets(paths[:-1], paths[-1], overwrite=overwrite, progress=True, trusted=trusted,
+                                client=client)
     click.echo(f"wrote {result.path} ({result.format}), digest {result.digest}")
 
 
@@ -433,17 +471,21 @@ def merge(paths: tuple[str, ...], overwrite: bool, trusted: bool) -> None:
 @click.option("--append", is_flag=True, help="Add the episodes to OUT (same env and spaces).")
 @click.option("--image-folder", default="recorded_images", show_default=True,
               help="For image observations saved to .npz: where the PNG files go, relative to OUT.")
+@cluster_options
 def record(env_id: str, expert: str, episodes: int, out: str, seed: int, num_envs: int, overwrite: bool,
-           append: bool, image_folder: str) -> None:
-    """Record EPISODES episodes of an expert acting in ENV_ID into OUT."""
+           append: bool, image_folder: str, **where: Any) -> None:
+    """Record EPISODES episodes of an expert acting in ENV_ID into OUT. On a cluster, each worker records a block
+    of seeds with an env of its own: the same episodes as one process, in the same order."""
     env: Any = env_id
     if num_envs > 1:
         from .envs import make_vec
 
         env = make_vec(env_id, num_envs)
     try:
-        dataset = generate_expert_traj(resolve_expert(expert), out, env, n_episodes=episodes, image_folder=image_folder,
-                                       seed=seed, overwrite=overwrite, append=append, progress=True)
+        with _on(where) as client:
+            dataset = generate_expert_traj(resolve_expert(expert), out, env, n_episodes=episodes,
+                                           image_folder=image_folder, seed=seed, overwrite=overwrite, append=append,
+                                           progress=True, client=client)
     except (KeyboardInterrupt, Terminated) as exc:
         click.echo(f"expertdata: interrupted; {getattr(exc, 'recording_note', 'nothing was written')}", err=True)
         _leave(exc.exit_code if isinstance(exc, Terminated) else 130)

@@ -83,7 +83,7 @@ class EpisodeDigester:
     def begin_field(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> None:
         n = len(self._steps) - 1
         self._bounds = self._steps if self._per(name) == "step" else np.arange(n + 1)
-        self._fields.append((f"{name}\0{np.dtype(dtype).str}\0{list(shape[1:])}\0".encode(), []))
+        self._fields.append((episode_field_header(name, dtype, tuple(shape[1:])), []))
         self._row, self._hasher = 0, blake3.blake3()
         self._close_empty()
 
@@ -105,14 +105,29 @@ class EpisodeDigester:
             self._close_empty()
 
     def finish(self) -> list[str]:
-        n = len(self._steps) - 1
-        out = []
-        for e in range(n):
-            h = blake3.blake3()
-            for header, episodes in self._fields:
-                h.update(header + episodes[e])
-            out.append(h.hexdigest(length=EPISODE_DIGEST_HEX // 2))
-        return out
+        return combine_episodes(self._fields, len(self._steps) - 1)
+
+
+def episode_field_header(name: str, dtype: np.dtype, row_shape: tuple[int, ...]) -> bytes:
+    """What an episode's digest hashes before the hash of its rows of field ``name``."""
+    return f"{name}\0{np.dtype(dtype).str}\0{list(row_shape)}\0".encode()
+
+
+def rows_hash(rows: np.ndarray) -> bytes:
+    """The hash of an episode's rows of one field (their raw C-order bytes), as episode digests take it."""
+    return blake3.blake3(memoryview(np.ascontiguousarray(rows)).cast("B")).digest(length=16)
+
+
+def combine_episodes(fields: list[tuple[bytes, list[bytes]]], n: int) -> list[str]:
+    """Each episode's digest from every field's header and the hash of the episode's rows of it (fields in name
+    order): rows hashed anywhere (on a cluster's workers, say) give the digest one process gives."""
+    out = []
+    for e in range(n):
+        h = blake3.blake3()
+        for header, episodes in fields:
+            h.update(header + episodes[e])
+        out.append(h.hexdigest(length=EPISODE_DIGEST_HEX // 2))
+    return out
 
 
 def _feed(dataset: Any, *digesters: Any) -> None:

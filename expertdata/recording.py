@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import formats, spaces
+from . import formats, schema, spaces
 from .dataset import Dataset
 from .episode_writer import EpisodeWriter
 from .storage import load
@@ -277,10 +277,55 @@ def _what_was_kept(writer: EpisodeWriter, path: Path) -> str:
     return kept + (f"; {path} is unchanged" if where != path and path.exists() else "")
 
 
+def _record_block(model: Any, part: str, env_id: str, count: int, first_seed: int, deterministic: bool) -> str:
+    """One cluster task of a recording: ``count`` episodes from seeds ``first_seed`` on, into the Zarr part ``part``."""
+    generate_expert_traj(model, part, env_id, n_episodes=count, seed=first_seed, deterministic=deterministic)
+    return part
+
+
+def _record_on(client: Any, model: Any, path: Path, env: Any, n_episodes: int, seed: int | None,
+               deterministic: bool, overwrite: bool, append: bool) -> Dataset:
+    """A recording on a Dask cluster: blocks of seeds, each recorded by a worker with an env of its own into a Zarr
+    part beside the destination, then written in seed order by the client: the very episodes one process
+    records (same seeds, same order)."""
+    from . import cluster, editing, parallel
+    from .storage import save
+
+    if not isinstance(env, str):
+        raise UsageError("a recording on a cluster makes an env on every worker: give the env's id")
+    if seed is None:
+        raise UsageError("a recording on a cluster is split by seeds: give one (seed=0)")
+    if path.exists() and not (overwrite or append):
+        raise UsageError(f"{path} already exists; pass overwrite=True to replace it or append=True to add to it")
+    from .envs import make
+
+    metadata = recording_metadata(make(env), model, seed, deterministic)
+    if schema.is_image(metadata["observation_space"]) and formats.for_path(path).capabilities.images_as_files:
+        raise UsageError(f"{path}: image observations are recorded to .npz as files, one process at a time; record "
+                         "to Zarr or HDF5 on a cluster")
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    count = max(1, -(-n_episodes // (parallel.BLOCKS_PER_WORKER * workers)))
+    firsts = list(range(0, n_episodes, count))
+    with parallel.staging(path) as parts:
+        jobs = [(model, str(Path(parts) / f"block-{k:06d}.zarr"), env, min(count, n_episodes - first), seed + first,
+                 deterministic) for k, first in enumerate(firsts)]
+        recorded = [load(p) for p in cluster.run(client, _record_block, jobs, "record-block")]
+        old = [load(path)] if append and path.exists() else []
+        try:
+            whole = editing.merged(old + recorded)
+            provenance = {**metadata["provenance"], "workers": workers}
+            whole = whole.with_metadata({**whole.metadata, "provenance": provenance})
+            save(whole, path, overwrite=overwrite or append)
+        finally:
+            for d in old + recorded:
+                d.close()
+    return load(path)
+
+
 def generate_expert_traj(model: Any, save_path: str | Path | None = None, env: Any = None,
                          n_timesteps: int = 0, n_episodes: int = 100, image_folder: str = "recorded_images",
                          *, seed: int | None = 0, deterministic: bool = True, overwrite: bool = False,
-                         append: bool = False, progress: bool = False) -> Dataset:
+                         append: bool = False, progress: bool = False, client: Any = None) -> Dataset:
     """Record ``n_episodes`` episodes of ``model`` acting in ``env``; SB2's signature and meaning.
 
     :param model: a callable ``obs -> action`` (a controller, a human prompt, a random agent) or an object
@@ -301,6 +346,9 @@ def generate_expert_traj(model: Any, save_path: str | Path | None = None, env: A
     """
     if n_episodes < 1:
         raise UsageError(f"n_episodes must be at least 1, not {n_episodes}")
+    if client is not None and save_path is not None:
+        return _record_on(client, model, with_format(save_path), env, n_episodes, seed, deterministic, overwrite,
+                          append)
     if n_timesteps > 0:
         if not hasattr(model, "learn"):
             raise UsageError("n_timesteps > 0 trains the model first, but this expert has no learn()")

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence, cast
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import atomic, cards, editing, formats, images, remote
+from . import atomic, cards, editing, formats, images, parallel, remote
 from .arrays import block_rows, first_rows, iter_blocks, prefetch, row_bytes
 from .dataset import Dataset
 from .digest import MAX_EPISODE_DIGESTS, PREFIX, Digester, digest, digests, episode_digester
@@ -56,7 +56,8 @@ def load(path: Path | str, format: str | None = None, trusted: bool = False,
         raise
 
 
-def verify(path: Path | str, expected: str, trusted: bool = False, episodes: str | None = None) -> str:
+def verify(path: Path | str, expected: str, trusted: bool = False, episodes: str | None = None,
+           client: Any = None) -> str:
     """Check that the dataset at ``path`` holds exactly the content whose digest is ``expected`` (with or
     without the ``blake3:`` prefix, in either case); returns the digest, or raises ``DigestMismatchError``
     (naming the episodes that differ where the file records per-episode digests). A digest named for another
@@ -64,6 +65,8 @@ def verify(path: Path | str, expected: str, trusted: bool = False, episodes: str
 
     :param episodes: check only these episodes (``"0-9,20"``), against the per-episode digests recorded with
         the expected digest: a partial download is checked without hashing everything.
+    :param client: a Dask client: the episodes are hashed on its workers (the content digest, one sequential hash,
+        is the client's); the same answer.
     """
     from .validation import changed_episodes
 
@@ -82,13 +85,17 @@ def verify(path: Path | str, expected: str, trusted: bool = False, episodes: str
                 raise UsageError(f"{path}: checking chosen episodes needs the per-episode digests recorded with "
                                  f"{expected}, and the file records none (or records another digest)")
             chosen = editing.parse_episodes(episodes, dataset.n_episodes)
-            _, actual_episodes = digests(dataset.take(chosen), None)
+            actual_episodes = (parallel.episode_digests(client, dataset.take(chosen)) if client is not None else
+                               digests(dataset.take(chosen), None)[1])
             wrong = [int(e) for e, d in zip(chosen, actual_episodes) if d != recorded[e]]
             if wrong:
                 raise DigestMismatchError(f"{path}: episode{'s' * (len(wrong) > 1)} {', '.join(map(str, wrong[:10]))} "
                                           f"differ{'s' * (len(wrong) == 1)} from the digests recorded with {expected}")
             return f"{expected} (episodes {episodes}: {len(chosen)} checked)"
-        actual, actual_episodes = digests(dataset, None if usable else 0)  # per episode where comparable
+        if client is not None and usable:
+            actual, actual_episodes = digest(dataset), parallel.episode_digests(client, dataset)
+        else:
+            actual, actual_episodes = digests(dataset, None if usable else 0)  # per episode where comparable
     if actual != expected:
         which = changed_episodes(actual_episodes, recorded) if usable else ""
         raise DigestMismatchError(f"{path}: digest {actual} does not match the expected {expected}{which}")
@@ -159,7 +166,7 @@ class SaveResult:
 def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
          options: formats.WriteOptions | None = None, overwrite: bool = False, progress: bool = False,
          lineage: Mapping[str, Any] | None = None, fill_rewards: float | None = None,
-         readme: bool = True, storage_options: dict[str, Any] | None = None) -> SaveResult:
+         readme: bool = True, storage_options: dict[str, Any] | None = None, client: Any = None) -> SaveResult:
     """Write ``dataset`` to ``path`` atomically, in the format its suffix (or ``format``) names.
 
     Rows are streamed a block at a time, so a lazy dataset larger than memory can be saved. The written
@@ -174,6 +181,8 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
     :param readme: where the metadata holds a card, write it as the dataset's README.md (``expertdata.cards``).
     :param storage_options: for a URL (``s3://bucket/name.zarr``): fsspec's options. A dataset is written
         there as Zarr, here first, then uploaded with its root metadata last (``expertdata.remote.upload``).
+    :param client: a Dask client (``expertdata.cluster``): the rows are written by its workers, blocks of whole
+        episodes each (``expertdata.parallel``); the same content, digest for digest, as one process.
     """
     if remote.is_url(path):
         return _save_remote(dataset, str(path), format, options, overwrite, progress, lineage, fill_rewards,
@@ -201,6 +210,16 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
     written: list[Path] = []
     notes: list[str] = []
     inputs = list(dataset.inputs)
+    on_cluster = client is not None and not dataset.has_image_paths and dataset.n_transitions > 0
+    if on_cluster and backend.name != "zarr":  # workers write Zarr parts, from which the client writes the file
+        atomic.check_destination(path, inputs, overwrite, replaceable=lambda p: backend.sniff(p))
+        with parallel.staging(path) as parts:
+            staged_path = Path(parts) / "parts.zarr"
+            save(dataset, staged_path, format="zarr", lineage=lineage, readme=False, client=client)
+            with load(staged_path) as staged:
+                result = save(staged, path, format=format, options=options, overwrite=overwrite, progress=progress,
+                              readme=readme)
+        return result
     with atomic.destination(path, overwrite, inputs, replaceable=lambda p: backend.sniff(p)) as tmp:
         try:
             if dataset.has_image_paths and dataset.root is not None:
@@ -215,6 +234,12 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
                     if lineage is not None:
                         metadata["lineage"][-1]["lossy"] = options.compression
                 notes = cast(formats.Exporter, backend).export(dataset, metadata, tmp, options)
+            elif on_cluster:  # checked episode by episode against the workers' hashes of the source as written
+                def record(found: str, per_episode: list[str]) -> None:
+                    _compare_recorded(dataset, found)
+                    _record(metadata, found, lineage, per_episode)
+
+                source_digest, _ = parallel.write_parts(client, dataset, tmp, options, metadata, record)
             else:
                 sink = backend.writer(tmp, options)
                 try:
@@ -226,8 +251,8 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
                 except BaseException:  # a failed close too (a full disk): the file is released, then removed
                     sink.abort()
                     raise
-            with load(tmp, backend.name) as copy:
-                written_digest = source_digest if lossy else digest(copy)  # lossy: its error is in the notes
+            with load(tmp, backend.name) as copy:  # lossy: its error is in the notes; on a cluster: checked already
+                written_digest = source_digest if lossy or on_cluster else digest(copy)
             if written_digest != source_digest:
                 raise DigestMismatchError(f"{path}: the written data's digest {written_digest} differs from the "
                                           f"source's {source_digest}; nothing was written")
@@ -275,7 +300,7 @@ def convert(src: Path | str, dst: Path | str, *, format: str | None = None,
             options: formats.WriteOptions | None = None, overwrite: bool = False,
             traj_limitation: int = -1, progress: bool = False, trusted: bool = False,
             source_format: str | None = None, fill_rewards: float | None = None,
-            storage_options: dict[str, Any] | None = None, strict: bool = False) -> SaveResult:
+            storage_options: dict[str, Any] | None = None, strict: bool = False, client: Any = None) -> SaveResult:
     """Convert a dataset losslessly to another format (or to its first ``traj_limitation`` episodes); either
     side may be a URL (``storage_options`` for both).
 
@@ -295,12 +320,12 @@ def convert(src: Path | str, dst: Path | str, *, format: str | None = None,
                            parent_digest=checked_digest(dataset))
             dataset = dataset.take_episodes(traj_limitation)
         result = save(dataset, dst, format=format, options=options, overwrite=overwrite, progress=progress,
-                      lineage=lineage, fill_rewards=fill_rewards, storage_options=storage_options)
+                      lineage=lineage, fill_rewards=fill_rewards, storage_options=storage_options, client=client)
         return replace(result, notes=dataset.notes + result.notes)
 
 
 def select(src: Path | str, dst: Path | str, *, overwrite: bool = False, progress: bool = False,
-           trusted: bool = False, **criteria: Any) -> SaveResult:
+           trusted: bool = False, client: Any = None, **criteria: Any) -> SaveResult:
     """Write the episodes of ``src`` that meet ``criteria`` (``editing.choose``'s) to ``dst``, in any format; the
     lineage records the parent's digest, the criteria and the episodes kept.
 
@@ -315,11 +340,12 @@ def select(src: Path | str, dst: Path | str, *, overwrite: bool = False, progres
         lineage = {"operation": "select", "source": Path(src).name, "parent_digest": parent,
                    "criteria": {k: v for k, v in criteria.items() if v is not None},
                    "episodes": int(len(episodes)), "of": None if pushed else dataset.n_episodes}
-        return save(dataset.take(episodes), dst, overwrite=overwrite, progress=progress, lineage=lineage)
+        return save(dataset.take(episodes), dst, overwrite=overwrite, progress=progress, lineage=lineage,
+                    client=client)
 
 
 def merge(srcs: Sequence[Path | str], dst: Path | str, *, overwrite: bool = False, progress: bool = False,
-          trusted: bool = False) -> SaveResult:
+          trusted: bool = False, client: Any = None) -> SaveResult:
     """Write the episodes of every source, in order, to ``dst``; the lineage records each parent's digest."""
     if len(srcs) < 2:
         raise UsageError("merge needs two or more datasets")
@@ -328,7 +354,7 @@ def merge(srcs: Sequence[Path | str], dst: Path | str, *, overwrite: bool = Fals
         parents = [{"source": Path(src).name, "digest": checked_digest(d), "episodes": d.n_episodes}
                    for src, d in zip(srcs, opened)]
         return save(editing.merged(opened), dst, overwrite=overwrite, progress=progress,
-                    lineage={"operation": "merge", "parents": parents})
+                    lineage={"operation": "merge", "parents": parents}, client=client)
     finally:
         for d in opened:
             d.close()

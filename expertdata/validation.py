@@ -467,12 +467,37 @@ def _unchecked(storage: Mapping[str, Mapping[str, Any]], metadata: Mapping[str, 
                      "digest is recorded; corruption of their bytes would go unnoticed")]
 
 
+class _Hashed:
+    """Episode hashes computed elsewhere (on a cluster's worker), as ``_EpisodeHashes`` gives them."""
+
+    def __init__(self, found: list[bytes]) -> None:
+        self._found = found
+
+    def digests(self) -> list[bytes]:
+        return self._found
+
+
+def field_values(path: Any, trusted: bool, name: str, spec: dict | None,
+                 index: EpisodeIndex | None) -> tuple[list[Problem], list[bytes] | None]:
+    """One cluster task of ``validate``: the value problems of field ``name`` of the dataset at ``path`` (read on
+    the worker), and its episodes' hashes where ``index`` is given."""
+    raw = remote.open_raw(path, trusted=trusted)
+    try:
+        hashes = _EpisodeHashes(index) if index is not None else None
+        problems = _value_problems(name, raw.fields[name], spec, hashes, [])
+        return problems, hashes.digests() if hashes is not None else None
+    finally:
+        raw.close()
+
+
 def check(fields: Mapping[str, ArrayLike], metadata: Any, root: Path | None, source: str = "<memory>", *,
           storage: Mapping[str, Mapping[str, Any]] | None = None, findings: Collection[Finding] = (),
           withheld: Collection[str] = (), integrity: Callable[[], list[Finding]] | None = None,
-          trusted: bool = False) -> Report:
+          trusted: bool = False, client: Any = None, path: Any = None) -> Report:
     """Run every check on fields and metadata (with what the backend found on opening the file, and its
-    checksums), reading every value once; the recorded digest is compared on the way."""
+    checksums), reading every value once; the recorded digest is compared on the way. With a Dask ``client``, the
+    fields' value checks run on its workers, one task a field (each reads the dataset at ``path``), and the
+    recorded digest is compared in a pass of the client's: the report is the one a single process gives."""
     problems = [_from_finding(f) for f in findings] + [_from_finding(f) for f in (integrity() if integrity else ())]
     problems += structural_problems(fields, metadata, root, withheld, trusted)
     metadata = metadata if isinstance(metadata, Mapping) else {}
@@ -490,15 +515,34 @@ def check(fields: Mapping[str, ArrayLike], metadata: Any, root: Path | None, sou
                                 lambda name: field_per(name, metadata))
                 if digester is not None and index is not None and isinstance(per_episode, list)
                 and len(per_episode) == index.n_episodes else None)
+    specs = {}
     for name in sorted(fields):
         array = fields[name]
         if name in broken or np.dtype(array.dtype).hasobject:
             continue
         spec = schema.field_space(name, metadata)
-        if spec is not None and spaces.shape_fits(spec, tuple(array.shape), np.dtype(array.dtype)):
-            spec = None
-        problems.extend(_value_problems(name, array, spec, hashes.get(name),
-                                        [d for d in (digester, episodes) if d is not None]))
+        specs[name] = None if spec is not None and spaces.shape_fits(spec, tuple(array.shape),
+                                                                     np.dtype(array.dtype)) else spec
+    if client is None:
+        for name, spec in specs.items():
+            problems.extend(_value_problems(name, fields[name], spec, hashes.get(name),
+                                            [d for d in (digester, episodes) if d is not None]))
+    else:
+        from . import cluster
+
+        jobs = [(path, trusted, name, spec, index if name in hashes else None) for name, spec in specs.items()]
+        for name, (found, digests) in zip(specs, cluster.run(client, field_values, jobs, "validate-field")):
+            problems.extend(found)
+            if digests is not None:
+                hashes[name] = _Hashed(digests)
+        for name in specs:  # the digest: one sequential hash over every field, the client's pass
+            for d in (digester, episodes):
+                if d is not None:
+                    d.begin_field(name, fields[name].dtype, tuple(fields[name].shape))
+            for block in iter_blocks(fields[name], label=f"field {schema.shown(name)}"):
+                for d in (digester, episodes):
+                    if d is not None:
+                        d.update(block)
     if digester is not None:
         actual = digester.finish(metadata)
         if actual != recorded:
@@ -525,9 +569,10 @@ def _unprefixed(message: str, source: str) -> str:
     return message[len(source) + 2:] if message.startswith(f"{source}: ") else message
 
 
-def validate(dataset_or_path: Any, trusted: bool = False) -> Report:
+def validate(dataset_or_path: Any, trusted: bool = False, client: Any = None) -> Report:
     """Check a dataset (an ``expertdata.Dataset``), or the file at a path, against every rule in
-    ``expertdata.schema.RULES``; ``trusted`` lets a file's data come from outside it.
+    ``expertdata.schema.RULES``; ``trusted`` lets a file's data come from outside it. ``client``: a Dask client
+    whose workers check a path's fields (``expertdata.cluster``); the same report.
 
     Never raises for bad data: an unreadable file gives a report with rule E100 (exit code 2).
     """
@@ -541,7 +586,8 @@ def validate(dataset_or_path: Any, trusted: bool = False) -> Report:
         return Report(source, (_problem(exc.rule, _unprefixed(str(exc), source)),))
     try:
         return check(raw.fields, raw.metadata, raw.root, source, storage=raw.storage, findings=raw.findings,
-                     withheld=raw.withheld, integrity=raw.integrity, trusted=trusted)
+                     withheld=raw.withheld, integrity=raw.integrity, trusted=trusted, client=client,
+                     path=dataset_or_path)
     except ExpertDataError as exc:
         return Report(source, (_problem(exc.rule, _unprefixed(str(exc), source)),))
     except Exception as exc:  # a chunk that fails to decode mid-file: the file is corrupt, not invalid

@@ -215,13 +215,27 @@ class ChunkedSink:
         self._arrays[name] = self._create(name, stored, (n_rows or 0,) + stored_row, (rows,) + stored_row, attrs)
         self._filled[name] = 0
 
-    def append(self, name: str, block: np.ndarray) -> None:
+    def _as_stored(self, name: str, block: np.ndarray) -> np.ndarray:
         if block.dtype.kind == "U":  # stored at the array's width (text from another source may be narrower)
             width = self._arrays[name].shape[-1]
             if block.dtype.itemsize // 4 > width:
                 raise UsageError(f"field {shown(name)}: text of {block.dtype.itemsize // 4} characters does not fit "
                                  f"its stored width of {width}")
             block = text_to_codes(block.astype(f"<U{width}"))
+        return block
+
+    def write_rows(self, name: str, begin: int, block: np.ndarray) -> None:
+        """Write rows at ``begin`` rather than after the last: for a writer that places rows itself (a cluster's
+        client, whose workers write the rest)."""
+        self._write(self._arrays[name], begin, self._as_stored(name, block))
+        self._filled[name] = max(self._filled[name], begin + len(block))
+
+    def written_elsewhere(self, name: str, rows: int) -> None:
+        """Rows ``0:rows`` of field ``name`` were written into the store by others (a cluster's workers)."""
+        self._filled[name] = max(self._filled[name], rows)
+
+    def append(self, name: str, block: np.ndarray) -> None:
+        block = self._as_stored(name, block)
         if self._journal is None:
             self._append_rows(name, block)
         else:
