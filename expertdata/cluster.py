@@ -92,6 +92,11 @@ def run(client: Any, function: Callable[..., Any], jobs: Sequence[tuple], what: 
             k = where[future.key]
             try:
                 out[k] = future.result()
+            except UnreadableError as exc:
+                if "no such file" not in str(exc):
+                    raise
+                raise UnreadableError(f"a worker cannot read it: {exc} (every worker must reach the paths given: a "
+                                      "shared file system, an absolute path, or a URL)") from None
             except ExpertDataError:
                 raise
             except (FileNotFoundError, PermissionError) as exc:
@@ -99,6 +104,14 @@ def run(client: Any, function: Callable[..., Any], jobs: Sequence[tuple], what: 
                                       "paths given (a shared file system, or a URL)") from None
             except (OSError, TimeoutError) as exc:
                 raise ClusterError(f"the cluster lost the work ({type(exc).__name__}: {exc}); nothing was "
+                                   "written") from None
+            except Exception as exc:  # a task that could not even be unpacked: its dataset did not open there
+                cause = exc.__cause__ or exc.__context__
+                why = str(cause) if isinstance(cause, ExpertDataError) else str(exc).splitlines()[0]
+                if "deserializ" in str(exc):
+                    raise UnreadableError(f"a worker cannot read it: {why} (every worker must reach the paths given: "
+                                          "a shared file system, an absolute path, or a URL)") from None
+                raise ClusterError(f"a task failed on a worker ({type(exc).__name__}: {why}); nothing was "
                                    "written") from None
             if each is not None:
                 each(k, out[k])

@@ -1,0 +1,141 @@
+"""Beyond one machine: convert, validate, verify and record on a Dask cluster of separate processes over TCP on
+loopback (as on several machines), the same bytes as one process; and the faults: a worker killed in a task, the
+client killed, the scheduler unreachable, a path a worker cannot read."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import expertdata
+from expertdata.cluster import cluster, run, task_prefixes
+
+from .conftest import invoke, make_arrays
+from .hostile_inputs import lerobot21
+
+pytest.importorskip("distributed")
+ROOT = Path(__file__).resolve().parents[1]
+CARTPOLE = ROOT / "fixtures" / "cartpole.npz"
+DASK = Path(sys.executable).parent / "dask"
+
+
+@pytest.fixture(scope="module")
+def scheduler_file(tmp_path_factory):
+    """A scheduler and two single-threaded workers, each its own process, speaking TCP on loopback; the workers run
+    in a folder of their own (a relative path of the test's means nothing to them)."""
+    folder = tmp_path_factory.mktemp("cluster")
+    file = folder / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen([str(DASK), "scheduler", "--scheduler-file", str(file), "--host", "127.0.0.1",
+                                  "--port", "0", "--dashboard-address", "127.0.0.1:0"], **quiet)
+    deadline = time.monotonic() + 60
+    while not file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (folder / "elsewhere").mkdir()
+    workers = subprocess.Popen([str(DASK), "worker", "--scheduler-file", str(file), "--nworkers", "2", "--nthreads",
+                                "1", "--no-dashboard"], cwd=folder / "elsewhere", start_new_session=True, **quiet)
+    import distributed
+
+    with distributed.Client(scheduler_file=str(file), timeout=60) as client:
+        client.wait_for_workers(2, timeout=60)
+    yield str(file)
+    os.killpg(workers.pid, signal.SIGTERM)
+    scheduler.terminate()
+    workers.wait(timeout=60)
+    scheduler.wait(timeout=60)
+
+
+def _digest(path) -> str:
+    with expertdata.load(path) as data:
+        return data.metadata.get("digest") or expertdata.digest(data)
+
+
+def test_convert_validate_verify_and_record_on_a_cluster_give_one_process_bytes(scheduler_file, tmp_path):
+    import distributed
+
+    on = ("--scheduler-file", scheduler_file)
+    serial = expertdata.convert(CARTPOLE, tmp_path / "one.zarr").digest
+    assert invoke("convert", CARTPOLE, tmp_path / "c.zarr", "--chunk-rows", "300", *on).returncode == 0
+    assert invoke("convert", CARTPOLE, tmp_path / "c.h5", *on).returncode == 0
+    assert _digest(tmp_path / "c.zarr") == _digest(tmp_path / "c.h5") == serial
+    with expertdata.load(tmp_path / "c.zarr") as parallel, expertdata.load(tmp_path / "one.zarr") as one:
+        assert parallel.metadata["episode_digests"] == one.metadata["episode_digests"]
+    robot = lerobot21(tmp_path / "robot", episodes=6, frames=5)
+    assert invoke("convert", robot, tmp_path / "robot.zarr", *on).returncode == 0
+    assert _digest(tmp_path / "robot.zarr") == expertdata.convert(robot, tmp_path / "robot-one.zarr").digest
+    assert invoke("verify", tmp_path / "c.zarr", "--digest", serial, *on).returncode == 0
+    broken = tmp_path / "broken.npz"
+    arrays = make_arrays((6, 6, 6))
+    arrays["obs"][3] = np.nan
+    arrays["actions"][12:18] = arrays["actions"][:6]
+    arrays["obs"][12:18] = arrays["obs"][:6]
+    np.savez(broken, **arrays)
+    alone, spread = invoke("validate", broken, "--json"), invoke("validate", broken, "--json", *on)
+    assert alone.returncode == spread.returncode == 1 and json.loads(alone.stdout) == json.loads(spread.stdout)
+    assert invoke("record", "CartPole-v1", "--expert", "cartpole", "--episodes", "12", "--out", tmp_path / "r1.zarr",
+                  "--seed", "3").returncode == 0
+    assert invoke("record", "CartPole-v1", "--expert", "cartpole", "--episodes", "12", "--out", tmp_path / "r2.zarr",
+                  "--seed", "3", *on).returncode == 0
+    assert _digest(tmp_path / "r1.zarr") == _digest(tmp_path / "r2.zarr")
+    with distributed.Client(scheduler_file=scheduler_file) as client:  # the scheduler ran the work
+        assert {"expertdata-write-block", "expertdata-validate-field", "expertdata-hash-block",
+                "expertdata-record-block"} <= task_prefixes(client)
+
+
+def test_a_path_only_the_client_sees_is_one_line(scheduler_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    expertdata.convert(CARTPOLE, tmp_path / "here.zarr")
+    result = invoke("convert", "here.zarr", "there.zarr", "--scheduler-file", scheduler_file)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "a worker cannot read it" in result.stderr and not (tmp_path / "there.zarr").exists()
+
+
+def _dies_once(marker: str, value: int) -> int:
+    """A task whose first run kills its worker's process."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    return value * 2
+
+
+def test_a_task_whose_worker_dies_runs_again_elsewhere(tmp_path):
+    with cluster(workers=2) as client:
+        assert run(client, _dies_once, [(str(tmp_path / "marker"), 21)], "dies-once") == [42]
+
+
+def _big(folder: Path) -> Path:
+    rows = 200_000
+    arrays = {**make_arrays((rows // 2, rows // 2)), "obs": np.random.default_rng(0).random((rows, 64), np.float32)}
+    data = expertdata.Dataset.from_arrays({}, None, **arrays)
+    return expertdata.save(data, folder / "big.zarr", options=expertdata.WriteOptions(chunk_rows=8192,
+                                                                                       compression="none")).path
+
+
+def test_the_client_killed_leaves_no_dataset_and_its_temporaries_are_reaped(tmp_path):
+    source = _big(tmp_path)
+    command = [sys.executable, "-m", "expertdata", "convert", str(source), str(tmp_path / "out.zarr"), "--workers", "2"]
+    client = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".partial-") for p in tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(client.pid, signal.SIGKILL)  # the client and the local cluster it started
+    client.wait(timeout=60)
+    assert not (tmp_path / "out.zarr").exists()
+    assert expertdata.convert(source, tmp_path / "out.zarr").digest == _digest(source)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.zarr", "out.zarr"]  # the killed one's reaped
+
+
+def test_an_unreachable_scheduler_is_one_line_and_nothing_is_written(tmp_path):
+    result = invoke("convert", CARTPOLE, tmp_path / "x.zarr", "--scheduler", "tcp://127.0.0.1:1")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "cannot reach the Dask scheduler" in \
+        result.stderr
+    missing = invoke("validate", CARTPOLE, "--scheduler-file", tmp_path / "none.json")
+    assert missing.returncode == 2 and "no scheduler file there" in missing.stderr
+    assert list(tmp_path.iterdir()) == []
