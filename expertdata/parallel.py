@@ -60,19 +60,43 @@ def _stored(rows: np.ndarray, array: Any) -> np.ndarray:
     return text_to_codes(rows.astype(f"<U{array.shape[-1]}")) if rows.dtype.kind == "U" else rows
 
 
-def write_block(dataset: Dataset, folder: str | None, names: list[str], chunks: Mapping[str, int],
-                episodes: tuple[int, int]) -> dict[str, Any]:
-    """One task: the rows of episodes ``episodes`` of every per-step field ``names``, read from ``dataset`` and
-    written into the Zarr store ``folder`` where they fill whole chunks; returns, per field, the hash of each
-    episode's rows and the rows of the chunks shared with the neighbouring blocks (``(first row, rows)`` pieces).
-    Without ``folder``, the hashes alone."""
-    index = dataset.episodes
-    starts = index.starts[episodes[0]:episodes[1]]
-    ends = index.ends[episodes[0]:episodes[1]]
+def block_source(dataset: Dataset, episodes: tuple[int, int]) -> Any:
+    """What a task reads a block of episodes from: for a dataset opened from a path in a format that reads episodes
+    alone (LeRobot), the block's episodes alone (a ``_Reopened``, opened on the worker), else the dataset."""
+    from . import remote
+
+    origin = dataset.origin
+    if origin is None or getattr(origin[0], "__name__", "") != "load" or origin[2].get("episodes") is not None:
+        return dataset
+    path = origin[1][0]
+    if remote.is_url(path) or not formats.selective(path):
+        return dataset
+    return _Reopened(origin[0], origin[1], {**origin[2], "episodes": list(range(*episodes))})
+
+
+class _Reopened:
+    """A dataset opened where it is unpickled (on a worker), by ``function(*args, **kwargs)``."""
+
+    def __init__(self, function: Any, args: tuple, kwargs: dict) -> None:
+        self.function, self.args, self.kwargs = function, args, kwargs
+
+    def open(self) -> Dataset:
+        return self.function(*self.args, **self.kwargs)
+
+
+def write_block(dataset: Any, folder: str | None, names: list[str], chunks: Mapping[str, int],
+                episodes: tuple[int, int], bounds: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """One task: the rows of episodes ``episodes`` (which start and end at rows ``bounds``) of every per-step field
+    ``names``, read from ``dataset`` (or from the block alone, a ``_Reopened`` one) and written into the Zarr store
+    ``folder`` where they fill whole chunks; returns, per field, the hash of each episode's rows and the rows of the
+    chunks shared with the neighbouring blocks (``(first row, rows)`` pieces). Without ``folder``, the hashes."""
+    starts, ends = bounds
     r0, r1 = int(starts[0]), int(ends[-1])
+    alone = isinstance(dataset, _Reopened)
+    source = dataset.open() if alone else dataset
     out: dict[str, Any] = {}
     for name in names:
-        rows = np.asarray(dataset[name][r0:r1])
+        rows = np.asarray(source[name][0:r1 - r0] if alone else source[name][r0:r1])
         hashes = [rows_hash(rows[s - r0:e - r0]) for s, e in zip(starts, ends)]
         if folder is None:
             out[name] = (hashes, [])
@@ -86,6 +110,8 @@ def write_block(dataset: Dataset, folder: str | None, names: list[str], chunks: 
         else:  # the block lies inside one or two chunks: every row is shared
             pieces = [(r0, rows)]
         out[name] = (hashes, [(start, piece) for start, piece in pieces if len(piece)])
+    if alone:
+        source.close()
     return out
 
 
@@ -147,8 +173,8 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
                 for start, rows in pieces:
                     shared.add(name, start, rows)
 
-        cluster.run(client, write_block, [(dataset, str(folder), step, chunks, b) for b in blocks], "write-block",
-                    arrived)
+        cluster.run(client, write_block, [(block_source(dataset, b), str(folder), step, chunks, b, _bounds(dataset, b))
+                                          for b in blocks], "write-block", arrived)
         assert shared.done()  # every shared chunk had both its sides
         for name in names:
             if name not in step:  # one row per episode: the client's
@@ -174,6 +200,11 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
     return content, per_episode
 
 
+def _bounds(dataset: Dataset, block: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    index = dataset.episodes
+    return index.starts[block[0]:block[1]], index.ends[block[0]:block[1]]
+
+
 def episode_digests(client: Any, dataset: Dataset) -> list[str]:
     """``dataset``'s per-episode digests, its episodes' rows hashed on the cluster, blocks of whole episodes."""
     names = sorted(dataset.fields)
@@ -181,8 +212,8 @@ def episode_digests(client: Any, dataset: Dataset) -> list[str]:
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     blocks = episode_blocks(dataset, max(1, -(-dataset.n_transitions // (BLOCKS_PER_WORKER * workers))))
     hashes: dict[str, list[bytes]] = {n: [b""] * dataset.n_episodes for n in step}
-    for (first, _), found in zip(blocks, cluster.run(client, write_block, [(dataset, None, step, {}, b)
-                                                                          for b in blocks], "hash-block")):
+    jobs = [(block_source(dataset, b), None, step, {}, b, _bounds(dataset, b)) for b in blocks]
+    for (first, _), found in zip(blocks, cluster.run(client, write_block, jobs, "hash-block")):
         for name, (episode_hashes, _) in found.items():
             hashes[name][first:first + len(episode_hashes)] = episode_hashes
     return _episode_digests(dataset, names, step, hashes)

@@ -1,0 +1,138 @@
+"""The data side on a Dask cluster: one process, one worker, two workers, on work that keeps a core busy.
+
+    python benchmarks/scale.py [--runs 3] [--episodes 100] [--recordings 1000] [--rlds-copies 8]
+
+- a LeRobot-style import: ``--episodes`` episodes of 60 frames with a 96x96 video each (H.264, written here with
+  PyAV as LeRobot writes its 2.1 layout), converted to Zarr: decoding the videos is the work;
+- the RLDS fixture's train split ``--rlds-copies`` times over (its JPEG images decoded), converted to Zarr;
+- a recording of ``--recordings`` CartPole episodes with the reference expert.
+
+Each is timed as the plain command does it (no cluster), then with a local cluster of 1 and of 2 worker processes
+(one thread each), the cluster started before the clock starts (its start-up is reported apart), medians of
+``--runs``; every output's content digest is checked equal to the plain command's. Goals (issue 30): 2 workers at
+least 1.7x 1 worker on these 2 cores; 1 worker at most 1.1x the plain command.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import struct
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BRIDGE = ROOT.parent / "shared" / "fixtures" / "rlds" / "bridge_dataset" / "1.0.0"
+
+
+def lerobot_videos(folder: Path, episodes: int, frames: int = 60, size: int = 96) -> Path:
+    """A LeRobot 2.1 folder of ``episodes`` episodes, each with a state, an action and an H.264 video."""
+    import av
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    (folder / "meta").mkdir(parents=True)
+    features = {"observation.state": {"dtype": "float32", "shape": [4], "names": None},
+                "action": {"dtype": "float32", "shape": [2], "names": None},
+                "observation.images.cam": {"dtype": "video", "shape": [size, size, 3], "names": None},
+                **{k: {"dtype": "int64", "shape": [1], "names": None} for k in ("frame_index", "episode_index")}}
+    info = {"codebase_version": "v2.1", "total_episodes": episodes, "total_frames": episodes * frames,
+            "chunks_size": 1000, "fps": 30, "features": features,
+            "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+            "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"}
+    (folder / "meta" / "info.json").write_text(json.dumps(info))
+    lines = []
+    for e in range(episodes):
+        table = pa.table({"observation.state": pa.FixedSizeListArray.from_arrays(
+            pa.array(rng.standard_normal(frames * 4).astype(np.float32)), 4),
+            "action": pa.FixedSizeListArray.from_arrays(pa.array(rng.standard_normal(frames * 2).astype(np.float32)), 2),
+            "frame_index": pa.array(np.arange(frames)), "episode_index": pa.array(np.full(frames, e))})
+        (folder / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, folder / "data" / "chunk-000" / f"episode_{e:06d}.parquet")
+        lines.append(json.dumps({"episode_index": e, "tasks": ["move"], "length": frames}))
+        video = folder / "videos" / "chunk-000" / "observation.images.cam" / f"episode_{e:06d}.mp4"
+        video.parent.mkdir(parents=True, exist_ok=True)
+        with av.open(str(video), "w") as container:
+            stream = container.add_stream("libx264", rate=30)
+            stream.width = stream.height = size
+            stream.pix_fmt = "yuv420p"
+            for t in range(frames):
+                image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            container.mux(stream.encode())
+    (folder / "meta" / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def rlds_copies(folder: Path, copies: int) -> Path:
+    """The Bridge fixture's train split ``copies`` times over, as that many shards of one split."""
+    folder.mkdir(parents=True)
+    for name in ("features.json", "dataset_info.json"):
+        shutil.copyfile(BRIDGE / name, folder / name)
+    train = BRIDGE / "bridge_dataset-train.tfrecord-00000-of-00001"
+    for k in range(copies):
+        shutil.copyfile(train, folder / f"bridge_dataset-train.tfrecord-{k:05d}-of-{copies:05d}")
+    return folder
+
+
+def timed(work: Callable[[Any], str], workers: int | None, runs: int) -> tuple[float, float, str]:
+    """Median seconds of ``work(client)`` over ``runs``, the cluster's start-up, and the output's digest."""
+    from expertdata.cluster import cluster
+
+    seconds, started, digest = [], [], ""
+    for _ in range(runs):
+        begin = time.perf_counter()
+        with cluster(workers=workers) as client:
+            if client is not None:
+                client.run(lambda: None)  # every worker up
+            ready = time.perf_counter()
+            digest = work(client)
+            seconds.append(time.perf_counter() - ready)
+        started.append(ready - begin)
+    return statistics.median(seconds), statistics.median(started), digest
+
+
+def main() -> None:
+    import expertdata
+    from expertdata.experts import cartpole
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--recordings", type=int, default=1000)
+    parser.add_argument("--rlds-copies", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        robot = lerobot_videos(folder / "robot", args.episodes)
+        jobs: dict[str, Callable[[Any, Path], str]] = {
+            f"LeRobot import, {args.episodes} episodes with video": lambda client, out: expertdata.convert(
+                robot, out / "robot.zarr", client=client, overwrite=True).digest,
+            f"a recording of {args.recordings} CartPole episodes": lambda client, out: expertdata.generate_expert_traj(
+                cartpole, out / "cartpole.zarr", "CartPole-v1", n_episodes=args.recordings, overwrite=True,
+                client=client).metadata.get("digest") or expertdata.digest(expertdata.load(out / "cartpole.zarr")),
+        }
+        if BRIDGE.is_dir():
+            bridge = rlds_copies(folder / "bridge", args.rlds_copies)
+            jobs[f"RLDS import, the Bridge fixture {args.rlds_copies} times over"] = \
+                lambda client, out: expertdata.convert(bridge, out / "bridge.zarr", client=client, overwrite=True).digest
+        for name, job in jobs.items():
+            out = folder / "out"
+            out.mkdir(exist_ok=True)
+            found = {w: timed(lambda client: job(client, out), w, args.runs) for w in (None, 1, 2)}
+            digests = {d for _, _, d in found.values()}
+            plain, one, two = (found[w][0] for w in (None, 1, 2))
+            print(f"{name}: one process {plain:.1f} s, 1 worker {one:.1f} s ({one / plain:.2f}x the plain command), "
+                  f"2 workers {two:.1f} s ({one / two:.2f}x 1 worker); cluster start-up {found[1][1]:.1f} s and "
+                  f"{found[2][1]:.1f} s; same digest: {len(digests) == 1}", flush=True)
+            shutil.rmtree(out)
+
+
+if __name__ == "__main__":
+    main()
