@@ -128,9 +128,18 @@ def main() -> None:
             found = {w: timed(lambda client: job(client, out), w, args.runs) for w in (None, 1, 2)}
             digests = {d for _, _, d in found.values()}
             plain, one, two = (found[w][0] for w in (None, 1, 2))
+            written = next(out.iterdir())
+            size = sum(p.stat().st_size for p in written.rglob("*") if p.is_file())
+            with expertdata.load(written) as data:
+                raw = sum(a.nbytes for a in (data[n] for n in data))
+                begin = time.perf_counter()
+                expertdata.digest(data)
+                serial = time.perf_counter() - begin
             print(f"{name}: one process {plain:.1f} s, 1 worker {one:.1f} s ({one / plain:.2f}x the plain command), "
                   f"2 workers {two:.1f} s ({one / two:.2f}x 1 worker); cluster start-up {found[1][1]:.1f} s and "
-                  f"{found[2][1]:.1f} s; same digest: {len(digests) == 1}", flush=True)
+                  f"{found[2][1]:.1f} s; same digest: {len(digests) == 1}; {raw / 1e6:.0f} MB of rows ({size / 1e6:.0f} "
+                  f"MB stored): {raw / one / 1e6:.1f} MB/s per worker; the client's digest pass alone "
+                  f"{raw / serial / 1e6:.0f} MB/s", flush=True)
             shutil.rmtree(out)
 
 

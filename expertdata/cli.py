@@ -90,6 +90,8 @@ class _Group(click.Group):
         """Run, turning errors of ours and click's usage errors into one line and an exit code; SIGTERM
         unwinds like Ctrl-C, so that nothing half-written is left."""
         signal.signal(signal.SIGTERM, _terminate)
+        settings = (OPTIONS_VARIABLE, network.TIMEOUT_VARIABLE, network.REQUEST_TIMEOUT_VARIABLE)
+        before = {name: os.environ.get(name) for name in settings}  # the options set them for this command only
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except ExpertDataError as exc:
@@ -118,6 +120,12 @@ class _Group(click.Group):
             click.echo(f"expertdata: error: internal error, {type(exc).__name__}: {detail[:300]} (please report it; "
                        "EXPERTDATA_DEBUG=1 shows the traceback)", err=True)
             sys.exit(2)
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -145,8 +153,8 @@ def main(storage_options: str | None, timeout: float | None, request_timeout: fl
     """Expert demonstrations (.npz, HDF5, Zarr; local or where they live): validate, convert, inspect, record,
     plot, train."""
     if storage_options is not None:
+        remote.parse_storage_options(storage_options)  # refuses what is not a JSON object, in one line
         os.environ[OPTIONS_VARIABLE] = storage_options
-        remote.storage_options()  # refuses what is not a JSON object, in one line
     for variable, value in ((network.TIMEOUT_VARIABLE, timeout), (network.REQUEST_TIMEOUT_VARIABLE, request_timeout)):
         if value is not None:
             os.environ[variable] = str(value)

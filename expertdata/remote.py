@@ -56,7 +56,11 @@ def storage_options(given: dict[str, Any] | None = None) -> dict[str, Any]:
     """``given``, else the JSON object in ``EXPERTDATA_STORAGE_OPTIONS``, else none."""
     if given is not None:
         return dict(given)
-    text = os.environ.get(OPTIONS_VARIABLE)
+    return parse_storage_options(os.environ.get(OPTIONS_VARIABLE))
+
+
+def parse_storage_options(text: str | None) -> dict[str, Any]:
+    """Storage options given as JSON text (``--storage-options``): a JSON object, or a one-line ``UsageError``."""
     if not text:
         return {}
     try:

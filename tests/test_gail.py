@@ -283,9 +283,10 @@ def test_a_generator_that_stops_terminating_still_shows_the_discriminator_its_ab
     assert model.learn(1).logs[-1]["absorbing_reward"] == model.discriminator.absorbing_reward("logit")  # logged
 
 
-def test_box_actions_get_the_off_policy_generator_and_discrete_ones_ppo():
-    assert GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0).generator == "td3"
-    assert GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0).generator == "ppo"
+def test_auto_gives_box_actions_the_off_policy_generator_and_discrete_ones_ppo():
+    assert GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0).generator == "ppo"  # the default
+    assert GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, generator="auto").generator == "td3"
+    assert GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, generator="auto").generator == "ppo"
     with pytest.raises(expertdata.UsageError, match="td3 generator acts in Box action spaces"):
         GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, generator="td3")
 

@@ -56,6 +56,7 @@ class BC:
             return
         obs_space, act_space = training_spaces(self.expert_dataset, env, (given.observation_space, given.action_space)
                                                if given is not None else None, check)
+        self.config = self.config.resolved_for(act_space)
         if given is None:
             self.policy = Policy(obs_space, act_space, self.config.net_arch, self.config.activation)
             normalise = self.config.resolved(act_space)[1]
