@@ -1,12 +1,16 @@
-"""BC and GAIL with their defaults on experts nobody here hand-wrote (issue 16's suite).
+"""BC and GAIL with their defaults on experts nobody here hand-wrote (issues 16 and 29).
 
     python benchmarks/suite.py [--tasks cartpole-1,cartpole-10,pendulum-sb2,acrobot-10,mountaincar-10,
-                               doublependulum-10] [--seeds 5] [--first-seed 0]
-                               [--trainers bc,gail] [--arms gail,random,untrained] [--set KEY=VALUE]
+                               doublependulum-10,hopper-10,halfcheetah-10,walker2d-10] [--seeds 5]
+                               [--first-seed 0] [--trainers bc,gail] [--arms gail,random,untrained]
+                               [--held-out with|without|only] [--quick] [--set KEY=VALUE] [--bc-set KEY=VALUE]
                                [--jobs 1] [--report FILE.json]
 
+``--quick`` (one seed, a quarter of each GAIL budget, no controls) is the check to run before a default changes;
+``--held-out without`` leaves out the tasks defaults are only reported on.
+
 Every score is normalised: a uniform random policy 0, the demonstrations' own mean return 1, both on the
-evaluation episodes (20, seeds 10000-10019, never used for recording). For each task: BC's score per seed
+evaluation episodes (20, 10 on locomotion; seeds from 10000, never used for recording). For each task: BC's score per seed
 (``BC(None, env, data, seed=s).learn()``, nothing tuned); GAIL's curve (scored every ~10k env steps), the
 env steps and training seconds to 0.9, its final score, and throughput; and GAIL's two controls, on a
 uniform random policy's demonstrations and with a discriminator that is never trained. Goals: BC and
@@ -34,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EVAL_EPISODES = 20
 SCORE_EVERY = 10_000
 GOAL, CONTROL_CEILING = 0.9, 0.3
+#: ``--quick``: the share of each task's GAIL budget run
+QUICK_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -83,13 +89,14 @@ def bc_run(task: Task, score: NormalisedScore, seed: int, **settings) -> dict:
     return {"score": score(model.evaluate(n_episodes=task.eval_episodes)[0]), "seconds": seconds}
 
 
-def gail_run(task: Task, path: Path, episodes: int, score: NormalisedScore, seed: int, **control) -> dict:
+def gail_run(task: Task, path: Path, episodes: int, score: NormalisedScore, budget: int, seed: int,
+             **control) -> dict:
     from trainers.gail import GAIL
 
     model = GAIL(None, task.env_id, ExpertDataset(path, traj_limitation=episodes, verbose=0, seed=seed), seed=seed,
                  **control)
     curve, trained = [], 0.0
-    while model.num_timesteps < task.gail_steps:
+    while model.num_timesteps < budget:
         start = time.perf_counter()
         model.learn(task.score_every, reset_num_timesteps=False)
         trained += time.perf_counter() - start
@@ -104,11 +111,15 @@ def to_goal(curve: list) -> tuple[int, float] | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default=",".join(TASKS))
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=None, help="5; with --quick, 1")
     parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed+seeds-1")
     parser.add_argument("--trainers", default="bc,gail")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel, one torch thread each")
-    parser.add_argument("--arms", default="gail,random,untrained", help="GAIL and its controls to run")
+    parser.add_argument("--arms", default=None, help="GAIL and its controls to run (gail,random,untrained; with "
+                        "--quick, gail)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"one seed, a {QUICK_SHARE:.0%} share of GAIL's budgets, no controls: the check before "
+                        "a default changes")
     parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
                         help="change one GAILConfig field for every GAIL run (a screen; the suite measures defaults)")
     parser.add_argument("--bc-set", type=setting, action="append", default=[], metavar="KEY=VALUE",
@@ -117,7 +128,9 @@ def main() -> None:
                         help="the held-out tasks: only them, without them (tuning), or with the rest")
     parser.add_argument("--report", type=Path)
     args = parser.parse_args()
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    n_seeds = args.seeds or (1 if args.quick else 5)
+    arms_run = (args.arms or ("gail" if args.quick else "gail,random,untrained")).split(",")
+    seeds = list(range(args.first_seed, args.first_seed + n_seeds))
     trainers, report = args.trainers.split(","), {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.tasks.split(","):
@@ -146,9 +159,10 @@ def main() -> None:
                         "control, untrained discriminator": ("untrained", task.path, task.episodes,
                                                              {"train_discriminator": False})}
                 for arm, (key, path, episodes, control) in arms.items():
-                    if key not in args.arms.split(","):
+                    if key not in arms_run:
                         continue
-                    runs = over_seeds(gail_run, seeds, args.jobs, task, path, episodes, score,
+                    budget = round(task.gail_steps * QUICK_SHARE) if args.quick else task.gail_steps
+                    runs = over_seeds(gail_run, seeds, args.jobs, task, path, episodes, score, budget,
                                       **{**dict(args.set), **control})
                     finals = [r["curve"][-1][2] for r in runs]
                     best = [max(v for *_, v in r["curve"]) for r in runs]
