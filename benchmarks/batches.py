@@ -93,7 +93,7 @@ def make_images(folder: Path, gigabytes: float) -> dict[str, Path]:
         starts = np.zeros(n, dtype=bool)
         starts[::500] = True
         fields = {"obs": n, "actions": n, "rewards": n, "episode_starts": n, "episode_returns": n // 500}
-        backend = expertdata.formats.for_path(paths[name])
+        backend = expertdata.io.formats.for_path(paths[name])
         sink = backend.writer(paths[name], expertdata.WriteOptions(compression="none"))
         sink.set_metadata({})
         sink.add_field("obs", np.dtype(np.uint8), IMAGE, n)
@@ -181,7 +181,7 @@ def main() -> None:
     report = {"in_memory": memory}
     if not args.skip_out_of_core:
         ooc = out_of_core(args.runs, args.gigabytes, args.workdir)
-        from expertdata.arrays import BLOCK_BYTES
+        from expertdata.core.arrays import BLOCK_BYTES
 
         buffer_mb = 8 * BLOCK_BYTES / 2**20  # DataLoader's default shuffle_buffer of 8 blocks
         print(f"out of core: {ooc['bytes'] / 1e9:.2f} GB of {IMAGE} uint8 images per format, page cache dropped, "

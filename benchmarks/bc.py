@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from expertdata import DataLoader, ExpertDataset
-from expertdata.experts import pendulum
+from expertdata.recording.experts import pendulum
 from trainers.bc import BC, BCConfig
 from trainers.common.evaluation import NormalisedScore
 

@@ -28,9 +28,9 @@ import expertdata
 RECORDER = """
 import sys
 import gymnasium
-from expertdata.episode_writer import EpisodeWriter
-from expertdata.experts import cartpole
-from expertdata.recording import _serial, recording_metadata
+from expertdata.recording.episode_writer import EpisodeWriter
+from expertdata.recording.experts import cartpole
+from expertdata.recording.recorder import _serial, recording_metadata
 env = gymnasium.make("CartPole-v1")
 metadata = recording_metadata(env, cartpole, 0, True)
 writer = EpisodeWriter(sys.argv[1], metadata)

@@ -41,12 +41,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from seeds import over_seeds, random_demonstrations, setting
+
 from expertdata import ExpertDataset, convert
-from expertdata.experts import pendulum
+from expertdata.recording.experts import pendulum
 from trainers.common.evaluation import NormalisedScore
 from trainers.gail import GAIL, TUNED
-
-from seeds import over_seeds, random_demonstrations, setting
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 EVAL_STEPS = 6144  # scored every k iterations, the largest k that spans at most this many env steps

@@ -30,9 +30,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from convert import measure, timed, warm
 
 import expertdata
-from convert import measure, timed, warm
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures"
@@ -59,7 +59,7 @@ def plain_read(path: Path) -> str:
 
 
 def our_read(path: Path) -> str:
-    return (f"from expertdata.arrays import iter_blocks\nd = expertdata.load({str(path)!r})\n"
+    return (f"from expertdata.core.arrays import iter_blocks\nd = expertdata.load({str(path)!r})\n"
             "for a in d.fields.values():\n    for b in iter_blocks(a):\n        pass")
 
 
@@ -156,7 +156,7 @@ VIDEO = LEROBOT / "videos/chunk-000/observation.images.cam_high/episode_000001.m
 def lerobot(work: Path, runs: int) -> None:
     import av
 
-    from expertdata.formats.lerobot import VideoFrames
+    from expertdata.io.formats.lerobot import VideoFrames
     from trainers.bc import BC
 
     def pyav() -> float:

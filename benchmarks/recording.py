@@ -2,7 +2,7 @@
 
     python benchmarks/recording.py [--episodes 100] [--runs 5] [--env CartPole-v1]
 
-Records ``--episodes`` episodes of a hand-written expert (``expertdata.experts``) with
+Records ``--episodes`` episodes of a hand-written expert (``expertdata.recording.experts``) with
 ``generate_expert_traj``: in memory, to ``.npz``, Zarr and HDF5, and, when Minari is installed, with
 Minari's ``DataCollector`` (HDF5). Each run times the bare loop (reset, expert, step; nothing kept) and
 every recorder in turn, in the same process, then the ratio of each recorder to that run's bare loop; the
@@ -25,7 +25,7 @@ from typing import Callable
 import gymnasium as gym
 
 import expertdata
-from expertdata.experts import BUILTIN
+from expertdata.recording.experts import BUILTIN
 
 
 def play(env: gym.Env, env_id: str, episodes: int) -> None:

@@ -18,7 +18,6 @@ import argparse
 import json
 import shutil
 import statistics
-import struct
 import tempfile
 import time
 from pathlib import Path
@@ -83,7 +82,7 @@ def rlds_copies(folder: Path, copies: int) -> Path:
 
 def timed(work: Callable[[Any], str], workers: int | None, runs: int) -> tuple[float, float, str]:
     """Median seconds of ``work(client)`` over ``runs``, the cluster's start-up, and the output's digest."""
-    from expertdata.cluster import cluster
+    from expertdata.io.cluster import cluster
 
     seconds, started, digest = [], [], ""
     for _ in range(runs):
@@ -100,7 +99,7 @@ def timed(work: Callable[[Any], str], workers: int | None, runs: int) -> tuple[f
 
 def main() -> None:
     import expertdata
-    from expertdata.experts import cartpole
+    from expertdata.recording.experts import cartpole
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
@@ -116,7 +115,7 @@ def main() -> None:
                 robot, out / "robot.zarr", client=client, overwrite=True).digest,
             f"a recording of {args.recordings} CartPole episodes": lambda client, out: expertdata.generate_expert_traj(
                 cartpole, out / "cartpole.zarr", "CartPole-v1", n_episodes=args.recordings, overwrite=True,
-                client=client).metadata.get("digest") or expertdata.digest(expertdata.load(out / "cartpole.zarr")),
+                client=client).metadata.get("digest") or expertdata.core.digest(expertdata.load(out / "cartpole.zarr")),
         }
         if BRIDGE.is_dir():
             bridge = rlds_copies(folder / "bridge", args.rlds_copies)
@@ -133,7 +132,7 @@ def main() -> None:
             with expertdata.load(written) as data:
                 raw = sum(a.nbytes for a in (data[n] for n in data))
                 begin = time.perf_counter()
-                expertdata.digest(data)
+                expertdata.core.digest(data)
                 serial = time.perf_counter() - begin
             print(f"{name}: one process {plain:.1f} s, 1 worker {one:.1f} s ({one / plain:.2f}x the plain command), "
                   f"2 workers {two:.1f} s ({one / two:.2f}x 1 worker); cluster start-up {found[1][1]:.1f} s and "

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import gymnasium as gym
 
-from expertdata.recording import generate_expert_traj
+from expertdata.recording.recorder import generate_expert_traj
 
 
 def _one_thread(_: int = 0) -> None:

@@ -29,10 +29,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from seeds import over_seeds, random_demonstrations, setting
+
 from expertdata import ExpertDataset
 from trainers.common.evaluation import NormalisedScore, random_return
-
-from seeds import over_seeds, random_demonstrations, setting
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_EPISODES = 20

@@ -14,24 +14,23 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import click
+import numpy as np
 from click.exceptions import NoArgsIsHelpError
 
-import numpy as np
-
-from . import formats, network, remote, spaces
-from .remote import OPTIONS_VARIABLE
-from .experts import BUILTIN
-from .experts import resolve as resolve_expert
-from .errors import ExpertDataError, Terminated, printable
-from .schema import shown
-from .info import info as dataset_info
-from .recording import generate_expert_traj
-from .storage import convert as convert_dataset
-from .storage import load
-from .storage import verify as verify_digest
-from .validation import validate as validate_dataset
-from .version import __version__
-
+from .core import spaces
+from .core.errors import ExpertDataError, Terminated, printable
+from .core.schema import shown
+from .core.version import __version__
+from .io import formats, network, remote
+from .io.checking import validate as validate_dataset
+from .io.remote import OPTIONS_VARIABLE
+from .io.storage import convert as convert_dataset
+from .io.storage import load
+from .io.storage import verify as verify_digest
+from .recording.experts import BUILTIN
+from .recording.experts import resolve as resolve_expert
+from .recording.recorder import generate_expert_traj
+from .tools.info import info as dataset_info
 
 #: The option of every command that reads datasets: allow data from outside them.
 TRUSTED = click.option("--trusted", is_flag=True, help="Read data from outside the dataset (HDF5 external links, "
@@ -54,7 +53,7 @@ def cluster_options(command: Any) -> Any:
 
 def _on(options: dict[str, Any]) -> Any:
     """The cluster the options name (a context manager yielding a Dask client, or None)."""
-    from .cluster import cluster
+    from .io.cluster import cluster
 
     return cluster(options.pop("workers", None), options.pop("scheduler", None), options.pop("scheduler_file", None))
 
@@ -345,7 +344,7 @@ def card(path: str, license_: str | None, authors: tuple[str, ...], description:
     """Show PATH's card; with options, change it: the dataset is rewritten beside itself with the new card and
     takes its place (its content digest is unchanged), and its README.md (Hugging Face's card form) is
     rewritten."""
-    from .storage import edit_card, read_card
+    from .io.storage import edit_card, read_card
 
     changes = {"license": license_, "authors": list(authors) or None, "description": description, "task": task,
                "citation": citation, "tags": list(tags) or None}
@@ -375,7 +374,7 @@ def card(path: str, license_: str | None, authors: tuple[str, ...], description:
 def diff(a: str, b: str, as_json: bool, trusted: bool) -> None:
     """Compare A and B (any formats): identical content, or which episodes are only in one, which changed
     (which fields, and by how much), and which metadata differs. Exit 0 when equal, 1 when they differ."""
-    from .diff import diff as compare
+    from .tools.diff import diff as compare
 
     with load(a, trusted=trusted) as first, load(b, trusted=trusted) as second:
         result = compare(first, second)
@@ -435,7 +434,7 @@ def select(src: str, dst: str, episodes: str | None, min_return: float | None, m
            **where: Any) -> None:
     """Write the episodes of SRC that meet every criterion to DST (any format); DST's lineage records SRC's
     digest and the criteria."""
-    from .storage import select as select_episodes
+    from .io.storage import select as select_episodes
 
     with _on(where) as client:
         result = select_episodes(src, dst, overwrite=overwrite, progress=True, trusted=trusted, episodes=episodes,
@@ -453,7 +452,7 @@ def select(src: str, dst: str, episodes: str | None, min_return: float | None, m
 def merge(paths: tuple[str, ...], overwrite: bool, trusted: bool, **where: Any) -> None:
     """Merge the datasets SRC... into DST (the last path): their spaces and fields must match. DST's lineage
     records each parent's digest."""
-    from .storage import merge as merge_datasets
+    from .io.storage import merge as merge_datasets
 
     if len(paths) < 3:
         raise click.UsageError("give two or more datasets and the destination: merge A B DST")
@@ -486,7 +485,7 @@ def record(env_id: str, expert: str, episodes: int, out: str, seed: int, num_env
     of seeds with an env of its own: the same episodes as one process, in the same order."""
     env: Any = env_id
     if num_envs > 1:
-        from .envs import make_vec
+        from .recording.envs import make_vec
 
         env = make_vec(env_id, num_envs)
     try:
@@ -514,7 +513,7 @@ def plot(paths: tuple[str, ...], out: str, trusted: bool) -> None:
     """Plot returns, lengths, actions and observation ranges of one or more datasets, overlaid."""
     from contextlib import ExitStack
 
-    from .plotting import plot as plot_datasets
+    from .tools.plotting import plot as plot_datasets
 
     with ExitStack() as stack:
         datasets = [stack.enter_context(load(p, trusted=trusted)) for p in paths]

@@ -196,8 +196,8 @@ def with_h5_external_link(path: Path, name: str, tmp: Path) -> None:
 
 def rlds_small(folder: Path) -> Path:
     """Three episodes of the Bridge fixture (two in train, one in val), re-framed into shards of their own."""
-    from expertdata import guard
-    from expertdata.formats import rlds
+    from expertdata.core import guard
+    from expertdata.io.formats import rlds
 
     folder.mkdir(parents=True)
     for name in ("features.json", "dataset_info.json"):

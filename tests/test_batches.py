@@ -140,7 +140,7 @@ def test_image_paths_are_decoded_on_the_fly_like_arrays(tmp_path):
     import gymnasium as gym
 
     from expertdata import envs
-    from expertdata.recording import generate_expert_traj
+    from expertdata.recording.recorder import generate_expert_traj
 
     def env():
         return gym.make(envs.ENV_ID, max_episode_steps=30)

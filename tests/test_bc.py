@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import expertdata
-from expertdata.experts import pendulum
-from expertdata.recording import generate_expert_traj
 from expertdata import ExpertDataset
+from expertdata.recording.experts import pendulum
+from expertdata.recording.recorder import generate_expert_traj
 from trainers import bc as bc_module
 from trainers.bc import BC
 from trainers.common.evaluation import NormalisedScore, episode_returns, random_return

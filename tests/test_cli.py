@@ -69,7 +69,7 @@ def test_convert_with_traj_limitation_records_its_parent(good, tmp_path):
     with expertdata.load(out) as ds, expertdata.load(good) as parent:
         assert ds.n_episodes == 1 and ds.n_transitions == 6
         assert ds.metadata["lineage"][-1]["operation"] == "traj_limitation"
-        assert ds.metadata["lineage"][-1]["parent_digest"] == expertdata.digest(parent)
+        assert ds.metadata["lineage"][-1]["parent_digest"] == expertdata.core.digest(parent)
     too_many = run_cli("convert", good, tmp_path / "x.h5", "--traj-limitation", "3")
     assert too_many.returncode == 2 and "holds 2 episodes" in too_many.stderr
 
@@ -136,7 +136,7 @@ def test_bad_input_gets_one_line_the_exit_code_and_no_output(tmp_path, good, mak
 
 @pytest.mark.parametrize("exception", [RuntimeError("disk on fire"), KeyboardInterrupt()])
 def test_a_failed_conversion_leaves_nothing_and_never_touches_the_source(tmp_path, good, monkeypatch, exception):
-    from expertdata.formats import chunked
+    from expertdata.io.formats import chunked
 
     source_bytes = hashlib.sha256(good.read_bytes()).hexdigest()
     calls = []
@@ -154,7 +154,7 @@ def test_a_failed_conversion_leaves_nothing_and_never_touches_the_source(tmp_pat
 
 
 def test_a_digest_mismatch_fails_the_conversion(tmp_path, good, monkeypatch):
-    from expertdata.formats import chunked
+    from expertdata.io.formats import chunked
 
     real_append = chunked.ChunkedSink.append
 
@@ -191,10 +191,10 @@ def test_record_validate_convert_from_the_command_line(tmp_path):
                      "--num-envs", "2")
     assert result.returncode == 0, result.stderr
     assert "4 episodes, 800 transitions" in result.stdout
-    serial = run_cli("record", "Pendulum-v1", "--expert", "expertdata.experts:pendulum", "--episodes", "4",
+    serial = run_cli("record", "Pendulum-v1", "--expert", "expertdata.recording.experts:pendulum", "--episodes", "4",
                  "--out", tmp_path / "serial.h5")
     assert serial.returncode == 0, serial.stderr
-    assert expertdata.digest(expertdata.load(out)) == expertdata.digest(expertdata.load(tmp_path / "serial.h5"))
+    assert expertdata.core.digest(expertdata.load(out)) == expertdata.core.digest(expertdata.load(tmp_path / "serial.h5"))
     again = run_cli("record", "Pendulum-v1", "--expert", "pendulum", "--episodes", "1", "--out", out)
     assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
     bad = run_cli("record", "CartPole-v1", "--expert", "pendulum", "--episodes", "1", "--out", tmp_path / "x.npz")

@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 import expertdata
-from expertdata.field import Field
+from expertdata.core.field import Field
 
 from .conftest import SHARED_FIXTURES, SUFFIXES, invoke, make_arrays
 

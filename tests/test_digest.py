@@ -10,7 +10,7 @@ from .conftest import make_arrays
 
 def _digest(metadata=None, **changes):
     arrays = {**make_arrays(), **changes}
-    return expertdata.digest(expertdata.Dataset.from_arrays(metadata, **arrays))
+    return expertdata.core.digest(expertdata.Dataset.from_arrays(metadata, **arrays))
 
 
 def test_digest_changes_with_any_value_dtype_or_descriptive_metadata():
@@ -32,7 +32,7 @@ def test_digest_ignores_provenance_lineage_and_schema_version():
 
 
 def test_digest_does_not_depend_on_how_rows_are_split_into_blocks():
-    from expertdata.digest import Digester
+    from expertdata.core.digest import Digester
 
     rows = np.random.default_rng(0).standard_normal((500_005, 3))  # 12 MB: BLAKE3 hashes it on every core
     results = set()

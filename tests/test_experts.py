@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import expertdata
-from expertdata.experts import BUILTIN, resolve
-from expertdata.recording import generate_expert_traj
+from expertdata.recording.experts import BUILTIN, resolve
+from expertdata.recording.recorder import generate_expert_traj
 
 
 def test_cartpole_expert_scores_500_on_every_seed():
@@ -26,7 +26,7 @@ def test_pixel_cartpole_expert_plays_from_pictures():
 
 
 def test_experts_resolve_from_module_paths_and_unknown_names_are_refused():
-    assert resolve("expertdata.experts:pendulum") is BUILTIN["pendulum"][1]
+    assert resolve("expertdata.recording.experts:pendulum") is BUILTIN["pendulum"][1]
     with pytest.raises(expertdata.UsageError, match="unknown expert 'nope'"):
         resolve("nope")
     with pytest.raises(expertdata.UsageError, match="cannot import expert"):

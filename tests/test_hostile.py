@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import expertdata
-import expertdata.info
+import expertdata.tools.info
 from expertdata.cli import main
-from expertdata.experts import cartpole
+from expertdata.recording.experts import cartpole
 
 from .conftest import make_arrays
 
@@ -608,7 +608,7 @@ def test_random_damage_never_ends_in_a_traceback(small_files, tmp_path_factory, 
             raw[at:at + 8] = bytes(len(raw[at:at + 8]))
     target.write_bytes(bytes(raw))
     assert expertdata.validate(path).exit_code in (0, 1, 2)
-    for call in (lambda: expertdata.load(path).close(), lambda: expertdata.info.info(path)):
+    for call in (lambda: expertdata.load(path).close(), lambda: expertdata.tools.info.info(path)):
         try:
             call()
         except expertdata.ExpertDataError as exc:

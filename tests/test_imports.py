@@ -1,4 +1,4 @@
-"""The module graph: no import cycle in the core or the trainers, and the core runs without torch."""
+"""The module graph: no import cycle, the layers of docs/architecture.md kept, and the core runs without torch."""
 from __future__ import annotations
 
 import ast
@@ -66,9 +66,65 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_has_no_cycle():
     graph = import_graph()
-    assert "expertdata.validation" in graph["expertdata.dataset"]  # the graph is really read
+    assert "expertdata.core.rules" in graph["expertdata.core.dataset"]  # the graph is really read
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle(graph) is None
+
+
+#: room -> the rooms it may import (docs/architecture.md); the top-level modules (the CLI, the public API) may
+#: import every room, and the trainers only the public API.
+LAYERS = {
+    "core": {"core"},
+    "io": {"core", "io"},
+    "tools": {"core", "io", "tools"},
+    "recording": {"core", "io", "recording"},
+    "serving": {"core", "io", "tools", "serving"},
+}
+
+
+def room(module: str) -> str:
+    """``expertdata.io.formats.zarr`` -> ``io``; ``expertdata.cli`` -> ``top``; a trainer module -> ``trainers``."""
+    parts = module.split(".")
+    if parts[0] == "trainers":
+        return "trainers"
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYERS) else "top"
+
+
+def layer_breaches(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that runs against the layers: a room importing one above it, or a trainer importing expertdata
+    anywhere but its public API (the package itself)."""
+    out = []
+    for module, targets in graph.items():
+        here = room(module)
+        for target in sorted(targets):
+            if here == "trainers":
+                if target.startswith("expertdata."):
+                    out.append(f"{module} -> {target} (trainers import only expertdata's public API)")
+            elif here in LAYERS and target.startswith("expertdata") and room(target) not in LAYERS[here]:
+                out.append(f"{module} -> {target}")
+    return out
+
+
+def test_every_room_imports_only_the_rooms_below_it():
+    graph = import_graph()
+    assert room("expertdata.io.formats.zarr") == "io" and room("expertdata.cli") == "top"
+    assert room("expertdata.core") == "core" and room("trainers.gail.gail") == "trainers"
+    assert layer_breaches({"expertdata.core.schema": {"expertdata.io.storage"},
+                           "expertdata.io.formats.npz": {"expertdata.serving.loader"},
+                           "trainers.bc.trainer": {"expertdata.serving.mpi", "expertdata"}}) == [
+        "expertdata.core.schema -> expertdata.io.storage", "expertdata.io.formats.npz -> expertdata.serving.loader",
+        "trainers.bc.trainer -> expertdata.serving.mpi (trainers import only expertdata's public API)"]
+    assert graph["trainers.gail.gail"] & {"expertdata"}  # trainers are in the graph
+    assert layer_breaches(graph) == []
+
+
+def test_every_name_the_public_api_lists_is_there():
+    import expertdata
+
+    missing = [name for name in expertdata.__all__ if not hasattr(expertdata, name)]
+    assert missing == []
+    for name in ("ExpertDataset", "DataLoader", "generate_expert_traj"):  # SB2's imports
+        assert name in expertdata.__all__
 
 
 def _without_torch(code: str) -> subprocess.CompletedProcess:

@@ -8,10 +8,10 @@ import shutil
 import pytest
 
 import expertdata
-from expertdata.experts import pendulum
-from expertdata.formats import journal
-from expertdata.formats.chunked import journal_of
-from expertdata.recording import generate_expert_traj
+from expertdata.io.formats import journal
+from expertdata.io.formats.chunked import journal_of
+from expertdata.recording.experts import pendulum
+from expertdata.recording.recorder import generate_expert_traj
 
 from .test_recording import record_and_kill
 

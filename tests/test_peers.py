@@ -3,7 +3,6 @@ datasets out in their layouts, loaded as their own loaders load them; broken pee
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import h5py
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 
 import expertdata
-from expertdata.errors import UnreadableError, UsageError
+from expertdata.core.errors import UnreadableError, UsageError
 
 from .conftest import SHARED_FIXTURES, SUFFIXES, assert_same_arrays, run_cli
 
@@ -194,7 +193,7 @@ def test_formats_lists_every_format_with_what_it_keeps():
     result = run_cli("formats")
     assert result.returncode == 0
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
-    assert set(rows) == set(expertdata.formats.names()) and "peer" in rows["d4rl"] and "infos is skipped" in rows[
+    assert set(rows) == set(expertdata.io.formats.names()) and "peer" in rows["d4rl"] and "infos is skipped" in rows[
         "imitation"]
 
 

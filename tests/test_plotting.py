@@ -7,6 +7,7 @@ from PIL import Image
 
 import expertdata
 from expertdata.cli import main
+
 from .conftest import make_dataset
 
 
@@ -35,8 +36,8 @@ def test_plot_image_datasets_in_both_forms(tmp_path):
     import gymnasium as gym
 
     from expertdata import envs
-    from expertdata.plotting import plot
-    from expertdata.recording import generate_expert_traj
+    from expertdata.recording.recorder import generate_expert_traj
+    from expertdata.tools.plotting import plot
 
     arrays = expertdata.save(make_dataset(obs="image", lengths=(10, 10)), tmp_path / "img.h5").path
     paths = tmp_path / "p.npz"  # SB2's form: PNG files beside the dataset
@@ -48,9 +49,9 @@ def test_plot_image_datasets_in_both_forms(tmp_path):
 
 
 def test_grayscale_images_are_ranged_per_channel_as_the_schema_defines_images():
-    """A uint8 (N, H, W) Box is an image (``expertdata.schema.is_image``): ranged over its one channel,
+    """A uint8 (N, H, W) Box is an image (``expertdata.core.schema.is_image``): ranged over its one channel,
     as it is written to PNG files, not pixel by pixel."""
-    from expertdata.plotting import _observation_ranges
+    from expertdata.tools.plotting import _observation_ranges
 
     frames = np.random.default_rng(0).integers(0, 256, (10, 8, 8), dtype=np.uint8)
     space = {"type": "Box", "shape": [8, 8], "dtype": "|u1", "low": 0, "high": 255}
@@ -67,7 +68,7 @@ def _pixels_of(image: np.ndarray, rgb: tuple[int, int, int]) -> int:
 def test_overlaid_datasets_with_constant_returns_each_show_their_bars(tmp_path):
     """Two datasets whose returns and lengths never vary (every CartPole expert episode scores 500): each
     panel still shows a bar of each colour, and a JPEG is a JPEG."""
-    from expertdata.experts import cartpole
+    from expertdata.recording.experts import cartpole
 
     a = expertdata.generate_expert_traj(cartpole, tmp_path / "a.zarr", "CartPole-v1", n_episodes=3)
     b = expertdata.generate_expert_traj(cartpole, tmp_path / "b.npz", "CartPole-v1", n_episodes=2, seed=7)

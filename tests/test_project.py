@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 import expertdata
-import expertdata.schema
+import expertdata.core.schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,5 +41,5 @@ def test_fixtures_script_reproduces_the_committed_fixtures(tmp_path):
                     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=f"{name}: {field}")
                 else:
                     assert np.array_equal(a, b), (name, field)
-            for key in expertdata.schema.DESCRIPTIVE_KEYS:
+            for key in expertdata.core.schema.DESCRIPTIVE_KEYS:
                 assert fresh.metadata.get(key) == committed.metadata.get(key), (name, key)

@@ -15,9 +15,9 @@ import pytest
 
 import expertdata
 from expertdata import envs as pixel
-from expertdata.experts import cartpole, pendulum
-from expertdata.formats.chunked import journal_of
-from expertdata.recording import RecordingError, generate_expert_traj
+from expertdata.io.formats.chunked import journal_of
+from expertdata.recording.experts import cartpole, pendulum
+from expertdata.recording.recorder import RecordingError, generate_expert_traj
 
 from .conftest import assert_same_arrays
 
@@ -173,8 +173,8 @@ def test_nothing_is_left_behind_when_no_episode_finished(tmp_path):
 KILLED_RECORDING = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from expertdata.experts import pendulum
-    from expertdata.recording import generate_expert_traj
+    from expertdata.recording.experts import pendulum
+    from expertdata.recording.recorder import generate_expert_traj
 
     out, ready = Path(sys.argv[1]), Path(sys.argv[2])
     steps = 0
@@ -255,7 +255,7 @@ def test_images_go_to_npz_as_lossless_png_files_beside_it(tmp_path):
     assert arrays["obs"].dtype == np.uint8 and arrays["obs"].shape == (40, 16, 16, 3)
     assert paths["obs"][:2].tolist() == ["frames/000000000.png", "frames/000000001.png"]
     assert len(list((tmp_path / "b" / "frames").glob("*.png"))) == 40 + 2
-    from expertdata.images import read_image
+    from expertdata.core.images import read_image
 
     decoded = np.stack([read_image(tmp_path / "b" / p) for p in paths["obs"][:]])
     assert np.array_equal(decoded, arrays["obs"][:])
@@ -268,9 +268,9 @@ def test_bounds_read_as_their_dtype_and_older_files_still_match(tmp_path):
     a dataset that older versions wrote with every digit still matches the env, and appends."""
     import gymnasium
 
-    from expertdata.experts import cartpole
+    from expertdata.recording.experts import cartpole
 
-    space = expertdata.spaces.to_json(gymnasium.make("CartPole-v1").observation_space)
+    space = expertdata.core.spaces.to_json(gymnasium.make("CartPole-v1").observation_space)
     assert space["high"][0] == 4.8 and space["low"][2] == -0.41887903
     path = tmp_path / "old.zarr"
     generate_expert_traj(cartpole, path, "CartPole-v1", n_episodes=1)
@@ -305,13 +305,13 @@ def test_a_full_disk_at_the_end_of_an_npz_says_where_the_episodes_are_and_how_to
     import errno
     import re
 
-    from expertdata.formats import npz
+    from expertdata.io.formats import npz
 
     def full(self):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(npz.NpzSink, "close", full)
-    with pytest.raises(expertdata.errors.WriteError) as failed:
+    with pytest.raises(expertdata.core.errors.WriteError) as failed:
         generate_expert_traj(cartpole, tmp_path / "r.npz", "CartPole-v1", n_episodes=3, seed=0)
     monkeypatch.undo()
     message = str(failed.value)

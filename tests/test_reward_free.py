@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import expertdata
-from expertdata.errors import InvalidDatasetError, UsageError
+from expertdata.core.errors import InvalidDatasetError, UsageError
 
 from .conftest import run_cli
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import expertdata
-from expertdata.formats import rlds
+from expertdata.io.formats import rlds
 
 from .conftest import SHARED_FIXTURES
 
@@ -19,7 +19,7 @@ TRAIN = "bridge_dataset-train.tfrecord-00000-of-00001"
 def test_bridge_reads_episodes_images_language_and_splits(tmp_path):
     from PIL import Image
 
-    from expertdata import guard
+    from expertdata.core import guard
 
     scope = guard.Scope(BRIDGE)
     stored = rlds._example(scope, BRIDGE / TRAIN, *rlds.records(scope, BRIDGE / TRAIN)[0])
@@ -36,7 +36,7 @@ def test_bridge_reads_episodes_images_language_and_splits(tmp_path):
         assert np.allclose(data["obs/state"][0:10].ravel(), first["steps/observation/state"])
         assert data["language_instruction"][0] == first["steps/language_instruction"][0].decode()
         assert data["actions"].shape == (500, 7) and data["language_embedding"].shape == (500, 512)
-        digest = expertdata.digest(data)
+        digest = expertdata.core.digest(data)
     report = expertdata.validate(BRIDGE)
     assert report.errors == () and any("is_last is never set" in p.message for p in report.warnings)
     copy = expertdata.convert(BRIDGE, tmp_path / "bridge.zarr")

@@ -12,7 +12,7 @@ import pytest
 
 import expertdata
 from expertdata import ExpertDataset
-from expertdata.recording import generate_expert_traj
+from expertdata.recording.recorder import generate_expert_traj
 from trainers.bc import BC
 from trainers.gail import GAIL
 
@@ -98,7 +98,7 @@ def test_discrete_observations_train_from_the_command_line(tmp_path):
 def test_gail_trains_from_a_dataset_served_out_of_core(tmp_path, monkeypatch):
     """Out of core, expert transitions come from a bounded pool of rows read in random blocks, renewed once
     drawn from as many times as it holds rows; every episode is drawn from in turn."""
-    import expertdata.expert_dataset as module
+    import expertdata.serving.expert_dataset as module
 
     path = expertdata.convert(FIXTURES / "pendulum.npz", tmp_path / "pendulum.zarr").path
     monkeypatch.setattr(module, "SAMPLE_POOL_BYTES", 64 * 16)  # 64 rows of obs and actions

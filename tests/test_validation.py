@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import expertdata
-from expertdata import schema, spaces
+from expertdata import spaces
+from expertdata.core import schema
 
 from .conftest import make_arrays
 

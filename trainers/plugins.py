@@ -19,9 +19,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from expertdata import ExpertDataset, atomic
-from expertdata.errors import UsageError
-from expertdata.mpi import World
+from expertdata import ExpertDataset, UsageError, World, atomic
 
 GROUP = "expertdata.trainers"
 #: What to do when torch is missing: the core installs without it.

@@ -52,7 +52,7 @@ Callback = Callable[[LogRecord], Any]
 @runtime_checkable
 class Trainer(Protocol):
     """What every trainer is: SB2's model API, on any dataset that implements
-    ``expertdata.training.TrainingData``.
+    ``expertdata.serving.training.TrainingData``.
 
     The constructor is ``Trainer(policy, env, expert_dataset, *, config=None, verbose=0, check=True)``:
     ``policy`` ``None`` (or ``"MlpPolicy"``/``"CnnPolicy"``) builds one from the spaces, or a policy to

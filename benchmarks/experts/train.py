@@ -38,7 +38,7 @@ def train(env_id: str, out: Path) -> Path:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from expertdata.recording import generate_expert_traj
+    from expertdata.recording.recorder import generate_expert_traj
 
     torch.set_num_threads(1)
     algorithm, kwargs, steps, target = EXPERTS[env_id]

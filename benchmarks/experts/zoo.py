@@ -56,7 +56,7 @@ def zoo_expert(zoo: Path, env_id: str) -> Any:
 def main() -> None:
     import torch
 
-    from expertdata.recording import generate_expert_traj
+    from expertdata.recording.recorder import generate_expert_traj
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", default="Hopper-v4,HalfCheetah-v4")

@@ -5,7 +5,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from expertdata.errors import UsageError
+from expertdata import UsageError
 
 from ..common.configs import AUTO_STEPS, CloningConfig
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from expertdata.training import TrainingData
+from expertdata import TrainingData
 
 from ..common.cloning import History, pretrain
 

@@ -10,9 +10,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from expertdata.errors import UsageError
-from expertdata.mpi import World
-from expertdata.training import TrainingData
+from expertdata import TrainingData, UsageError, World
 
 from ..common.cloning import History, fit, reached_parameters
 from ..common.data import as_training_data, training_spaces

@@ -15,9 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from expertdata import observations
-from expertdata.mpi import World
-from expertdata.training import TrainingData
+from expertdata import TrainingData, World, observations
 
 from ..protocol import Callback, LogRecord
 from .configs import AUTO_EPOCHS, AUTO_LOGS, CloningConfig

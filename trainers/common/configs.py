@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from expertdata.errors import UsageError
+from expertdata import UsageError
 
 TRAIN_ON = ("train", "all")
 

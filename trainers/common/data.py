@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from expertdata import ExpertDataset, spaces
-from expertdata.errors import UsageError
-from expertdata.training import TrainingData
+from expertdata import ExpertDataset, TrainingData, UsageError, spaces
 
 from .policy import check_spaces, env_spaces
 
@@ -18,7 +16,7 @@ def as_training_data(dataset: TrainingData | str | Path | None, seed: int | None
         return dataset
     if isinstance(dataset, (str, Path)):
         return ExpertDataset(dataset, verbose=0, seed=seed)
-    raise UsageError(f"expert_dataset must be a path or a dataset (expertdata.training.TrainingData), not "
+    raise UsageError(f"expert_dataset must be a path or a dataset (expertdata.serving.training.TrainingData), not "
                      f"{type(dataset).__name__}")
 
 

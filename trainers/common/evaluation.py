@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from expertdata.envs import make
+from expertdata import envs
 
 #: Evaluation seeds start here, far from the seeds recordings use (0, 1, ...), so a policy is judged on
 #: episodes it was not shown.
@@ -16,7 +16,7 @@ EVAL_SEED = 10_000
 
 def episode_returns(act: Callable[[np.ndarray], Any], env: Any, n_episodes: int, seed: int = EVAL_SEED) -> np.ndarray:
     """Returns of ``n_episodes`` episodes, episode ``i`` from ``reset(seed=seed + i)``."""
-    env = make(env)
+    env = envs.make(env)
     returns = np.zeros(n_episodes)
     for i in range(n_episodes):
         obs, _ = env.reset(seed=seed + i)
@@ -30,7 +30,7 @@ def episode_returns(act: Callable[[np.ndarray], Any], env: Any, n_episodes: int,
 
 def random_return(env_id: str, n_episodes: int, seed: int = EVAL_SEED) -> float:
     """Mean return of a uniform random policy (its action space seeded 0) over the evaluation episodes."""
-    space = make(env_id).action_space
+    space = envs.make(env_id).action_space
     space.seed(0)
     return float(episode_returns(lambda obs: space.sample(), env_id, n_episodes, seed).mean())
 

@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from expertdata import spaces
-from expertdata.schema import is_image
+from expertdata import schema, spaces
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -142,7 +141,7 @@ class LeafFeatures(nn.Module):
         leaves = spaces.leaves(space)
         self.paths = list(leaves)
         self.sizes = [int(np.prod(spaces.row_shape(leaf), dtype=np.int64)) for leaf in leaves.values()]
-        self.image_paths = [path for path, leaf in leaves.items() if is_image(leaf)]
+        self.image_paths = [path for path, leaf in leaves.items() if schema.is_image(leaf)]
         self.vector_paths = [path for path in self.paths if path not in self.image_paths]
         # ModuleDict keys may not hold '.', which leaf paths may: modules are named by position.
         self.images = nn.ModuleList([ImageFeatures(tuple(leaves[p]["shape"])) for p in self.image_paths])
@@ -173,7 +172,7 @@ def features_for(space: dict, net_arch: list[int], activation: str) -> nn.Module
     for the leaves of a composite space."""
     if spaces.is_composite(space):
         return LeafFeatures(space, net_arch, activation)
-    if is_image(space):
+    if schema.is_image(space):
         return ImageFeatures(tuple(space["shape"]))
     return VectorFeatures(space, net_arch, activation)
 
@@ -183,4 +182,4 @@ def observation_encoder(space: dict) -> nn.Module:
     space's leaves each so, concatenated)."""
     if spaces.is_composite(space):
         return LeafFeatures(space, [], "tanh")
-    return ImageFeatures(tuple(space["shape"])) if is_image(space) else encoder_for(space)
+    return ImageFeatures(tuple(space["shape"])) if schema.is_image(space) else encoder_for(space)

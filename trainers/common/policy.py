@@ -14,9 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from expertdata import atomic, observations, spaces
-from expertdata.envs import make
-from expertdata.errors import UnreadableError, UsageError
+from expertdata import UnreadableError, UsageError, atomic, envs, observations, spaces
 
 from .evaluation import EVAL_SEED, episode_returns
 from .heads import GaussianHead, head_for
@@ -27,7 +25,7 @@ CONFIG_FILE, WEIGHTS_FILE = "policy.json", "weights.npz"
 
 def env_spaces(env: Any) -> tuple[dict, dict]:
     """An env's (single) observation and action spaces as JSON."""
-    env = make(env)
+    env = envs.make(env)
     obs = getattr(env, "single_observation_space", env.observation_space)
     act = getattr(env, "single_action_space", env.action_space)
     try:
@@ -130,7 +128,7 @@ class Policy(nn.Module):
 
     def evaluate(self, env: Any, n_episodes: int = 20, seed: int = EVAL_SEED) -> tuple[float, float]:
         """Mean and std of the return over ``n_episodes`` deterministic episodes (seeds ``seed``, ``seed+1``...)."""
-        env = make(env)  # once: an env id would otherwise be made for the check and again for the episodes
+        env = envs.make(env)  # once: an env id would otherwise be made for the check and again for the episodes
         check_spaces((self.observation_space, self.action_space), env_spaces(env), "the policy", "the env")
         returns = episode_returns(self.act, env, n_episodes, seed)
         return float(returns.mean()), float(returns.std())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from expertdata.mpi import World
+from expertdata import World
 
 
 class RunningMeanStd:

@@ -18,10 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from expertdata import atomic, observations, spaces
-from expertdata.errors import UnreadableError, UsageError
-from expertdata.mpi import World
-from expertdata.training import TrainingData
+from expertdata import TrainingData, UnreadableError, UsageError, World, atomic, observations, spaces
 
 from ..common.cloning import History, fit, pretrain
 from ..common.configs import CloningConfig
@@ -50,10 +47,10 @@ def _vector_env(env: Any, n_envs: int) -> Any:
     """A sync vector env in SAME_STEP autoreset mode from an env id, an env, or a vector env."""
     from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-    from expertdata.envs import make_vec
+    from expertdata import envs
 
     if isinstance(env, str):
-        return make_vec(env, n_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+        return envs.make_vec(env, n_envs, autoreset_mode=AutoresetMode.SAME_STEP)
     if hasattr(env, "num_envs"):
         if env.metadata.get("autoreset_mode") != AutoresetMode.SAME_STEP:
             raise UsageError("GAIL needs a vector env in SAME_STEP autoreset mode (gymnasium.make_vec(..., "

@@ -12,8 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from expertdata import observations
-from expertdata.mpi import World
+from expertdata import World, observations
 
 from ..common.nets import features_for
 from ..common.optim import Adam

@@ -1,0 +1,240 @@
+"""Writing a dataset on a Dask cluster (``expertdata.io.cluster``): the same content, byte for byte, as one process.
+
+Work is split by episodes: blocks of whole episodes of about ``BLOCK_ROWS_PER_WORKER`` each (at least a few chunks).
+A task reads its block from the source itself (the dataset travels as the way to open it again: a path, a selection
+of episodes, a merge; a peer format that reads episodes alone, LeRobot, opens only the block's files), writes every
+chunk of a Zarr destination that lies wholly inside its rows, hashes its episodes' rows of every field, and returns
+the rows of the (at most two) chunks it shares with its neighbours. The client writes those shared chunks once both
+sides have come, the per-episode fields (one row per episode: small), then the metadata, and commits last: a reader
+never sees half a dataset. Per-episode digests are put together from the workers' hashes; the content digest, one
+sequential hash over every field, is the client's pass over what was written (the serial part: see docs/scale.md),
+compared episode by episode with the workers' hashes of the source. Formats that cannot be written in parallel
+(HDF5, ``.npz``, peers) are written by the client from the Zarr parts the workers wrote.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..core.arrays import text_to_codes
+from ..core.dataset import Dataset
+from ..core.digest import combine_episodes, digests, episode_field_header, rows_hash
+from ..core.errors import DigestMismatchError
+from . import atomic, cluster, formats
+from .formats.chunked import stored_form
+
+#: A block of episodes holds about this many rows of the widest field's chunks, at least...
+CHUNKS_PER_BLOCK = 4
+#: ... and the dataset is cut in at least this many blocks per worker (a worker lost costs one block).
+BLOCKS_PER_WORKER = 4
+
+
+def episode_blocks(dataset: Dataset, target_rows: int) -> list[tuple[int, int]]:
+    """Blocks of whole episodes of about ``target_rows`` rows (an episode longer than that is a block alone), as
+    ``(first episode, stop episode)``."""
+    index = dataset.episodes
+    out, first, rows = [], 0, 0
+    for e, length in enumerate(index.lengths):
+        rows += int(length)
+        if rows >= target_rows:
+            out.append((first, e + 1))
+            first, rows = e + 1, 0
+    if first < index.n_episodes:
+        out.append((first, index.n_episodes))
+    return out
+
+
+def _open(folder: str, name: str) -> Any:
+    import zarr
+
+    # Every chunk written, an all-zero one too (as the serial writer does): a missing chunk always means lost data.
+    return zarr.open_array(zarr.storage.LocalStore(folder), path=name, mode="r+").with_config(
+        {"write_empty_chunks": True})
+
+
+def _stored(rows: np.ndarray, array: Any) -> np.ndarray:
+    """Rows as the Zarr array stores them (text as code points at its width)."""
+    return text_to_codes(rows.astype(f"<U{array.shape[-1]}")) if rows.dtype.kind == "U" else rows
+
+
+def block_source(dataset: Dataset, episodes: tuple[int, int]) -> Any:
+    """What a task reads a block of episodes from: for a dataset opened from a path in a format that reads episodes
+    alone (LeRobot), the block's episodes alone (a ``_Reopened``, opened on the worker), else the dataset."""
+    from . import remote
+
+    origin = dataset.origin
+    if origin is None or getattr(origin[0], "__name__", "") != "load" or origin[2].get("episodes") is not None:
+        return dataset
+    path = origin[1][0]
+    if remote.is_url(path) or not formats.selective(path):
+        return dataset
+    return _Reopened(origin[0], origin[1], {**origin[2], "episodes": list(range(*episodes))})
+
+
+class _Reopened:
+    """A dataset opened where it is unpickled (on a worker), by ``function(*args, **kwargs)``."""
+
+    def __init__(self, function: Any, args: tuple, kwargs: dict) -> None:
+        self.function, self.args, self.kwargs = function, args, kwargs
+
+    def open(self) -> Dataset:
+        return self.function(*self.args, **self.kwargs)
+
+
+def write_block(dataset: Any, folder: str | None, names: list[str], chunks: Mapping[str, int],
+                episodes: tuple[int, int], bounds: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """One task: the rows of episodes ``episodes`` (which start and end at rows ``bounds``) of every per-step field
+    ``names``, read from ``dataset`` (or from the block alone, a ``_Reopened`` one) and written into the Zarr store
+    ``folder`` where they fill whole chunks; returns, per field, the hash of each episode's rows and the rows of the
+    chunks shared with the neighbouring blocks (``(first row, rows)`` pieces). Without ``folder``, the hashes."""
+    starts, ends = bounds
+    r0, r1 = int(starts[0]), int(ends[-1])
+    alone = isinstance(dataset, _Reopened)
+    source = dataset.open() if alone else dataset
+    out: dict[str, Any] = {}
+    for name in names:
+        rows = np.asarray(source[name][0:r1 - r0] if alone else source[name][r0:r1])
+        hashes = [rows_hash(rows[s - r0:e - r0]) for s, e in zip(starts, ends)]
+        if folder is None:
+            out[name] = (hashes, [])
+            continue
+        array, c = _open(folder, name), chunks[name]
+        a, b = -(-r0 // c) * c, (r1 // c) * c
+        pieces = []
+        if a < b:
+            array[a:b] = _stored(rows[a - r0:b - r0], array)
+            pieces = [(r0, rows[:a - r0]), (b, rows[b - r0:])]
+        else:  # the block lies inside one or two chunks: every row is shared
+            pieces = [(r0, rows)]
+        out[name] = (hashes, [(start, piece) for start, piece in pieces if len(piece)])
+    if alone:
+        source.close()
+    return out
+
+
+class _Shared:
+    """The chunks that blocks share, filled as the pieces come and written once whole."""
+
+    def __init__(self, folder: str, sizes: Mapping[str, int], chunks: Mapping[str, int]) -> None:
+        self._folder, self._sizes, self._chunks = folder, sizes, chunks
+        self._pending: dict[tuple[str, int], list[tuple[int, np.ndarray]]] = {}
+
+    def add(self, name: str, start: int, rows: np.ndarray) -> None:
+        c, n = self._chunks[name], self._sizes[name]
+        at = 0
+        while at < len(rows):  # a piece may span the end of one chunk and the start of the next
+            k = (start + at) // c
+            stop = min(len(rows), (k + 1) * c - start)
+            key = (name, k)
+            self._pending.setdefault(key, []).append((start + at, rows[at:stop]))
+            pieces = self._pending[key]
+            if sum(len(p) for _, p in pieces) == min(c, n - k * c):
+                array = _open(self._folder, name)
+                whole = np.concatenate([p for _, p in sorted(pieces, key=lambda piece: piece[0])])
+                array[k * c:k * c + len(whole)] = _stored(whole, array)
+                del self._pending[key]
+            at = stop
+
+    def done(self) -> bool:
+        return not self._pending
+
+
+def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.WriteOptions,
+                metadata: dict[str, Any], record: Callable[[str, list[str]], None]) -> tuple[str, list[str]]:
+    """Write every field of ``dataset`` into a new Zarr store at ``folder`` on the cluster, then ``metadata``, once
+    ``record(content digest, per-episode digests)`` has entered them; returns both."""
+    from .formats import zarr as zarr_backend
+
+    names = sorted(dataset.fields)
+    step = [n for n in names if dataset.field_per(n) == "step"]
+    sink = zarr_backend.BACKEND.writer(folder, options)
+    try:
+        chunks, sizes = {}, {}
+        for name in names:
+            array = dataset.fields[name]
+            sink.add_field(name, np.dtype(array.dtype), tuple(array.shape[1:]), array.shape[0])
+            stored, row, _ = stored_form(np.dtype(array.dtype), tuple(array.shape[1:]))
+            chunks[name] = min(options.rows_per_chunk(stored, row), max(1, array.shape[0]))
+            sizes[name] = array.shape[0]
+        widest = max((chunks[n] for n in step), default=1)
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        target = max(CHUNKS_PER_BLOCK * widest, -(-dataset.n_transitions // (BLOCKS_PER_WORKER * workers)))
+        blocks = episode_blocks(dataset, target) if dataset.n_episodes else []
+        shared = _Shared(str(folder), sizes, chunks)
+        hashes: dict[str, list[bytes]] = {n: [b""] * dataset.n_episodes for n in step}
+
+        def arrived(k: int, found: dict[str, Any]) -> None:
+            first = blocks[k][0]
+            for name, (episode_hashes, pieces) in found.items():
+                hashes[name][first:first + len(episode_hashes)] = episode_hashes
+                for start, rows in pieces:
+                    shared.add(name, start, rows)
+
+        cluster.run(client, write_block, [(block_source(dataset, b), str(folder), step, chunks, b, _bounds(dataset, b))
+                                          for b in blocks], "write-block", arrived)
+        assert shared.done()  # every shared chunk had both its sides
+        for name in names:
+            if name not in step:  # one row per episode: the client's
+                sink.write_rows(name, 0, np.asarray(dataset.fields[name][:]))
+        for name in step:
+            sink.written_elsewhere(name, sizes[name])
+        written = formats.read_raw(folder, "zarr")
+        try:
+            content, per_episode = digests(Dataset(written.fields, metadata), None)
+        finally:
+            written.close()
+        expected = _episode_digests(dataset, names, step, hashes)
+        if expected != per_episode:
+            wrong = [e for e, (a, b) in enumerate(zip(expected, per_episode)) if a != b]
+            raise DigestMismatchError(f"{folder}: {len(wrong)} episodes differ from the source once written (the first: "
+                                      f"{wrong[0]}); nothing was written")
+        record(content, per_episode)
+        sink.set_metadata(metadata)
+        sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    return content, per_episode
+
+
+def _bounds(dataset: Dataset, block: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    index = dataset.episodes
+    return index.starts[block[0]:block[1]], index.ends[block[0]:block[1]]
+
+
+def episode_digests(client: Any, dataset: Dataset) -> list[str]:
+    """``dataset``'s per-episode digests, its episodes' rows hashed on the cluster, blocks of whole episodes."""
+    names = sorted(dataset.fields)
+    step = [n for n in names if dataset.field_per(n) == "step"]
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    blocks = episode_blocks(dataset, max(1, -(-dataset.n_transitions // (BLOCKS_PER_WORKER * workers))))
+    hashes: dict[str, list[bytes]] = {n: [b""] * dataset.n_episodes for n in step}
+    jobs = [(block_source(dataset, b), None, step, {}, b, _bounds(dataset, b)) for b in blocks]
+    for (first, _), found in zip(blocks, cluster.run(client, write_block, jobs, "hash-block")):
+        for name, (episode_hashes, _) in found.items():
+            hashes[name][first:first + len(episode_hashes)] = episode_hashes
+    return _episode_digests(dataset, names, step, hashes)
+
+
+def _episode_digests(dataset: Dataset, names: list[str], step: list[str], hashes: dict[str, list[bytes]]) -> list[str]:
+    """The per-episode digests from the workers' hashes of each episode's rows (per-step fields) and the client's
+    (per-episode fields)."""
+    fields = []
+    for name in names:
+        array = dataset.fields[name]
+        header = episode_field_header(name, array.dtype, tuple(array.shape[1:]))
+        if name in step:
+            fields.append((header, hashes[name]))
+        else:
+            rows = np.asarray(array[:])
+            fields.append((header, [rows_hash(rows[e:e + 1]) for e in range(dataset.n_episodes)]))
+    return combine_episodes(fields, dataset.n_episodes)
+
+
+def staging(path: Path) -> tempfile.TemporaryDirectory:
+    """A folder beside ``path`` for the Zarr parts of a format written by the client (workers must reach it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(dir=path.parent, prefix=f"{atomic.PARTIAL}-{path.name}-parts-")
