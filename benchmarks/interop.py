@@ -156,7 +156,7 @@ VIDEO = LEROBOT / "videos/chunk-000/observation.images.cam_high/episode_000001.m
 def lerobot(work: Path, runs: int) -> None:
     import av
 
-    from expertdata.io.formats.lerobot import VideoFrames
+    from expertdata.io.formats.lerobot.video import VideoFrames
     from trainers.bc import BC
 
     def pyav() -> float:

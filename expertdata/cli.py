@@ -11,13 +11,12 @@ import signal
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import click
 import numpy as np
 from click.exceptions import NoArgsIsHelpError
 
-from .core import spaces
 from .core.errors import ExpertDataError, Terminated, printable
 from .core.schema import shown
 from .core.version import __version__
@@ -30,6 +29,7 @@ from .io.storage import verify as verify_digest
 from .recording.experts import BUILTIN
 from .recording.experts import resolve as resolve_expert
 from .recording.recorder import generate_expert_traj
+from .tools.info import as_text, table
 from .tools.info import info as dataset_info
 
 #: The option of every command that reads datasets: allow data from outside them.
@@ -159,12 +159,6 @@ def main(storage_options: str | None, timeout: float | None, request_timeout: fl
             os.environ[variable] = str(value)
 
 
-def _table(rows: Iterable[tuple[str, ...]]) -> str:
-    rows = [tuple(printable(str(c)) for c in row) for row in rows]
-    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(max(len(r) for r in rows))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
-
-
 @main.command(short_help="Check a dataset against every rule.",
               epilog=_example("expertdata validate fixtures/pendulum.npz", "expertdata validate data.zarr --json"))
 @click.argument("path", type=click.Path())
@@ -233,39 +227,9 @@ def convert(src: str, dst: str, fmt: str | None, source_format: str | None, over
               epilog=_example("expertdata formats"))
 def formats_command() -> None:
     """List every format that convert reads and writes, with what it keeps and loses."""
-    click.echo(_table([("format", "kind", "suffixes", "what it keeps and loses")] +
+    click.echo(table([("format", "kind", "suffixes", "what it keeps and loses")] +
                       [(b.name, "peer" if b.capabilities.exports else "ours",
                         " ".join(getattr(b, "suffixes", ())) or "-", b.summary) for b in formats.every()]))
-
-
-def _stats_line(stats: dict | None) -> str:
-    return "-" if stats is None else f"{stats['min']:.6g} / {stats['mean']:.6g} / {stats['max']:.6g}"
-
-
-def _lineage_line(entry: Any) -> str:
-    """One lineage entry in words, with what it records (entries differ by operation)."""
-    if not isinstance(entry, dict):
-        return repr(entry)
-    parts = [str(entry.get("operation", "?"))]
-    for key, label in (("from_format", "from"), ("episodes", "episodes"), ("episodes_before", "after"),
-                       ("parent_digest", "parent"), ("time", "at")):
-        if entry.get(key) is not None:
-            parts.append(f"{label} {entry[key]}")
-    if isinstance(entry.get("parents"), list):
-        parts.append("of " + ", ".join(f"{p.get('source')} ({p.get('digest')})" for p in entry["parents"]
-                                       if isinstance(p, dict)))
-    return " ".join(parts)
-
-
-def _space_line(space: dict | None) -> str:
-    if space is None:
-        return "-"
-    if spaces.is_composite(space):  # its leaves' kinds and shapes; --json has the whole space
-        return f"{space['type']} of " + ", ".join(
-            f"{path}: {leaf['type']} {list(spaces.row_shape(leaf))} {spaces.row_dtype(leaf)}"
-            for path, leaf in spaces.leaves(space).items())
-    detail = {k: v for k, v in space.items() if k != "type"}
-    return f"{space['type']} {json.dumps(detail)}"
 
 
 @main.command(short_help="Summarise a dataset: counts, returns, spaces, storage.",
@@ -281,34 +245,11 @@ def info(path: str, as_json: bool, no_digest: bool, per_episode: bool, trusted: 
     """Summarise the dataset at PATH: counts, returns, spaces, fields and storage."""
     if per_episode:
         with load(path, trusted=trusted) as dataset:
-            table = dataset.episode_table().map(lambda v: printable(v) if isinstance(v, str) else v)
+            table = dataset.episodetable().map(lambda v: printable(v) if isinstance(v, str) else v)
         click.echo(table.to_json(orient="records", indent=2) if as_json else table.to_string(index=False))
         return
     summary = dataset_info(path, with_digest=not no_digest, trusted=trusted)
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-        return
-    click.echo(_table([
-        ("path", path),
-        ("format", f"{summary['format']}, schema {summary['schema_version']}"),
-        ("size on disk", f"{summary['size_on_disk']:,} bytes" if summary["size_on_disk"] is not None else "- (remote)"),
-        ("env", summary["env_id"] or "-"),
-        ("transitions", f"{summary['transitions']:,}"),
-        ("episodes", f"{summary['episodes']:,}"),
-        ("lengths min/mean/max", _stats_line(summary["episode_lengths"])),
-        ("returns min/mean/max", _stats_line(summary["episode_returns"]) if summary["rewards"] else "no rewards"),
-        ("observation space", _space_line(summary["observation_space"])),
-        ("action space", _space_line(summary["action_space"])),
-        ("digest", summary["digest"] or "-"),
-    ]))
-    click.echo("")
-    click.echo(_table([("field", "dtype", "shape", "chunks", "compression")] + [
-        (shown(name)[1:-1], f["dtype"], tuple(f["shape"]), tuple(f["chunks"]) if f.get("chunks") else "-",
-         f.get("compression", "-")) for name, f in summary["fields"].items()]))
-    for entry in summary["lineage"]:
-        click.echo("lineage: " + printable(_lineage_line(entry)))
-    for note in summary["notes"]:  # what reading skipped (a partial download's videos: which episodes are whole)
-        click.echo("note: " + printable(note))
+    click.echo(json.dumps(summary, indent=2) if as_json else as_text(path, summary))
 
 
 @main.command(short_help="Check a dataset against the digest its sender published.",
@@ -361,7 +302,7 @@ def card(path: str, license_: str | None, authors: tuple[str, ...], description:
     if not shown_card:
         click.echo(f"{path}: no card (expertdata card {path} --license SPDX-ID --author NAME ...)")
         return
-    click.echo(_table([(key, ", ".join(value) if isinstance(value, list) else value)
+    click.echo(table([(key, ", ".join(value) if isinstance(value, list) else value)
                        for key, value in shown_card.items()]))
 
 

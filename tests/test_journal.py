@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 import expertdata
-from expertdata.io.formats import journal
+from expertdata.io import journal
 from expertdata.io.formats.chunked import journal_of
 from expertdata.recording.experts import pendulum
 from expertdata.recording.recorder import generate_expert_traj

@@ -20,7 +20,6 @@ PyAV).
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import string
@@ -29,13 +28,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ...core import guard, spaces
-from ...core.arrays import LazyRows
-from ...core.errors import CountMismatchError, ExpertDataError, OutsideError, UnreadableError, UsageError
-from ...core.rules import Finding
-from ...core.schema import shown
-from .base import Capabilities, Raw
-from .peer import PEER_KEY, Peer, checked, episode_id_clash, space_of
+from ....core import guard, spaces
+from ....core.errors import CountMismatchError, ExpertDataError, OutsideError, UnreadableError, UsageError
+from ....core.rules import Finding
+from ....core.schema import shown
+from ..base import Raw
+from ..peer import PEER_KEY, checked, episode_id_clash, space_of
+from .video import VideoFrames
 
 VERSIONS = ("v2.1", "v3.0")
 #: A timestamp may stray from ``frame_index / fps`` by this many frame periods before it is reported.
@@ -48,6 +47,8 @@ _SPEC = re.compile(r"0?[0-9]{0,2}d?")
 MAX_PATH = 1024
 #: A parquet file's rows may decompress to at most this many times its bytes (and a MiB).
 MAX_PARQUET_RATIO = 1032
+#: Where our metadata and the fields LeRobot has no name for are kept, beside its files.
+SIDECAR = "meta/expertdata"
 
 
 def sniff(path: Path) -> bool:
@@ -63,11 +64,11 @@ def sniff(path: Path) -> bool:
         return False
 
 
-def _pyarrow() -> Any:
+def pyarrow_parquet() -> Any:
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise UsageError("reading LeRobot datasets needs pyarrow: pip install \"expertdata[robot]\"") from None
+        raise UsageError("LeRobot datasets need pyarrow: pip install \"expertdata[robot]\"") from None
     return pq
 
 
@@ -159,7 +160,7 @@ def _episodes(scope: guard.Scope, info: dict, chosen: Sequence[int] | None) -> l
 def _parquet(scope: guard.Scope, file: Path, keep: Any = None, rows: int | None = None) -> Any:
     """A parquet file as a pyarrow table (only the columns ``keep`` accepts), once its footer is checked: its rows
     against ``rows`` where the caller knows them (E018), and what they decompress to against the file's bytes."""
-    pq = _pyarrow()
+    pq = pyarrow_parquet()
     with scope.open(file) as f, guard.reading(file):
         size = os.fstat(f.fileno()).st_size
         parquet = pq.ParquetFile(f)
@@ -220,85 +221,6 @@ def _column(table: Any, name: str, shape: list[int]) -> np.ndarray:
         raise CountMismatchError(f"feature {shown(name)} holds {values.size:,} values for {rows:,} frames of "
                                  f"{list(shape)}")
     return values.reshape((rows,) + tuple(int(d) for d in shape)) if per_row != 1 else values.reshape(rows)
-
-
-class VideoFrames(LazyRows):
-    """The frames of a video feature, decoded with PyAV as rows are read: each episode's segment of its file
-    (``segments``: per episode, the file, the first frame's time and its rows), frames ``shape`` large. Reading in
-    order continues the decoding where the last read stopped. A stream whose frames are not ``shape`` large is
-    refused before any is decoded; an episode whose video holds fewer frames than its rows, or (one file per
-    episode) more, is an error naming it."""
-
-    def __init__(self, segments: list[tuple[Path, float, int]], shape: tuple[int, ...], fps: float,
-                 whole_files: bool) -> None:
-        self._segments, self._fps, self._whole = segments, fps, whole_files
-        self._starts = np.concatenate([[0], np.cumsum([n for *_, n in segments])]).astype(np.int64)
-        self.dtype = np.dtype(np.uint8)
-        self.shape = (int(self._starts[-1]),) + tuple(shape)
-        self._open: tuple[int, Any, Any, int] | None = None  # (episode, container, frame iterator, next frame)
-
-    def _decoder(self, episode: int, first: int) -> tuple[Any, int]:
-        """An iterator of the episode's frames from (at most) ``first``, and the frame it starts at."""
-        if self._open is not None and self._open[0] == episode and self._open[3] <= first:
-            return self._open[2], self._open[3]
-        import av
-
-        self.close()
-        file, start, rows = self._segments[episode]
-        container = av.open(str(file))
-        try:
-            stream = container.streams.video[0]
-            height, width = self.shape[1:3]
-            if (stream.codec_context.height, stream.codec_context.width) != (height, width):
-                raise UnreadableError(f"{file}: its frames are {stream.codec_context.width}x"
-                                      f"{stream.codec_context.height}; the feature's are {width}x{height}")
-            if self._whole and stream.frames and stream.frames != rows:
-                raise CountMismatchError(f"{file}: E018 count-mismatch: episode {episode}'s video holds "
-                                         f"{stream.frames:,} frames; its rows are {rows:,}")
-            # Decoders pad frames to their blocks: a margin, and no frame far larger than the feature's is decoded.
-            stream.codec_context.options = {"max_pixels": str((height + 128) * (width + 128))}
-            stream.thread_type = "AUTO"
-            if start > 0:
-                container.seek(int(start / stream.time_base), stream=stream, backward=True)
-        except BaseException:
-            container.close()
-            raise
-        frames = (f for f in container.decode(stream) if f.time is None or f.time >= start - 0.5 / self._fps)
-        self._open = (episode, container, frames, 0)
-        return frames, 0
-
-    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
-        row = start
-        while row < stop:
-            episode = int(np.searchsorted(self._starts, row, side="right")) - 1
-            begin, end = int(self._starts[episode]), int(self._starts[episode + 1])
-            file = self._segments[episode][0]
-            with guard.reading(file):
-                frames, at = self._decoder(episode, row - begin)
-                upto = min(stop, end) - begin
-                while at < upto:
-                    frame = next(frames, None)
-                    if frame is None:
-                        self.close()
-                        raise CountMismatchError(f"{file}: E018 count-mismatch: episode {episode}'s video holds "
-                                                 f"{at:,} frames; its rows are {end - begin:,}")
-                    if (frame.height, frame.width) != self.shape[1:3]:
-                        self.close()
-                        raise UnreadableError(f"{file}: frame {at} is {frame.width}x{frame.height}")
-                    if at >= row - begin:
-                        out[begin + at - start] = frame.to_ndarray(format="rgb24").reshape(self.shape[1:])
-                    at += 1
-                if at == end - begin and self._whole and next(frames, None) is not None:
-                    self.close()
-                    raise CountMismatchError(f"{file}: E018 count-mismatch: episode {episode}'s video holds more "
-                                             f"frames than its {end - begin:,} rows")
-            self._open = (episode, self._open[1], frames, at) if self._open else None
-            row = begin + upto
-
-    def close(self) -> None:
-        if self._open is not None:
-            self._open[1].close()
-            self._open = None
 
 
 def read(path: Path, trusted: bool = False, episodes: Sequence[int] | None = None) -> Raw:
@@ -407,7 +329,7 @@ def _ours(scope: guard.Scope) -> tuple[dict, dict, dict[str, np.ndarray]] | None
     note = metadata.pop(PEER_KEY, None) if isinstance(metadata, dict) else None
     if not isinstance(note, dict) or note.get("format") != "lerobot":
         return None
-    from . import npz
+    from .. import npz
 
     # The npz backend's reader checks each member's claimed size against the bytes the archive holds.
     stored = npz.read(scope.file(f"{SIDECAR}/fields.npz"))
@@ -494,183 +416,3 @@ def _timestamps(raw: Raw, timestamps: np.ndarray, frames: np.ndarray, starts: np
                                     f"frame_index / fps ({fps:g}); the first in episode {episode}: frame "
                                     f"{int(frames[row])} at {float(timestamps[row]):.4g} s, not "
                                     f"{float(frames[row]) / fps:.4g} s", "timestamp", row))
-
-
-#: Video codecs offered for writing: ``lossless`` (H.264's lossless RGB profile, every frame read back exactly)
-#: or a lossy one at a quality level (its CRF; the reconstruction error is measured and said).
-VIDEO_CODECS = {"lossless": ("libx264rgb", "rgb24"), "h264": ("libx264", "yuv420p"), "av1": ("libsvtav1", "yuv420p")}
-SIDECAR = "meta/expertdata"
-
-
-def _feature(name: str, array: Any, video: bool, fps: float, codec: str) -> dict:
-    shape = [int(d) for d in array.shape[1:]] or [1]
-    if not video:
-        return {"dtype": np.dtype(array.dtype).name, "shape": shape, "names": None}
-    return {"dtype": "video", "shape": shape, "names": ["height", "width", "channels"],
-            "info": {"video.height": shape[0], "video.width": shape[1], "video.codec": codec,
-                     "video.pix_fmt": VIDEO_CODECS[codec][1], "video.is_depth_map": False, "video.fps": fps,
-                     "video.channels": shape[2], "has_audio": False}}
-
-
-def _stats(array: Any, video: bool, label: str) -> dict[str, list]:
-    """min, max, mean, std and count of a feature in one pass, per dimension (per channel, scaled to [0, 1],
-    shaped (C, 1, 1) for videos, as LeRobot keeps them)."""
-    from ...core.arrays import iter_blocks
-
-    low = high = None
-    total = squares = 0.0
-    count = 0
-    for block in iter_blocks(array, label=label):
-        rows = (block.reshape(-1, block.shape[-1]) / 255.0 if video else
-                block.reshape(len(block), -1)).astype(np.float64)
-        low = rows.min(0) if low is None else np.minimum(low, rows.min(0))
-        high = rows.max(0) if high is None else np.maximum(high, rows.max(0))
-        total, squares, count = total + rows.sum(0), squares + (rows * rows).sum(0), count + len(rows)
-    mean = total / max(count, 1)
-    std = np.sqrt(np.maximum(squares / max(count, 1) - mean * mean, 0.0))
-    shape = (-1, 1, 1) if video else np.shape(mean)
-    return {"min": np.reshape(low, shape).tolist(), "max": np.reshape(high, shape).tolist(),
-            "mean": np.reshape(mean, shape).tolist(), "std": np.reshape(std, shape).tolist(),
-            "count": [int(count // (array.shape[1] * array.shape[2]) if video else count)]}
-
-
-def _encode(array: Any, file: Path, fps: float, codec: str, level: int | None, label: str) -> tuple[float, int]:
-    """Every frame of ``array`` into one mp4; returns the mean and largest absolute error of the frames read back
-    (0 and 0 for the lossless codec)."""
-    import av
-
-    from ...core.arrays import iter_blocks
-
-    name, pix_fmt = VIDEO_CODECS[codec]
-    file.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(file), "w") as container:
-        stream = container.add_stream(name, rate=int(round(fps)))
-        stream.width, stream.height, stream.pix_fmt = int(array.shape[2]), int(array.shape[1]), pix_fmt
-        stream.options = {"crf": str(0 if codec == "lossless" else (level if level is not None else 23))}
-        for block in iter_blocks(array, label=label):
-            for frame in block:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-        container.mux(stream.encode())
-    total, largest, at = 0.0, 0, 0
-    with av.open(str(file)) as container:
-        for frame in container.decode(container.streams.video[0]):
-            decoded = frame.to_ndarray(format="rgb24").astype(np.int16)
-            difference = np.abs(decoded - np.asarray(array[at:at + 1][0], np.int16))
-            total, largest, at = total + float(difference.mean()), max(largest, int(difference.max())), at + 1
-    if at != array.shape[0]:
-        raise UnreadableError(f"{file}: {at:,} frames read back of the {array.shape[0]:,} written")
-    return total / max(at, 1), largest
-
-
-def export(dataset: Any, metadata: dict, path: Path, options: Any) -> list[str]:
-    """Write ``dataset`` as a LeRobot 3.0 dataset folder (one data file, one video file per image feature);
-    returns notes on what was made up and, for a lossy codec, the error measured."""
-    import pyarrow as pa
-
-    pq = _pyarrow()
-    codec, level = options.codec(BACKEND)
-    leaves = dataset.leaf_fields()
-    nested = [p for p in leaves if "/" in p]
-    if nested:
-        raise UsageError(f"{dataset.source}: LeRobot names features flatly; the leaves {', '.join(map(shown, nested))} "
-                         "are nested")
-    lerobot = (metadata.get("user") or {}).get("lerobot") or {}
-    fps = float(lerobot.get("fps") or 0)
-    notes, synthesized = [], []
-    if fps <= 0:
-        fps = 30.0
-        notes.append("the dataset records no frame rate: fps 30 is written")
-    n, starts = dataset.n_transitions, np.asarray(dataset["episode_starts"][:])
-    first = np.flatnonzero(starts)
-    lengths = np.diff(np.r_[first, n])
-    episode_of = np.repeat(np.arange(len(first)), lengths)
-    frame_of = np.arange(n) - np.repeat(first, lengths)
-    made = {"timestamp": (frame_of / fps).astype(np.float32), "frame_index": frame_of.astype(np.int64),
-            "episode_index": episode_of.astype(np.int64), "index": np.arange(n, dtype=np.int64)}
-    tasks_text = np.asarray(dataset["task"][:]) if "task" in dataset else np.full(len(first), "")
-    tasks = sorted(set(tasks_text.tolist()))
-    made["task_index"] = np.asarray([tasks.index(t) for t in tasks_text], np.int64)[episode_of]
-    synthesized += [k for k in made if k not in dataset] + ([] if "task" in dataset else ["task"])
-    columns, features, videos = {}, {}, {}
-    for leaf, name in leaves.items():
-        key = "observation." + (leaf or ("image" if _is_video(dataset[name]) else "state"))
-        if _is_video(dataset[name]):
-            videos[key] = dataset[name]
-        else:
-            columns[key] = np.asarray(dataset[name][:])
-    columns["action"] = np.asarray(dataset["actions"][:])
-    if "rewards" in dataset:
-        columns["next.reward"] = np.asarray(dataset["rewards"][:])
-    for key in made:
-        columns[key] = np.asarray(dataset[key][:]) if key in dataset else made[key]
-    for key, array in columns.items():
-        features[key] = _feature(key, array, False, fps, codec)
-    for key, array in videos.items():
-        features[key] = _feature(key, array, True, fps, codec)
-    table = pa.table({key: _arrow(a) for key, a in columns.items()})
-    (path / "data" / "chunk-000").mkdir(parents=True)
-    pq.write_table(table, path / "data" / "chunk-000" / "file-000.parquet")
-    episodes: dict[str, list] = {"episode_index": columns["episode_index"][first].tolist(),
-                                 "tasks": [[t] for t in tasks_text.tolist()],
-                                 "length": lengths.tolist(), "data/chunk_index": [0] * len(first),
-                                 "data/file_index": [0] * len(first), "dataset_from_index": first.tolist(),
-                                 "dataset_to_index": (first + lengths).tolist()}
-    for key, array in videos.items():
-        error, largest = _encode(array, path / "videos" / key / "chunk-000" / "file-000.mp4", fps, codec, level,
-                                 f"{dataset.source}: {key}")
-        if codec != "lossless":
-            notes.append(f"{key}: {codec} at quality {level if level is not None else 23}: mean absolute error "
-                         f"{error:.3g}, largest {largest} (of 255)")
-        episodes.update({f"videos/{key}/chunk_index": [0] * len(first), f"videos/{key}/file_index": [0] * len(first),
-                         f"videos/{key}/from_timestamp": (first / fps).tolist(),
-                         f"videos/{key}/to_timestamp": ((first + lengths) / fps).tolist()})
-    episodes.update({"meta/episodes/chunk_index": [0] * len(first), "meta/episodes/file_index": [0] * len(first)})
-    (path / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
-    pq.write_table(pa.table(episodes), path / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
-    pq.write_table(pa.table({"task_index": list(range(len(tasks))), "task": tasks}), path / "meta" / "tasks.parquet")
-    stats = {key: _stats(array, False, key) for key, array in columns.items()}
-    stats.update({key: _stats(array, True, key) for key, array in videos.items()})
-    (path / "meta" / "stats.json").write_text(json.dumps(stats))
-    info = {"codebase_version": "v3.0", "robot_type": lerobot.get("robot_type"), "total_episodes": len(first),
-            "total_frames": n, "total_tasks": len(tasks), "chunks_size": 1000, "data_files_size_in_mb": 100,
-            "video_files_size_in_mb": 500, "fps": fps, "splits": {"train": f"0:{len(first)}"},
-            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
-            "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4", "features": features}
-    (path / "meta" / "info.json").write_text(json.dumps(info, indent=2))
-    _sidecar(dataset, metadata, path, set(leaves.values()) | {"actions", "rewards", "episode_starts", *made},
-             synthesized, codec)
-    return notes
-
-
-def _is_video(array: Any) -> bool:
-    return np.dtype(array.dtype) == np.uint8 and len(array.shape) == 4 and array.shape[-1] == 3
-
-
-def _arrow(array: np.ndarray) -> Any:
-    import pyarrow as pa
-
-    if array.ndim == 1:
-        return pa.array(array)
-    flat = pa.array(array.reshape(len(array), -1).ravel())
-    return pa.FixedSizeListArray.from_arrays(flat, int(np.prod(array.shape[1:])))
-
-
-def _sidecar(dataset: Any, metadata: dict, path: Path, written: set[str], synthesized: list[str], codec: str) -> None:
-    """Our metadata and the fields LeRobot has no name for, beside its files (LeRobot reads neither), so reading
-    the folder back gives the very dataset written."""
-    from .base import metadata_to_json
-
-    folder = path / SIDECAR
-    folder.mkdir(parents=True)
-    rest = {name: np.asarray(dataset[name][:]) for name in dataset.fields if name not in written}
-    np.savez(folder / "fields.npz", **{name.replace("/", "|"): array for name, array in rest.items()})
-    shapes = {name: list(dataset[name].shape[1:]) for name in written if name in dataset}  # (N, 1) reads as (N,)
-    note = {"format": "lerobot", "synthesized": synthesized, "codec": codec, "row_shapes": shapes}
-    (folder / "metadata.json").write_text(metadata_to_json({**metadata, PEER_KEY: note}))
-
-
-BACKEND = Peer("lerobot", "LeRobot datasets (a dataset folder): 2.1 and 3.0 read, 3.0 written. observation.* become "
-               "the observation (a Dict where several), video features decoded with PyAV (written losslessly by "
-               "default), tasks kept as text, no rewards unless next.reward. Needs the [robot] extra.",
-               sniff, read, export, {"lossless": None, "h264": (0, 51), "av1": (0, 63)}, "lossless",
-               capabilities=Capabilities(exports=True, lossy=("h264", "av1"), selective=True))
