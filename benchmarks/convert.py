@@ -103,7 +103,7 @@ def main() -> None:
             "npz -> zarr": (timed(f"expertdata.convert({str(src)!r}, {str(zarr)!r}, options={options})"), zarr),
             "zarr -> hdf5": (timed(f"expertdata.convert({str(zarr)!r}, {str(hdf5)!r}, options={options})"), hdf5),
             "hdf5 -> npz": (timed(f"expertdata.convert({str(hdf5)!r}, {str(back)!r})"), back),
-            "digest .npz (no write)": (timed(f"expertdata.core.digest(expertdata.load({str(src)!r}))"), None),
+            "digest .npz (no write)": (timed(f"expertdata.digest(expertdata.load({str(src)!r}))"), None),
             IDLE: (timed("pass"), None),
         }
         results: dict[str, list[tuple[float, int, float]]] = {name: [] for name in steps}

@@ -115,7 +115,7 @@ def main() -> None:
                 robot, out / "robot.zarr", client=client, overwrite=True).digest,
             f"a recording of {args.recordings} CartPole episodes": lambda client, out: expertdata.generate_expert_traj(
                 cartpole, out / "cartpole.zarr", "CartPole-v1", n_episodes=args.recordings, overwrite=True,
-                client=client).metadata.get("digest") or expertdata.core.digest(expertdata.load(out / "cartpole.zarr")),
+                client=client).metadata.get("digest") or expertdata.digest(expertdata.load(out / "cartpole.zarr")),
         }
         if BRIDGE.is_dir():
             bridge = rlds_copies(folder / "bridge", args.rlds_copies)
@@ -132,7 +132,7 @@ def main() -> None:
             with expertdata.load(written) as data:
                 raw = sum(a.nbytes for a in (data[n] for n in data))
                 begin = time.perf_counter()
-                expertdata.core.digest(data)
+                expertdata.digest(data)
                 serial = time.perf_counter() - begin
             print(f"{name}: one process {plain:.1f} s, 1 worker {one:.1f} s ({one / plain:.2f}x the plain command), "
                   f"2 workers {two:.1f} s ({one / two:.2f}x 1 worker); cluster start-up {found[1][1]:.1f} s and "

@@ -10,8 +10,8 @@
 ``--held-out without`` leaves out the tasks defaults are only reported on.
 
 Every score is normalised: a uniform random policy 0, the demonstrations' own mean return 1, both on the
-evaluation episodes (20, 10 on locomotion; seeds from 10000, never used for recording). For each task: BC's score per seed
-(``BC(None, env, data, seed=s).learn()``, nothing tuned); GAIL's curve (scored every ~10k env steps), the
+evaluation episodes (20, 10 on locomotion; seeds from 10000, never used for recording). For each task: BC's score
+per seed (``BC(None, env, data, seed=s).learn()``, nothing tuned); GAIL's curve (scored every ~10k env steps), the
 env steps and training seconds to 0.9, its final score, and throughput; and GAIL's two controls, on a
 uniform random policy's demonstrations and with a discriminator that is never trained. Goals: BC and
 GAIL at least 0.9 in 4 of 5 seeds; both controls below 0.3.

@@ -245,8 +245,8 @@ def info(path: str, as_json: bool, no_digest: bool, per_episode: bool, trusted: 
     """Summarise the dataset at PATH: counts, returns, spaces, fields and storage."""
     if per_episode:
         with load(path, trusted=trusted) as dataset:
-            table = dataset.episodetable().map(lambda v: printable(v) if isinstance(v, str) else v)
-        click.echo(table.to_json(orient="records", indent=2) if as_json else table.to_string(index=False))
+            rows = dataset.episode_table().map(lambda v: printable(v) if isinstance(v, str) else v)
+        click.echo(rows.to_json(orient="records", indent=2) if as_json else rows.to_string(index=False))
         return
     summary = dataset_info(path, with_digest=not no_digest, trusted=trusted)
     click.echo(json.dumps(summary, indent=2) if as_json else as_text(path, summary))

@@ -69,7 +69,7 @@ def test_convert_with_traj_limitation_records_its_parent(good, tmp_path):
     with expertdata.load(out) as ds, expertdata.load(good) as parent:
         assert ds.n_episodes == 1 and ds.n_transitions == 6
         assert ds.metadata["lineage"][-1]["operation"] == "traj_limitation"
-        assert ds.metadata["lineage"][-1]["parent_digest"] == expertdata.core.digest(parent)
+        assert ds.metadata["lineage"][-1]["parent_digest"] == expertdata.digest(parent)
     too_many = run_cli("convert", good, tmp_path / "x.h5", "--traj-limitation", "3")
     assert too_many.returncode == 2 and "holds 2 episodes" in too_many.stderr
 
@@ -194,7 +194,7 @@ def test_record_validate_convert_from_the_command_line(tmp_path):
     serial = run_cli("record", "Pendulum-v1", "--expert", "expertdata.recording.experts:pendulum", "--episodes", "4",
                  "--out", tmp_path / "serial.h5")
     assert serial.returncode == 0, serial.stderr
-    assert expertdata.core.digest(expertdata.load(out)) == expertdata.core.digest(expertdata.load(tmp_path / "serial.h5"))
+    assert expertdata.digest(expertdata.load(out)) == expertdata.digest(expertdata.load(tmp_path / "serial.h5"))
     again = run_cli("record", "Pendulum-v1", "--expert", "pendulum", "--episodes", "1", "--out", out)
     assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
     bad = run_cli("record", "CartPole-v1", "--expert", "pendulum", "--episodes", "1", "--out", tmp_path / "x.npz")

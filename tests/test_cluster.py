@@ -54,7 +54,7 @@ def scheduler_file(tmp_path_factory):
 
 def _digest(path) -> str:
     with expertdata.load(path) as data:
-        return data.metadata.get("digest") or expertdata.core.digest(data)
+        return data.metadata.get("digest") or expertdata.digest(data)
 
 
 def test_convert_validate_verify_and_record_on_a_cluster_give_one_process_bytes(scheduler_file, tmp_path):

@@ -67,7 +67,7 @@ def test_every_leaf_converts_bit_for_bit_between_our_formats(recorded, tmp_path,
     assert metadata["schema_version"] == "1.1" and metadata["observation_space"]["type"] == "Dict"
     result = expertdata.convert(recorded, tmp_path / f"d.{suffix}")
     back = expertdata.convert(result.path, tmp_path / "back.zarr")
-    assert result.digest == back.digest == expertdata.core.digest(expertdata.load(recorded))
+    assert result.digest == back.digest == expertdata.digest(expertdata.load(recorded))
     copy, _ = _arrays(back.path)
     assert all(np.array_equal(source[k], copy[k]) and source[k].dtype == copy[k].dtype for k in source)
     assert [p.rule.id for p in expertdata.validate(result.path).problems] == ["W109"]  # no card: no licence

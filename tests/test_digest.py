@@ -10,7 +10,7 @@ from .conftest import make_arrays
 
 def _digest(metadata=None, **changes):
     arrays = {**make_arrays(), **changes}
-    return expertdata.core.digest(expertdata.Dataset.from_arrays(metadata, **arrays))
+    return expertdata.digest(expertdata.Dataset.from_arrays(metadata, **arrays))
 
 
 def test_digest_changes_with_any_value_dtype_or_descriptive_metadata():

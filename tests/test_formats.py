@@ -32,7 +32,7 @@ def test_round_trip_between_every_pair_of_formats(lengths, obs, actions, src, ds
         options = expertdata.WriteOptions(chunk_rows=chunk_rows, zarr_format=zarr_format)
         first = expertdata.save(original, tmp / "a" / f"data{SUFFIXES[src]}", options=options)
         second = expertdata.convert(first.path, tmp / "b" / f"data{SUFFIXES[dst]}", options=options)
-        assert first.digest == second.digest == expertdata.core.digest(original)
+        assert first.digest == second.digest == expertdata.digest(original)
         with expertdata.load(second.path) as copy:
             assert_same_arrays(original, copy)
             assert copy.metadata["env_id"] == "Test-v0" and copy.metadata["user"] == {"note": "property test"}
@@ -105,5 +105,5 @@ def test_saving_an_existing_destination_needs_overwrite(tmp_path):
     with pytest.raises(expertdata.UsageError, match="already exists"):
         expertdata.save(make_dataset(seed=2), path)
     expertdata.save(make_dataset(seed=2), path, overwrite=True)
-    assert expertdata.core.digest(expertdata.load(path)) == expertdata.core.digest(make_dataset(seed=2))
+    assert expertdata.digest(expertdata.load(path)) == expertdata.digest(make_dataset(seed=2))
     assert [p.name for p in tmp_path.iterdir()] == ["d.zarr"]

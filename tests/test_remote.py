@@ -69,8 +69,8 @@ def test_hdf5_is_read_by_ranges_and_npz_downloaded_first(http_root, monkeypatch,
     folder, base, _ = http_root
     expertdata.convert(CARTPOLE, folder / "c.h5")
     expertdata.convert(CARTPOLE, folder / "c.npz")
-    digest = expertdata.core.digest(expertdata.load(CARTPOLE))
-    assert expertdata.core.digest(expertdata.load(f"{base}/c.h5")) == digest
+    digest = expertdata.digest(expertdata.load(CARTPOLE))
+    assert expertdata.digest(expertdata.load(f"{base}/c.h5")) == digest
     monkeypatch.setenv("EXPERTDATA_CACHE", str(tmp_path / "cache"))
     result = cli("verify", f"{base}/c.npz", "--digest", digest)
     assert result.returncode == 0 and result.stderr.startswith(f"expertdata: downloading {base}/c.npz to the cache")
@@ -143,10 +143,10 @@ def test_chained_local_caching_reads_each_chunk_once(http_root, tmp_path):
     options = {"simplecache": {"cache_storage": str(tmp_path / "cache")}}
     url = f"simplecache::{base}/c.zarr"
     with expertdata.load(url, storage_options=options) as data:
-        assert expertdata.core.digest(data) == sent.digest
+        assert expertdata.digest(data) == sent.digest
     fetched = len(requested)
     with expertdata.load(url, storage_options=options) as data:
-        assert expertdata.core.digest(data) == sent.digest
+        assert expertdata.digest(data) == sent.digest
     assert len(requested) == fetched  # the second pass came from the local cache
 
 

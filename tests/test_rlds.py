@@ -36,7 +36,7 @@ def test_bridge_reads_episodes_images_language_and_splits(tmp_path):
         assert np.allclose(data["obs/state"][0:10].ravel(), first["steps/observation/state"])
         assert data["language_instruction"][0] == first["steps/language_instruction"][0].decode()
         assert data["actions"].shape == (500, 7) and data["language_embedding"].shape == (500, 512)
-        digest = expertdata.core.digest(data)
+        digest = expertdata.digest(data)
     report = expertdata.validate(BRIDGE)
     assert report.errors == () and any("is_last is never set" in p.message for p in report.warnings)
     copy = expertdata.convert(BRIDGE, tmp_path / "bridge.zarr")

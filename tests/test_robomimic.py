@@ -115,7 +115,7 @@ def test_a_dataset_of_ours_is_written_with_what_robomimic_needs(tmp_path):
         assert sorted(f["data/demo_0"]) == ["actions", "dones", "expertdata", "next_obs", "obs", "rewards", "states"]
         assert list(f["data/demo_0/obs"]) == ["obs"] and f["data/demo_0/dones"][-1] == 1
         assert np.array_equal(f["data/demo_0/next_obs/obs"][:-1], f["data/demo_0/obs/obs"][1:])
-    assert expertdata.core.digest(expertdata.load(result.path)) == expertdata.core.digest(expertdata.load(CARTPOLE))
+    assert expertdata.digest(expertdata.load(result.path)) == expertdata.digest(expertdata.load(CARTPOLE))
 
 
 def test_robomimics_own_loader_reads_our_export(source, tmp_path):

@@ -33,7 +33,7 @@ def test_sb2_file_converts_to_each_format_and_back_bit_identical(tmp_path, name)
     back = expertdata.convert(there.path, tmp_path / "back.npz")
     with expertdata.load(SB2_PENDULUM) as original, expertdata.load(back.path) as copy:
         assert_same_arrays(original, copy)
-        assert expertdata.core.digest(copy) == expertdata.core.digest(original) == there.digest == back.digest
+        assert expertdata.digest(copy) == expertdata.digest(original) == there.digest == back.digest
         assert [e["operation"] for e in copy.metadata["lineage"]] == ["convert", "convert"]
         assert copy.metadata["lineage"][0]["parent_digest"] == there.digest
 
