@@ -50,7 +50,8 @@ def lerobot_videos(folder: Path, episodes: int, frames: int = 60, size: int = 96
     for e in range(episodes):
         table = pa.table({"observation.state": pa.FixedSizeListArray.from_arrays(
             pa.array(rng.standard_normal(frames * 4).astype(np.float32)), 4),
-            "action": pa.FixedSizeListArray.from_arrays(pa.array(rng.standard_normal(frames * 2).astype(np.float32)), 2),
+            "action": pa.FixedSizeListArray.from_arrays(
+                pa.array(rng.standard_normal(frames * 2).astype(np.float32)), 2),
             "frame_index": pa.array(np.arange(frames)), "episode_index": pa.array(np.full(frames, e))})
         (folder / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
         pq.write_table(table, folder / "data" / "chunk-000" / f"episode_{e:06d}.parquet")
@@ -120,7 +121,8 @@ def main() -> None:
         if BRIDGE.is_dir():
             bridge = rlds_copies(folder / "bridge", args.rlds_copies)
             jobs[f"RLDS import, the Bridge fixture {args.rlds_copies} times over"] = \
-                lambda client, out: expertdata.convert(bridge, out / "bridge.zarr", client=client, overwrite=True).digest
+                lambda client, out: expertdata.convert(bridge, out / "bridge.zarr", client=client,
+                                                       overwrite=True).digest
         for name, job in jobs.items():
             out = folder / "out"
             out.mkdir(exist_ok=True)
@@ -136,9 +138,9 @@ def main() -> None:
                 serial = time.perf_counter() - begin
             print(f"{name}: one process {plain:.1f} s, 1 worker {one:.1f} s ({one / plain:.2f}x the plain command), "
                   f"2 workers {two:.1f} s ({one / two:.2f}x 1 worker); cluster start-up {found[1][1]:.1f} s and "
-                  f"{found[2][1]:.1f} s; same digest: {len(digests) == 1}; {raw / 1e6:.0f} MB of rows ({size / 1e6:.0f} "
-                  f"MB stored): {raw / one / 1e6:.1f} MB/s per worker; the client's digest pass alone "
-                  f"{raw / serial / 1e6:.0f} MB/s", flush=True)
+                  f"{found[2][1]:.1f} s; same digest: {len(digests) == 1}; {raw / 1e6:.0f} MB of rows "
+                  f"({size / 1e6:.0f} MB stored): {raw / one / 1e6:.1f} MB/s per worker; the client's digest pass "
+                  f"alone {raw / serial / 1e6:.0f} MB/s", flush=True)
             shutil.rmtree(out)
 
 

@@ -164,7 +164,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--replay", type=Path, default=REPLAY)
-    parser.add_argument("--tiles", type=int, default=200, help="the replay's episodes this many times over, out of core")
+    parser.add_argument("--tiles", type=int, default=200,
+                        help="the replay's episodes this many times over, out of core")
     args = parser.parse_args()
     if not args.replay.exists():
         raise SystemExit(f"{args.replay} is absent")

@@ -33,8 +33,8 @@ from .serving.mpi import World
 from .serving.training import TrainingData
 from .tools.plotting import plot
 
-__all__ = ["DataLoader", "Dataset", "DigestMismatchError", "Episode", "EpisodeIndex", "ExpertDataset", "ExpertDataError",
-           "Field", "Frames", "InvalidDatasetError", "RecordingError", "Report", "SCHEMA_VERSION", "SaveResult",
-           "TrainingData", "UnreadableError", "UsageError", "Windows", "World", "WriteOptions", "atomic", "convert",
-           "digest", "envs", "errors", "experts", "generate_expert_traj", "load", "observations", "plot", "save",
-           "schema", "spaces", "validate", "verify", "__version__"]
+__all__ = ["DataLoader", "Dataset", "DigestMismatchError", "Episode", "EpisodeIndex", "ExpertDataset",
+           "ExpertDataError", "Field", "Frames", "InvalidDatasetError", "RecordingError", "Report", "SCHEMA_VERSION",
+           "SaveResult", "TrainingData", "UnreadableError", "UsageError", "Windows", "World", "WriteOptions", "atomic",
+           "convert", "digest", "envs", "errors", "experts", "generate_expert_traj", "load", "observations", "plot",
+           "save", "schema", "spaces", "validate", "verify", "__version__"]

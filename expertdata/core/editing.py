@@ -1,6 +1,6 @@
 """New datasets from others: the episodes of one that meet criteria (``choose``; ``Dataset.take`` takes them) and
-several one after another (``merged``). Both are lazy (nothing is read until the result is sliced or saved) and leave their sources
-alone; ``expertdata.io.storage.select`` and ``merge`` write them, recording the parents' digests.
+several one after another (``merged``). Both are lazy (nothing is read until the result is sliced or saved) and
+leave their sources alone; ``expertdata.io.storage.select`` and ``merge`` write them, recording the parents' digests.
 """
 from __future__ import annotations
 

@@ -189,8 +189,8 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
         expected = _episode_digests(dataset, names, step, hashes)
         if expected != per_episode:
             wrong = [e for e, (a, b) in enumerate(zip(expected, per_episode)) if a != b]
-            raise DigestMismatchError(f"{folder}: {len(wrong)} episodes differ from the source once written (the first: "
-                                      f"{wrong[0]}); nothing was written")
+            raise DigestMismatchError(f"{folder}: {len(wrong)} episodes differ from the source once written "
+                                      f"(the first: {wrong[0]}); nothing was written")
         record(content, per_episode)
         sink.set_metadata(metadata)
         sink.close()
