@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--arms", default=None, help="GAIL and its controls to run (gail,random,untrained; with "
                         "--quick, gail)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"one seed, a {QUICK_SHARE:.0%} share of GAIL's budgets, no controls: the check before "
+                        help=f"one seed, a {QUICK_SHARE:.0%}% share of GAIL's budgets, no controls: the check before "
                         "a default changes")
     parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
                         help="change one GAILConfig field for every GAIL run (a screen; the suite measures defaults)")

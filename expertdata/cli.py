@@ -211,8 +211,9 @@ def convert(src: str, dst: str, fmt: str | None, source_format: str | None, over
     """Convert SRC to DST losslessly, atomically, checking the content digest on both sides.
 
     On a cluster, workers read blocks of whole episodes (a peer format's episode files themselves) and write a Zarr
-    DST's chunks in place; HDF5 and .npz cannot be written in parallel: the workers write Zarr parts beside DST,
-    from which this process writes it."""
+    DST's chunks in place, also where it lives (s3://...: its root metadata is written last, by this process); HDF5
+    and .npz cannot be written in parallel: the workers write Zarr parts beside DST, from which this process writes
+    it."""
     with _on(where) as client:
         result = convert_dataset(src, dst, format=fmt, overwrite=overwrite, traj_limitation=traj_limitation,
                                  options=formats.WriteOptions(chunk_rows, compression, zarr_format=int(zarr_format)),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import http.server
+import socket
 import subprocess
 import sys
 import threading
@@ -118,3 +119,26 @@ def http_root(tmp_path):
     thread.start()
     yield folder, f"http://127.0.0.1:{server.server_address[1]}", server.requested
     server.shutdown()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """``(bucket URL, storage options)`` of moto's S3-compatible server on loopback."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    options = {"key": "test", "secret": "test", "endpoint_url": f"http://127.0.0.1:{port}",
+               "client_kwargs": {"region_name": "us-east-1"}}
+    boto3.client("s3", endpoint_url=options["endpoint_url"], aws_access_key_id="test", aws_secret_access_key="test",
+                 region_name="us-east-1").create_bucket(Bucket="bucket")
+    yield "s3://bucket", options
+    server.stop()

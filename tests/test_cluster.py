@@ -89,6 +89,47 @@ def test_convert_validate_verify_and_record_on_a_cluster_give_one_process_bytes(
                 "expertdata-record-block"} <= task_prefixes(client)
 
 
+def test_a_destination_where_it_lives_is_written_in_place_by_the_workers(scheduler_file, s3, tmp_path, monkeypatch):
+    import distributed
+
+    from expertdata.io import remote
+
+    bucket, options = s3
+    put = remote.put
+    sent: list[str] = []  # what the client itself uploads
+
+    def watched(folder, url, storage_options, root=True):
+        sent.extend(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        put(folder, url, storage_options, root)
+
+    monkeypatch.setattr(remote, "put", watched)
+    serial = expertdata.convert(CARTPOLE, tmp_path / "one.zarr").digest
+    with distributed.Client(scheduler_file=scheduler_file) as client:
+        written = expertdata.convert(CARTPOLE, f"{bucket}/c.zarr", storage_options=options, client=client,
+                                     options=expertdata.WriteOptions(chunk_rows=300))
+        again = pytest.raises(expertdata.UsageError, expertdata.convert, CARTPOLE, f"{bucket}/c.zarr",
+                              storage_options=options, client=client)
+    assert written.digest == serial and "already exists" in str(again.value)
+    with expertdata.load(f"{bucket}/c.zarr", storage_options=options) as there:
+        assert expertdata.digest(there) == serial and there["obs"].shape == (5000, 4)
+    assert "episode_returns/c/0" in sent and not any(name.startswith(("obs/c", "actions/c")) for name in sent)
+
+    def cut_before_the_commit(folder, url, storage_options, root=True):
+        if root:
+            raise ConnectionResetError("the connection was reset")
+        put(folder, url, storage_options, root)
+
+    monkeypatch.setattr(remote, "put", cut_before_the_commit)
+    with distributed.Client(scheduler_file=scheduler_file) as client:
+        pytest.raises(ConnectionResetError, expertdata.convert, CARTPOLE, f"{bucket}/d.zarr", storage_options=options,
+                      client=client)
+    import s3fs
+
+    there = s3fs.S3FileSystem(**options)
+    there.invalidate_cache()
+    assert there.exists("bucket/c.zarr/obs/c/0") and not there.exists("bucket/d.zarr")  # the workers' chunks gone
+
+
 def test_a_path_only_the_client_sees_is_one_line(scheduler_file, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     expertdata.convert(CARTPOLE, tmp_path / "here.zarr")

@@ -3,7 +3,6 @@
 import gzip
 import http.server
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -16,32 +15,9 @@ import pytest
 import expertdata
 from expertdata import ExpertDataset
 
-from .conftest import invoke
+from .conftest import free_port, invoke
 
 CARTPOLE = Path(__file__).resolve().parents[1] / "fixtures" / "cartpole.npz"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def s3(monkeypatch):
-    """``(bucket URL, storage options)`` of moto's S3-compatible server on loopback."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    options = {"key": "test", "secret": "test", "endpoint_url": f"http://127.0.0.1:{port}",
-               "client_kwargs": {"region_name": "us-east-1"}}
-    boto3.client("s3", endpoint_url=options["endpoint_url"], aws_access_key_id="test", aws_secret_access_key="test",
-                 region_name="us-east-1").create_bucket(Bucket="bucket")
-    yield "s3://bucket", options
-    server.stop()
 
 
 def cli(*args, options=None):
@@ -90,7 +66,7 @@ def test_network_errors_are_one_line_with_exit_code_2(http_root, where, message)
 
 def test_connection_refused_and_a_chunk_missing_remotely(http_root):
     folder, base, _ = http_root
-    refused = cli("info", f"http://127.0.0.1:{_free_port()}/c.zarr")
+    refused = cli("info", f"http://127.0.0.1:{free_port()}/c.zarr")
     assert refused.returncode == 2 and "cannot connect" in refused.stderr and refused.stderr.count("\n") == 1
     expertdata.convert(CARTPOLE, folder / "c.zarr")
     (folder / "c.zarr" / "obs" / "c" / "0" / "0").unlink()  # a chunk lost on the server

@@ -47,11 +47,14 @@ def episode_blocks(dataset: Dataset, target_rows: int) -> list[tuple[int, int]]:
     return out
 
 
-def _open(folder: str, name: str) -> Any:
+def _open(place: str, storage_options: dict[str, Any] | None, name: str) -> Any:
+    """Array ``name`` of the Zarr store at ``place`` (a folder, or a URL where ``storage_options`` are given)."""
     import zarr
 
+    from .formats.zarr import writable_store
+
     # Every chunk written, an all-zero one too (as the serial writer does): a missing chunk always means lost data.
-    return zarr.open_array(zarr.storage.LocalStore(folder), path=name, mode="r+").with_config(
+    return zarr.open_array(writable_store(place, storage_options), path=name, mode="r+").with_config(
         {"write_empty_chunks": True})
 
 
@@ -84,12 +87,14 @@ class _Reopened:
         return self.function(*self.args, **self.kwargs)
 
 
-def write_block(dataset: Any, folder: str | None, names: list[str], chunks: Mapping[str, int],
-                episodes: tuple[int, int], bounds: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+def write_block(dataset: Any, place: tuple[str, dict[str, Any] | None] | None, names: list[str],
+                chunks: Mapping[str, int], episodes: tuple[int, int],
+                bounds: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
     """One task: the rows of episodes ``episodes`` (which start and end at rows ``bounds``) of every per-step field
     ``names``, read from ``dataset`` (or from the block alone, a ``_Reopened`` one) and written into the Zarr store
-    ``folder`` where they fill whole chunks; returns, per field, the hash of each episode's rows and the rows of the
-    chunks shared with the neighbouring blocks (``(first row, rows)`` pieces). Without ``folder``, the hashes."""
+    at ``place`` (a folder, or a URL and its storage options) where they fill whole chunks; returns, per field, the
+    hash of each episode's rows and the rows of the chunks shared with the neighbouring blocks (``(first row, rows)``
+    pieces). Without ``place``, the hashes."""
     starts, ends = bounds
     r0, r1 = int(starts[0]), int(ends[-1])
     alone = isinstance(dataset, _Reopened)
@@ -98,10 +103,10 @@ def write_block(dataset: Any, folder: str | None, names: list[str], chunks: Mapp
     for name in names:
         rows = np.asarray(source[name][0:r1 - r0] if alone else source[name][r0:r1])
         hashes = [rows_hash(rows[s - r0:e - r0]) for s, e in zip(starts, ends)]
-        if folder is None:
+        if place is None:
             out[name] = (hashes, [])
             continue
-        array, c = _open(folder, name), chunks[name]
+        array, c = _open(*place, name), chunks[name]
         a, b = -(-r0 // c) * c, (r1 // c) * c
         pieces = []
         if a < b:
@@ -118,8 +123,9 @@ def write_block(dataset: Any, folder: str | None, names: list[str], chunks: Mapp
 class _Shared:
     """The chunks that blocks share, filled as the pieces come and written once whole."""
 
-    def __init__(self, folder: str, sizes: Mapping[str, int], chunks: Mapping[str, int]) -> None:
-        self._folder, self._sizes, self._chunks = folder, sizes, chunks
+    def __init__(self, place: tuple[str, dict[str, Any] | None], sizes: Mapping[str, int],
+                 chunks: Mapping[str, int]) -> None:
+        self._place, self._sizes, self._chunks = place, sizes, chunks
         self._pending: dict[tuple[str, int], list[tuple[int, np.ndarray]]] = {}
 
     def add(self, name: str, start: int, rows: np.ndarray) -> None:
@@ -132,7 +138,7 @@ class _Shared:
             self._pending.setdefault(key, []).append((start + at, rows[at:stop]))
             pieces = self._pending[key]
             if sum(len(p) for _, p in pieces) == min(c, n - k * c):
-                array = _open(self._folder, name)
+                array = _open(*self._place, name)
                 whole = np.concatenate([p for _, p in sorted(pieces, key=lambda piece: piece[0])])
                 array[k * c:k * c + len(whole)] = _stored(whole, array)
                 del self._pending[key]
@@ -143,9 +149,13 @@ class _Shared:
 
 
 def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.WriteOptions,
-                metadata: dict[str, Any], record: Callable[[str, list[str]], None]) -> tuple[str, list[str]]:
+                metadata: dict[str, Any], record: Callable[[str, list[str]], None],
+                rows_at: tuple[str, dict[str, Any]] | None = None) -> tuple[str, list[str]]:
     """Write every field of ``dataset`` into a new Zarr store at ``folder`` on the cluster, then ``metadata``, once
-    ``record(content digest, per-episode digests)`` has entered them; returns both."""
+    ``record(content digest, per-episode digests)`` has entered them; returns both. With ``rows_at`` (a URL and its
+    storage options), the workers write the per-step fields' chunks there instead, and the rest of the store, here,
+    is what ``remote.upload`` puts there after (its root metadata last)."""
+    from . import remote
     from .formats import zarr as zarr_backend
 
     names = sorted(dataset.fields)
@@ -163,7 +173,10 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         target = max(CHUNKS_PER_BLOCK * widest, -(-dataset.n_transitions // (BLOCKS_PER_WORKER * workers)))
         blocks = episode_blocks(dataset, target) if dataset.n_episodes else []
-        shared = _Shared(str(folder), sizes, chunks)
+        place: tuple[str, dict[str, Any] | None] = rows_at or (str(folder), None)
+        if rows_at is not None:  # the arrays' own metadata first, so that workers can open them there
+            remote.put(folder, *rows_at, root=False)
+        shared = _Shared(place, sizes, chunks)
         hashes: dict[str, list[bytes]] = {n: [b""] * dataset.n_episodes for n in step}
 
         def arrived(k: int, found: dict[str, Any]) -> None:
@@ -173,7 +186,7 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
                 for start, rows in pieces:
                     shared.add(name, start, rows)
 
-        cluster.run(client, write_block, [(block_source(dataset, b), str(folder), step, chunks, b, _bounds(dataset, b))
+        cluster.run(client, write_block, [(block_source(dataset, b), place, step, chunks, b, _bounds(dataset, b))
                                           for b in blocks], "write-block", arrived)
         assert shared.done()  # every shared chunk had both its sides
         for name in names:
@@ -181,9 +194,10 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
                 sink.write_rows(name, 0, np.asarray(dataset.fields[name][:]))
         for name in step:
             sink.written_elsewhere(name, sizes[name])
-        written = formats.read_raw(folder, "zarr")
+        written = formats.read_raw(folder, "zarr")  # per-step fields written where they live are withheld here
         try:
-            content, per_episode = digests(Dataset(written.fields, metadata), None)
+            there = zarr_backend.remote_fields(*rows_at, step) if rows_at is not None else {}
+            content, per_episode = digests(Dataset({**written.fields, **there}, metadata), None)
         finally:
             written.close()
         expected = _episode_digests(dataset, names, step, hashes)

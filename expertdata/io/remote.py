@@ -13,12 +13,13 @@ from the environment variable ``EXPERTDATA_STORAGE_OPTIONS`` (a JSON object), wh
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -197,19 +198,51 @@ def _copy(fs: Any, path: str, target: Path, size: int, url: str) -> None:
 def upload(folder: Path, url: str, options: dict[str, Any] | None, overwrite: bool) -> None:
     """Put the Zarr store ``folder`` at ``url``: every file but the root ``zarr.json`` first, that one last, so
     an interrupted upload leaves no dataset there (only chunks a later upload replaces)."""
-    options = storage_options(options)
-    fs, root = _filesystem(url, options)
+    claim(url, options, overwrite)
+    put(folder, url, options)
+
+
+def claim(url: str, options: dict[str, Any] | None, overwrite: bool) -> None:
+    """Make way for a dataset at ``url``: one there is refused unless ``overwrite``, else removed, its root
+    ``zarr.json`` first (the dataset is gone before any of its chunks change)."""
+    fs, root = _filesystem(url, storage_options(options))
     root = root.rstrip("/")
-    try:
+    with _writing(url):
         if fs.exists(f"{root}/zarr.json"):
             if not overwrite:
                 raise UsageError(f"{url} already exists; pass overwrite=True (--overwrite) to replace it")
-            fs.rm(f"{root}/zarr.json")  # the dataset is gone before any of its chunks change
+            fs.rm(f"{root}/zarr.json")
             fs.rm(root, recursive=True)
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
-        last = folder / "zarr.json"
-        for file in [f for f in files if f != last] + [last]:
-            fs.put_file(str(file), f"{root}/{file.relative_to(folder).as_posix()}")
+
+
+def put(folder: Path, url: str, options: dict[str, Any] | None, root: bool = True) -> None:
+    """Put every file of the Zarr store ``folder`` at ``url``, the root ``zarr.json`` last (``root=False``: not
+    at all, so that what is there is not yet a dataset)."""
+    fs, at = _filesystem(url, storage_options(options))
+    at = at.rstrip("/")
+    last = folder / "zarr.json"
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p != last)
+    with _writing(url):
+        for file in files + [last] * root:
+            fs.put_file(str(file), f"{at}/{file.relative_to(folder).as_posix()}")
+
+
+def discard(url: str, options: dict[str, Any] | None) -> None:
+    """Remove what a failed write left at ``url`` (never a dataset: its root ``zarr.json`` is written last), as
+    far as the store lets us; what stays is chunks that a later write replaces."""
+    try:
+        fs, root = _filesystem(url, storage_options(options))
+        if not fs.exists(f"{root.rstrip('/')}/zarr.json"):
+            fs.rm(root.rstrip("/"), recursive=True)
+    except Exception:  # nothing there, or the store unreachable: the error that brought us here is the one to tell
+        pass
+
+
+@contextlib.contextmanager
+def _writing(url: str) -> Iterator[None]:
+    """A storage error while writing as one line."""
+    try:
+        yield
     except ExpertDataError:
         raise
     except Exception as exc:

@@ -167,7 +167,8 @@ class SaveResult:
 def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
          options: formats.WriteOptions | None = None, overwrite: bool = False, progress: bool = False,
          lineage: Mapping[str, Any] | None = None, fill_rewards: float | None = None,
-         readme: bool = True, storage_options: dict[str, Any] | None = None, client: Any = None) -> SaveResult:
+         readme: bool = True, storage_options: dict[str, Any] | None = None, client: Any = None,
+         rows_at: tuple[str, dict[str, Any]] | None = None) -> SaveResult:
     """Write ``dataset`` to ``path`` atomically, in the format its suffix (or ``format``) names.
 
     Rows are streamed a block at a time, so a lazy dataset larger than memory can be saved. The written
@@ -183,11 +184,14 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
     :param storage_options: for a URL (``s3://bucket/name.zarr``): fsspec's options. A dataset is written
         there as Zarr, here first, then uploaded with its root metadata last (``expertdata.io.remote.upload``).
     :param client: a Dask client (``expertdata.io.cluster``): the rows are written by its workers, blocks of whole
-        episodes each (``expertdata.io.parallel``); the same content, digest for digest, as one process.
+        episodes each (``expertdata.io.parallel``); the same content, digest for digest, as one process. A URL is
+        written in place: the workers write their chunks there, the client the rest, its root metadata last.
+    :param rows_at: with ``client``, for a Zarr ``path`` here that will be put at a URL: that URL and its storage
+        options, where the workers write the per-step chunks (``_save_remote`` passes it).
     """
     if remote.is_url(path):
         return _save_remote(dataset, str(path), format, options, overwrite, progress, lineage, fill_rewards,
-                            readme, storage_options)
+                            readme, storage_options, client)
     path = Path(path)
     backend = formats.for_path(path, format)
     options = options or formats.WriteOptions()
@@ -240,7 +244,7 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
                     _compare_recorded(dataset, found)
                     _record(metadata, found, lineage, per_episode)
 
-                source_digest, _ = parallel.write_parts(client, dataset, tmp, options, metadata, record)
+                source_digest, _ = parallel.write_parts(client, dataset, tmp, options, metadata, record, rows_at)
             else:
                 sink = backend.writer(tmp, options)
                 try:
@@ -252,11 +256,12 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
                 except BaseException:  # a failed close too (a full disk): the file is released, then removed
                     sink.abort()
                     raise
-            with load(tmp, backend.name) as copy:  # lossy: its error is in the notes; on a cluster: checked already
-                written_digest = source_digest if lossy or on_cluster else digest(copy)
-            if written_digest != source_digest:
-                raise DigestMismatchError(f"{path}: the written data's digest {written_digest} differs from the "
-                                          f"source's {source_digest}; nothing was written")
+            if not on_cluster:  # on a cluster: checked episode by episode already (rows may live elsewhere)
+                with load(tmp, backend.name) as copy:  # lossy: its error is in the notes
+                    written_digest = source_digest if lossy else digest(copy)
+                if written_digest != source_digest:
+                    raise DigestMismatchError(f"{path}: the written data's digest {written_digest} differs from the "
+                                              f"source's {source_digest}; nothing was written")
         except BaseException:
             for image in written:
                 image.unlink(missing_ok=True)
@@ -268,7 +273,10 @@ def save(dataset: Dataset, path: Path | str, *, format: str | None = None,
 
 def _save_remote(dataset: Dataset, url: str, format: str | None, options: formats.WriteOptions | None,
                  overwrite: bool, progress: bool, lineage: Mapping[str, Any] | None, fill_rewards: float | None,
-                 readme: bool, storage_options: dict[str, Any] | None) -> SaveResult:
+                 readme: bool, storage_options: dict[str, Any] | None, client: Any) -> SaveResult:
+    """Write here, then upload; on a cluster, the workers write their chunks there, between making way for the
+    dataset and putting the rest (root metadata last): an existing dataset is then gone before the new one is
+    checked, as an overwrite by upload leaves it."""
     import tempfile
 
     if (format or "zarr") != "zarr" or not url.rstrip("/").lower().endswith(".zarr"):
@@ -279,9 +287,20 @@ def _save_remote(dataset: Dataset, url: str, format: str | None, options: format
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".upload-") as tmp:
         local = Path(tmp) / Path(url.rstrip("/")).name
-        result = save(dataset, local, format="zarr", options=options, progress=progress, lineage=lineage,
-                      fill_rewards=fill_rewards, readme=readme)
-        remote.upload(local, url, storage_options, overwrite)
+        if client is None:
+            result = save(dataset, local, format="zarr", options=options, progress=progress, lineage=lineage,
+                          fill_rewards=fill_rewards, readme=readme)
+            remote.upload(local, url, storage_options, overwrite)
+            return replace(result, path=url)
+        there = remote.storage_options(storage_options)
+        remote.claim(url, there, overwrite)
+        try:
+            result = save(dataset, local, format="zarr", options=options, progress=progress, lineage=lineage,
+                          fill_rewards=fill_rewards, readme=readme, client=client, rows_at=(url, there))
+            remote.put(local, url, there)
+        except BaseException:
+            remote.discard(url, there)
+            raise
     return replace(result, path=url)
 
 

@@ -176,6 +176,26 @@ def read_remote(url: str, storage_options: dict[str, Any]) -> Raw:
     return raw
 
 
+def remote_fields(url: str, storage_options: dict[str, Any], names: list[str]) -> dict[str, ArrayLike]:
+    """Arrays ``names`` of a Zarr store being written where it lives, opened alone (its root metadata, which makes
+    it a dataset, is not there yet): what a cluster's workers wrote there, read back to be checked."""
+    store = _remote_store(url, storage_options)
+    opened = {name: zarr.open_array(store, path=name, mode="r", zarr_format=3) for name in names}
+    return {name: Field(as_read(array, array.attrs), f"{url}: field {shown(name)}", REMOTE_READS)
+            for name, array in opened.items()}
+
+
+def writable_store(place: str, storage_options: dict[str, Any] | None) -> Any:
+    """The store a cluster's worker writes chunks into: a local folder, or (``storage_options`` given) a URL through
+    fsspec, with the remote limits."""
+    if storage_options is None:
+        return zarr.storage.LocalStore(place)
+    from ..network import with_limits
+
+    return zarr.storage.FsspecStore.from_url(place, storage_options=with_limits(place, storage_options),
+                                             read_only=False)
+
+
 def _check_remote_metadata(url: str, storage_options: dict[str, Any]) -> None:
     """Refuse a root ``zarr.json`` larger than metadata may be, reading no more of it than that (a range)."""
     import fsspec
