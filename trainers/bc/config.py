@@ -30,7 +30,7 @@ class BCConfig(CloningConfig):
     than validation saves. ``train_on="train"`` with ``early_stopping`` brings validation back.
 
     :param net_arch: hidden layer sizes of the MLP (vector and discrete observations); ``None``: (64, 64) for
-        discrete actions, (256, 256) for Box actions (``resolved_for``).
+        discrete actions, (128, 128) for Box actions (``resolved_for``).
     :param min_steps: with ``n_epochs=None``, the fewest gradient steps of the budget; ``None``: 10,000 for discrete
         actions, 30,000 for Box actions.
     :param activation: the MLP's activation.
@@ -84,5 +84,5 @@ class BCConfig(CloningConfig):
         and a longer budget (locomotion's many features underfit 64x64 in 10,000 steps), measured in
         docs/results/bc-defaults.md."""
         box = action_space["type"] == "Box"
-        return dataclasses.replace(self, net_arch=self.net_arch or ((256, 256) if box else (64, 64)),
+        return dataclasses.replace(self, net_arch=self.net_arch or ((128, 128) if box else (64, 64)),
                                    min_steps=self.min_steps or (BOX_STEPS if box else AUTO_STEPS))
