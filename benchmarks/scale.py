@@ -1,8 +1,8 @@
 """The data side on a Dask cluster: one process, one worker, two workers, on work that keeps a core busy.
 
-    python benchmarks/scale.py [--runs 3] [--episodes 100] [--recordings 1000] [--rlds-copies 8]
+    python benchmarks/scale.py [--runs 3] [--episodes 100] [--frames 240] [--recordings 1000] [--rlds-copies 8]
 
-- a LeRobot-style import: ``--episodes`` episodes of 60 frames with a 96x96 video each (H.264, written here with
+- a LeRobot-style import: ``--episodes`` episodes of ``--frames`` frames with a 96x96 video each (H.264, written here with
   PyAV as LeRobot writes its 2.1 layout), converted to Zarr: decoding the videos is the work;
 - the RLDS fixture's train split ``--rlds-copies`` times over (its JPEG images decoded), converted to Zarr;
 - a recording of ``--recordings`` CartPole episodes with the reference expert.
@@ -105,12 +105,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--frames", type=int, default=240, help="frames per LeRobot episode")
     parser.add_argument("--recordings", type=int, default=1000)
     parser.add_argument("--rlds-copies", type=int, default=8)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        robot = lerobot_videos(folder / "robot", args.episodes)
+        robot = lerobot_videos(folder / "robot", args.episodes, args.frames)
         jobs: dict[str, Callable[[Any, Path], str]] = {
             f"LeRobot import, {args.episodes} episodes with video": lambda client, out: expertdata.convert(
                 robot, out / "robot.zarr", client=client, overwrite=True).digest,

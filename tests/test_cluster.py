@@ -180,3 +180,35 @@ def test_an_unreachable_scheduler_is_one_line_and_nothing_is_written(tmp_path):
     missing = invoke("validate", CARTPOLE, "--scheduler-file", tmp_path / "none.json")
     assert missing.returncode == 2 and "no scheduler file there" in missing.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+class _Counted:
+    """An array that remembers the most rows read at once."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows, self.dtype, self.shape, self.most = rows, rows.dtype, rows.shape, 0
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        self.most = max(self.most, index.stop - index.start)
+        return self.rows[index]
+
+
+def test_a_task_holds_a_chunk_of_rows_at_a_time_and_hashes_episodes_as_one_process(tmp_path):
+    from expertdata.core.digest import rows_hash
+    from expertdata.io.parallel import write_block
+
+    arrays = make_arrays((1000,))
+    obs = arrays["obs"]
+    field = _Counted(obs)
+    starts, ends = np.array([100, 130, 130, 600]), np.array([130, 130, 600, 950])  # an empty episode too
+    hashes, pieces = write_block({"obs": field}, None, ["obs"], {}, (0, 4), (starts, ends))["obs"]
+    assert hashes == [rows_hash(obs[s:e]) for s, e in zip(starts, ends)] and pieces == []
+    field.most = 0
+    written = expertdata.Dataset.from_arrays({}, None, **{**arrays, "obs": np.zeros_like(obs)})
+    expertdata.save(written, tmp_path / "w.zarr", options=expertdata.WriteOptions(chunk_rows=64))
+    hashes, pieces = write_block({"obs": field}, (str(tmp_path / "w.zarr"), None), ["obs"], {"obs": 64}, (0, 4),
+                                 (starts, ends))["obs"]
+    assert field.most == 64 and hashes == [rows_hash(obs[s:e]) for s, e in zip(starts, ends)]
+    assert [(start, len(rows)) for start, rows in pieces] == [(100, 28), (896, 54)]  # the shared chunks' rows
+    with expertdata.load(tmp_path / "w.zarr") as back:
+        assert np.array_equal(back["obs"][128:896], obs[128:896])

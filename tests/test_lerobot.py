@@ -88,6 +88,18 @@ def test_video_frames_are_decoded_lazily_one_per_row(tmp_path):
         assert data.metadata["observation_space"]["spaces"]["images.cam_high"]["dtype"] == "|u1"
 
 
+def test_decoding_threads_are_a_setting_that_changes_no_frame(tmp_path, monkeypatch):
+    folder = _one_episode(tmp_path)
+    with expertdata.load(folder) as data:
+        chosen = data["obs/images.cam_high"][0:10]
+    monkeypatch.setenv("EXPERTDATA_DECODE_THREADS", "1")  # what a cluster's local workers use
+    with expertdata.load(folder) as data:
+        assert np.array_equal(data["obs/images.cam_high"][0:10], chosen)
+    monkeypatch.setenv("EXPERTDATA_DECODE_THREADS", "many")
+    with expertdata.load(folder) as data, pytest.raises(expertdata.UsageError, match="a whole number of threads"):
+        data["obs/images.cam_high"][0:1]
+
+
 def test_an_episode_whose_video_is_short_of_its_rows_is_named(tmp_path):
     folder = _one_episode(tmp_path, extra_rows=7)
     with expertdata.load(folder) as data, pytest.raises(expertdata.UnreadableError,

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
 from ..core.errors import ExpertDataError, UnreadableError, UsageError
+from .formats.lerobot.video import DECODE_THREADS_VARIABLE
 
 #: Seconds to wait for a scheduler before giving up on it.
 CONNECT_TIMEOUT = 10
@@ -49,8 +50,11 @@ def cluster(workers: int | None = None, scheduler: str | None = None,
         if workers is not None:
             if workers < 1:
                 raise UsageError(f"workers must be at least 1, not {workers}")
+            # One process per core: a video decoder in each keeps to one thread rather than ffmpeg's one per core.
             local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                             dashboard_address=None, silence_logs=50)
+                                             dashboard_address=None, silence_logs=50,
+                                             env={DECODE_THREADS_VARIABLE: os.environ.get(DECODE_THREADS_VARIABLE,
+                                                                                          "1")})
             client = distributed.Client(local, set_as_default=False)
         elif scheduler_file is not None:
             if not os.path.isfile(scheduler_file):

@@ -21,12 +21,13 @@ import numpy as np
 
 from ..core.arrays import text_to_codes
 from ..core.dataset import Dataset
-from ..core.digest import combine_episodes, digests, episode_field_header, rows_hash
+from ..core.digest import (combine_episodes, digests, episode_field_header, raw_bytes, rows_hash,
+                           rows_hasher)
 from ..core.errors import DigestMismatchError
 from . import atomic, cluster, formats
 from .formats.chunked import stored_form
 
-#: A block of episodes holds about this many rows of the widest field's chunks, at least...
+#: A block of episodes holds at least this many chunks of the field with the most bytes a row...
 CHUNKS_PER_BLOCK = 4
 #: ... and the dataset is cut in at least this many blocks per worker (a worker lost costs one block).
 BLOCKS_PER_WORKER = 4
@@ -99,22 +100,32 @@ def write_block(dataset: Any, place: tuple[str, dict[str, Any] | None] | None, n
     r0, r1 = int(starts[0]), int(ends[-1])
     alone = isinstance(dataset, _Reopened)
     source = dataset.open() if alone else dataset
+    base = r0 if alone else 0  # the block's rows in the source it reads from
     out: dict[str, Any] = {}
     for name in names:
-        rows = np.asarray(source[name][0:r1 - r0] if alone else source[name][r0:r1])
-        hashes = [rows_hash(rows[s - r0:e - r0]) for s, e in zip(starts, ends)]
-        if place is None:
-            out[name] = (hashes, [])
-            continue
-        array, c = _open(*place, name), chunks[name]
-        a, b = -(-r0 // c) * c, (r1 // c) * c
-        pieces = []
-        if a < b:
-            array[a:b] = _stored(rows[a - r0:b - r0], array)
-            pieces = [(r0, rows[:a - r0]), (b, rows[b - r0:])]
-        else:  # the block lies inside one or two chunks: every row is shared
-            pieces = [(r0, rows)]
-        out[name] = (hashes, [(start, piece) for start, piece in pieces if len(piece)])
+        field = source[name]
+        array = _open(*place, name) if place is not None else None
+        c = chunks[name] if place is not None else \
+            formats.WriteOptions().rows_per_chunk(np.dtype(field.dtype), tuple(field.shape[1:]))
+        # A chunk at a time, so a worker holds one chunk of rows, not its block (blocks grow with the dataset).
+        edges = [r0, *range(-(-(r0 + 1) // c) * c, r1, c), r1]
+        hashers = [rows_hasher() for _ in starts]
+        pieces, e = [], 0
+        for p0, p1 in zip(edges[:-1], edges[1:]):
+            rows = np.asarray(field[p0 - base:p1 - base])
+            while e < len(starts) and starts[e] < p1:  # the episodes these rows belong to, in order
+                s, t = max(int(starts[e]), p0), min(int(ends[e]), p1)
+                hashers[e].update(raw_bytes(rows[s - p0:t - p0]))
+                if ends[e] > p1:
+                    break
+                e += 1
+            if array is None:
+                continue
+            if p0 % c == 0 and p1 - p0 == c:  # a whole chunk, this task's alone
+                array[p0:p1] = _stored(rows, array)
+            elif len(rows):  # a chunk shared with a neighbouring block (or the array's short last one): the client's
+                pieces.append((p0, rows))
+        out[name] = ([h.digest(length=16) for h in hashers], pieces)
     if alone:
         source.close()
     return out
@@ -169,9 +180,12 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
             stored, row, _ = stored_form(np.dtype(array.dtype), tuple(array.shape[1:]))
             chunks[name] = min(options.rows_per_chunk(stored, row), max(1, array.shape[0]))
             sizes[name] = array.shape[0]
-        widest = max((chunks[n] for n in step), default=1)
+        # Blocks span a few chunks of the field that holds the most bytes a row; a narrower field's larger chunks
+        # are shared between blocks, their few bytes written by the client.
+        heaviest = max(step, key=lambda n: dataset.fields[n].nbytes // max(1, sizes[n]), default=None)
+        rows = chunks[heaviest] if heaviest is not None else 1
         workers = max(1, len(client.scheduler_info().get("workers", {})))
-        target = max(CHUNKS_PER_BLOCK * widest, -(-dataset.n_transitions // (BLOCKS_PER_WORKER * workers)))
+        target = max(CHUNKS_PER_BLOCK * rows, -(-dataset.n_transitions // (BLOCKS_PER_WORKER * workers)))
         blocks = episode_blocks(dataset, target) if dataset.n_episodes else []
         place: tuple[str, dict[str, Any] | None] = rows_at or (str(folder), None)
         if rows_at is not None:  # the arrays' own metadata first, so that workers can open them there

@@ -2,6 +2,7 @@
 (``encode``) with one of ``VIDEO_CODECS``."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,11 +10,22 @@ import numpy as np
 
 from ....core import guard
 from ....core.arrays import LazyRows, iter_blocks
-from ....core.errors import CountMismatchError, UnreadableError
+from ....core.errors import CountMismatchError, UnreadableError, UsageError
 
 #: Video codecs offered for writing: ``lossless`` (H.264's lossless RGB profile, every frame read back exactly)
 #: or a lossy one at a quality level (its CRF; the reconstruction error is measured and said).
+#: Threads a decoder may use: unset or 0, ffmpeg's choice (frame and slice threads over every core); a number, that
+#: many. A cluster's local workers, one process per core already, decode with one each (``expertdata.io.cluster``).
+DECODE_THREADS_VARIABLE = "EXPERTDATA_DECODE_THREADS"
 VIDEO_CODECS = {"lossless": ("libx264rgb", "rgb24"), "h264": ("libx264", "yuv420p"), "av1": ("libsvtav1", "yuv420p")}
+
+
+def _decode_threads() -> int:
+    text = os.environ.get(DECODE_THREADS_VARIABLE, "").strip() or "0"
+    if not text.isdigit():
+        raise UsageError(f"{DECODE_THREADS_VARIABLE} must be a whole number of threads (0: ffmpeg's choice), not "
+                         f"{text!r}")
+    return int(text)
 
 
 class VideoFrames(LazyRows):
@@ -52,6 +64,7 @@ class VideoFrames(LazyRows):
             # Decoders pad frames to their blocks: a margin, and no frame far larger than the feature's is decoded.
             stream.codec_context.options = {"max_pixels": str((height + 128) * (width + 128))}
             stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = _decode_threads()
             if start > 0:
                 container.seek(int(start / stream.time_base), stream=stream, backward=True)
         except BaseException:
