@@ -2,8 +2,8 @@
 
     python benchmarks/scale.py [--runs 3] [--episodes 100] [--frames 240] [--recordings 1000] [--rlds-copies 8]
 
-- a LeRobot-style import: ``--episodes`` episodes of ``--frames`` frames with a 96x96 video each (H.264, written here with
-  PyAV as LeRobot writes its 2.1 layout), converted to Zarr: decoding the videos is the work;
+- a LeRobot-style import: ``--episodes`` episodes of ``--frames`` frames with a 96x96 video each (H.264, written here
+  with PyAV as LeRobot writes its 2.1 layout), converted to Zarr: decoding the videos is the work;
 - the RLDS fixture's train split ``--rlds-copies`` times over (its JPEG images decoded), converted to Zarr;
 - a recording of ``--recordings`` CartPole episodes with the reference expert.
 
