@@ -165,7 +165,7 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
     """Write every field of ``dataset`` into a new Zarr store at ``folder`` on the cluster, then ``metadata``, once
     ``record(content digest, per-episode digests)`` has entered them; returns both. With ``rows_at`` (a URL and its
     storage options), the workers write the per-step fields' chunks there instead, and the rest of the store, here,
-    is what ``remote.upload`` puts there after (its root metadata last)."""
+    is what ``remote.put`` puts there after (its root metadata last)."""
     from . import remote
     from .formats import zarr as zarr_backend
 

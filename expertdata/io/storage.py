@@ -275,8 +275,8 @@ def _save_remote(dataset: Dataset, url: str, format: str | None, options: format
                  overwrite: bool, progress: bool, lineage: Mapping[str, Any] | None, fill_rewards: float | None,
                  readme: bool, storage_options: dict[str, Any] | None, client: Any) -> SaveResult:
     """Write here, then upload; on a cluster, the workers write their chunks there, between making way for the
-    dataset and putting the rest (root metadata last): an existing dataset is then gone before the new one is
-    checked, as an overwrite by upload leaves it."""
+    dataset and putting the rest (root metadata last). An object store has no rename: an existing dataset is gone
+    before the new one is written there (without a cluster, once the new one is written and checked here)."""
     import tempfile
 
     if (format or "zarr") != "zarr" or not url.rstrip("/").lower().endswith(".zarr"):
