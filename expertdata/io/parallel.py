@@ -209,11 +209,15 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
         for name in step:
             sink.written_elsewhere(name, sizes[name])
         written = formats.read_raw(folder, "zarr")  # per-step fields written where they live are withheld here
+        there = None
         try:
-            there = zarr_backend.remote_fields(*rows_at, step) if rows_at is not None else {}
-            content, per_episode = digests(Dataset({**written.fields, **there}, metadata), None)
+            there = zarr_backend.remote_fields(*rows_at, step) if rows_at is not None else None
+            content, per_episode = digests(Dataset({**written.fields, **(there.fields if there else {})}, metadata),
+                                           None)
         finally:
             written.close()
+            if there is not None:
+                there.close()
         expected = _episode_digests(dataset, names, step, hashes)
         if expected != per_episode:
             wrong = [e for e, (a, b) in enumerate(zip(expected, per_episode)) if a != b]

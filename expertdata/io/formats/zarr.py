@@ -176,13 +176,19 @@ def read_remote(url: str, storage_options: dict[str, Any]) -> Raw:
     return raw
 
 
-def remote_fields(url: str, storage_options: dict[str, Any], names: list[str]) -> dict[str, ArrayLike]:
+def remote_fields(url: str, storage_options: dict[str, Any], names: list[str]) -> Raw:
     """Arrays ``names`` of a Zarr store being written where it lives, opened alone (its root metadata, which makes
     it a dataset, is not there yet): what a cluster's workers wrote there, read back to be checked."""
     store = _remote_store(url, storage_options)
-    opened = {name: zarr.open_array(store, path=name, mode="r", zarr_format=3) for name in names}
-    return {name: Field(as_read(array, array.attrs), f"{url}: field {shown(name)}", REMOTE_READS)
-            for name, array in opened.items()}
+    raw = Raw({}, {}, Path("."), "zarr", closer=store.close)
+    try:
+        for name in names:
+            array = zarr.open_array(store, path=name, mode="r", zarr_format=3)
+            raw.fields[name] = Field(as_read(array, array.attrs), f"{url}: field {shown(name)}", REMOTE_READS)
+    except BaseException:
+        raw.close()
+        raise
+    return raw
 
 
 def writable_store(place: str, storage_options: dict[str, Any] | None) -> Any:
