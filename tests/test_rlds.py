@@ -55,19 +55,3 @@ def test_a_damaged_shard_is_refused_in_one_line(tmp_path, damage, message):
     shard.write_bytes(damage(shard.read_bytes()))
     with pytest.raises(expertdata.UnreadableError, match=message):
         expertdata.load(folder)
-
-
-def test_chosen_episodes_are_parsed_alone_and_read_as_in_the_whole(monkeypatch):
-    with expertdata.load(BRIDGE) as whole:
-        rows = {e: {name: np.asarray(whole[name][whole.episodes.starts[e]:whole.episodes.ends[e]])
-                    for name in ("actions", "obs/image_0", "language_instruction")} for e in (30, 2)}
-    parsed = []
-    example = rlds._example
-    monkeypatch.setattr(rlds, "_example", lambda *where: parsed.append(where) or example(*where))
-    with expertdata.load(BRIDGE, episodes=[30, 2]) as chosen:
-        assert chosen.n_episodes == 2 and len(parsed) == 2 and chosen.metadata["splits"] == {"val": [0], "train": [1]}
-        for k, e in enumerate((30, 2)):
-            part = slice(chosen.episodes.starts[k], chosen.episodes.ends[k])
-            assert all(np.array_equal(chosen[name][part], rows[e][name]) for name in rows[e])
-    with pytest.raises(expertdata.UsageError, match="episode 50 is outside its episodes 0-49"):
-        expertdata.load(BRIDGE, episodes=[50])

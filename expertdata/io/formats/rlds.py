@@ -22,7 +22,7 @@ import os
 import re
 import struct
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -203,9 +203,7 @@ def _shards(scope: guard.Scope) -> list[Path]:
     return sorted(shards, key=lambda p: (_SHARD.fullmatch(p.name)["split"] != "train", p.name))
 
 
-def read(path: Path, trusted: bool = False, episodes: Sequence[int] | None = None) -> Raw:
-    """Read an RLDS folder; ``episodes``: only these (positions in shard order), whose records alone are parsed
-    (every shard's framing is checked all the same)."""
+def read(path: Path, trusted: bool = False) -> Raw:
     import importlib.util
 
     if not all(importlib.util.find_spec(m) for m in ("crc32c", "tfrecord", "PIL")):
@@ -225,19 +223,13 @@ def read(path: Path, trusted: bool = False, episodes: Sequence[int] | None = Non
             split_of.append(_SHARD.fullmatch(shard.name)["split"])
     if not where:
         raise UnreadableError(f"{path}: no episodes in its shards")
-    numbers = list(range(len(where)) if episodes is None else episodes)
-    wrong = [e for e in numbers if not 0 <= e < len(where)]
-    if wrong or not numbers:
-        raise UsageError(f"{path}: episode {wrong[0]} is outside its episodes 0-{len(where) - 1}" if wrong else
-                         f"{path}: no episodes chosen")
-    where, split_of = [where[e] for e in numbers], [split_of[e] for e in numbers]
     step_keys = [k for k in features if k.startswith("steps/")]
     if not any(k.startswith("steps/observation/") for k in step_keys):
         raise UnreadableError(f"{path}: features.json declares no steps/observation/*")
     images = {k for k, spec in features.items() if spec["kind"] == "Image"}
     # Every record is parsed once here for its numbers and text; images are decoded from the file when read.
     episodes, lengths = [], []
-    for n, w in zip(numbers, where):
+    for n, w in enumerate(where):
         stored = _example(scope, *w)
         label = f"{w[0]}: episode {n}"
         values = {k: _values(stored.get(k), k, features[k], label) for k in features if k not in images}
@@ -327,4 +319,4 @@ def export(dataset: Any, metadata: dict, path: Path, options: Any) -> list[str]:
 
 BACKEND = Peer("rlds", "RLDS / Open X-Embodiment TFDS folders (read, without TensorFlow): steps/observation/* become a "
                "Dict observation (JPEG and PNG images decoded), is_terminal/is_last the flags, splits named splits.",
-               sniff, read, export, {"none": None}, capabilities=Capabilities(exports=True, selective=True))
+               sniff, read, export, {"none": None}, capabilities=Capabilities(exports=True))
