@@ -201,14 +201,24 @@ def test_a_task_holds_a_chunk_of_rows_at_a_time_and_hashes_episodes_as_one_proce
     obs = arrays["obs"]
     field = _Counted(obs)
     starts, ends = np.array([100, 130, 130, 600]), np.array([130, 130, 600, 950])  # an empty episode too
-    hashes, pieces = write_block({"obs": field}, None, ["obs"], {}, (0, 4), (starts, ends))["obs"]
+    hashes, pieces = write_block({"obs": field}, None, {"obs": obs.dtype}, {}, (0, 4), (starts, ends))["obs"]
     assert hashes == [rows_hash(obs[s:e]) for s, e in zip(starts, ends)] and pieces == []
     field.most = 0
     written = expertdata.Dataset.from_arrays({}, None, **{**arrays, "obs": np.zeros_like(obs)})
     expertdata.save(written, tmp_path / "w.zarr", options=expertdata.WriteOptions(chunk_rows=64))
-    hashes, pieces = write_block({"obs": field}, (str(tmp_path / "w.zarr"), None), ["obs"], {"obs": 64}, (0, 4),
-                                 (starts, ends))["obs"]
+    hashes, pieces = write_block({"obs": field}, (str(tmp_path / "w.zarr"), None), {"obs": obs.dtype}, {"obs": 64},
+                                 (0, 4), (starts, ends))["obs"]
     assert field.most == 64 and hashes == [rows_hash(obs[s:e]) for s, e in zip(starts, ends)]
     assert [(start, len(rows)) for start, rows in pieces] == [(100, 28), (896, 54)]  # the shared chunks' rows
     with expertdata.load(tmp_path / "w.zarr") as back:
         assert np.array_equal(back["obs"][128:896], obs[128:896])
+
+
+def test_text_a_block_reads_narrower_than_the_whole_is_hashed_at_the_whole_s_width():
+    from expertdata.core.digest import rows_hash
+    from expertdata.io.parallel import write_block
+
+    task = np.array(["push", "push", "lift the red block"])  # the whole dataset's column
+    alone = np.array(["push", "push"])  # what a block of the first episode reads: a narrower dtype
+    found = write_block({"task": alone}, None, {"task": task.dtype}, {}, (0, 1), (np.array([0]), np.array([2])))
+    assert alone.dtype != task.dtype and found["task"][0] == [rows_hash(task[:2])]

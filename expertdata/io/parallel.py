@@ -88,11 +88,12 @@ class _Reopened:
         return self.function(*self.args, **self.kwargs)
 
 
-def write_block(dataset: Any, place: tuple[str, dict[str, Any] | None] | None, names: list[str],
+def write_block(dataset: Any, place: tuple[str, dict[str, Any] | None] | None, dtypes: Mapping[str, np.dtype],
                 chunks: Mapping[str, int], episodes: tuple[int, int],
                 bounds: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
     """One task: the rows of episodes ``episodes`` (which start and end at rows ``bounds``) of every per-step field
-    ``names``, read from ``dataset`` (or from the block alone, a ``_Reopened`` one) and written into the Zarr store
+    named in ``dtypes``, as the whole dataset's dtype (a block read alone may hold text narrower than the whole's),
+    read from ``dataset`` (or from the block alone, a ``_Reopened`` one) and written into the Zarr store
     at ``place`` (a folder, or a URL and its storage options) where they fill whole chunks; returns, per field, the
     hash of each episode's rows and the rows of the chunks shared with the neighbouring blocks (``(first row, rows)``
     pieces). Without ``place``, the hashes."""
@@ -102,7 +103,7 @@ def write_block(dataset: Any, place: tuple[str, dict[str, Any] | None] | None, n
     source = dataset.open() if alone else dataset
     base = r0 if alone else 0  # the block's rows in the source it reads from
     out: dict[str, Any] = {}
-    for name in names:
+    for name, dtype in dtypes.items():
         field = source[name]
         array = _open(*place, name) if place is not None else None
         c = chunks[name] if place is not None else \
@@ -112,7 +113,7 @@ def write_block(dataset: Any, place: tuple[str, dict[str, Any] | None] | None, n
         hashers = [rows_hasher() for _ in starts]
         pieces, e = [], 0
         for p0, p1 in zip(edges[:-1], edges[1:]):
-            rows = np.asarray(field[p0 - base:p1 - base])
+            rows = np.asarray(field[p0 - base:p1 - base]).astype(dtype, copy=False)
             while e < len(starts) and starts[e] < p1:  # the episodes these rows belong to, in order
                 s, t = max(int(starts[e]), p0), min(int(ends[e]), p1)
                 hashers[e].update(raw_bytes(rows[s - p0:t - p0]))
@@ -200,8 +201,8 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
                 for start, rows in pieces:
                     shared.add(name, start, rows)
 
-        cluster.run(client, write_block, [(block_source(dataset, b), place, step, chunks, b, _bounds(dataset, b))
-                                          for b in blocks], "write-block", arrived)
+        cluster.run(client, write_block, [(block_source(dataset, b), place, _dtypes(dataset, step), chunks, b,
+                                           _bounds(dataset, b)) for b in blocks], "write-block", arrived)
         assert shared.done()  # every shared chunk had both its sides
         for name in names:
             if name not in step:  # one row per episode: the client's
@@ -232,6 +233,10 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
     return content, per_episode
 
 
+def _dtypes(dataset: Dataset, names: list[str]) -> dict[str, np.dtype]:
+    return {name: np.dtype(dataset.fields[name].dtype) for name in names}
+
+
 def _bounds(dataset: Dataset, block: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     index = dataset.episodes
     return index.starts[block[0]:block[1]], index.ends[block[0]:block[1]]
@@ -244,7 +249,7 @@ def episode_digests(client: Any, dataset: Dataset) -> list[str]:
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     blocks = episode_blocks(dataset, max(1, -(-dataset.n_transitions // (BLOCKS_PER_WORKER * workers))))
     hashes: dict[str, list[bytes]] = {n: [b""] * dataset.n_episodes for n in step}
-    jobs = [(block_source(dataset, b), None, step, {}, b, _bounds(dataset, b)) for b in blocks]
+    jobs = [(block_source(dataset, b), None, _dtypes(dataset, step), {}, b, _bounds(dataset, b)) for b in blocks]
     for (first, _), found in zip(blocks, cluster.run(client, write_block, jobs, "hash-block")):
         for name, (episode_hashes, _) in found.items():
             hashes[name][first:first + len(episode_hashes)] = episode_hashes
