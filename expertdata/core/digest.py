@@ -104,6 +104,10 @@ class EpisodeDigester:
             self._row = stop
             self._close_empty()
 
+    def row_hashes(self) -> list[bytes]:
+        """The current field's hash of each episode's rows (``rows_hash`` of them), once all its rows are fed."""
+        return list(self._fields[-1][1])
+
     def finish(self) -> list[str]:
         return combine_episodes(self._fields, len(self._steps) - 1)
 
@@ -114,19 +118,9 @@ def episode_field_header(name: str, dtype: np.dtype, row_shape: tuple[int, ...])
 
 
 def rows_hash(rows: np.ndarray) -> bytes:
-    """The hash of an episode's rows of one field (their raw C-order bytes), as episode digests take it."""
-    return blake3.blake3(raw_bytes(rows)).digest(length=16)
-
-
-def raw_bytes(rows: np.ndarray) -> memoryview:
-    """The rows' raw C-order bytes (none for no rows)."""
-    return memoryview(np.ascontiguousarray(rows).reshape(-1).view(np.uint8))
-
-
-def rows_hasher() -> Any:
-    """A hasher that, fed an episode's rows a piece at a time (``raw_bytes``) and read with ``digest(length=16)``,
-    gives ``rows_hash`` of them all."""
-    return blake3.blake3()
+    """The hash of an episode's rows of one field (their raw C-order bytes; none for no rows), as episode digests
+    take it."""
+    return blake3.blake3(memoryview(np.ascontiguousarray(rows).reshape(-1).view(np.uint8))).digest(length=16)
 
 
 def combine_episodes(fields: list[tuple[bytes, list[bytes]]], n: int) -> list[str]:

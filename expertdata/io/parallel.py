@@ -21,8 +21,7 @@ import numpy as np
 
 from ..core.arrays import text_to_codes
 from ..core.dataset import Dataset
-from ..core.digest import (combine_episodes, digests, episode_field_header, raw_bytes, rows_hash,
-                           rows_hasher)
+from ..core.digest import EpisodeDigester, combine_episodes, digests, episode_field_header, rows_hash
 from ..core.errors import DigestMismatchError
 from . import atomic, cluster, formats
 from .formats.chunked import stored_form
@@ -103,30 +102,26 @@ def write_block(dataset: Any, place: tuple[str, dict[str, Any] | None] | None, d
     source = dataset.open() if alone else dataset
     base = r0 if alone else 0  # the block's rows in the source it reads from
     out: dict[str, Any] = {}
+    episodes_of = EpisodeDigester(np.append(starts - r0, r1 - r0), lambda _: "step")
     for name, dtype in dtypes.items():
         field = source[name]
         array = _open(*place, name) if place is not None else None
         c = chunks[name] if place is not None else \
             formats.WriteOptions().rows_per_chunk(np.dtype(field.dtype), tuple(field.shape[1:]))
+        episodes_of.begin_field(name, dtype, (r1 - r0,) + tuple(field.shape[1:]))
         # A chunk at a time, so a worker holds one chunk of rows, not its block (blocks grow with the dataset).
         edges = [r0, *range(-(-(r0 + 1) // c) * c, r1, c), r1]
-        hashers = [rows_hasher() for _ in starts]
-        pieces, e = [], 0
+        pieces = []
         for p0, p1 in zip(edges[:-1], edges[1:]):
             rows = np.asarray(field[p0 - base:p1 - base]).astype(dtype, copy=False)
-            while e < len(starts) and starts[e] < p1:  # the episodes these rows belong to, in order
-                s, t = max(int(starts[e]), p0), min(int(ends[e]), p1)
-                hashers[e].update(raw_bytes(rows[s - p0:t - p0]))
-                if ends[e] > p1:
-                    break
-                e += 1
+            episodes_of.update(rows)
             if array is None:
                 continue
             if p0 % c == 0 and p1 - p0 == c:  # a whole chunk, this task's alone
                 array[p0:p1] = _stored(rows, array)
             elif len(rows):  # a chunk shared with a neighbouring block (or the array's short last one): the client's
                 pieces.append((p0, rows))
-        out[name] = ([h.digest(length=16) for h in hashers], pieces)
+        out[name] = (episodes_of.row_hashes(), pieces)
     if alone:
         source.close()
     return out
