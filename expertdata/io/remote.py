@@ -210,7 +210,7 @@ def claim(url: str, options: dict[str, Any] | None, overwrite: bool) -> None:
     with _writing(url):
         if fs.exists(f"{root}/zarr.json"):
             if not overwrite:
-                raise UsageError(f"{url} already exists; pass overwrite=True (--overwrite) to replace it")
+                raise UsageError(f"{url} already exists; pass overwrite=True to replace it")
             fs.rm(f"{root}/zarr.json")
             fs.rm(root, recursive=True)
 
