@@ -130,6 +130,16 @@ def test_a_destination_where_it_lives_is_written_in_place_by_the_workers(schedul
     assert there.exists("bucket/c.zarr/obs/c/0") and not there.exists("bucket/d.zarr")  # the workers' chunks gone
 
 
+def test_select_and_merge_on_a_cluster_give_one_process_bytes(scheduler_file, tmp_path):
+    on = ("--scheduler-file", scheduler_file)
+    runs = (("s", ("select", CARTPOLE), ("--episodes", "1,3")), ("m", ("merge", CARTPOLE, CARTPOLE), ()))
+    for name, args, chosen in runs:
+        assert invoke(*args, tmp_path / f"{name}1.zarr", *chosen).returncode == 0
+        spread = invoke(*args, tmp_path / f"{name}2.zarr", *chosen, *on)
+        assert spread.returncode == 0, spread.stderr
+        assert _digest(tmp_path / f"{name}1.zarr") == _digest(tmp_path / f"{name}2.zarr")
+
+
 def test_a_path_only_the_client_sees_is_one_line(scheduler_file, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     expertdata.convert(CARTPOLE, tmp_path / "here.zarr")

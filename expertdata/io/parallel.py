@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..core.arrays import text_to_codes
+from ..core.arrays import row_bytes, text_to_codes
 from ..core.dataset import Dataset
 from ..core.digest import EpisodeDigester, combine_episodes, digests, episode_field_header, rows_hash
 from ..core.errors import DigestMismatchError
@@ -178,7 +178,7 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
             sizes[name] = array.shape[0]
         # Blocks span a few chunks of the field that holds the most bytes a row; a narrower field's larger chunks
         # are shared between blocks, their few bytes written by the client.
-        heaviest = max(step, key=lambda n: dataset.fields[n].nbytes // max(1, sizes[n]), default=None)
+        heaviest = max(step, key=lambda n: row_bytes(dataset.fields[n]), default=None)
         rows = chunks[heaviest] if heaviest is not None else 1
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         target = max(CHUNKS_PER_BLOCK * rows, -(-dataset.n_transitions // (BLOCKS_PER_WORKER * workers)))
