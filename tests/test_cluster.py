@@ -232,3 +232,28 @@ def test_text_a_block_reads_narrower_than_the_whole_is_hashed_at_the_whole_s_wid
     alone = np.array(["push", "push"])  # what a block of the first episode reads: a narrower dtype
     found = write_block({"task": alone}, None, {"task": task.dtype}, {}, (0, 1), (np.array([0]), np.array([2])))
     assert alone.dtype != task.dtype and found["task"][0] == [rows_hash(task[:2])]
+
+
+def test_a_source_read_whole_is_opened_once_per_worker_for_a_command_and_closed_at_its_end():
+    import dataclasses
+
+    from expertdata.core.digest import rows_hash
+    from expertdata.io import parallel
+
+    opened, closed = [], []
+
+    def counting_load(path):  # an RLDS folder parses every shard when it opens
+        opened.append(path)
+        return dataclasses.replace(expertdata.load(path), closer=lambda: closed.append(path))
+
+    data = dataclasses.replace(expertdata.load(CARTPOLE), origin=(counting_load, (CARTPOLE,), {}))
+    blocks = parallel.episode_blocks(data, data.n_transitions // 3)
+    index, dtypes, token = data.episodes, {"actions": np.dtype(data["actions"].dtype)}, "a-command"
+    for block in blocks:
+        found = parallel.write_block(parallel.block_source(data, block, token), None, dtypes, {}, block,
+                                     (index.starts[block[0]:block[1]], index.ends[block[0]:block[1]]))
+        assert found["actions"][0] == [rows_hash(data["actions"][s:e])
+                                       for s, e in zip(index.starts[block[0]:block[1]], index.ends[block[0]:block[1]])]
+    assert len(blocks) >= 3 and opened == [CARTPOLE] and closed == []
+    parallel._forget(token)
+    assert closed == [CARTPOLE] and token not in parallel._KEPT

@@ -50,11 +50,14 @@ def cluster(workers: int | None = None, scheduler: str | None = None,
         if workers is not None:
             if workers < 1:
                 raise UsageError(f"workers must be at least 1, not {workers}")
-            # One process per core: a video decoder in each keeps to one thread rather than ffmpeg's one per core.
+            # A video decoder in each process keeps to its share of the cores rather than ffmpeg's one thread per
+            # core (with a process per core, one thread each).
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            share = str(max(1, cores // workers))
             local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                              dashboard_address=None, silence_logs=50,
                                              env={DECODE_THREADS_VARIABLE: os.environ.get(DECODE_THREADS_VARIABLE,
-                                                                                          "1")})
+                                                                                          share)})
             client = distributed.Client(local, set_as_default=False)
         elif scheduler_file is not None:
             if not os.path.isfile(scheduler_file):

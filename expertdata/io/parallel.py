@@ -14,12 +14,15 @@ compared episode by episode with the workers' hashes of the source. Formats that
 from __future__ import annotations
 
 import tempfile
+import threading
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from ..core.arrays import row_bytes, text_to_codes
+from ..core.arrays import prefetch, row_bytes, text_to_codes
 from ..core.dataset import Dataset
 from ..core.digest import EpisodeDigester, combine_episodes, digests, episode_field_header, rows_hash
 from ..core.errors import DigestMismatchError
@@ -63,28 +66,62 @@ def _stored(rows: np.ndarray, array: Any) -> np.ndarray:
     return text_to_codes(rows.astype(f"<U{array.shape[-1]}")) if rows.dtype.kind == "U" else rows
 
 
-def block_source(dataset: Dataset, episodes: tuple[int, int]) -> Any:
-    """What a task reads a block of episodes from: for a dataset opened from a path in a format that reads episodes
-    alone (LeRobot), the block's episodes alone (a ``_Reopened``, opened on the worker), else the dataset."""
+def block_source(dataset: Dataset, episodes: tuple[int, int], token: str) -> Any:
+    """What a task reads a block of episodes from: for a dataset opened from a local path in a format that reads
+    episodes alone (LeRobot), the block's episodes alone; for another dataset opened from somewhere, the whole of it,
+    opened once per worker for every block of the command ``token`` names (``kept_open``); a dataset in memory
+    travels with the task."""
     from . import remote
 
     origin = dataset.origin
-    if origin is None or getattr(origin[0], "__name__", "") != "load" or origin[2].get("episodes") is not None:
+    if origin is None:
         return dataset
-    path = origin[1][0]
-    if remote.is_url(path) or not formats.selective(path):
-        return dataset
-    return _Reopened(origin[0], origin[1], {**origin[2], "episodes": list(range(*episodes))})
+    if getattr(origin[0], "__name__", "") == "load" and origin[2].get("episodes") is None:
+        path = origin[1][0]
+        if not remote.is_url(path) and formats.selective(path):
+            return _Reopened(origin[0], origin[1], {**origin[2], "episodes": list(range(*episodes))})
+    return _Reopened(*origin, token=token)
+
+
+#: On a worker, the sources kept open for the blocks of a command, by its token (``kept_open``).
+_KEPT: dict[str, Dataset] = {}
+_KEPT_LOCK = threading.Lock()
 
 
 class _Reopened:
-    """A dataset opened where it is unpickled (on a worker), by ``function(*args, **kwargs)``."""
+    """A dataset opened where it is unpickled (on a worker), by ``function(*args, **kwargs)``: a block's episodes
+    alone, or, with a ``token``, a whole source that the worker opens once and keeps for the command's other blocks
+    (a reader that parses every shard when it opens, RLDS's, would otherwise parse them all once per block)."""
 
-    def __init__(self, function: Any, args: tuple, kwargs: dict) -> None:
-        self.function, self.args, self.kwargs = function, args, kwargs
+    def __init__(self, function: Any, args: tuple, kwargs: dict, token: str | None = None) -> None:
+        self.function, self.args, self.kwargs, self.token = function, args, kwargs, token
 
     def open(self) -> Dataset:
-        return self.function(*self.args, **self.kwargs)
+        if self.token is None:
+            return self.function(*self.args, **self.kwargs)
+        with _KEPT_LOCK:
+            if self.token not in _KEPT:
+                _KEPT[self.token] = self.function(*self.args, **self.kwargs)
+            return _KEPT[self.token]
+
+
+def _forget(token: str) -> None:
+    """On a worker: close the source kept open for the command ``token``."""
+    with _KEPT_LOCK:
+        kept = _KEPT.pop(token, None)
+    if kept is not None:
+        kept.close()
+
+
+@contextmanager
+def kept_open(client: Any) -> Iterator[str]:
+    """A token for the blocks of one command: the workers keep its source open between blocks and close it at the
+    end (a cluster that went away closed it with its workers)."""
+    token = uuid.uuid4().hex
+    try:
+        yield token
+    finally:
+        client.run(_forget, token, on_error="ignore")
 
 
 def write_block(dataset: Any, place: tuple[str, dict[str, Any] | None] | None, dtypes: Mapping[str, np.dtype],
@@ -98,8 +135,8 @@ def write_block(dataset: Any, place: tuple[str, dict[str, Any] | None] | None, d
     pieces). Without ``place``, the hashes."""
     starts, ends = bounds
     r0, r1 = int(starts[0]), int(ends[-1])
-    alone = isinstance(dataset, _Reopened)
-    source = dataset.open() if alone else dataset
+    alone = isinstance(dataset, _Reopened) and dataset.token is None
+    source = dataset.open() if isinstance(dataset, _Reopened) else dataset
     base = r0 if alone else 0  # the block's rows in the source it reads from
     out: dict[str, Any] = {}
     episodes_of = EpisodeDigester(np.append(starts - r0, r1 - r0), lambda _: "step")
@@ -112,8 +149,9 @@ def write_block(dataset: Any, place: tuple[str, dict[str, Any] | None] | None, d
         # A chunk at a time, so a worker holds one chunk of rows, not its block (blocks grow with the dataset).
         edges = [r0, *range(-(-(r0 + 1) // c) * c, r1, c), r1]
         pieces = []
-        for p0, p1 in zip(edges[:-1], edges[1:]):
-            rows = np.asarray(field[p0 - base:p1 - base]).astype(dtype, copy=False)
+        # The next chunk is read while this one is hashed and written, as one process's copy does.
+        for p0, p1, rows in prefetch((p0, p1, np.asarray(field[p0 - base:p1 - base]).astype(dtype, copy=False))
+                                     for p0, p1 in zip(edges[:-1], edges[1:])):
             episodes_of.update(rows)
             if array is None:
                 continue
@@ -196,8 +234,9 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
                 for start, rows in pieces:
                     shared.add(name, start, rows)
 
-        cluster.run(client, write_block, [(block_source(dataset, b), place, _dtypes(dataset, step), chunks, b,
-                                           _bounds(dataset, b)) for b in blocks], "write-block", arrived)
+        with kept_open(client) as token:
+            cluster.run(client, write_block, [(block_source(dataset, b, token), place, _dtypes(dataset, step), chunks,
+                                               b, _bounds(dataset, b)) for b in blocks], "write-block", arrived)
         assert shared.done()  # every shared chunk had both its sides
         for name in names:
             if name not in step:  # one row per episode: the client's
@@ -244,8 +283,11 @@ def episode_digests(client: Any, dataset: Dataset) -> list[str]:
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     blocks = episode_blocks(dataset, max(1, -(-dataset.n_transitions // (BLOCKS_PER_WORKER * workers))))
     hashes: dict[str, list[bytes]] = {n: [b""] * dataset.n_episodes for n in step}
-    jobs = [(block_source(dataset, b), None, _dtypes(dataset, step), {}, b, _bounds(dataset, b)) for b in blocks]
-    for (first, _), found in zip(blocks, cluster.run(client, write_block, jobs, "hash-block")):
+    with kept_open(client) as token:
+        jobs = [(block_source(dataset, b, token), None, _dtypes(dataset, step), {}, b, _bounds(dataset, b))
+                for b in blocks]
+        found_all = cluster.run(client, write_block, jobs, "hash-block")
+    for (first, _), found in zip(blocks, found_all):
         for name, (episode_hashes, _) in found.items():
             hashes[name][first:first + len(episode_hashes)] = episode_hashes
     return _episode_digests(dataset, names, step, hashes)
