@@ -102,13 +102,11 @@ def run(client: Any, function: Callable[..., Any], jobs: Sequence[tuple], what: 
             except UnreadableError as exc:
                 if "no such file" not in str(exc):
                     raise
-                raise UnreadableError(f"a worker cannot read it: {exc} (every worker must reach the paths given: a "
-                                      "shared file system, an absolute path, or a URL)") from None
+                raise _unreachable(str(exc)) from None
             except ExpertDataError:
                 raise
             except (FileNotFoundError, PermissionError) as exc:
-                raise UnreadableError(f"a worker cannot read {exc.filename or exc}: every worker must reach the "
-                                      "paths given (a shared file system, or a URL)") from None
+                raise _unreachable(str(exc.filename or exc)) from None
             except (OSError, TimeoutError) as exc:
                 raise ClusterError(f"the cluster lost the work ({type(exc).__name__}: {exc}); nothing was "
                                    "written") from None
@@ -116,8 +114,7 @@ def run(client: Any, function: Callable[..., Any], jobs: Sequence[tuple], what: 
                 cause = exc.__cause__ or exc.__context__
                 why = str(cause) if isinstance(cause, ExpertDataError) else str(exc).splitlines()[0]
                 if "deserializ" in str(exc):
-                    raise UnreadableError(f"a worker cannot read it: {why} (every worker must reach the paths given: "
-                                          "a shared file system, an absolute path, or a URL)") from None
+                    raise _unreachable(why) from None
                 raise ClusterError(f"a task failed on a worker ({type(exc).__name__}: {why}); nothing was "
                                    "written") from None
             if each is not None:
@@ -131,3 +128,9 @@ def run(client: Any, function: Callable[..., Any], jobs: Sequence[tuple], what: 
 def task_prefixes(client: Any) -> set[str]:
     """The task name prefixes the scheduler has seen (tests check that the scheduler ran the work)."""
     return set(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes)))
+
+
+def _unreachable(why: str) -> UnreadableError:
+    """What a task that could not read its source on a worker says."""
+    return UnreadableError(f"a worker cannot read it: {why} (every worker must reach the paths given: a shared file "
+                           "system, an absolute path, or a URL)")
