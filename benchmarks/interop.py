@@ -168,7 +168,7 @@ def lerobot(work: Path, runs: int) -> None:
         return len(frames) / (time.perf_counter() - start)
 
     def ours() -> float:
-        frames = VideoFrames([(VIDEO, 0.0, 393)], (480, 640, 3), 30.0)
+        frames = VideoFrames([(VIDEO, 0.0, 393)], (480, 640, 3), 30.0, True)
         start = time.perf_counter()
         block = frames[0:393]
         seconds = time.perf_counter() - start
