@@ -257,3 +257,18 @@ def test_a_source_read_whole_is_opened_once_per_worker_for_a_command_and_closed_
     assert len(blocks) >= 3 and opened == [CARTPOLE] and closed == []
     parallel._forget(token)
     assert closed == [CARTPOLE] and token not in parallel._KEPT
+
+
+def test_a_cluster_gone_at_the_end_of_a_command_raises_nothing_more():
+    from distributed.comm.core import CommClosedError
+
+    from expertdata.io import parallel
+    from expertdata.io.cluster import ClusterError
+
+    class Gone:
+        def run(self, *args, **kwargs):
+            raise CommClosedError("in <TCP (closed)>: Stream is closed")
+
+    with pytest.raises(ClusterError, match="lost the work"):  # the error the command was raising is the one seen
+        with parallel.kept_open(Gone()):
+            raise ClusterError("the cluster lost the work (CommClosedError); nothing was written")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -121,7 +121,8 @@ def kept_open(client: Any) -> Iterator[str]:
     try:
         yield token
     finally:
-        client.run(_forget, token, on_error="ignore")
+        with suppress(OSError, TimeoutError):  # a cluster gone: its workers' sources closed with them
+            client.run(_forget, token, on_error="ignore")
 
 
 def write_block(dataset: Any, place: tuple[str, dict[str, Any] | None] | None, dtypes: Mapping[str, np.dtype],
