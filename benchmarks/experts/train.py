@@ -6,7 +6,9 @@ Each expert is an RL agent nobody here hand-wrote: SB3's PPO with the hyperparam
 where it has them), or SAC with SB3's defaults for the MuJoCo env, on one torch thread, trained until its
 deterministic mean return over 20 episodes reaches the target, then recorded for 10 episodes (seeds 0-9)
 with ``generate_expert_traj``. Measured here: CartPole 50k steps, Acrobot 100k, MountainCar 250k (150 s,
--114), InvertedDoublePendulum 25k SAC steps (940 s, 9,360). Only the small demonstration
+-114), InvertedDoublePendulum 25k SAC steps (940 s, 9,360), Walker2d 300k SAC steps (5,745 s with other work
+beside, 3,321; its demonstrations 3,175: a walker, if not the best one; the target was 3,500 until a first run,
+the same to the step, passed 3,321 at 300k and ended at 2,966 after 500k). Only the small demonstration
 files are committed (``fixtures/experts/<env>.npz``); the agents are not kept. Training is seeded, but
 torch's CPU kernels may differ between machines, so a rerun elsewhere can give other demonstrations.
 """
