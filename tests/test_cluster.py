@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -255,8 +256,12 @@ def test_a_source_read_whole_is_opened_once_per_worker_for_a_command_and_closed_
         assert found["actions"][0] == [rows_hash(data["actions"][s:e])
                                        for s, e in zip(index.starts[block[0]:block[1]], index.ends[block[0]:block[1]])]
     assert len(blocks) >= 3 and opened == [CARTPOLE] and closed == []
+    other = threading.Thread(target=lambda: parallel.block_source(data, blocks[0], token).open())
+    other.start()
+    other.join()  # a worker's second thread reads with a source of its own (readers keep state)
+    assert opened == [CARTPOLE, CARTPOLE]
     parallel._forget(token)
-    assert closed == [CARTPOLE] and token not in parallel._KEPT
+    assert closed == [CARTPOLE, CARTPOLE] and not parallel._KEPT
 
 
 def test_a_cluster_gone_at_the_end_of_a_command_raises_nothing_more():

@@ -83,15 +83,17 @@ def block_source(dataset: Dataset, episodes: tuple[int, int], token: str) -> Any
     return _Reopened(*origin, token=token)
 
 
-#: On a worker, the sources kept open for the blocks of a command, by its token (``kept_open``).
-_KEPT: dict[str, Dataset] = {}
+#: On a worker, the sources kept open for the blocks of a command, by its token (``kept_open``) and the thread that
+#: reads them (readers keep state: a video decoder's place, a file's position).
+_KEPT: dict[tuple[str, int], Dataset] = {}
 _KEPT_LOCK = threading.Lock()
 
 
 class _Reopened:
     """A dataset opened where it is unpickled (on a worker), by ``function(*args, **kwargs)``: a block's episodes
     alone, or, with a ``token``, a whole source that the worker opens once and keeps for the command's other blocks
-    (a reader that parses every shard when it opens, RLDS's, would otherwise parse them all once per block)."""
+    (a reader that parses every shard when it opens, RLDS's, would otherwise parse them all once per block); a
+    worker of several threads opens it once in each."""
 
     def __init__(self, function: Any, args: tuple, kwargs: dict, token: str | None = None) -> None:
         self.function, self.args, self.kwargs, self.token = function, args, kwargs, token
@@ -99,18 +101,22 @@ class _Reopened:
     def open(self) -> Dataset:
         if self.token is None:
             return self.function(*self.args, **self.kwargs)
+        key = (self.token, threading.get_ident())
         with _KEPT_LOCK:
-            if self.token not in _KEPT:
-                _KEPT[self.token] = self.function(*self.args, **self.kwargs)
-            return _KEPT[self.token]
+            kept = _KEPT.get(key)
+        if kept is None:
+            kept = self.function(*self.args, **self.kwargs)
+            with _KEPT_LOCK:
+                _KEPT[key] = kept
+        return kept
 
 
 def _forget(token: str) -> None:
-    """On a worker: close the source kept open for the command ``token``."""
+    """On a worker: close the sources kept open for the command ``token``."""
     with _KEPT_LOCK:
-        kept = _KEPT.pop(token, None)
-    if kept is not None:
-        kept.close()
+        kept = [_KEPT.pop(key) for key in [key for key in _KEPT if key[0] == token]]
+    for source in kept:
+        source.close()
 
 
 @contextmanager
