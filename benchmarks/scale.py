@@ -84,14 +84,6 @@ def rlds_copies(folder: Path, copies: int) -> Path:
     return folder
 
 
-def _cpu_seconds() -> float:
-    """This process's CPU seconds so far, every thread's (ffmpeg's decoders, the prefetch and digest threads)."""
-    import resource
-
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    return used.ru_utime + used.ru_stime
-
-
 def timed(work: Callable[[Any], str], workers: int | None, runs: int) -> tuple[float, float, float, float, str]:
     """Median seconds of ``work(client)`` over ``runs`` after a first, untimed one (imports and caches warmed, in
     the workers as in this process), that first run's seconds, the cluster's start-up, the median number of cores
@@ -104,8 +96,8 @@ def timed(work: Callable[[Any], str], workers: int | None, runs: int) -> tuple[f
             client.run(lambda: None)  # every worker up
         started = time.perf_counter() - begin
 
-        def cpu() -> float:
-            return _cpu_seconds() + (sum(client.run(_cpu_seconds).values()) if client is not None else 0.0)
+        def cpu() -> float:  # every thread's (ffmpeg's decoders, the prefetch and digest threads), every process's
+            return time.process_time() + (sum(client.run(time.process_time).values()) if client is not None else 0.0)
 
         ready = time.perf_counter()
         digest = work(client)
