@@ -250,6 +250,29 @@ def test_a_terminal_step_earns_the_value_of_the_absorbing_state_which_the_discri
                                rtol=1e-5)
 
 
+def test_with_the_lowest_absorbing_reward_ending_never_pays_more_than_a_step_taken_alive():
+    """Where the expert never terminates, ``absorbing_reward="lowest"`` pays the absorbing state at most the
+    rollout's lowest learned reward; where it terminates (Acrobot), the discriminator's own."""
+    model = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, normalize_reward=False,
+                 absorbing_reward="lowest", **SMALL)
+    rollout = model._collect({"env": 0.0})
+    obs, actions = model._expert_batch(32)
+    for _ in range(50):  # the absorbing state looks like the expert, each step of the generator does not
+        loss, _ = model.discriminator.loss((obs[:24], actions[:24]), (obs, actions), 0.0, 0.0, (8, 0))
+        model.d_optimizer.step(torch.autograd.grad(loss, model.d_params))
+    assert model.discriminator.absorbing_reward("logit") > 0
+    with_absorbing = model._learned_rewards(rollout)
+    model.config.absorbing = False
+    alive = model._learned_rewards(rollout)
+    gamma, lowest = model.config.gamma, alive.min()
+    assert lowest < 0
+    np.testing.assert_allclose(with_absorbing - alive, rollout.terminated * gamma * lowest / (1 - gamma), rtol=1e-5)
+    acrobot = GAIL(None, "Acrobot-v1", FIXTURES / "experts" / "acrobot.npz", seed=0, absorbing_reward="lowest",
+                   **SMALL)
+    learned = acrobot.discriminator.absorbing_reward("logit")
+    assert acrobot._absorbing_value(np.array([-5.0])) == pytest.approx(learned / (1 - gamma))
+
+
 def _absorbing_rows_after(model: GAIL, rollouts: list) -> list[tuple[int, int]]:
     """The (expert, generator) absorbing rows of each discriminator batch for the last of ``rollouts``."""
     batches, loss = [], model.discriminator.loss

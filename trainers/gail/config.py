@@ -10,6 +10,7 @@ REWARDS = ("positive", "logit")
 OBS_NORMALIZATIONS = ("running", "expert")
 PENALTY_POINTS = ("interpolates", "expert")
 GENERATORS = ("auto", "ppo", "td3")
+ABSORBING_REWARDS = ("learned", "lowest")
 
 
 @dataclass
@@ -36,6 +37,10 @@ class GAILConfig:
         which the discriminator scores like any transition (Kostrikov et al., "Discriminator-Actor-Critic",
         2019): the learned reward, not the env's termination, decides whether ending early pays, for any
         reward form. False: termination ends the return, as in SB2.
+    :param absorbing_reward: the absorbing state's reward: ``learned`` (the discriminator's, as DAC), or
+        ``lowest``: where the expert never terminates, no more than the lowest learned reward of the transitions
+        it is paid beside (the rollout's, or the replayed batch's), so that ending never pays more than any step
+        taken alive; where the expert terminates, the learned one.
     :param train_discriminator: False never trains it: a control showing what rewards alone do.
     :param discriminator_replay: the discriminator's generator transitions are drawn from this many of the
         latest rollouts (1: the last one only, SB2's scheme).
@@ -104,6 +109,7 @@ class GAILConfig:
     gradient_penalty: float = 10.0
     gradient_penalty_at: Literal["interpolates", "expert"] = "expert"
     absorbing: bool = True
+    absorbing_reward: Literal["learned", "lowest"] = "learned"
     train_discriminator: bool = True
     discriminator_replay: int = 1
     n_envs: int = 8
@@ -147,6 +153,8 @@ class GAILConfig:
     def __post_init__(self) -> None:
         if self.reward not in REWARDS:
             raise UsageError(f"reward must be one of {REWARDS}, not {self.reward!r}")
+        if self.absorbing_reward not in ABSORBING_REWARDS:
+            raise UsageError(f"absorbing_reward must be one of {ABSORBING_REWARDS}, not {self.absorbing_reward!r}")
         if self.gradient_penalty_at not in PENALTY_POINTS:
             raise UsageError(f"gradient_penalty_at must be one of {PENALTY_POINTS}, not {self.gradient_penalty_at!r}")
         for name in ("obs_normalization", "d_obs_normalization"):

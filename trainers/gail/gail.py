@@ -213,7 +213,7 @@ class GAIL:
 
     def _learned_rewards(self, rollout: Rollout) -> np.ndarray:
         """The discriminator's rewards (scaled with ``normalize_reward``); with ``absorbing``, a terminal step
-        also earns the discounted value of staying in the absorbing state for ever."""
+        also earns the discounted value of the absorbing state that follows it."""
         cfg = self.config
         obs, act = observations.apply(torch.as_tensor, rollout.flat("obs")), torch.as_tensor(rollout.flat("actions"))
         rewards = self.discriminator.reward(obs, act, cfg.reward).numpy().reshape(rollout.dones.shape)
@@ -229,9 +229,19 @@ class GAIL:
             # The bootstrap is a value of the scaled rewards already; only the learned rewards are scaled here.
             scale = self.return_stats.std
         if cfg.absorbing:
-            absorbed = cfg.gamma * self.discriminator.absorbing_reward(cfg.reward) / (1.0 - cfg.gamma)
-            rewards = rewards + rollout.terminated * absorbed
+            rewards = rewards + rollout.terminated * cfg.gamma * self._absorbing_value(rewards)
         return rewards / scale
+
+    def _absorbing_value(self, learned: np.ndarray | torch.Tensor) -> float:
+        """The value of the absorbing state, where each step pays r for ever: ``r / (1 - gamma)``, where r is
+        the discriminator's reward for it; with ``absorbing_reward="lowest"`` and an expert that never terminates,
+        r is at most the lowest of ``learned`` (the rewards of the transitions it is paid beside), so that ending
+        an episode never pays more than any step the generator takes alive."""
+        cfg = self.config
+        reward = self.discriminator.absorbing_reward(cfg.reward)
+        if cfg.absorbing_reward == "lowest" and len(learned) and not self._expert_absorbing_share():
+            reward = min(reward, float(learned.min()))
+        return reward / (1.0 - cfg.gamma)
 
     def _expert_absorbing_share(self) -> float:
         """The share of absorbing states among the expert's: one per episode that terminated, beside its
@@ -436,12 +446,11 @@ class GAIL:
             if replay.size < cfg.learning_starts:
                 continue
             mark = time.perf_counter()
-            absorbing_value = (cfg.gamma * self.discriminator.absorbing_reward(cfg.reward) / (1 - cfg.gamma)
-                               if cfg.absorbing else 0.0)
             for _ in range(n):
                 batch = replay.sample(cfg.td3_batch_size, self.rng)
                 learned = self.discriminator.reward(observations.apply(torch.as_tensor, batch[0]),
                                                     torch.as_tensor(batch[1]), cfg.reward)
+                absorbing_value = self._absorbing_value(learned) if cfg.absorbing else 0.0
                 stats = td3.update(batch, learned, absorbing_value, cfg, self.world,
                                    actor=not cfg.warm_start or td3.updates >= cfg.critic_warmup,
                                    expert=None if cfg.bc_alpha is None else self._expert_batch(cfg.td3_batch_size))
