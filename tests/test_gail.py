@@ -306,6 +306,14 @@ def test_a_generator_that_stops_terminating_still_shows_the_discriminator_its_ab
     assert model.learn(1).logs[-1]["absorbing_reward"] == model.discriminator.absorbing_reward("logit")  # logged
 
 
+def test_the_generator_starts_from_the_std_it_is_given():
+    model = GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, log_std_init=-1.0, **SMALL)
+    std = model.model.policy.head.mean_std(torch.zeros(1, 1))[1]
+    np.testing.assert_allclose(std.detach().numpy(), np.exp(-1.0), rtol=1e-6)
+    samples = model.model.act(np.zeros((4096, 3), np.float32))[0]  # the mean is about 0 for a fresh policy
+    assert 0.3 < samples.std() < 0.45
+
+
 def test_auto_gives_box_actions_the_off_policy_generator_and_discrete_ones_ppo():
     assert GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0).generator == "ppo"  # the default
     assert GAIL(None, "Pendulum-v1", FIXTURES / "pendulum.npz", seed=0, generator="auto").generator == "td3"

@@ -46,6 +46,8 @@ class GAILConfig:
         latest rollouts (1: the last one only, SB2's scheme).
     :param n_envs: envs stepped together (when the env is given by id).
     :param n_steps: steps per env per rollout.
+    :param log_std_init: the PPO generator's initial log std of Box actions (a state-independent, learned parameter;
+        0: a std of 1 in the action's own units).
     :param learning_rate: the generator's (PPO's) Adam step size.
     :param n_epochs: PPO's passes over each rollout.
     :param batch_size: PPO's minibatch size.
@@ -114,6 +116,7 @@ class GAILConfig:
     discriminator_replay: int = 1
     n_envs: int = 8
     n_steps: int = 128
+    log_std_init: float = 0.0
     learning_rate: float = 1e-3
     n_epochs: int = 10
     batch_size: int = 256

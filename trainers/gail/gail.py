@@ -98,6 +98,8 @@ class GAIL:
                                  "relu" if off_policy else "tanh")
         if isinstance(policy, Policy):
             self.model.policy = policy
+        elif hasattr(self.model.policy.head, "log_std") and not off_policy:
+            torch.nn.init.constant_(self.model.policy.head.log_std, self.config.log_std_init)
         #: the off-policy generator's networks and every transition so far (``generator="td3"``), else None
         self.td3 = TD3(self.model.policy, self.config.td3_net_arch, self.config.td3_learning_rate) if off_policy \
             else None
