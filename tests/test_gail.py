@@ -251,8 +251,9 @@ def test_a_terminal_step_earns_the_value_of_the_absorbing_state_which_the_discri
 
 
 def test_with_the_lowest_absorbing_reward_ending_never_pays_more_than_a_step_taken_alive():
-    """Where the expert never terminates, ``absorbing_reward="lowest"`` pays the absorbing state at most the
-    rollout's lowest learned reward; where it terminates (Acrobot), the discriminator's own."""
+    """Where most of the expert's episodes are cut by the time limit, ``absorbing_reward="lowest"`` pays the
+    absorbing state at most the rollout's lowest learned reward; where most terminate (Acrobot), the
+    discriminator's own."""
     model = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, normalize_reward=False,
                  absorbing_reward="lowest", **SMALL)
     rollout = model._collect({"env": 0.0})
@@ -271,6 +272,14 @@ def test_with_the_lowest_absorbing_reward_ending_never_pays_more_than_a_step_tak
                    **SMALL)
     learned = acrobot.discriminator.absorbing_reward("logit")
     assert acrobot._absorbing_value(np.array([-5.0])) == pytest.approx(learned / (1 - gamma))
+    # a demonstrator that fell in 2 of its 10 episodes still shows that ending is failure
+    fell = {k: v for k, v in np.load(FIXTURES / "cartpole.npz").items() if k != "expertdata_metadata"}
+    ends = np.flatnonzero(np.r_[fell["episode_starts"][1:], True])
+    fell["terminated"][ends[:2]], fell["truncated"][ends[:2]] = True, False
+    model = GAIL(None, "CartPole-v1", expertdata.ExpertDataset(traj_data=fell, verbose=0), seed=0,
+                 absorbing_reward="lowest", **SMALL)
+    assert model._expert_absorbing_share() > 0
+    assert model._absorbing_value(np.array([-5.0])) == pytest.approx(-5.0 / (1 - gamma))
 
 
 def _absorbing_rows_after(model: GAIL, rollouts: list) -> list[tuple[int, int]]:

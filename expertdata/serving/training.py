@@ -42,6 +42,8 @@ class TrainingData(Protocol):
 
     #: A display name for messages (the file's path, or ``<memory>``).
     name: str
+    #: The episodes kept (SB2's ``num_traj``: after ``traj_limitation``), every rank's.
+    num_traj: int
 
     @property
     def observation_space(self) -> Any:

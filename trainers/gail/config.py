@@ -38,9 +38,10 @@ class GAILConfig:
         2019): the learned reward, not the env's termination, decides whether ending early pays, for any
         reward form. False: termination ends the return, as in SB2.
     :param absorbing_reward: the absorbing state's reward: ``learned`` (the discriminator's, as DAC), or
-        ``lowest``: where the expert never terminates, no more than the lowest learned reward of the transitions
-        it is paid beside (the rollout's, or the replayed batch's), so that ending never pays more than any step
-        taken alive; where the expert terminates, the learned one.
+        ``lowest``: where most of the expert's episodes run until the time limit cuts them (ending is failure),
+        no more than the lowest learned reward of the transitions it is paid beside (the rollout's, or the
+        replayed batch's), so that ending never pays more than any step taken alive; where most terminate (ending
+        is the task), the learned one.
     :param train_discriminator: False never trains it: a control showing what rewards alone do.
     :param discriminator_replay: the discriminator's generator transitions are drawn from this many of the
         latest rollouts (1: the last one only, SB2's scheme).

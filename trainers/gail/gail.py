@@ -118,6 +118,7 @@ class GAIL:
         #: this rank's generator transitions and terminations over every rollout so far
         self.generator_ends = np.zeros(2, np.int64)
         self._absorbing_share: float | None = None
+        self._expert_terminal = 0  # the expert's episodes that terminated (once _expert_absorbing_share has read them)
         cfg = self.config
         if self.expert_dataset is not None and cfg.normalize_obs and (cfg.obs_normalization == "expert" or off_policy):
             self._observation_stats_from(self.expert_dataset)
@@ -241,19 +242,29 @@ class GAIL:
         an episode never pays more than any step the generator takes alive."""
         cfg = self.config
         reward = self.discriminator.absorbing_reward(cfg.reward)
-        if cfg.absorbing_reward == "lowest" and len(learned) and not self._expert_absorbing_share():
+        if cfg.absorbing_reward == "lowest" and len(learned) and self._ending_fails():
             reward = min(reward, float(learned.min()))
         return reward / (1.0 - cfg.gamma)
+
+    def _ending_fails(self) -> bool:
+        """Whether most of the expert's episodes run until they are cut (by the time limit): there, an episode that
+        terminates has failed (a demonstrator that falls once in a while included); where most terminate, ending is
+        the task (MountainCar's flag)."""
+        self._expert_absorbing_share()
+        return 2 * self._expert_terminal < self.expert_dataset.num_traj
 
     def _expert_absorbing_share(self) -> float:
         """The share of absorbing states among the expert's: one per episode that terminated, beside its
         transitions (how the episodes ended is read as ``TrainingData.terminal_episodes`` documents)."""
         if self._absorbing_share is None:
-            spec = getattr(self.env, "spec", None) or getattr(getattr(self.env, "envs", [None])[0], "spec", None)
-            terminal = self.expert_dataset.terminal_episodes(getattr(spec, "max_episode_steps", None))
+            terminal = self._expert_terminal = self.expert_dataset.terminal_episodes(self._time_limit())
             transitions = float(self.world.sum(np.array([float(self.expert_dataset.split_size("all"))]))[0])
             self._absorbing_share = terminal / (transitions + terminal) if transitions + terminal else 0.0
         return self._absorbing_share
+
+    def _time_limit(self) -> int | None:
+        spec = getattr(self.env, "spec", None) or getattr(getattr(self.env, "envs", [None])[0], "spec", None)
+        return getattr(spec, "max_episode_steps", None)
 
     def _expert_batch(self, size: int) -> tuple[Any, torch.Tensor]:
         obs, actions = self.expert_dataset.sample(size, self.rng)
