@@ -231,7 +231,8 @@ def test_the_expert_episodes_that_terminated_come_from_its_flags_or_else_from_th
 
 
 def test_a_terminal_step_earns_the_value_of_the_absorbing_state_which_the_discriminator_learns():
-    model = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, normalize_reward=False, **SMALL)
+    model = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, normalize_reward=False,
+                 absorbing_reward="learned", **SMALL)
     rollout = model._collect({"env": 0.0})
     assert rollout.terminated.any()  # a fresh policy fails CartPole within 64 steps
     discriminator = model.discriminator
@@ -251,11 +252,10 @@ def test_a_terminal_step_earns_the_value_of_the_absorbing_state_which_the_discri
 
 
 def test_with_the_lowest_absorbing_reward_ending_never_pays_more_than_a_step_taken_alive():
-    """Where most of the expert's episodes are cut by the time limit, ``absorbing_reward="lowest"`` pays the
-    absorbing state at most the rollout's lowest learned reward; where most terminate (Acrobot), the
+    """Where most of the expert's episodes are cut by the time limit, ``absorbing_reward="lowest"`` (the default)
+    pays the absorbing state at most the rollout's lowest learned reward; where most terminate (Acrobot), the
     discriminator's own."""
-    model = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, normalize_reward=False,
-                 absorbing_reward="lowest", **SMALL)
+    model = GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, normalize_reward=False, **SMALL)
     rollout = model._collect({"env": 0.0})
     obs, actions = model._expert_batch(32)
     for _ in range(50):  # the absorbing state looks like the expert, each step of the generator does not
@@ -268,16 +268,14 @@ def test_with_the_lowest_absorbing_reward_ending_never_pays_more_than_a_step_tak
     gamma, lowest = model.config.gamma, alive.min()
     assert lowest < 0
     np.testing.assert_allclose(with_absorbing - alive, rollout.terminated * gamma * lowest / (1 - gamma), rtol=1e-5)
-    acrobot = GAIL(None, "Acrobot-v1", FIXTURES / "experts" / "acrobot.npz", seed=0, absorbing_reward="lowest",
-                   **SMALL)
+    acrobot = GAIL(None, "Acrobot-v1", FIXTURES / "experts" / "acrobot.npz", seed=0, **SMALL)
     learned = acrobot.discriminator.absorbing_reward("logit")
     assert acrobot._absorbing_value(np.array([-5.0])) == pytest.approx(learned / (1 - gamma))
     # a demonstrator that fell in 2 of its 10 episodes still shows that ending is failure
     fell = {k: v for k, v in np.load(FIXTURES / "cartpole.npz").items() if k != "expertdata_metadata"}
     ends = np.flatnonzero(np.r_[fell["episode_starts"][1:], True])
     fell["terminated"][ends[:2]], fell["truncated"][ends[:2]] = True, False
-    model = GAIL(None, "CartPole-v1", expertdata.ExpertDataset(traj_data=fell, verbose=0), seed=0,
-                 absorbing_reward="lowest", **SMALL)
+    model = GAIL(None, "CartPole-v1", expertdata.ExpertDataset(traj_data=fell, verbose=0), seed=0, **SMALL)
     assert model._expert_absorbing_share() > 0
     assert model._absorbing_value(np.array([-5.0])) == pytest.approx(-5.0 / (1 - gamma))
 

@@ -21,7 +21,9 @@ class GAILConfig:
     ``logit`` reward (no survival bonus), a gradient penalty of 10 at the expert's inputs (R1: keeps the
     reward smooth where the expert is, yet lets it separate a generator close by; the penalty at points
     between the two left InvertedDoublePendulum's discriminator blind), and PPO updates stopped at a KL of
-    0.02 from the rollout's policy (fewer relapses once imitation is reached).
+    0.02 from the rollout's policy (fewer relapses once imitation is reached), and, where the expert's episodes run
+    to the time limit, an absorbing state paid no more than the lowest learned reward (``absorbing_reward``: a
+    policy that had reached the expert learned to fall once the discriminator paid its steps less than ending).
 
     :param hidden_size_adversary: units in each of the discriminator's two hidden layers.
     :param adversary_entcoeff: weight of the discriminator's entropy bonus.
@@ -112,7 +114,7 @@ class GAILConfig:
     gradient_penalty: float = 10.0
     gradient_penalty_at: Literal["interpolates", "expert"] = "expert"
     absorbing: bool = True
-    absorbing_reward: Literal["learned", "lowest"] = "learned"
+    absorbing_reward: Literal["learned", "lowest"] = "lowest"
     train_discriminator: bool = True
     discriminator_replay: int = 1
     n_envs: int = 8

@@ -1,0 +1,52 @@
+"""What GAIL's generator is paid, beside its score: one run of a suite task, one seed (issue 29's diagnosis).
+
+    python benchmarks/gail_rewards.py hopper-10 [--seed 0] [--set KEY=VALUE ...]
+
+At every evaluation of ``benchmarks/suite.py`` (same task, seed, budget and scoring), it prints the score and, over
+the last iteration's rollouts, the mean and the lowest learned reward per step, the reward the absorbing state is
+paid (``absorbing_reward`` may lower the discriminator's) and the discriminator's own. A policy learns to end its
+episodes where the absorbing state pays more than the steps it takes alive.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from seeds import setting
+from suite import TASKS, scale
+
+from expertdata import ExpertDataset
+from trainers.gail import GAIL
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=sorted(TASKS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    task = TASKS[args.task]
+    score = scale(task, task.path)
+    model = GAIL(None, task.env_id, ExpertDataset(task.path, traj_limitation=task.episodes, verbose=0, seed=args.seed),
+                 seed=args.seed, **dict(args.set))
+    paid: list[tuple[float, float, float]] = []
+    value_of = model._absorbing_value
+
+    def watched(learned: np.ndarray) -> float:
+        value = value_of(learned)
+        paid.append((float(np.mean(learned)), float(np.min(learned)), value * (1 - model.config.gamma)))
+        return value
+
+    model._absorbing_value = watched
+    print("env steps  score  mean reward  lowest reward  absorbing paid  absorbing (D)")
+    while model.num_timesteps < task.gail_steps:
+        model.learn(task.score_every, reset_num_timesteps=False)
+        now = score(model.evaluate(n_episodes=task.eval_episodes)[0])
+        mean, lowest, absorbing = np.mean(paid[-model.config.g_step:], axis=0)
+        paid.clear()
+        print(f"{model.num_timesteps:9,d}  {now:5.2f}  {mean:11.2f}  {lowest:13.2f}  {absorbing:14.2f}  "
+              f"{model.logs[-1]['absorbing_reward']:13.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
