@@ -1,6 +1,6 @@
 """Writing a dataset on a Dask cluster (``expertdata.io.cluster``): the same content, byte for byte, as one process.
 
-Work is split by episodes: blocks of whole episodes of about ``BLOCK_ROWS_PER_WORKER`` each (at least a few chunks).
+Work is split by episodes: blocks of whole episodes of a few chunks each, as many as a multiple of the workers.
 A task reads its block from the source itself (the dataset travels as the way to open it again: a path, a selection
 of episodes, a merge; a peer format that reads episodes alone, LeRobot, opens only the block's files), writes every
 chunk of a Zarr destination that lies wholly inside its rows, hashes its episodes' rows of every field, and returns
@@ -48,6 +48,14 @@ def episode_blocks(dataset: Dataset, target_rows: int) -> list[tuple[int, int]]:
     if first < index.n_episodes:
         out.append((first, index.n_episodes))
     return out
+
+
+def shared_out(rows: int, target: int, workers: int) -> int:
+    """``target`` rows a block, lowered so that ``rows`` make a multiple of ``workers`` blocks (by less than half where
+    they made ``workers`` blocks or more): a dataset of a few blocks otherwise leaves workers idle while one reads the
+    last (3 blocks on 2 workers)."""
+    blocks = max(1, -(-rows // max(1, target)))
+    return max(1, -(-rows // (-(-blocks // workers) * workers)))
 
 
 def _open(place: str, storage_options: dict[str, Any] | None, name: str) -> Any:
@@ -227,7 +235,8 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
         rows = chunks[heaviest] if heaviest is not None else 1
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         target = max(CHUNKS_PER_BLOCK * rows, -(-dataset.n_transitions // (BLOCKS_PER_WORKER * workers)))
-        blocks = episode_blocks(dataset, target) if dataset.n_episodes else []
+        blocks = episode_blocks(dataset, shared_out(dataset.n_transitions, target, workers)) if dataset.n_episodes \
+            else []
         place: tuple[str, dict[str, Any] | None] = rows_at or (str(folder), None)
         if rows_at is not None:  # the arrays' own metadata first, so that workers can open them there
             remote.put(folder, *rows_at, root=False)
