@@ -284,8 +284,8 @@ def test_a_dataset_of_a_few_blocks_is_cut_in_a_multiple_of_the_workers():
     over (8,000 rows, 682 a chunk of its images) made 3 blocks of 4 chunks; it makes 4 on 2 workers."""
     from expertdata.io import parallel
 
-    assert parallel.shared_out(8000, 2728, 1) == 2667 and parallel.shared_out(8000, 2728, 2) == 2000
-    assert parallel.shared_out(100, 1000, 4) == 25 and parallel.shared_out(0, 10, 2) == 1
+    assert parallel.balanced_block_rows(8000, 2728, 1) == 2667 and parallel.balanced_block_rows(8000, 2728, 2) == 2000
+    assert parallel.balanced_block_rows(100, 1000, 4) == 25 and parallel.balanced_block_rows(0, 10, 2) == 1
     data = expertdata.load(CARTPOLE)  # 10 episodes of 500 rows
     assert len(parallel.episode_blocks(data, 2000)) == 3  # 2,000 + 2,000 + 1,000 rows
-    assert len(parallel.episode_blocks(data, parallel.shared_out(data.n_transitions, 2000, 2))) == 4
+    assert len(parallel.episode_blocks(data, parallel.balanced_block_rows(data.n_transitions, 2000, 2))) == 4

@@ -50,7 +50,7 @@ def episode_blocks(dataset: Dataset, target_rows: int) -> list[tuple[int, int]]:
     return out
 
 
-def shared_out(rows: int, target: int, workers: int) -> int:
+def balanced_block_rows(rows: int, target: int, workers: int) -> int:
     """``target`` rows a block, lowered so that ``rows`` make a multiple of ``workers`` blocks (by less than half where
     they made ``workers`` blocks or more): a dataset of a few blocks otherwise leaves workers idle while one reads the
     last (3 blocks on 2 workers)."""
@@ -235,8 +235,8 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
         rows = chunks[heaviest] if heaviest is not None else 1
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         target = max(CHUNKS_PER_BLOCK * rows, -(-dataset.n_transitions // (BLOCKS_PER_WORKER * workers)))
-        blocks = episode_blocks(dataset, shared_out(dataset.n_transitions, target, workers)) if dataset.n_episodes \
-            else []
+        target = balanced_block_rows(dataset.n_transitions, target, workers)
+        blocks = episode_blocks(dataset, target) if dataset.n_episodes else []
         place: tuple[str, dict[str, Any] | None] = rows_at or (str(folder), None)
         if rows_at is not None:  # the arrays' own metadata first, so that workers can open them there
             remote.put(folder, *rows_at, root=False)
