@@ -118,7 +118,7 @@ class GAIL:
         #: this rank's generator transitions and terminations over every rollout so far
         self.generator_ends = np.zeros(2, np.int64)
         self._absorbing_share: float | None = None
-        self._expert_terminal = 0  # the expert's episodes that terminated (once _expert_absorbing_share has read them)
+        self._terminal_episodes: int | None = None
         cfg = self.config
         if self.expert_dataset is not None and cfg.normalize_obs and (cfg.obs_normalization == "expert" or off_policy):
             self._observation_stats_from(self.expert_dataset)
@@ -237,8 +237,8 @@ class GAIL:
 
     def _absorbing_value(self, learned: np.ndarray | torch.Tensor) -> float:
         """The value of the absorbing state, where each step pays r for ever: ``r / (1 - gamma)``, where r is
-        the discriminator's reward for it; with ``absorbing_reward="lowest"`` and an expert that never terminates,
-        r is at most the lowest of ``learned`` (the rewards of the transitions it is paid beside), so that ending
+        the discriminator's reward for it; with ``absorbing_reward="lowest"`` where ending is failure
+        (``_ending_fails``), r is at most the lowest of ``learned`` (the rewards of the transitions it is paid beside), so that ending
         an episode never pays more than any step the generator takes alive."""
         cfg = self.config
         reward = self.discriminator.absorbing_reward(cfg.reward)
@@ -250,14 +250,20 @@ class GAIL:
         """Whether most of the expert's episodes run until they are cut (by the time limit): there, an episode that
         terminates has failed (a demonstrator that falls once in a while included); where most terminate, ending is
         the task (MountainCar's flag)."""
-        self._expert_absorbing_share()
-        return 2 * self._expert_terminal < self.expert_dataset.num_traj
+        return 2 * self._expert_terminal_episodes() < self.expert_dataset.num_traj
+
+    def _expert_terminal_episodes(self) -> int:
+        """How many of the expert's kept episodes terminated (read once, as ``TrainingData.terminal_episodes``
+        documents)."""
+        if self._terminal_episodes is None:
+            self._terminal_episodes = self.expert_dataset.terminal_episodes(self._time_limit())
+        return self._terminal_episodes
 
     def _expert_absorbing_share(self) -> float:
         """The share of absorbing states among the expert's: one per episode that terminated, beside its
-        transitions (how the episodes ended is read as ``TrainingData.terminal_episodes`` documents)."""
+        transitions."""
         if self._absorbing_share is None:
-            terminal = self._expert_terminal = self.expert_dataset.terminal_episodes(self._time_limit())
+            terminal = self._expert_terminal_episodes()
             transitions = float(self.world.sum(np.array([float(self.expert_dataset.split_size("all"))]))[0])
             self._absorbing_share = terminal / (transitions + terminal) if transitions + terminal else 0.0
         return self._absorbing_share
