@@ -238,8 +238,8 @@ class GAIL:
     def _absorbing_value(self, learned: np.ndarray | torch.Tensor) -> float:
         """The value of the absorbing state, where each step pays r for ever: ``r / (1 - gamma)``, where r is
         the discriminator's reward for it; with ``absorbing_reward="lowest"`` where ending is failure
-        (``_ending_fails``), r is at most the lowest of ``learned`` (the rewards of the transitions it is paid beside), so that ending
-        an episode never pays more than any step the generator takes alive."""
+        (``_ending_fails``), r is at most the lowest of ``learned`` (the rewards of the transitions it is paid
+        beside), so that ending an episode never pays more than any step the generator takes alive."""
         cfg = self.config
         reward = self.discriminator.absorbing_reward(cfg.reward)
         if cfg.absorbing_reward == "lowest" and len(learned) and self._ending_fails():
