@@ -4,7 +4,8 @@
                                doublependulum-10,hopper-10,halfcheetah-10,walker2d-10] [--seeds 5]
                                [--first-seed 0] [--trainers bc,gail] [--arms gail,random,untrained]
                                [--held-out with|without|only] [--quick] [--set KEY=VALUE] [--bc-set KEY=VALUE]
-                               [--jobs 1] [--report FILE.json]
+                               [--steps N] [--score-every N] [--jobs 1] [--report FILE.json]
+                               [--progress FILE.jsonl]
 
 ``--quick`` (one seed, a quarter of each GAIL budget, no controls) is the check to run before a default changes;
 ``--held-out without`` leaves out the tasks defaults are only reported on.
@@ -26,7 +27,7 @@ import json
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from seeds import over_seeds, random_demonstrations, setting
@@ -90,7 +91,9 @@ def bc_run(task: Task, score: NormalisedScore, seed: int, **settings) -> dict:
 
 
 def gail_run(task: Task, path: Path, episodes: int, score: NormalisedScore, budget: int, seed: int,
-             **control) -> dict:
+             progress: tuple[Path, str] | None = None, **control) -> dict:
+    """GAIL's curve; with ``progress`` (a file and a label), each evaluation is also appended to the file as it
+    comes, one JSON line, so that a run stopped early leaves what it measured."""
     from trainers.gail import GAIL
 
     model = GAIL(None, task.env_id, ExpertDataset(path, traj_limitation=episodes, verbose=0, seed=seed), seed=seed,
@@ -101,6 +104,9 @@ def gail_run(task: Task, path: Path, episodes: int, score: NormalisedScore, budg
         model.learn(task.score_every, reset_num_timesteps=False)
         trained += time.perf_counter() - start
         curve.append((model.num_timesteps, trained, score(model.evaluate(n_episodes=task.eval_episodes)[0])))
+        if progress is not None:
+            with progress[0].open("a") as log:
+                log.write(json.dumps({"run": progress[1], "seed": seed, "curve": curve[-1]}) + "\n")
     return {"curve": curve, "steps_per_second": statistics.median(e["steps_per_second"] for e in model.logs)}
 
 
@@ -126,7 +132,12 @@ def main() -> None:
                         help="change one BCConfig field for every BC run (a screen)")
     parser.add_argument("--held-out", choices=("only", "without", "with"), default="with",
                         help="the held-out tasks: only them, without them (tuning), or with the rest")
+    parser.add_argument("--steps", type=int, help="every GAIL run's budget in env steps (a screen; default: the "
+                        "task's)")
+    parser.add_argument("--score-every", type=int, help="env steps between GAIL's evaluations (default: the task's)")
     parser.add_argument("--report", type=Path)
+    parser.add_argument("--progress", type=Path, help="append each GAIL evaluation to this file as it comes (JSON "
+                        "lines), for runs that may be stopped")
     args = parser.parse_args()
     n_seeds = args.seeds or (1 if args.quick else 5)
     arms_run = (args.arms or ("gail" if args.quick else "gail,random,untrained")).split(",")
@@ -135,6 +146,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.tasks.split(","):
             task = TASKS[name]
+            if args.score_every:
+                task = replace(task, score_every=args.score_every)
             if (args.held_out == "only" and not task.held_out) or (args.held_out == "without" and task.held_out):
                 continue
             if not task.path.exists():
@@ -161,9 +174,10 @@ def main() -> None:
                 for arm, (key, path, episodes, control) in arms.items():
                     if key not in arms_run:
                         continue
-                    budget = round(task.gail_steps * QUICK_SHARE) if args.quick else task.gail_steps
+                    budget = args.steps or (round(task.gail_steps * QUICK_SHARE) if args.quick else task.gail_steps)
+                    progress = None if args.progress is None else (args.progress, f"{name} {key}")
                     runs = over_seeds(gail_run, seeds, args.jobs, task, path, episodes, score, budget,
-                                      **{**dict(args.set), **control})
+                                      progress=progress, **{**dict(args.set), **control})
                     finals = [r["curve"][-1][2] for r in runs]
                     best = [max(v for *_, v in r["curve"]) for r in runs]
                     hits = [to_goal(r["curve"]) for r in runs]
