@@ -1,6 +1,7 @@
 """The data side on a Dask cluster: one process, one worker, two workers, on work that keeps a core busy.
 
     python benchmarks/scale.py [--runs 3] [--episodes 100] [--frames 240] [--recordings 1000] [--rlds-copies 32]
+                               [--more-workers 4,8] [--bridge FOLDER]
 
 - a LeRobot-style import: ``--episodes`` episodes of ``--frames`` frames with a 96x96 video each (H.264, written here
   with PyAV as LeRobot writes its 2.1 layout), converted to Zarr: decoding the videos is the work;
@@ -13,7 +14,8 @@ in the workers, as the plain command's are in this process; start-up and first r
 of ``--runs``, with the cores each kept busy (CPU seconds of every process over wall seconds: the plain command and
 one worker overlap reading with hashing and writing, so 2 workers on 2 cores can gain at most 2 / that); every
 output's content digest is checked equal to the plain command's. Goals (issue 30): 2 workers at least 1.7x 1 worker
-on these 2 cores; 1 worker at most 1.1x the plain command.
+on these 2 cores; 1 worker at most 1.1x the plain command. ``--more-workers`` times larger local clusters too (on a
+machine with the cores for them).
 """
 from __future__ import annotations
 
@@ -73,12 +75,12 @@ def lerobot_videos(folder: Path, episodes: int, frames: int = 60, size: int = 96
     return folder
 
 
-def rlds_copies(folder: Path, copies: int) -> Path:
-    """The Bridge fixture's train split ``copies`` times over, as that many shards of one split."""
+def rlds_copies(source: Path, folder: Path, copies: int) -> Path:
+    """The Bridge fixture's train split (in ``source``) ``copies`` times over, as that many shards of one split."""
     folder.mkdir(parents=True)
     for name in ("features.json", "dataset_info.json"):
-        shutil.copyfile(BRIDGE / name, folder / name)
-    train = BRIDGE / "bridge_dataset-train.tfrecord-00000-of-00001"
+        shutil.copyfile(source / name, folder / name)
+    train = source / "bridge_dataset-train.tfrecord-00000-of-00001"
     for k in range(copies):
         shutil.copyfile(train, folder / f"bridge_dataset-train.tfrecord-{k:05d}-of-{copies:05d}")
     return folder
@@ -121,7 +123,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=240, help="frames per LeRobot episode")
     parser.add_argument("--recordings", type=int, default=1000)
     parser.add_argument("--rlds-copies", type=int, default=32)
+    parser.add_argument("--more-workers", default="", help="more local cluster sizes to time, comma-separated")
+    parser.add_argument("--bridge", type=Path, default=BRIDGE, help="the RLDS Bridge fixture's version folder")
     args = parser.parse_args()
+    more = [int(n) for n in args.more_workers.split(",") if n]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         robot = lerobot_videos(folder / "robot", args.episodes, args.frames)
@@ -132,15 +137,15 @@ def main() -> None:
                 cartpole, out / "cartpole.zarr", "CartPole-v1", n_episodes=args.recordings, overwrite=True,
                 client=client).metadata.get("digest") or expertdata.digest(expertdata.load(out / "cartpole.zarr")),
         }
-        if BRIDGE.is_dir():
-            bridge = rlds_copies(folder / "bridge", args.rlds_copies)
+        if args.bridge.is_dir():
+            bridge = rlds_copies(args.bridge, folder / "bridge", args.rlds_copies)
             jobs[f"RLDS import, the Bridge fixture {args.rlds_copies} times over"] = \
                 lambda client, out: expertdata.convert(bridge, out / "bridge.zarr", client=client,
                                                        overwrite=True).digest
         for name, job in jobs.items():
             out = folder / "out"
             out.mkdir(exist_ok=True)
-            found = {w: timed(lambda client: job(client, out), w, args.runs) for w in (None, 1, 2)}
+            found = {w: timed(lambda client: job(client, out), w, args.runs) for w in (None, 1, 2, *more)}
             digests = {d for *_, d in found.values()}
             plain, one, two = (found[w][0] for w in (None, 1, 2))
             written = next(out.iterdir())
@@ -156,7 +161,9 @@ def main() -> None:
                   f"{found[1][1]:.1f} and {found[2][1]:.1f} s; cluster start-up {found[1][2]:.1f} s and "
                   f"{found[2][2]:.1f} s; same digest: {len(digests) == 1}; {raw / 1e6:.0f} MB of rows "
                   f"({size / 1e6:.0f} MB stored): {raw / one / 1e6:.1f} MB/s per worker; the client's digest pass "
-                  f"alone {raw / serial / 1e6:.0f} MB/s", flush=True)
+                  f"alone {raw / serial / 1e6:.0f} MB/s" + "".join(
+                      f"; {w} workers {found[w][0]:.1f} s ({one / found[w][0]:.2f}x 1 worker, {found[w][3]:.2f} cores "
+                      "busy)" for w in more), flush=True)
             shutil.rmtree(out)
 
 
