@@ -4,7 +4,7 @@
                                doublependulum-10,hopper-10,halfcheetah-10,walker2d-10] [--seeds 5]
                                [--first-seed 0] [--trainers bc,gail] [--arms gail,random,untrained]
                                [--held-out with|without|only] [--quick] [--set KEY=VALUE] [--bc-set KEY=VALUE]
-                               [--steps N] [--score-every N] [--jobs 1] [--report FILE.json]
+                               [--steps N] [--score-every N] [--episodes N] [--jobs 1] [--report FILE.json]
                                [--progress FILE.jsonl]
 
 ``--quick`` (one seed, a quarter of each GAIL budget, no controls) is the check to run before a default changes;
@@ -135,6 +135,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="every GAIL run's budget in env steps (a screen; default: the "
                         "task's)")
     parser.add_argument("--score-every", type=int, help="env steps between GAIL's evaluations (default: the task's)")
+    parser.add_argument("--episodes", type=int, help="demonstrations kept per task (a harder screen; default: the "
+                        "task's)")
     parser.add_argument("--report", type=Path)
     parser.add_argument("--progress", type=Path, help="append each GAIL evaluation to this file as it comes (JSON "
                         "lines), for runs that may be stopped")
@@ -148,6 +150,8 @@ def main() -> None:
             task = TASKS[name]
             if args.score_every:
                 task = replace(task, score_every=args.score_every)
+            if args.episodes:
+                task = replace(task, episodes=args.episodes)
             if (args.held_out == "only" and not task.held_out) or (args.held_out == "without" and task.held_out):
                 continue
             if not task.path.exists():
