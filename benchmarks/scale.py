@@ -1,7 +1,7 @@
 """The data side on a Dask cluster: one process, one worker, two workers, on work that keeps a core busy.
 
     python benchmarks/scale.py [--runs 3] [--episodes 100] [--frames 240] [--recordings 1000] [--rlds-copies 32]
-                               [--more-workers 4,8] [--bridge FOLDER]
+                               [--more-workers 4,8] [--bridge FOLDER] [--workloads lerobot,recording,rlds]
 
 - a LeRobot-style import: ``--episodes`` episodes of ``--frames`` frames with a 96x96 video each (H.264, written here
   with PyAV as LeRobot writes its 2.1 layout), converted to Zarr: decoding the videos is the work;
@@ -125,19 +125,23 @@ def main() -> None:
     parser.add_argument("--rlds-copies", type=int, default=32)
     parser.add_argument("--more-workers", default="", help="more local cluster sizes to time, comma-separated")
     parser.add_argument("--bridge", type=Path, default=BRIDGE, help="the RLDS Bridge fixture's version folder")
+    parser.add_argument("--workloads", default="lerobot,recording,rlds", help="which to time, comma-separated")
     args = parser.parse_args()
+    chosen = set(args.workloads.split(","))
     more = [int(n) for n in args.more_workers.split(",") if n]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        robot = lerobot_videos(folder / "robot", args.episodes, args.frames)
-        jobs: dict[str, Callable[[Any, Path], str]] = {
-            f"LeRobot import, {args.episodes} episodes with video": lambda client, out: expertdata.convert(
-                robot, out / "robot.zarr", client=client, overwrite=True).digest,
-            f"a recording of {args.recordings} CartPole episodes": lambda client, out: expertdata.generate_expert_traj(
-                cartpole, out / "cartpole.zarr", "CartPole-v1", n_episodes=args.recordings, overwrite=True,
-                client=client).metadata.get("digest") or expertdata.digest(expertdata.load(out / "cartpole.zarr")),
-        }
-        if args.bridge.is_dir():
+        jobs: dict[str, Callable[[Any, Path], str]] = {}
+        if "lerobot" in chosen:
+            robot = lerobot_videos(folder / "robot", args.episodes, args.frames)
+            jobs[f"LeRobot import, {args.episodes} episodes with video"] = lambda client, out: expertdata.convert(
+                robot, out / "robot.zarr", client=client, overwrite=True).digest
+        if "recording" in chosen:
+            jobs[f"a recording of {args.recordings} CartPole episodes"] = \
+                lambda client, out: expertdata.generate_expert_traj(
+                    cartpole, out / "cartpole.zarr", "CartPole-v1", n_episodes=args.recordings, overwrite=True,
+                    client=client).metadata.get("digest") or expertdata.digest(expertdata.load(out / "cartpole.zarr"))
+        if "rlds" in chosen and args.bridge.is_dir():
             bridge = rlds_copies(args.bridge, folder / "bridge", args.rlds_copies)
             jobs[f"RLDS import, the Bridge fixture {args.rlds_copies} times over"] = \
                 lambda client, out: expertdata.convert(bridge, out / "bridge.zarr", client=client,

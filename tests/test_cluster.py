@@ -18,12 +18,13 @@ import pytest
 import expertdata
 from expertdata.io.cluster import cluster, run, task_prefixes
 
-from .conftest import invoke, make_arrays
+from .conftest import SHARED_FIXTURES, invoke, make_arrays
 from .hostile_inputs import lerobot21
 
 pytest.importorskip("distributed")
 ROOT = Path(__file__).resolve().parents[1]
 CARTPOLE = ROOT / "fixtures" / "cartpole.npz"
+BRIDGE = SHARED_FIXTURES / "rlds" / "bridge_dataset" / "1.0.0"
 DASK = Path(sys.executable).parent / "dask"
 
 
@@ -141,6 +142,20 @@ def test_select_and_merge_on_a_cluster_give_one_process_bytes(scheduler_file, tm
         assert _digest(tmp_path / f"{name}1.zarr") == _digest(tmp_path / f"{name}2.zarr")
 
 
+@pytest.mark.skipif(not BRIDGE.is_dir(), reason=f"RLDS fixtures not found at {BRIDGE}")
+def test_an_rlds_import_reads_each_block_s_records_alone_on_its_worker(scheduler_file, tmp_path):
+    from expertdata.io import parallel
+
+    with expertdata.load(BRIDGE) as data:  # what a block's task opens on its worker: its episodes' records alone
+        source = parallel.block_source(data, (5, 10), "a-command")
+        assert source.kwargs["episodes"] == [5, 6, 7, 8, 9] and source.token is None
+        with source.open() as block:
+            assert block.n_episodes == 5 and np.array_equal(block["actions"][:], data["actions"][50:100])
+    spread = invoke("convert", BRIDGE, tmp_path / "spread.zarr", "--scheduler-file", scheduler_file)
+    assert spread.returncode == 0, spread.stderr
+    assert _digest(tmp_path / "spread.zarr") == expertdata.convert(BRIDGE, tmp_path / "one.zarr").digest
+
+
 def test_a_path_only_the_client_sees_is_one_line(scheduler_file, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     expertdata.convert(CARTPOLE, tmp_path / "here.zarr")
@@ -243,7 +258,7 @@ def test_a_source_read_whole_is_opened_once_per_worker_for_a_command_and_closed_
 
     opened, closed = [], []
 
-    def counting_load(path):  # an RLDS folder parses every shard when it opens
+    def counting_load(path):  # as a source that is parsed whole when it opens
         opened.append(path)
         return dataclasses.replace(expertdata.load(path), closer=lambda: closed.append(path))
 

@@ -55,3 +55,27 @@ def test_a_damaged_shard_is_refused_in_one_line(tmp_path, damage, message):
     shard.write_bytes(damage(shard.read_bytes()))
     with pytest.raises(expertdata.UnreadableError, match=message):
         expertdata.load(folder)
+
+
+def test_chosen_episodes_are_read_alone_and_the_others_data_skipped(tmp_path):
+    """What a cluster's worker reads of its block: the chosen records are parsed and checked, the others only
+    framed, so a damaged episode elsewhere does not stop it (the whole read still refuses it)."""
+    from expertdata.core import guard
+
+    folder = tmp_path / "bridge"
+    shutil.copytree(BRIDGE, folder)
+    shard = folder / TRAIN
+    offset, _ = rlds.records(guard.Scope(folder), shard)[0]
+    data = bytearray(shard.read_bytes())
+    data[offset + 40] ^= 0xFF  # episode 0's data
+    shard.write_bytes(bytes(data))
+    with pytest.raises(expertdata.UnreadableError, match="episode 0|CRC mismatch"):
+        expertdata.load(folder)
+    chosen = [3, 24, 25, 49]
+    with expertdata.load(BRIDGE) as whole, expertdata.load(folder, episodes=chosen) as alone:
+        assert alone.metadata["splits"] == {"train": [0, 1], "val": [2, 3]}
+        picked = whole.take(chosen)
+        for name in whole.fields:
+            assert np.array_equal(np.asarray(picked[name][:]), np.asarray(alone[name][:])), name
+    with pytest.raises(expertdata.UsageError, match="episode 50 is outside its episodes 0-49"):
+        expertdata.load(BRIDGE, episodes=[50])

@@ -2,9 +2,9 @@
 
 Work is split by episodes: blocks of whole episodes of a few chunks each, as many as a multiple of the workers.
 A task reads its block from the source itself (the dataset travels as the way to open it again: a path, a selection
-of episodes, a merge; a peer format that reads episodes alone, LeRobot, opens only the block's files), writes every
-chunk of a Zarr destination that lies wholly inside its rows, hashes its episodes' rows of every field, and returns
-the rows of the (at most two) chunks it shares with its neighbours. The client writes those shared chunks once both
+of episodes, a merge; a peer format that reads episodes alone, LeRobot or RLDS, opens only the block's files or
+records), writes every chunk of a Zarr destination that lies wholly inside its rows, hashes its episodes' rows of
+every field, and returns the rows of the (at most two) chunks it shares with its neighbours. The client writes those shared chunks once both
 sides have come, the per-episode fields (one row per episode: small), then the metadata, and commits last: a reader
 never sees half a dataset. Per-episode digests are put together from the workers' hashes; the content digest, one
 sequential hash over every field, is the client's pass over what was written (the serial part: see docs/scale.md),
@@ -76,7 +76,7 @@ def _stored(rows: np.ndarray, array: Any) -> np.ndarray:
 
 def block_source(dataset: Dataset, episodes: tuple[int, int], token: str) -> Any:
     """What a task reads a block of episodes from: for a dataset opened from a local path in a format that reads
-    episodes alone (LeRobot), the block's episodes alone; for another dataset opened from somewhere, the whole of it,
+    episodes alone (LeRobot, RLDS), the block's episodes alone; for another dataset opened from somewhere, the whole of it,
     opened once per worker for every block of the command ``token`` names (``kept_open``); a dataset in memory
     travels with the task."""
     from . import remote
@@ -100,8 +100,8 @@ _KEPT_LOCK = threading.Lock()
 class _Reopened:
     """A dataset opened where it is unpickled (on a worker), by ``function(*args, **kwargs)``: a block's episodes
     alone, or, with a ``token``, a whole source that the worker opens once and keeps for the command's other blocks
-    (a reader that parses every shard when it opens, RLDS's, would otherwise parse them all once per block); a
-    worker of several threads opens it once in each."""
+    (a reader that parses its whole source when it opens would otherwise parse it once per block); a worker of
+    several threads opens it once in each."""
 
     def __init__(self, function: Any, args: tuple, kwargs: dict, token: str | None = None) -> None:
         self.function, self.args, self.kwargs, self.token = function, args, kwargs, token

@@ -22,7 +22,7 @@ import os
 import re
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -55,8 +55,9 @@ def _masked_crc(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def records(scope: guard.Scope, file: Path) -> list[tuple[int, int]]:
-    """Each record's (offset of its data, length), every framing checksum checked."""
+def records(scope: guard.Scope, file: Path, read: Callable[[int], bool] = lambda n: True) -> list[tuple[int, int]]:
+    """Each record's (offset of its data, length), every length's checksum checked, and the data's checksum of the
+    records ``read`` names (by position in the shard); the others' data is skipped, not read."""
     found = []
     with scope.open(file) as f:
         size, at = os.fstat(f.fileno()).st_size, 0
@@ -70,10 +71,13 @@ def records(scope: guard.Scope, file: Path) -> list[tuple[int, int]]:
             if length > min(MAX_RECORD, size - at - 16):
                 raise UnreadableError(f"{file}: the record at byte {at:,} claims {length:,} bytes; "
                                       f"{max(0, size - at - 16):,} are left")
-            data = f.read(length)
-            (crc,) = struct.unpack("<I", f.read(4))
-            if crc != _masked_crc(data):
-                raise UnreadableError(f"{file}: the record at byte {at:,} is corrupt (CRC mismatch)")
+            if read(len(found)):
+                data = f.read(length)
+                (crc,) = struct.unpack("<I", f.read(4))
+                if crc != _masked_crc(data):
+                    raise UnreadableError(f"{file}: the record at byte {at:,} is corrupt (CRC mismatch)")
+            else:
+                f.seek(at + 16 + length)
             found.append((at + 12, length))
             at += 16 + length
     return found
@@ -149,8 +153,8 @@ class DecodedImages(LazyRows):
     read); an image whose header gives another size than ``features.json`` is refused before it is decoded."""
 
     def __init__(self, scope: guard.Scope, key: str, spec: dict, where: list[tuple[Path, int, int]],
-                 lengths: np.ndarray) -> None:
-        self._scope, self._key, self._spec, self._where = scope, key, spec, where
+                 lengths: np.ndarray, numbers: Sequence[int]) -> None:
+        self._scope, self._key, self._spec, self._where, self._numbers = scope, key, spec, where, numbers
         self._starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         self.dtype, self.shape = np.dtype(np.uint8), (int(self._starts[-1]),) + tuple(spec["shape"])
 
@@ -162,7 +166,7 @@ class DecodedImages(LazyRows):
             episode = int(np.searchsorted(self._starts, row, side="right")) - 1
             begin, end = int(self._starts[episode]), int(self._starts[episode + 1])
             file, offset, length = self._where[episode]
-            label = f"{file}: episode {episode}"
+            label = f"{file}: episode {self._numbers[episode]}"
             encoded = _values(_example(self._scope, *self._where[episode]).get(self._key), self._key, self._spec,
                               label)
             if len(encoded) != end - begin:
@@ -203,7 +207,9 @@ def _shards(scope: guard.Scope) -> list[Path]:
     return sorted(shards, key=lambda p: (_SHARD.fullmatch(p.name)["split"] != "train", p.name))
 
 
-def read(path: Path, trusted: bool = False) -> Raw:
+def read(path: Path, trusted: bool = False, episodes: Sequence[int] | None = None) -> Raw:
+    """Read an RLDS folder; ``episodes``: only these (positions in shard order, train's first), whose records alone
+    are read and parsed (the others' lengths are checked, their data skipped)."""
     import importlib.util
 
     if not all(importlib.util.find_spec(m) for m in ("crc32c", "tfrecord", "PIL")):
@@ -216,20 +222,27 @@ def read(path: Path, trusted: bool = False) -> Raw:
     if missing:
         raise UnreadableError(f"{path}: features.json declares no {', '.join(map(shown, missing))}; an RLDS dataset "
                               "has both")
+    wanted = None if episodes is None else set(episodes)
     where, split_of = [], []
     for shard in _shards(scope):
-        for offset, length in records(scope, shard):
+        first = len(where)
+        for offset, length in records(scope, shard, lambda n: wanted is None or first + n in wanted):
             where.append((shard, offset, length))
             split_of.append(_SHARD.fullmatch(shard.name)["split"])
     if not where:
         raise UnreadableError(f"{path}: no episodes in its shards")
+    numbers = list(range(len(where))) if episodes is None else list(episodes)
+    wrong = [n for n in numbers if not 0 <= n < len(where)]
+    if wrong:
+        raise UsageError(f"{path}: episode {wrong[0]} is outside its episodes 0-{len(where) - 1}")
+    where, split_of = [where[n] for n in numbers], [split_of[n] for n in numbers]
     step_keys = [k for k in features if k.startswith("steps/")]
     if not any(k.startswith("steps/observation/") for k in step_keys):
         raise UnreadableError(f"{path}: features.json declares no steps/observation/*")
     images = {k for k, spec in features.items() if spec["kind"] == "Image"}
     # Every record is parsed once here for its numbers and text; images are decoded from the file when read.
     episodes, lengths = [], []
-    for n, w in enumerate(where):
+    for n, w in zip(numbers, where):
         stored = _example(scope, *w)
         label = f"{w[0]}: episode {n}"
         values = {k: _values(stored.get(k), k, features[k], label) for k in features if k not in images}
@@ -243,7 +256,7 @@ def read(path: Path, trusted: bool = False) -> Raw:
     for key in step_keys:
         spec = features[key]
         if spec["kind"] == "Image":
-            columns[key] = DecodedImages(scope, key, spec, where, lengths)
+            columns[key] = DecodedImages(scope, key, spec, where, lengths, numbers)
         else:
             columns[key] = np.concatenate([e[key] for e in episodes])
     _fields(raw, columns, lengths, episodes, features, split_of)
@@ -319,4 +332,4 @@ def export(dataset: Any, metadata: dict, path: Path, options: Any) -> list[str]:
 
 BACKEND = Peer("rlds", "RLDS / Open X-Embodiment TFDS folders (read, without TensorFlow): steps/observation/* become a "
                "Dict observation (JPEG and PNG images decoded), is_terminal/is_last the flags, splits named splits.",
-               sniff, read, export, {"none": None}, capabilities=Capabilities(exports=True))
+               sniff, read, export, {"none": None}, capabilities=Capabilities(exports=True, selective=True))
