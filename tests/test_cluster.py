@@ -304,3 +304,10 @@ def test_a_dataset_of_a_few_blocks_is_cut_in_a_multiple_of_the_workers():
     data = expertdata.load(CARTPOLE)  # 10 episodes of 500 rows
     assert len(parallel.episode_blocks(data, 2000)) == 3  # 2,000 + 2,000 + 1,000 rows
     assert len(parallel.episode_blocks(data, parallel.balanced_block_rows(data.n_transitions, 2000, 2))) == 4
+
+    class TwoWorkers:
+        def scheduler_info(self):
+            return {"workers": {"tcp://a": {}, "tcp://b": {}}}
+
+    # what a write and a hash of the episodes (verify, validate) share: 10 episodes make 4 blocks, not 3 or 5
+    assert parallel._blocks(TwoWorkers(), data, 2000) == [(0, 3), (3, 6), (6, 9), (9, 10)]

@@ -232,11 +232,7 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
         # Blocks span a few chunks of the field that holds the most bytes a row; a narrower field's larger chunks
         # are shared between blocks, their few bytes written by the client.
         heaviest = max(step, key=lambda n: row_bytes(dataset.fields[n]), default=None)
-        rows = chunks[heaviest] if heaviest is not None else 1
-        workers = max(1, len(client.scheduler_info().get("workers", {})))
-        target = max(CHUNKS_PER_BLOCK * rows, -(-dataset.n_transitions // (BLOCKS_PER_WORKER * workers)))
-        target = balanced_block_rows(dataset.n_transitions, target, workers)
-        blocks = episode_blocks(dataset, target) if dataset.n_episodes else []
+        blocks = _blocks(client, dataset, CHUNKS_PER_BLOCK * (chunks[heaviest] if heaviest is not None else 1))
         place: tuple[str, dict[str, Any] | None] = rows_at or (str(folder), None)
         if rows_at is not None:  # the arrays' own metadata first, so that workers can open them there
             remote.put(folder, *rows_at, root=False)
@@ -283,6 +279,16 @@ def write_parts(client: Any, dataset: Dataset, folder: Path, options: formats.Wr
     return content, per_episode
 
 
+def _blocks(client: Any, dataset: Dataset, least: int) -> list[tuple[int, int]]:
+    """The blocks of whole episodes the cluster's workers share: at least ``least`` rows each, at least
+    ``BLOCKS_PER_WORKER`` per worker where the dataset is large enough, a multiple of the workers where it is small."""
+    if not dataset.n_episodes:
+        return []
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    target = max(least, -(-dataset.n_transitions // (BLOCKS_PER_WORKER * workers)))
+    return episode_blocks(dataset, balanced_block_rows(dataset.n_transitions, target, workers))
+
+
 def _dtypes(dataset: Dataset, names: list[str]) -> dict[str, np.dtype]:
     return {name: np.dtype(dataset.fields[name].dtype) for name in names}
 
@@ -296,8 +302,7 @@ def episode_digests(client: Any, dataset: Dataset) -> list[str]:
     """``dataset``'s per-episode digests, its episodes' rows hashed on the cluster, blocks of whole episodes."""
     names = sorted(dataset.fields)
     step = [n for n in names if dataset.field_per(n) == "step"]
-    workers = max(1, len(client.scheduler_info().get("workers", {})))
-    blocks = episode_blocks(dataset, max(1, -(-dataset.n_transitions // (BLOCKS_PER_WORKER * workers))))
+    blocks = _blocks(client, dataset, 1)
     hashes: dict[str, list[bytes]] = {n: [b""] * dataset.n_episodes for n in step}
     with kept_open(client) as token:
         jobs = [(block_source(dataset, b, token), None, _dtypes(dataset, step), {}, b, _bounds(dataset, b))
