@@ -51,9 +51,10 @@ def cluster(workers: int | None = None, scheduler: str | None = None,
             if workers < 1:
                 raise UsageError(f"workers must be at least 1, not {workers}")
             # A video decoder in each process keeps to its share of the cores rather than ffmpeg's one thread per
-            # core (with a process per core, one thread each).
+            # core (with a process per core, one thread each); a lone worker decodes as one process does (ffmpeg's
+            # choice, a thread more than the cores: on 2 cores, 2 threads decoded 10% slower).
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-            share = str(max(1, cores // workers))
+            share = "0" if workers == 1 else str(max(1, cores // workers))
             local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                              dashboard_address=None, silence_logs=50,
                                              env={DECODE_THREADS_VARIABLE: os.environ.get(DECODE_THREADS_VARIABLE,
