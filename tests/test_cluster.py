@@ -177,6 +177,19 @@ def test_a_task_whose_worker_dies_runs_again_elsewhere(tmp_path):
         assert run(client, _dies_once, [(str(tmp_path / "marker"), 21)], "dies-once") == [42]
 
 
+def _environment() -> tuple:
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("EXPERTDATA_DECODE_THREADS")
+
+
+def test_a_lone_local_worker_allocates_and_decodes_as_one_process_does(monkeypatch):
+    """Dask's default MALLOC_TRIM_THRESHOLD_ made the same blocks compute 20-40% slower; a lone worker gets ffmpeg's
+    choice of decoding threads, as one process does (docs/results/scale.md)."""
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.delenv("EXPERTDATA_DECODE_THREADS", raising=False)
+    with cluster(workers=1) as client:
+        assert list(client.run(_environment).values()) == [(None, "0")]
+
+
 def _big(folder: Path) -> Path:
     rows = 200_000
     arrays = {**make_arrays((rows // 2, rows // 2)), "obs": np.random.default_rng(0).random((rows, 64), np.float32)}
