@@ -25,6 +25,7 @@ pytest.importorskip("distributed")
 ROOT = Path(__file__).resolve().parents[1]
 CARTPOLE = ROOT / "fixtures" / "cartpole.npz"
 BRIDGE = SHARED_FIXTURES / "rlds" / "bridge_dataset" / "1.0.0"
+MINARI_ARROW = SHARED_FIXTURES / "minari" / "pendulum" / "expert-arrow-v0"
 DASK = Path(sys.executable).parent / "dask"
 
 
@@ -142,18 +143,20 @@ def test_select_and_merge_on_a_cluster_give_one_process_bytes(scheduler_file, tm
         assert _digest(tmp_path / f"{name}1.zarr") == _digest(tmp_path / f"{name}2.zarr")
 
 
-@pytest.mark.skipif(not BRIDGE.is_dir(), reason=f"RLDS fixtures not found at {BRIDGE}")
-def test_an_rlds_import_reads_each_block_s_records_alone_on_its_worker(scheduler_file, tmp_path):
+@pytest.mark.skipif(not (BRIDGE.is_dir() and MINARI_ARROW.is_dir()), reason=f"peer fixtures not found at {BRIDGE}")
+@pytest.mark.parametrize("source", [BRIDGE, MINARI_ARROW], ids=["rlds", "minari-arrow"])
+def test_a_peer_import_reads_each_block_s_episodes_alone_on_its_worker(scheduler_file, tmp_path, source):
     from expertdata.io import parallel
 
-    with expertdata.load(BRIDGE) as data:  # what a block's task opens on its worker: its episodes' records alone
-        source = parallel.block_source(data, (5, 10), "a-command")
-        assert source.kwargs["episodes"] == [5, 6, 7, 8, 9] and source.token is None
-        with source.open() as block:
-            assert block.n_episodes == 5 and np.array_equal(block["actions"][:], data["actions"][50:100])
-    spread = invoke("convert", BRIDGE, tmp_path / "spread.zarr", "--scheduler-file", scheduler_file)
+    with expertdata.load(source) as data:  # what a block's task opens on its worker: its episodes' records alone
+        source_of_block = parallel.block_source(data, (5, 10), "a-command")
+        assert source_of_block.kwargs["episodes"] == [5, 6, 7, 8, 9] and source_of_block.token is None
+        rows = slice(int(data.episodes.starts[5]), int(data.episodes.ends[9]))
+        with source_of_block.open() as block:
+            assert block.n_episodes == 5 and np.array_equal(block["actions"][:], data["actions"][rows])
+    spread = invoke("convert", source, tmp_path / "spread.zarr", "--scheduler-file", scheduler_file)
     assert spread.returncode == 0, spread.stderr
-    assert _digest(tmp_path / "spread.zarr") == expertdata.convert(BRIDGE, tmp_path / "one.zarr").digest
+    assert _digest(tmp_path / "spread.zarr") == expertdata.convert(source, tmp_path / "one.zarr").digest
 
 
 def test_a_path_only_the_client_sees_is_one_line(scheduler_file, tmp_path, monkeypatch):

@@ -286,6 +286,28 @@ def test_a_minari_arrow_dataset_reads_as_minari_itself_reads_it(tmp_path):
 
 
 @needs_peers
+def test_chosen_minari_episodes_are_read_alone(tmp_path):
+    """What a cluster's worker opens of its block: the chosen episodes' Arrow files alone, so a damaged file elsewhere
+    does not stop it (the whole read refuses it); an HDF5 dataset's chosen groups. Both as the whole read's rows."""
+    import shutil
+
+    pytest.importorskip("pyarrow")
+    folder = tmp_path / "pendulum"
+    shutil.copytree(MINARI_ARROW, folder)
+    (folder / "data" / "0" / "part-0.arrow").write_bytes(b"ARROW1 but not really")
+    with pytest.raises(UnreadableError, match="not a readable Arrow file"):
+        expertdata.load(folder)
+    for whole_at, chosen_at in ((MINARI_ARROW, folder), (MINARI, MINARI)):
+        with expertdata.load(whole_at) as whole, expertdata.load(chosen_at, episodes=[2, 5, 9]) as alone:
+            assert alone.n_episodes == 3 and "episode_id" not in alone.fields  # numbered 0, 1, ... as the whole
+            picked = whole.take([2, 5, 9])
+            for name in whole.fields:
+                assert np.array_equal(picked[name][:], alone[name][:]), name
+    with pytest.raises(UsageError, match="episode 10 is outside its episodes 0-9"):
+        expertdata.load(folder, episodes=[10])
+
+
+@needs_peers
 def test_minari_arrow_through_our_formats_and_back_loads_with_minari_itself(tmp_path, monkeypatch):
     minari = pytest.importorskip("minari")
     pytest.importorskip("pyarrow")

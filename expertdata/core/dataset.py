@@ -11,7 +11,7 @@ import numpy as np
 
 from . import episode_views
 from .arrays import ArrayLike, Gathered, RowWindow
-from .episodes import Episode, EpisodeIndex
+from .episodes import Episode, EpisodeIndex, renumbered_splits
 from .errors import UsageError
 from .field import Field
 from .rules import raise_for, structural_problems
@@ -170,8 +170,7 @@ class Dataset(Mapping):
                   for name, array in self.fields.items()}
         metadata = dict(self.metadata)
         if isinstance(metadata.get("splits"), dict):
-            renumber = {int(e): i for i, e in enumerate(episodes)}
-            metadata["splits"] = {k: [renumber[e] for e in v if e in renumber] for k, v in metadata["splits"].items()}
+            metadata["splits"] = renumbered_splits(metadata["splits"], episodes)
         return replace(self, fields=fields, metadata=metadata, closer=closer, source=f"{self.source} (selected)",
                        as_recorded=False, origin=(Dataset.take, (self, episodes), {}))
 

@@ -5,7 +5,7 @@ Every episode operation (slicing, ``traj_limitation``, splits, shards) is index 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -114,3 +114,9 @@ class Episode:
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.values.items() if k != "final_obs" and np.ndim(v) == 0}
         return f"<Episode {self.index}: {self.length} steps from row {self.start}, {shown}>"
+
+
+def renumbered_splits(splits: dict[str, list[int]], episodes: Sequence[int]) -> dict[str, list[int]]:
+    """Named splits of a dataset, as they fall on the ``episodes`` taken from it (renumbered from 0)."""
+    renumber = {int(e): i for i, e in enumerate(episodes)}
+    return {name: [renumber[e] for e in members if e in renumber] for name, members in splits.items()}

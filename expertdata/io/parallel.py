@@ -1,15 +1,16 @@
 """Writing a dataset on a Dask cluster (``expertdata.io.cluster``): the same content, byte for byte, as one process.
 
-Work is split by episodes: blocks of whole episodes of a few chunks each, as many as a multiple of the workers.
-A task reads its block from the source itself (the dataset travels as the way to open it again: a path, a selection
-of episodes, a merge; a peer format that reads episodes alone, LeRobot or RLDS, opens only the block's files or
-records), writes every chunk of a Zarr destination that lies wholly inside its rows, hashes its episodes' rows of
-every field, and returns the rows of the (at most two) chunks it shares with its neighbours. The client writes those
-shared chunks once both sides have come, the per-episode fields (one row per episode: small), then the metadata, and
-commits last: a reader never sees half a dataset. Per-episode digests are put together from the workers' hashes; the content digest, one
-sequential hash over every field, is the client's pass over what was written (the serial part: see docs/scale.md),
-compared episode by episode with the workers' hashes of the source. Formats that cannot be written in parallel
-(HDF5, ``.npz``, peers) are written by the client from the Zarr parts the workers wrote.
+Work is split by episodes: blocks of whole episodes of a few chunks each, as many as a multiple of the workers. A
+task reads its block from the source itself (the dataset travels as the way to open it again: a path, a selection of
+episodes, a merge; a peer format that reads episodes alone, LeRobot, RLDS or Minari's Arrow files, opens only the
+block's files or records), writes every chunk of a Zarr destination that lies wholly inside its rows, hashes its
+episodes' rows of every field, and returns the rows of the (at most two) chunks it shares with its neighbours. The
+client writes those shared chunks once both sides have come, the per-episode fields (one row per episode: small),
+then the metadata, and commits last: a reader never sees half a dataset. Per-episode digests are put together from
+the workers' hashes; the content digest, one sequential hash over every field, is the client's pass over what was
+written (the serial part: see docs/scale.md), compared episode by episode with the workers' hashes of the source.
+Formats that cannot be written in parallel (HDF5, ``.npz``, peers) are written by the client from the Zarr parts the
+workers wrote.
 """
 from __future__ import annotations
 
@@ -76,9 +77,9 @@ def _stored(rows: np.ndarray, array: Any) -> np.ndarray:
 
 def block_source(dataset: Dataset, episodes: tuple[int, int], token: str) -> Any:
     """What a task reads a block of episodes from: for a dataset opened from a local path in a format that reads
-    episodes alone (LeRobot, RLDS), the block's episodes alone; for another dataset opened from somewhere, the whole
-    of it, opened once per worker for every block of the command ``token`` names (``kept_open``); a dataset in memory
-    travels with the task."""
+    episodes alone (LeRobot, RLDS, Minari), the block's episodes alone; for another dataset opened from somewhere,
+    the whole of it, opened once per worker for every block of the command ``token`` names (``kept_open``); a
+    dataset in memory travels with the task."""
     from . import remote
 
     origin = dataset.origin

@@ -31,7 +31,7 @@ def load(path: Path | str, format: str | None = None, trusted: bool = False,
     ``strict`` refuses what reading would skip (``W108``: a peer's video whose files are missing, an object
     array). ``episodes``: only these episodes (positions, increasing), read alone where the format can (a LeRobot
     folder opens only their files: a partial download's complete episodes read whole; an RLDS folder parses only
-    their records), else taken after reading.
+    their records; a Minari Arrow folder opens only their files), else taken after reading.
     """
     raw = remote.open_raw(path, format, trusted, storage_options, episodes)
     try:

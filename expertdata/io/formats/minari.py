@@ -20,13 +20,14 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import h5py
 import numpy as np
 
 from ...core import guard, spaces
 from ...core.arrays import ArrayLike, Concatenated
+from ...core.episodes import renumbered_splits
 from ...core.errors import ExpertDataError, UnreadableError, UsageError
 from ...core.schema import field_per, is_image, shown
 from ..atomic import final_name
@@ -36,6 +37,7 @@ from .peer import (
     PEER_KEY,
     Peer,
     checked,
+    chosen_episodes,
     declare_extras,
     episode_id_clash,
     episode_sums,
@@ -149,7 +151,9 @@ def _env(meta: dict[str, Any]) -> dict[str, Any]:
             if isinstance(v, (str, int)) and not isinstance(v, bool)}
 
 
-def read(path: Path, trusted: bool = False) -> Raw:
+def read(path: Path, trusted: bool = False, episodes: Sequence[int] | None = None) -> Raw:
+    """Read a Minari dataset; ``episodes``: only these (positions in episode-id order), whose Arrow files alone are
+    opened and validated (the HDF5 backend's are read lazily either way)."""
     folder = _data_folder(path)
     if folder is None:
         raise UnreadableError(f"{path}: not a Minari dataset (no data/metadata.json)")
@@ -161,14 +165,17 @@ def read(path: Path, trusted: bool = False) -> Raw:
     if backend == "hdf5":
         file = scope.file(folder / "main_data.hdf5")
         raw = hdf5.read(file, trusted)
-        seeds = _hdf5_seeds(file)
+        seeds, every_id = _hdf5_seeds(file), None  # the ids are the groups' (``_episodes``)
     elif backend == "arrow":
         if spaces.is_composite(observation_space):
             raise UsageError(f"{path}: a {observation_space['type']} observation space in Minari's Arrow backend "
                              "(nested struct columns) is not read yet; its HDF5 backend is")
         stored = metadata_from_json(meta[METADATA_KEY], folder) if METADATA_KEY in meta else {}
         shapes = (stored.get(PEER_KEY) or {}).get("row_shapes", {}) if isinstance(stored, dict) else {}
-        raw = minari_arrow.read(scope, folder, observation_space, action_space, shapes)
+        folders = minari_arrow.episode_folders(folder, scope)
+        every_id = [id_ for id_, _ in folders]
+        raw = minari_arrow.read(scope, folder, chosen_episodes(folders, episodes, path), observation_space,
+                                action_space, shapes)
         raw.metadata = stored
         seeds = minari_arrow.seeds(scope, folder)
     else:
@@ -178,7 +185,9 @@ def read(path: Path, trusted: bool = False) -> Raw:
         refuse_withheld(raw, path)
         raw.root, raw.format = path, "minari"
         ours = take_peer_note(raw, "minari")
-        _episodes(raw, path, seeds, ours is not None, minari_paths(observation_space))
+        _episodes(raw, path, seeds, ours is not None, minari_paths(observation_space), episodes, every_id)
+        if episodes is not None and isinstance(raw.metadata.get("splits"), dict):
+            raw.metadata["splits"] = renumbered_splits(raw.metadata["splits"], episodes)
         if ours is None:
             raw.metadata = {**_env(meta), "observation_space": observation_space, "action_space": action_space,
                             "extras": raw.metadata.get("extras"),
@@ -221,9 +230,14 @@ def _by_episode(raw: Raw, path: Path) -> dict[int, dict[str, ArrayLike]]:
 
 
 def _episodes(raw: Raw, path: Path, seeds: Callable[[list[int]], list[Any]], ours: bool,
-              leaves: dict[str, str]) -> None:
-    """Our fields from the per-episode arrays (``leaves``: where each leaf of the observation is stored)."""
-    episodes = _by_episode(raw, path)
+              leaves: dict[str, str], positions: Sequence[int] | None = None,
+              every_id: list[int] | None = None) -> None:
+    """Our fields from the per-episode arrays (``leaves``: where each leaf of the observation is stored), of the
+    episodes at ``positions`` where given, among ``every_id`` (the dataset's episode ids; by default those of the
+    arrays)."""
+    found = _by_episode(raw, path)
+    every_id = list(found) if every_id is None else every_id
+    episodes = {id_: found[id_] for id_ in chosen_episodes(every_id, positions, path)}
     storage = next(iter(raw.storage.values()), {})
     raw.fields, raw.storage, raw.coverage = {}, {}, {}
     lengths = []
@@ -273,7 +287,7 @@ def _episodes(raw: Raw, path: Path, seeds: Callable[[list[int]], list[Any]], our
     if ours:
         return
     raw.fields["episode_returns"] = episode_sums(raw.fields["rewards"], first, f"{path}: rewards")
-    raw.fields.update(_episode_attrs(list(episodes), seeds))
+    raw.fields.update(_episode_attrs(list(episodes), seeds, every_id == list(range(len(every_id)))))
     raw.storage = {name: storage for name in raw.fields if isinstance(raw.fields[name], Concatenated)}
     raw.metadata = dict(raw.metadata)
     observed = {f"{base}/{leaf}" if leaf else base for base in ("obs", "final_obs") for leaf in leaves}
@@ -281,10 +295,11 @@ def _episodes(raw: Raw, path: Path, seeds: Callable[[list[int]], list[Any]], our
                                     "episode_returns"}, {"step": int(sum(lengths)), "episode": len(lengths)})
 
 
-def _episode_attrs(ids: list[int], seeds: Callable[[list[int]], list[Any]]) -> dict[str, np.ndarray]:
-    """Episode ids (when not 0, 1, 2, ...) and seeds (when every episode has one) as episode extras."""
+def _episode_attrs(ids: list[int], seeds: Callable[[list[int]], list[Any]], numbered: bool) -> dict[str, np.ndarray]:
+    """Episode ids (unless the dataset's are ``numbered`` 0, 1, 2, ...) and seeds (when every episode has one) as
+    episode extras."""
     out = {}
-    if ids != list(range(len(ids))):
+    if not numbered:
         out["episode_id"] = np.asarray(ids, np.int64)
     found = seeds(ids)
     if all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in found):
@@ -431,9 +446,9 @@ def _dataset_id(path: Path) -> str:
 BACKEND = Peer("minari", "Minari datasets (a dataset folder; HDF5 or Arrow backend read, HDF5 written). Keeps every "
                "array, spaces (Dict and Tuple observations too), env id, seeds and infos; final_obs exact both ways. "
                "Writing needs final_obs and both spaces.", sniff, read, export, hdf5.BACKEND.compressions,
-               capabilities=Capabilities(exports=True, needs_rewards=True), locate=locate)
+               capabilities=Capabilities(exports=True, needs_rewards=True, selective=True), locate=locate)
 
 
 ARROW = Peer("minari-arrow", "Minari datasets written with Minari's Arrow backend (read as minari). The same as "
              "minari; needs pyarrow.", lambda path: False, read, export_arrow, {"none": None},
-             capabilities=Capabilities(exports=True, needs_rewards=True, composite_obs=False))
+             capabilities=Capabilities(exports=True, needs_rewards=True, composite_obs=False, selective=True))

@@ -148,16 +148,16 @@ def _infos(pa: Any, column: Any, prefix: str, raw: Raw, file: Path) -> None:
                                         f"{str(exc).split(': ', 1)[1]}"))
 
 
-def read(scope: guard.Scope, folder: Path, observation_space: dict | None, action_space: dict | None,
-         row_shapes: dict[str, list[int]] | None = None) -> Raw:
-    """The episodes' arrays; ``row_shapes`` (from our own export) restores rows Minari stores flat (a
-    Discrete action kept as (1,))."""
+def read(scope: guard.Scope, folder: Path, episodes: list[tuple[int, Path]], observation_space: dict | None,
+         action_space: dict | None, row_shapes: dict[str, list[int]] | None = None) -> Raw:
+    """The arrays of ``episodes`` (``episode_folders``' entries, or some of them: no other file is opened);
+    ``row_shapes`` (from our own export) restores rows Minari stores flat (a Discrete action kept as (1,))."""
     pa = _pyarrow()
     shapes = {"observations": spaces.row_shape(observation_space) if observation_space else None,
               "actions": spaces.row_shape(action_space) if action_space and action_space["type"] != "Discrete"
               else None}
     raw = Raw({}, {}, folder, "minari")
-    for id_, episode in episode_folders(folder, scope):
+    for id_, episode in episodes:
         files = [p for p in scope.entries(episode) if p.name.startswith("part-") and p.name.endswith(".arrow")]
         if len(files) != 1:
             raise UnreadableError(f"{episode}: {len(files)} Arrow files; one per episode is read")

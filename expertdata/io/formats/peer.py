@@ -11,12 +11,12 @@ it made up (flags a dataset never recorded, say), so a reader drops them again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 from ...core.arrays import ArrayLike, Concatenated, RowWindow, iter_blocks
-from ...core.errors import EpisodeIdClashError, OutsideError, UnreadableError
+from ...core.errors import EpisodeIdClashError, OutsideError, UnreadableError, UsageError
 from ...core.rules import Finding
 from ...core.schema import field_name_problem, shown
 from .base import Capabilities, Raw
@@ -53,6 +53,20 @@ def checked(value: Any, kind: type | tuple[type, ...], what: str, where: Any, lo
                                                 (high is None or value <= high)):
         raise UnreadableError(f"{where}: {what} is {value!r}, outside {low}-{high}")
     return value
+
+
+T = TypeVar("T")
+
+
+def chosen_episodes(episodes: list[T], positions: Sequence[int] | None, where: Any) -> list[T]:
+    """The ``episodes`` (one item each, in episode order) at ``positions`` (all of them where ``None``): what a
+    reader that reads episodes alone (``Capabilities.selective``) opens; a position outside is a ``UsageError``."""
+    if positions is None:
+        return list(episodes)
+    wrong = [n for n in positions if not 0 <= n < len(episodes)]
+    if wrong:
+        raise UsageError(f"{where}: episode {wrong[0]} is outside its episodes 0-{len(episodes) - 1}")
+    return [episodes[n] for n in positions]
 
 
 def episode_id_clash(named: list[tuple[str, int]], where: Any) -> None:

@@ -32,7 +32,7 @@ from ...core.errors import CountMismatchError, UnreadableError, UsageError
 from ...core.rules import Finding
 from ...core.schema import shown
 from .base import Capabilities, Raw
-from .peer import Peer, checked, space_of
+from .peer import Peer, checked, chosen_episodes, space_of
 
 _SHARD = re.compile(r"(?P<name>.+)-(?P<split>[A-Za-z0-9_]+)\.tfrecord-(?P<index>\d{5})-of-(?P<count>\d{5})")
 _DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64, "uint8": np.uint8,
@@ -231,10 +231,7 @@ def read(path: Path, trusted: bool = False, episodes: Sequence[int] | None = Non
             split_of.append(_SHARD.fullmatch(shard.name)["split"])
     if not where:
         raise UnreadableError(f"{path}: no episodes in its shards")
-    numbers = list(range(len(where))) if episodes is None else list(episodes)
-    wrong = [n for n in numbers if not 0 <= n < len(where)]
-    if wrong:
-        raise UsageError(f"{path}: episode {wrong[0]} is outside its episodes 0-{len(where) - 1}")
+    numbers = chosen_episodes(list(range(len(where))), episodes, path)
     where, split_of = [where[n] for n in numbers], [split_of[n] for n in numbers]
     step_keys = [k for k in features if k.startswith("steps/")]
     if not any(k.startswith("steps/observation/") for k in step_keys):

@@ -33,7 +33,7 @@ from ....core.errors import CountMismatchError, ExpertDataError, OutsideError, U
 from ....core.rules import Finding
 from ....core.schema import shown
 from ..base import Raw
-from ..peer import PEER_KEY, checked, episode_id_clash, space_of
+from ..peer import PEER_KEY, checked, chosen_episodes, episode_id_clash, space_of
 from .video import VideoFrames
 
 VERSIONS = ("v2.1", "v3.0")
@@ -149,12 +149,7 @@ def _episodes(scope: guard.Scope, info: dict, chosen: Sequence[int] | None) -> l
     if isinstance(frames, int) and not isinstance(frames, bool) and frames != listed:
         raise CountMismatchError(f"{where}: E018 count-mismatch: info.json declares {frames:,} frames; the episodes "
                                  f"listed hold {listed:,}")
-    if chosen is not None:
-        wrong = [c for c in chosen if not 0 <= c < len(episodes)]
-        if wrong:
-            raise UsageError(f"{scope.root}: episode {wrong[0]} is outside its episodes 0-{len(episodes) - 1}")
-        episodes = [episodes[c] for c in chosen]
-    return episodes
+    return chosen_episodes(episodes, chosen, scope.root)
 
 
 def _parquet(scope: guard.Scope, file: Path, keep: Any = None, rows: int | None = None) -> Any:
