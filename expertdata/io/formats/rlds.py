@@ -55,9 +55,9 @@ def _masked_crc(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def records(scope: guard.Scope, file: Path, read: Callable[[int], bool] = lambda n: True) -> list[tuple[int, int]]:
+def records(scope: guard.Scope, file: Path, read_data: Callable[[int], bool] = lambda n: True) -> list[tuple[int, int]]:
     """Each record's (offset of its data, length), every length's checksum checked, and the data's checksum of the
-    records ``read`` names (by position in the shard); the others' data is skipped, not read."""
+    records ``read_data`` names (by position in the shard); the others' data is skipped, not read."""
     found = []
     with scope.open(file) as f:
         size, at = os.fstat(f.fileno()).st_size, 0
@@ -71,7 +71,7 @@ def records(scope: guard.Scope, file: Path, read: Callable[[int], bool] = lambda
             if length > min(MAX_RECORD, size - at - 16):
                 raise UnreadableError(f"{file}: the record at byte {at:,} claims {length:,} bytes; "
                                       f"{max(0, size - at - 16):,} are left")
-            if read(len(found)):
+            if read_data(len(found)):
                 data = f.read(length)
                 (crc,) = struct.unpack("<I", f.read(4))
                 if crc != _masked_crc(data):
