@@ -177,7 +177,7 @@ def read(path: Path, trusted: bool = False, episodes: Sequence[int] | None = Non
         raw = minari_arrow.read(scope, folder, chosen_episodes(folders, episodes, path), observation_space,
                                 action_space, shapes)
         raw.metadata = stored
-        seeds = minari_arrow.seeds(scope, folder)
+        seeds = minari_arrow.seeds(scope, folders)
     else:
         raise UnreadableError(f"{path}: a Minari dataset stored as {shown(str(backend))}; its HDF5 and Arrow "
                               "backends are read")

@@ -184,10 +184,10 @@ def read(scope: guard.Scope, folder: Path, episodes: list[tuple[int, Path]], obs
     return raw
 
 
-def seeds(scope: guard.Scope, folder: Path) -> Callable[[list[int]], list[Any]]:
-    """Each episode's seed, from its ``metadata.json`` (``None`` where it has none; a link or a file that is not
-    a small JSON object is refused)."""
-    names = {id_: p for id_, p in episode_folders(folder)}
+def seeds(scope: guard.Scope, folders: list[tuple[int, Path]]) -> Callable[[list[int]], list[Any]]:
+    """Each episode's seed, from its ``metadata.json`` in its folder (``episode_folders``' entries; ``None`` where it
+    has none; a link or a file that is not a small JSON object is refused)."""
+    names = dict(folders)
 
     def read_seeds(ids: list[int]) -> list[Any]:
         found = []
