@@ -136,8 +136,8 @@ class Capabilities:
     :param composite_obs: observations of a Dict or Tuple space (one field per leaf) can be written.
     :param lossy: compressions that do not give back what was written (a video codec at a quality level): a save
         with one measures and says its error instead of comparing digests.
-    :param selective: ``read`` takes ``episodes`` and opens only their files (a partial download's complete
-        episodes read, whatever else is missing).
+    :param selective: ``read`` takes ``episodes`` and reads only their files or records (a partial download's
+        complete episodes read, whatever else is missing; a cluster's worker reads its block alone).
     """
 
     streaming: bool = False
