@@ -329,6 +329,21 @@ def test_auto_gives_box_actions_the_off_policy_generator_and_discrete_ones_ppo()
         GAIL(None, "CartPole-v1", FIXTURES / "cartpole.npz", seed=0, generator="td3")
 
 
+def test_the_gradient_penalty_is_chosen_by_the_action_space_unless_given():
+    """Box actions: R1 at 10 (the expert's inputs); discrete ones: 1 between the inputs; given values win, and a
+    place given alone brings its own weight. The model's config says what was used."""
+    def penalty(env_id, data, **given):
+        config = GAIL(None, env_id, FIXTURES / data, seed=0, **given).config
+        return config.gradient_penalty, config.gradient_penalty_at
+
+    assert penalty("Pendulum-v1", "pendulum.npz") == (10.0, "expert")
+    assert penalty("CartPole-v1", "cartpole.npz") == (1.0, "interpolates")
+    assert penalty("CartPole-v1", "cartpole.npz", gradient_penalty=3.0, gradient_penalty_at="expert") == (3.0, "expert")
+    assert penalty("Pendulum-v1", "pendulum.npz", gradient_penalty_at="interpolates") == (1.0, "interpolates")
+    with pytest.raises(expertdata.UsageError, match="gradient_penalty_at must be one of"):
+        GAILConfig(gradient_penalty_at="between")
+
+
 def test_the_off_policy_generator_is_warm_started_then_learns_from_the_discriminator():
     """A short warm start clones the expert; after it, every env step replays transitions that the discriminator
     rewards now, and the critics learn alone for ``critic_warmup`` updates before the actor follows them."""

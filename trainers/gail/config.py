@@ -1,6 +1,7 @@
 """``GAILConfig``: GAIL's hyperparameters (free of torch, so the command line reads them without it)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,9 +19,9 @@ class GAILConfig:
     """GAIL's hyperparameters: SB2's names first, then the PPO generator's. Defaults differ from SB2's
     where measurement said so (``benchmarks/gail.py``): 32 discriminator updates per iteration at 1e-3
     (SB2's single update at 3e-4 leaves the discriminator too weak to guide a PPO generator), the
-    ``logit`` reward (no survival bonus), a gradient penalty of 10 at the expert's inputs (R1: keeps the
-    reward smooth where the expert is, yet lets it separate a generator close by; the penalty at points
-    between the two left InvertedDoublePendulum's discriminator blind), and PPO updates stopped at a KL of
+    ``logit`` reward (no survival bonus), a gradient penalty chosen by the action space (``resolved_for``: for Box
+    actions 10 at the expert's inputs, R1, which keeps the reward smooth where the expert is yet lets it separate a
+    generator close by), and PPO updates stopped at a KL of
     0.02 from the rollout's policy (fewer relapses once imitation is reached), and, where the expert's episodes run
     to the time limit, an absorbing state paid no more than the lowest learned reward (``absorbing_reward``: a
     policy that had reached the expert learned to fall once the discriminator paid its steps less than ending).
@@ -31,10 +32,11 @@ class GAILConfig:
     :param d_step: discriminator updates per iteration (each on a 1/d_step share of the last rollout).
     :param d_stepsize: the discriminator's Adam step size.
     :param reward: positive (SB2's -log(1 - D)) or logit (log D - log(1 - D)).
-    :param gradient_penalty: weight of the discriminator's gradient penalty (0: none).
+    :param gradient_penalty: weight of the discriminator's gradient penalty (0: none; None: 10 at the expert's
+        inputs, 1 between the inputs).
     :param gradient_penalty_at: where it is taken: ``interpolates`` (between expert and generator inputs) or
         ``expert`` (the expert's inputs, R1: it leaves D free to be steep between the expert's states and the
-        generator's).
+        generator's); None: ``expert`` for Box actions, ``interpolates`` for the others (``resolved_for``).
     :param absorbing: an episode that terminates (not one cut by a time limit) leads to an absorbing state,
         which the discriminator scores like any transition (Kostrikov et al., "Discriminator-Actor-Critic",
         2019): the learned reward, not the env's termination, decides whether ending early pays, for any
@@ -111,8 +113,8 @@ class GAILConfig:
     d_step: int = 32
     d_stepsize: float = 1e-3
     reward: Literal["positive", "logit"] = "logit"
-    gradient_penalty: float = 10.0
-    gradient_penalty_at: Literal["interpolates", "expert"] = "expert"
+    gradient_penalty: float | None = None
+    gradient_penalty_at: Literal["interpolates", "expert"] | None = None
     absorbing: bool = True
     absorbing_reward: Literal["learned", "lowest"] = "lowest"
     train_discriminator: bool = True
@@ -161,7 +163,7 @@ class GAILConfig:
             raise UsageError(f"reward must be one of {REWARDS}, not {self.reward!r}")
         if self.absorbing_reward not in ABSORBING_REWARDS:
             raise UsageError(f"absorbing_reward must be one of {ABSORBING_REWARDS}, not {self.absorbing_reward!r}")
-        if self.gradient_penalty_at not in PENALTY_POINTS:
+        if self.gradient_penalty_at is not None and self.gradient_penalty_at not in PENALTY_POINTS:
             raise UsageError(f"gradient_penalty_at must be one of {PENALTY_POINTS}, not {self.gradient_penalty_at!r}")
         for name in ("obs_normalization", "d_obs_normalization"):
             if getattr(self, name) not in OBS_NORMALIZATIONS:
@@ -196,3 +198,13 @@ class GAILConfig:
             raise UsageError(f"the td3 generator acts in Box action spaces; this one is {action_space['type']} "
                              "(generator='ppo')")
         return self.generator
+
+    def resolved_for(self, action_space: dict) -> "GAILConfig":
+        """This config with the gradient penalty decided for the action space where left ``None``: Box actions get R1
+        at weight 10 (a penalty between the inputs left InvertedDoublePendulum's discriminator blind to a generator
+        beside demonstrations that barely vary), the others a penalty of 1 between the inputs (R1 at 10 left
+        MountainCar's discrete policy swinging between reaching the flag and never reaching it); a place given alone
+        brings its weight (10 at the expert's inputs, 1 between them). Measured in docs/results/gail-tuning.md."""
+        at = self.gradient_penalty_at or ("expert" if action_space["type"] == "Box" else "interpolates")
+        weight = self.gradient_penalty if self.gradient_penalty is not None else (10.0 if at == "expert" else 1.0)
+        return dataclasses.replace(self, gradient_penalty=weight, gradient_penalty_at=at)

@@ -92,6 +92,7 @@ class GAIL:
         self.expert_dataset = as_training_data(expert_dataset, self.config.seed)
         given = (policy.observation_space, policy.action_space) if isinstance(policy, Policy) else None
         spaces_ = training_spaces(self.expert_dataset, env, given, check)
+        self.config = self.config.resolved_for(spaces_[1])
         self.generator = self.config.generator_for(spaces_[1])
         off_policy = self.generator == "td3"
         self.model = ActorCritic(*spaces_, self.config.td3_net_arch if off_policy else self.config.net_arch,
