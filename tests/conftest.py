@@ -15,6 +15,13 @@ import expertdata
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 SB2_PENDULUM = SHARED_FIXTURES / "sb2" / "expert_pendulum.npz"
+# other projects' files, each named once (fixtures/README.md in ../shared says what each is)
+BRIDGE = SHARED_FIXTURES / "rlds" / "bridge_dataset" / "1.0.0"
+LEROBOT30 = SHARED_FIXTURES / "lerobot" / "v3.0_record-test"
+MINARI_HDF5 = SHARED_FIXTURES / "minari" / "cartpole" / "expert-v0"
+MINARI_ARROW = SHARED_FIXTURES / "minari" / "pendulum" / "expert-arrow-v0"
+IMITATION = SHARED_FIXTURES / "imitation" / "cartpole_0_final.npz"
+PUSHT = SHARED_FIXTURES / "diffusion_policy" / "pusht_cchi_v7_replay.zarr"
 
 needs_sb2 = pytest.mark.skipif(not SB2_PENDULUM.exists(),
                                reason=f"SB2 fixtures not found at {SHARED_FIXTURES} (they live in ../shared)")

@@ -13,15 +13,11 @@ import numpy as np
 
 import expertdata
 
-from .conftest import SHARED_FIXTURES, make_arrays
+from .conftest import BRIDGE, SHARED_FIXTURES, make_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 CARTPOLE = ROOT / "fixtures" / "cartpole.npz"
 LEROBOT21 = SHARED_FIXTURES / "lerobot" / "v2.1_G1-policy-train"
-LEROBOT30 = SHARED_FIXTURES / "lerobot" / "v3.0_record-test"
-BRIDGE = SHARED_FIXTURES / "rlds" / "bridge_dataset" / "1.0.0"
-MINARI_HDF5 = SHARED_FIXTURES / "minari" / "cartpole" / "expert-v0"
-MINARI_ARROW = SHARED_FIXTURES / "minari" / "pendulum" / "expert-arrow-v0"
 SECRET = "outside-the-dataset-secret"
 
 

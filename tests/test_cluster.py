@@ -18,14 +18,12 @@ import pytest
 import expertdata
 from expertdata.io.cluster import cluster, run, task_prefixes
 
-from .conftest import SHARED_FIXTURES, invoke, make_arrays
+from .conftest import BRIDGE, MINARI_ARROW, invoke, make_arrays
 from .hostile_inputs import lerobot21
 
 pytest.importorskip("distributed")
 ROOT = Path(__file__).resolve().parents[1]
 CARTPOLE = ROOT / "fixtures" / "cartpole.npz"
-BRIDGE = SHARED_FIXTURES / "rlds" / "bridge_dataset" / "1.0.0"
-MINARI_ARROW = SHARED_FIXTURES / "minari" / "pendulum" / "expert-arrow-v0"
 DASK = Path(sys.executable).parent / "dask"
 
 

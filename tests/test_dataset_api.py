@@ -12,11 +12,10 @@ import zarr
 import expertdata
 from expertdata.core.field import Field
 
-from .conftest import SHARED_FIXTURES, SUFFIXES, invoke, make_arrays
+from .conftest import LEROBOT30, PUSHT, SUFFIXES, invoke, make_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 CARTPOLE = ROOT / "fixtures" / "cartpole.npz"
-PUSHT = SHARED_FIXTURES / "diffusion_policy" / "pusht_cchi_v7_replay.zarr"
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +185,7 @@ def test_frames_give_lerobots_delta_timestamps_in_rows():
     assert np.array_equal(first["obs"], ds["obs"][[0, 0]]) and first["obs_is_pad"].tolist() == [True, False]
     assert np.array_equal(last["actions"], ds["actions"][[6, 6, 6]])
     assert last["actions_is_pad"].tolist() == [False, True, True]
-    lerobot = SHARED_FIXTURES / "lerobot" / "v3.0_record-test"
+    lerobot = LEROBOT30
     if lerobot.is_dir():
         with expertdata.load(lerobot) as robot:  # 30 fps: a tenth of a second is three frames
             item = robot.frames(delta_timestamps={"observation.state": [-0.1, 0.0], "action": [0.0, 0.1]})[400]

@@ -28,9 +28,10 @@ import expertdata
 from expertdata.cli import main
 
 from . import hostile_inputs as h
+from .conftest import BRIDGE, IMITATION, LEROBOT30, MINARI_ARROW, MINARI_HDF5
 from .test_hostile import _chunk_bytes, _files, snapshot
 
-pytestmark = pytest.mark.skipif(not h.LEROBOT21.is_dir() or not h.BRIDGE.is_dir(),
+pytestmark = pytest.mark.skipif(not h.LEROBOT21.is_dir() or not BRIDGE.is_dir(),
                                 reason=f"peer fixtures not found at {h.SHARED_FIXTURES}")
 #: Peak resident memory allowed to a command run on a file that claims gigabytes (the interpreter with numpy,
 #: h5py, zarr, pyarrow and PyAV loaded takes about 200 MB of it).
@@ -102,11 +103,11 @@ def _made(make, change=None, name: str = "d") -> Callable[[Path], dict]:
 
 
 def _lerobot_v30(change) -> Callable[[Path], dict]:
-    return _copy(h.LEROBOT30, change, "v30")
+    return _copy(LEROBOT30, change, "v30")
 
 
 def _rlds(change) -> Callable[[Path], dict]:
-    return _copy(h.BRIDGE, change, "bridge")
+    return _copy(BRIDGE, change, "bridge")
 
 
 def _features(change) -> Callable[[Path, Path], None]:
@@ -327,19 +328,19 @@ RLDS = [
 ]
 
 MINARI = [
-    Case("minari: episode_3 and episode_0003", _copy(h.MINARI_HDF5, lambda p, t: _h5_group_renamed(
+    Case("minari: episode_3 and episode_0003", _copy(MINARI_HDF5, lambda p, t: _h5_group_renamed(
         "episode_3", "episode_0003")(p / "data" / "main_data.hdf5", t), "m-v0"), ("info", "{src}"), 2, "E019"),
-    Case("minari arrow: folders 3 and 03", _copy(h.MINARI_ARROW, _arrow_folder_copied("3", "03"), "a-v0"),
+    Case("minari arrow: folders 3 and 03", _copy(MINARI_ARROW, _arrow_folder_copied("3", "03"), "a-v0"),
          ("info", "{src}"), 2, "E019"),
-    Case("minari: data/ is a link out", _copy(h.MINARI_HDF5, _linked("data"), "m-v0"), ("info", "{src}"), 1, "E015"),
-    Case("minari arrow: an episode folder is a link out", _copy(h.MINARI_ARROW, _linked("data/2"), "a-v0"),
+    Case("minari: data/ is a link out", _copy(MINARI_HDF5, _linked("data"), "m-v0"), ("info", "{src}"), 1, "E015"),
+    Case("minari arrow: an episode folder is a link out", _copy(MINARI_ARROW, _linked("data/2"), "a-v0"),
          ("info", "{src}"), 1, "E015"),
-    Case("minari arrow: an episode's metadata.json is a link out", _copy(h.MINARI_ARROW, _linked(
+    Case("minari arrow: an episode's metadata.json is a link out", _copy(MINARI_ARROW, _linked(
         "data/2/metadata.json"), "a-v0"), ("info", "{src}"), 1, "E015"),
-    Case("minari: metadata nested 10,000 deep", _copy(h.MINARI_HDF5, _write("data/metadata.json",
+    Case("minari: metadata nested 10,000 deep", _copy(MINARI_HDF5, _write("data/metadata.json",
                                                                             _nested_json(10_000)), "m-v0"),
          ("info", "{src}"), 2, "nests deeper"),
-    Case("minari: a space nested 10,000 deep", _copy(h.MINARI_HDF5, lambda p, t: h.edit_json(
+    Case("minari: a space nested 10,000 deep", _copy(MINARI_HDF5, lambda p, t: h.edit_json(
         p / "data" / "metadata.json", lambda m: m.update(observation_space=_nested_json(10_000))), "m-v0"),
         ("info", "{src}"), 2, "nests deeper"),
 ]
@@ -467,14 +468,14 @@ def peer_files(tmp_path_factory) -> dict[str, Path]:
     """A small valid dataset of every peer format, each as its project lays one out."""
     folder = tmp_path_factory.mktemp("peers")
     return {"lerobot 2.1": h.lerobot21(folder / "lr", episodes=2, frames=4),
-            "lerobot 3.0": h.copy_of(h.LEROBOT30, folder, "v30"),
+            "lerobot 3.0": h.copy_of(LEROBOT30, folder, "v30"),
             "rlds": h.rlds_small(folder / "bridge"),
-            "minari hdf5": h.copy_of(h.MINARI_HDF5, folder, "m-v0"),
-            "minari arrow": h.copy_of(h.MINARI_ARROW, folder, "a-v0"),
+            "minari hdf5": h.copy_of(MINARI_HDF5, folder, "m-v0"),
+            "minari arrow": h.copy_of(MINARI_ARROW, folder, "a-v0"),
             "robomimic": h.robomimic(folder / "r.hdf5"),
             "d4rl": h.d4rl(folder / "d.hdf5"),
             "diffusion_policy": h.diffusion_policy(folder / "dp.zarr"),
-            "imitation": h.copy_of(h.SHARED_FIXTURES / "imitation" / "cartpole_0_final.npz", folder)}
+            "imitation": h.copy_of(IMITATION, folder)}
 
 
 class _TooLong(Exception):

@@ -12,11 +12,10 @@ import pytest
 import expertdata
 from expertdata.core.errors import UnreadableError, UsageError
 
-from .conftest import SHARED_FIXTURES, SUFFIXES, assert_same_arrays, run_cli
+from .conftest import IMITATION, MINARI_ARROW, MINARI_HDF5, PUSHT, SB2_PENDULUM, SHARED_FIXTURES, SUFFIXES, assert_same_arrays, run_cli
 
 DOOR = SHARED_FIXTURES / "d4rl" / "door-v0_demos_clipped.hdf5"
 MAZE = SHARED_FIXTURES / "d4rl" / "maze2d-open-sparse.hdf5"
-IMITATION = SHARED_FIXTURES / "imitation" / "cartpole_0_final.npz"
 needs_peers = pytest.mark.skipif(not DOOR.exists(), reason=f"peer fixtures not found at {SHARED_FIXTURES}")
 OURS = ("npz", "hdf5", "zarr", "zarr-zip")
 CARTPOLE = Path(__file__).resolve().parents[1] / "fixtures" / "cartpole.npz"
@@ -109,7 +108,7 @@ def test_our_dataset_written_for_d4rl_has_next_observations_and_flags(tmp_path):
 @needs_peers
 def test_flags_an_sb2_file_never_recorded_are_made_up_for_d4rl_and_said_so(tmp_path):
     out = tmp_path / "pendulum.hdf5"
-    result = run_cli("convert", SHARED_FIXTURES / "sb2" / "expert_pendulum.npz", out, "--to", "d4rl")
+    result = run_cli("convert", SB2_PENDULUM, out, "--to", "d4rl")
     assert result.returncode == 0 and "'timeouts' is set at every episode's end" in result.stderr
     written = _h5_arrays(out)
     assert written["timeouts"].sum() == 100 and not written["terminals"].any()
@@ -149,7 +148,7 @@ def test_imitation_through_each_of_our_formats_and_back_loads_with_imitations_ow
 def test_writing_imitation_without_final_observations_is_refused(tmp_path):
     out = tmp_path / "pendulum.npz"
     with pytest.raises(UsageError, match="no final_obs"):
-        expertdata.convert(SHARED_FIXTURES / "sb2" / "expert_pendulum.npz", out, format="imitation")
+        expertdata.convert(SB2_PENDULUM, out, format="imitation")
     assert not out.exists()
 
 
@@ -197,18 +196,17 @@ def test_formats_lists_every_format_with_what_it_keeps():
         "imitation"]
 
 
-MINARI = SHARED_FIXTURES / "minari" / "cartpole" / "expert-v0"
 
 
 @needs_peers
 def test_a_minari_dataset_reads_with_exact_final_observations_spaces_and_seeds():
-    with h5py.File(MINARI / "data" / "main_data.hdf5", "r") as f:
+    with h5py.File(MINARI_HDF5 / "data" / "main_data.hdf5", "r") as f:
         episodes = [f[f"episode_{i}"] for i in range(20)]
         obs = np.concatenate([e["observations"][:-1] for e in episodes])
         final = np.stack([e["observations"][-1] for e in episodes])
         truncations = np.concatenate([e["truncations"][()] for e in episodes])
         seeds = [e.attrs["seed"] for e in episodes]
-    with expertdata.load(MINARI) as data:
+    with expertdata.load(MINARI_HDF5) as data:
         assert data.format == "minari" and (data.n_transitions, data.n_episodes) == (10000, 20)
         assert np.array_equal(data["obs"][:], obs) and np.array_equal(data["final_obs"][:], final)
         assert np.array_equal(data["truncated"][:], truncations) and list(data["seed"][:]) == seeds
@@ -216,7 +214,7 @@ def test_a_minari_dataset_reads_with_exact_final_observations_spaces_and_seeds()
         assert data.metadata["action_space"] == {"type": "Discrete", "n": 2, "start": 0}
         assert data.metadata["observation_space"]["high"][1] == 3.4028235e38  # float32's largest, read from JSON
         assert data.metadata["provenance"]["minari"]["dataset_id"] == "cartpole/expert-v0"
-    assert expertdata.validate(MINARI).ok
+    assert expertdata.validate(MINARI_HDF5).ok
 
 
 @needs_peers
@@ -234,11 +232,11 @@ def test_a_minari_dataset_id_is_found_where_minari_looks(monkeypatch):
 def test_minari_through_each_of_our_formats_and_back_loads_with_minari_itself(tmp_path, ours, monkeypatch):
     minari = pytest.importorskip("minari")
     (tmp_path / "datasets" / "expertdata").mkdir(parents=True)
-    _, back = _through(MINARI, tmp_path / f"cartpole{SUFFIXES[ours]}",
+    _, back = _through(MINARI_HDF5, tmp_path / f"cartpole{SUFFIXES[ours]}",
                        tmp_path / "datasets" / "expertdata" / "cartpole-v0", "minari")
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
-    _same_in_minari(minari.MinariDataset(MINARI / "data"), minari.load_dataset("expertdata/cartpole-v0"))
-    with expertdata.load(MINARI) as a, expertdata.load(back) as b:
+    _same_in_minari(minari.MinariDataset(MINARI_HDF5 / "data"), minari.load_dataset("expertdata/cartpole-v0"))
+    with expertdata.load(MINARI_HDF5) as a, expertdata.load(back) as b:
         assert_same_arrays(a, b)
 
 
@@ -264,7 +262,6 @@ def test_writing_minari_needs_final_observations_and_spaces(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-MINARI_ARROW = SHARED_FIXTURES / "minari" / "pendulum" / "expert-arrow-v0"
 
 
 @needs_peers
@@ -297,7 +294,7 @@ def test_chosen_minari_episodes_are_read_alone(tmp_path):
     (folder / "data" / "0" / "part-0.arrow").write_bytes(b"ARROW1 but not really")
     with pytest.raises(UnreadableError, match="not a readable Arrow file"):
         expertdata.load(folder)
-    for whole_at, chosen_at in ((MINARI_ARROW, folder), (MINARI, MINARI)):
+    for whole_at, chosen_at in ((MINARI_ARROW, folder), (MINARI_HDF5, MINARI_HDF5)):
         with expertdata.load(whole_at) as whole, expertdata.load(chosen_at, episodes=[2, 5, 9]) as alone:
             assert alone.n_episodes == 3 and "episode_id" not in alone.fields  # numbered 0, 1, ... as the whole
             picked = whole.take([2, 5, 9])
@@ -378,7 +375,6 @@ def test_a_d4rl_array_linked_out_of_the_file_is_refused_unless_trusted(tmp_path)
         assert data["infos.qpos"].shape == (10, 2)
 
 
-PUSHT = SHARED_FIXTURES / "diffusion_policy" / "pusht_cchi_v7_replay.zarr"
 
 
 @needs_peers

@@ -9,9 +9,8 @@ import pytest
 import expertdata
 from expertdata.io.formats import rlds
 
-from .conftest import SHARED_FIXTURES
+from .conftest import BRIDGE
 
-BRIDGE = SHARED_FIXTURES / "rlds" / "bridge_dataset" / "1.0.0"
 pytestmark = pytest.mark.skipif(not BRIDGE.is_dir(), reason=f"RLDS fixtures not found at {BRIDGE}")
 TRAIN = "bridge_dataset-train.tfrecord-00000-of-00001"
 
