@@ -13,10 +13,7 @@ import argparse
 
 import numpy as np
 from seeds import setting
-from suite import TASKS, scale
-
-from expertdata import ExpertDataset
-from trainers.gail import GAIL
+from suite import TASKS, gail_model, scale, scored
 
 
 def main() -> None:
@@ -27,8 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     task = TASKS[args.task]
     score = scale(task, task.path)
-    model = GAIL(None, task.env_id, ExpertDataset(task.path, traj_limitation=task.episodes, verbose=0, seed=args.seed),
-                 seed=args.seed, **dict(args.set))
+    model = gail_model(task, task.path, task.episodes, args.seed, **dict(args.set))
     paid: list[tuple[float, float, float]] = []
     value_of = model._absorbing_value
 
@@ -39,14 +35,11 @@ def main() -> None:
 
     model._absorbing_value = watched
     print("env steps  score  mean reward  lowest reward  absorbing paid  absorbing (D)")
-    while model.num_timesteps < task.gail_steps:
-        model.learn(task.score_every, reset_num_timesteps=False)
-        now = score(model.evaluate(n_episodes=task.eval_episodes)[0])
+    for steps, _, now in scored(model, task, score, task.gail_steps):
         mean, lowest, absorbing = np.mean(paid[-model.config.g_step:], axis=0)
         paid.clear()
-        print(f"{model.num_timesteps:9,d}  {now:5.2f}  {mean:11.2f}  {lowest:13.2f}  {absorbing:14.2f}  "
+        print(f"{steps:9,d}  {now:5.2f}  {mean:11.2f}  {lowest:13.2f}  {absorbing:14.2f}  "
               f"{model.logs[-1]['absorbing_reward']:13.2f}", flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -29,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 from seeds import over_seeds, random_demonstrations, setting
 
@@ -90,23 +91,36 @@ def bc_run(task: Task, score: NormalisedScore, seed: int, **settings) -> dict:
     return {"score": score(model.evaluate(n_episodes=task.eval_episodes)[0]), "seconds": seconds}
 
 
-def gail_run(task: Task, path: Path, episodes: int, score: NormalisedScore, budget: int, seed: int,
-             progress: tuple[Path, str] | None = None, **control) -> dict:
-    """GAIL's curve; with ``progress`` (a file and a label), each evaluation is also appended to the file as it
-    comes, one JSON line, so that a run stopped early leaves what it measured."""
+def gail_model(task: Task, path: Path, episodes: int, seed: int, **control):
+    """GAIL on ``episodes`` of the demonstrations at ``path``, for the task's env, seeded."""
     from trainers.gail import GAIL
 
-    model = GAIL(None, task.env_id, ExpertDataset(path, traj_limitation=episodes, verbose=0, seed=seed), seed=seed,
-                 **control)
-    curve, trained = [], 0.0
+    return GAIL(None, task.env_id, ExpertDataset(path, traj_limitation=episodes, verbose=0, seed=seed), seed=seed,
+                **control)
+
+
+def scored(model, task: Task, score: NormalisedScore, budget: int) -> Iterator[tuple[int, float, float]]:
+    """Train ``model`` to ``budget`` env steps, ``task.score_every`` at a time; after each, yield the env steps,
+    the training seconds so far and the normalised score."""
+    trained = 0.0
     while model.num_timesteps < budget:
         start = time.perf_counter()
         model.learn(task.score_every, reset_num_timesteps=False)
         trained += time.perf_counter() - start
-        curve.append((model.num_timesteps, trained, score(model.evaluate(n_episodes=task.eval_episodes)[0])))
+        yield model.num_timesteps, trained, score(model.evaluate(n_episodes=task.eval_episodes)[0])
+
+
+def gail_run(task: Task, path: Path, episodes: int, score: NormalisedScore, budget: int, seed: int,
+             progress: tuple[Path, str] | None = None, **control) -> dict:
+    """GAIL's curve; with ``progress`` (a file and a label), each evaluation is also appended to the file as it
+    comes, one JSON line, so that a run stopped early leaves what it measured."""
+    model = gail_model(task, path, episodes, seed, **control)
+    curve = []
+    for point in scored(model, task, score, budget):
+        curve.append(point)
         if progress is not None:
             with progress[0].open("a") as log:
-                log.write(json.dumps({"run": progress[1], "seed": seed, "curve": curve[-1]}) + "\n")
+                log.write(json.dumps({"run": progress[1], "seed": seed, "curve": point}) + "\n")
     return {"curve": curve, "steps_per_second": statistics.median(e["steps_per_second"] for e in model.logs)}
 
 
