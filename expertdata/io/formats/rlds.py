@@ -22,7 +22,7 @@ import os
 import re
 import struct
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -55,9 +55,9 @@ def _masked_crc(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def records(scope: guard.Scope, file: Path, read_data: Callable[[int], bool] = lambda n: True) -> list[tuple[int, int]]:
-    """Each record's (offset of its data, length), every length's checksum checked, and the data's checksum of the
-    records ``read_data`` names (by position in the shard); the others' data is skipped, not read."""
+def records(scope: guard.Scope, file: Path) -> list[tuple[int, int]]:
+    """Each record's (offset of its data, length), every length's checksum checked against its header; the data
+    is skipped here, and checked against its own checksum by ``_example`` when it is read."""
     found = []
     with scope.open(file) as f:
         size, at = os.fstat(f.fileno()).st_size, 0
@@ -71,25 +71,23 @@ def records(scope: guard.Scope, file: Path, read_data: Callable[[int], bool] = l
             if length > min(MAX_RECORD, size - at - 16):
                 raise UnreadableError(f"{file}: the record at byte {at:,} claims {length:,} bytes; "
                                       f"{max(0, size - at - 16):,} are left")
-            if read_data(len(found)):
-                data = f.read(length)
-                (crc,) = struct.unpack("<I", f.read(4))
-                if crc != _masked_crc(data):
-                    raise UnreadableError(f"{file}: the record at byte {at:,} is corrupt (CRC mismatch)")
-            else:
-                f.seek(at + 16 + length)
+            f.seek(at + 16 + length)
             found.append((at + 12, length))
             at += 16 + length
     return found
 
 
 def _example(scope: guard.Scope, file: Path, offset: int, length: int) -> Any:
-    """One record's ``tf.train.Example`` features (protobuf containers: nothing is copied into Python lists)."""
+    """One record's ``tf.train.Example`` features, its data checked against its checksum first (protobuf
+    containers: nothing is copied into Python lists)."""
     from tfrecord import example_pb2
 
     with scope.open(file) as f:
         f.seek(offset)
         data = f.read(length)
+        (crc,) = struct.unpack("<I", f.read(4))
+    if crc != _masked_crc(data):
+        raise UnreadableError(f"{file}: the record at byte {offset - 12:,} is corrupt (CRC mismatch)")
     example = example_pb2.Example()
     try:
         example.ParseFromString(data)
@@ -209,7 +207,7 @@ def _shards(scope: guard.Scope) -> list[Path]:
 
 def read(path: Path, trusted: bool = False, episodes: Sequence[int] | None = None) -> Raw:
     """Read an RLDS folder; ``episodes``: only these (positions in shard order, train's first), whose records alone
-    are read and parsed (the others' lengths are checked, their data skipped)."""
+    are read, checked and parsed (the others' lengths are checked, their data skipped)."""
     import importlib.util
 
     if not all(importlib.util.find_spec(m) for m in ("crc32c", "tfrecord", "PIL")):
@@ -222,11 +220,9 @@ def read(path: Path, trusted: bool = False, episodes: Sequence[int] | None = Non
     if missing:
         raise UnreadableError(f"{path}: features.json declares no {', '.join(map(shown, missing))}; an RLDS dataset "
                               "has both")
-    wanted = None if episodes is None else set(episodes)
     where, split_of = [], []
     for shard in _shards(scope):
-        first = len(where)
-        for offset, length in records(scope, shard, lambda n: wanted is None or first + n in wanted):
+        for offset, length in records(scope, shard):
             where.append((shard, offset, length))
             split_of.append(_SHARD.fullmatch(shard.name)["split"])
     if not where:
