@@ -8,11 +8,11 @@ script imports neither expertdata nor the suite; it reads our ``.npz`` with nump
     python3.11 -m venv /tmp/imvenv && /tmp/imvenv/bin/pip install torch==2.13.0 imitation "gymnasium[mujoco]"
     /tmp/imvenv/bin/python benchmarks/imitation_gail.py --task hopper-10
 
-The settings are imitation's ``benchmarking/example_gail_seals_hopper_best_hp_eval.json`` (PPO with its tuned
-hyperparameters, 4,096 env steps a round on 8 envs, 8 discriminator updates a round, demo batch 128, a replay of
-4,096 generator transitions, running-normalised reward net inputs and outputs and policy inputs), on the suite's
-task (Hopper-v4 and the RL Zoo agent's 10 episodes) instead of seals/Hopper-v0; only the budget is ours (1M env
-steps rather than its 10M).
+The settings are imitation's own tuned ones for the task's env, read from the JSON files its package ships
+(``imitation/scripts/config/tuned_hps/gail_seals_{hopper,half_cheetah}_best_hp_eval.json``: PPO's hyperparameters
+and policy, its rollout size spread on 8 envs, the discriminator's updates, demo batch and replay, running-normalised
+reward net inputs and outputs and policy inputs), on the suite's task (the v4 env and the RL Zoo agent's 10
+episodes) instead of seals' env; only the budget is ours (1M env steps rather than its 10M).
 Scores are normalised as the suite's (random policy 0, demonstrations 1, on 10 evaluation episodes, seeds from
 10000), every ~50k env steps, deterministic actions.
 """
@@ -28,9 +28,29 @@ ROOT = Path(__file__).resolve().parents[1]
 #: task -> env id, demonstrations, the suite's normalisation (random policy's and demonstrations' mean return)
 TASKS = {"hopper-10": ("Hopper-v4", ROOT / "fixtures/experts/hopper.npz", 29.9, 2438.7),
          "halfcheetah-10": ("HalfCheetah-v4", ROOT / "fixtures/experts/halfcheetah.npz", -285.6, 5889.0)}
+#: task -> the name of imitation's tuned settings for its env
+TUNED = {"hopper-10": "gail_seals_hopper_best_hp_eval.json", "halfcheetah-10": "gail_seals_half_cheetah_best_hp_eval.json"}
 EVAL_SEED, EVAL_EPISODES, SCORE_EVERY = 10_000, 10, 50_000
-#: imitation's scripts run 8 envs (its environment ingredient's default); PPO's 4,096 steps a round are spread on them
+#: imitation's scripts run 8 envs (its environment ingredient's default); PPO's steps a round are spread on them
 N_ENVS = 8
+
+
+def tuned(task: str) -> dict:
+    """imitation's tuned settings for the task's env, as its package ships them, classes resolved."""
+    import importlib
+    import importlib.resources
+    import json
+
+    def resolved(value):
+        if isinstance(value, dict) and set(value) == {"py/type"}:
+            module, _, name = value["py/type"].rpartition(".")
+            return getattr(importlib.import_module(module), name)
+        if isinstance(value, dict):
+            return {k: resolved(v) for k, v in value.items()}
+        return [resolved(v) for v in value] if isinstance(value, list) else value
+
+    text = importlib.resources.files("imitation.scripts.config.tuned_hps").joinpath(TUNED[task]).read_text()
+    return resolved(json.loads(text))
 
 
 def trajectories(path: Path) -> list:
@@ -71,30 +91,29 @@ def main() -> None:
     args = parser.parse_args()
     import torch
     from imitation.algorithms.adversarial.gail import GAIL
-    from imitation.policies.base import NormalizeFeaturesExtractor
     from imitation.rewards.reward_nets import BasicRewardNet, NormalizedRewardNet
-    from imitation.util.networks import RunningNorm
     from imitation.util.util import make_vec_env
     from stable_baselines3 import PPO
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     torch.set_num_threads(1)
     env_id, path, random_return, expert_return = TASKS[args.task]
+    settings = tuned(args.task)
+    policy_kwargs = dict(settings["policy"]["policy_kwargs"])
+    if isinstance(policy_kwargs.get("net_arch"), list) and len(policy_kwargs["net_arch"]) == 1:
+        policy_kwargs["net_arch"] = policy_kwargs["net_arch"][0]  # SB3 2's form of the same layers
+    policy_cls = settings["policy"]["policy_cls"]
     rng = np.random.default_rng(args.seed)
     venv = make_vec_env(env_id, rng=rng, n_envs=N_ENVS)
-    learner = PPO(ActorCriticPolicy, venv, seed=args.seed, batch_size=512, clip_range=0.1,
-                  ent_coef=0.001255299425412744, gae_lambda=0.98, gamma=0.995, learning_rate=4.3984856156897565e-5,
-                  max_grad_norm=0.9, n_epochs=20,
-                  vf_coef=0.20315938606555833, n_steps=4096 // N_ENVS,
-                  policy_kwargs=dict(activation_fn=torch.nn.ReLU, features_extractor_class=NormalizeFeaturesExtractor,
-                                     features_extractor_kwargs=dict(normalize_class=RunningNorm),
-                                     net_arch=dict(pi=[64, 64], vf=[64, 64])))
+    learner = PPO(ActorCriticPolicy if policy_cls == "MlpPolicy" else policy_cls, venv, seed=args.seed,
+                  n_steps=settings["rl"]["batch_size"] // N_ENVS, policy_kwargs=policy_kwargs,
+                  **settings["rl"]["rl_kwargs"])
     reward_net = NormalizedRewardNet(BasicRewardNet(venv.observation_space, venv.action_space,
-                                                    normalize_input_layer=RunningNorm), RunningNorm)
-    trainer = GAIL(demonstrations=trajectories(path), demo_batch_size=128, gen_replay_buffer_capacity=4096,
-                   n_disc_updates_per_round=8, venv=venv, gen_algo=learner, reward_net=reward_net,
-                   allow_variable_horizon=True)
-    print(f"imitation GAIL on {args.task} ({env_id}), seed {args.seed}, imitation's seals/Hopper settings", flush=True)
+                                                    **settings["reward"]["net_kwargs"]),
+                                     settings["reward"]["normalize_output_layer"])
+    trainer = GAIL(demonstrations=trajectories(path), venv=venv, gen_algo=learner, reward_net=reward_net,
+                   allow_variable_horizon=True, **settings["algorithm_kwargs"])
+    print(f"imitation GAIL on {args.task} ({env_id}), seed {args.seed}, imitation's {TUNED[args.task]}", flush=True)
     trained, done, first = 0.0, 0, None
     while done < args.steps:
         start = time.perf_counter()
