@@ -8,7 +8,8 @@ paid (``absorbing_reward`` may lower the discriminator's) and the discriminator'
 episodes where the absorbing state pays more than the steps it takes alive. ``--noise`` adds the score of the policy's
 sampled actions, its std (Box actions: the lowest and highest over the action's components) and the discriminator's
 accuracy on the expert's and the generator's transitions in the last iteration: how far the generator's action noise
-alone tells it apart.
+alone tells it apart. The sampled actions are drawn from torch's random stream, so with ``--noise`` the run leaves the
+suite's after its first evaluation.
 """
 from __future__ import annotations
 
