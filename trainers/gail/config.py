@@ -21,8 +21,8 @@ class GAILConfig:
     (SB2's single update at 3e-4 leaves the discriminator too weak to guide a PPO generator), the
     ``logit`` reward (no survival bonus), a gradient penalty chosen by the action space (``resolved_for``: for Box
     actions 10 at the expert's inputs, R1, which keeps the reward smooth where the expert is yet lets it separate a
-    generator close by), and PPO updates stopped at a KL of
-    0.02 from the rollout's policy (fewer relapses once imitation is reached), and, where the expert's episodes run
+    generator close by; for discrete ones 1 between the inputs), and PPO updates stopped at a KL of 0.02 from the
+    rollout's policy (fewer relapses once imitation is reached), and, where the expert's episodes run
     to the time limit, an absorbing state paid no more than the lowest learned reward (``absorbing_reward``: a
     policy that had reached the expert learned to fall once the discriminator paid its steps less than ending).
 
