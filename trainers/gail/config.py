@@ -190,21 +190,22 @@ class GAILConfig:
                 raise UsageError(f"{name} must list one or more layer sizes of at least 1, not {arch}")
             setattr(self, name, arch)
 
-    def generator_for(self, action_space: dict) -> str:
-        """The generator this config gives an action space: ``auto`` is td3 for Box actions, ppo otherwise."""
-        if self.generator == "auto":
-            return "td3" if action_space["type"] == "Box" else "ppo"
-        if self.generator == "td3" and action_space["type"] != "Box":
+    def resolved_for(self, action_space: dict) -> "GAILConfig":
+        """This config with what depends on the action space decided where left open (measured in
+        docs/results/gail-tuning.md):
+
+        - ``generator="auto"``: td3 for Box actions, ppo for the others (td3 is refused for any but Box actions);
+        - the gradient penalty, where left ``None``: Box actions get R1 at weight 10 (a penalty between the inputs
+          left InvertedDoublePendulum's discriminator blind to a generator beside demonstrations that barely vary),
+          the others a penalty of 1 between the inputs (R1 at 10 left MountainCar's discrete policy swinging between
+          reaching the flag and never reaching it); a place given alone brings its weight (10 at the expert's
+          inputs, 1 between them).
+        """
+        box = action_space["type"] == "Box"
+        generator = ("td3" if box else "ppo") if self.generator == "auto" else self.generator
+        if generator == "td3" and not box:
             raise UsageError(f"the td3 generator acts in Box action spaces; this one is {action_space['type']} "
                              "(generator='ppo')")
-        return self.generator
-
-    def resolved_for(self, action_space: dict) -> "GAILConfig":
-        """This config with the gradient penalty decided for the action space where left ``None``: Box actions get R1
-        at weight 10 (a penalty between the inputs left InvertedDoublePendulum's discriminator blind to a generator
-        beside demonstrations that barely vary), the others a penalty of 1 between the inputs (R1 at 10 left
-        MountainCar's discrete policy swinging between reaching the flag and never reaching it); a place given alone
-        brings its weight (10 at the expert's inputs, 1 between them). Measured in docs/results/gail-tuning.md."""
-        at = self.gradient_penalty_at or ("expert" if action_space["type"] == "Box" else "interpolates")
+        at = self.gradient_penalty_at or ("expert" if box else "interpolates")
         weight = self.gradient_penalty if self.gradient_penalty is not None else (10.0 if at == "expert" else 1.0)
-        return dataclasses.replace(self, gradient_penalty=weight, gradient_penalty_at=at)
+        return dataclasses.replace(self, generator=generator, gradient_penalty=weight, gradient_penalty_at=at)

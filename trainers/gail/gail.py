@@ -93,7 +93,6 @@ class GAIL:
         given = (policy.observation_space, policy.action_space) if isinstance(policy, Policy) else None
         spaces_ = training_spaces(self.expert_dataset, env, given, check)
         self.config = self.config.resolved_for(spaces_[1])
-        self.generator = self.config.generator_for(spaces_[1])
         off_policy = self.generator == "td3"
         self.model = ActorCritic(*spaces_, self.config.td3_net_arch if off_policy else self.config.net_arch,
                                  "relu" if off_policy else "tanh")
@@ -146,6 +145,11 @@ class GAIL:
         if seed is not None:
             torch.manual_seed(seed + 7919 * self.world.rank)
         self.rng = np.random.default_rng(None if seed is None else [seed, self.world.rank])
+
+    @property
+    def generator(self) -> str:
+        """The generator this model trains, ``ppo`` or ``td3`` (``generator="auto"`` decided for its action space)."""
+        return self.config.generator
 
     def get_env(self) -> Any:
         return self.env
