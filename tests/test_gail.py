@@ -185,6 +185,8 @@ def test_train_gail_from_the_command_line(tmp_path, ranks):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["timesteps"] >= 4000 and summary["ranks"] == max(ranks, 1)
     assert summary["parameters_identical_across_ranks"] is True and "eval_return_mean" in summary
+    # the config as used: what the action space decided, not the None it was given
+    assert (summary["config"]["gradient_penalty"], summary["config"]["gradient_penalty_at"]) == (1.0, "interpolates")
     assert (out / "log.csv").read_text().startswith("iteration,timesteps,")
     assert load(out).predict(np.zeros(4, np.float32))[0].shape == ()
     assert any((tmp_path / "gail-checkpoints").iterdir())

@@ -133,7 +133,8 @@ def run(plugin: TrainerPlugin, request: TrainRequest, config: Any) -> dict[str, 
                       log_interval=request.log_interval, progress=request.progress)
         summary: dict[str, Any] = {
             "trainer": plugin.name, "saved": world.is_root, "dataset": str(request.dataset), "env": request.env_id,
-            "traj_limitation": request.traj_limitation, "ranks": world.size, "config": dataclasses.asdict(config),
+            "traj_limitation": request.traj_limitation, "ranks": world.size,
+            "config": dataclasses.asdict(trainer.config),
             "dataset_options": request.dataset_options, "seconds": time.perf_counter() - started,
             "timesteps": trainer.num_timesteps,
             "parameters_identical_across_ranks": world.identical(trainer.get_parameters()),
